@@ -1,0 +1,71 @@
+# jettag: jet-flavour tagging from Pythia 8 events to ATLAS-style ROC curves.
+#
+#   snakemake --cores 2                                         # the default analysis
+#   snakemake --cores 2 --configfile workflow/configs/ci.yaml   # a tiny one, for tests
+#
+# Each rule runs one `jettag <stage>` command with explicit inputs and outputs; `-p` prints
+# it. Each rule's `params.settings` holds the config it depends on, so that editing one
+# section reruns only the stages that read it (Snakemake's params rerun trigger).
+# Pass a whole config file with --configfile; `--config key=value` overrides would not
+# reach the jettag commands and are refused.
+
+import os
+
+import jettag.config as jcfg
+
+if workflow.overwrite_configfiles:
+    if len(workflow.overwrite_configfiles) != 1:
+        raise WorkflowError("give exactly one --configfile (a complete analysis config)")
+    # relative where possible, so that printed commands are short and portable
+    CONFIG_FILE = os.path.relpath(workflow.overwrite_configfiles[0])
+else:
+    CONFIG_FILE = "config.yaml"
+
+    configfile: "config.yaml"
+
+
+# Validated (and default-filled) before any job is planned: a bad key fails here.
+try:
+    CONFIG = jcfg.load_config(CONFIG_FILE)
+except jcfg.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+if jcfg.validate_config(config, CONFIG_FILE) != CONFIG:
+    raise WorkflowError(
+        "--config overrides are not passed to jettag commands; write them into a config file"
+    )
+
+
+wildcard_constraints:
+    sample=r"[A-Za-z][A-Za-z0-9_]*",
+    dataset=r"[A-Za-z][A-Za-z0-9_]*",
+    model=r"[A-Za-z][A-Za-z0-9_]*",
+    tagger=r"[A-Za-z][A-Za-z0-9_]*",
+    shard=r"\d+",
+    member=r"\d+",
+
+
+MODELS = list(CONFIG["models"])
+BASELINES = list(CONFIG["baselines"])
+TAGGERS = BASELINES + MODELS
+MAIN_DATASET = CONFIG["models"][MODELS[0]]["dataset"]
+
+
+def tagger_dataset(name):
+    """Dataset a model or baseline is trained and evaluated on."""
+    return (CONFIG["models"].get(name) or CONFIG["baselines"][name])["dataset"]
+
+
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    input:
+        expand("results/metrics/{tagger}.json", tagger=TAGGERS),
+        expand("results/plots/roc.{ext}", ext=CONFIG["plots"]["formats"]),
+        expand("results/plots/loss_{model}.{ext}", model=MODELS, ext=CONFIG["plots"]["formats"]),
+    default_target: True

@@ -1,0 +1,221 @@
+"""`jettag <stage> ...`: one thin command per pipeline stage, explicit inputs and outputs.
+
+Every Snakemake rule runs one of these; `snakemake -p` prints the exact line to rerun a
+stage by hand. Commands parse arguments, load and validate the config, and call one library
+function; no physics lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from jettag import config as cfg
+
+log = logging.getLogger("jettag")
+
+
+def _sqrt_s_tev(config: dict, dataset: str) -> float:
+    """Centre-of-mass energy of a sample in TeV, for plot labels."""
+    return cfg.sample_config(config, dataset).sqrt_s_gev / 1000.0
+
+
+def cmd_generate(args: argparse.Namespace, config: dict) -> None:
+    """Generate one shard of a sample with Pythia 8 + FastJet + the parametrised tracker."""
+    from jettag.simulate.generate import generate_shard
+
+    sample = cfg.sample_config(config, args.sample)
+    if sample.source != "generate":
+        raise cfg.ConfigError(f"sample '{args.sample}' has source '{sample.source}', not generate")
+    if not 0 <= args.shard < sample.n_shards:
+        raise cfg.ConfigError(f"shard {args.shard} outside 0..{sample.n_shards - 1}")
+    simulation = cfg.section(cfg.SimulationConfig, config["simulation"])
+    stats = generate_shard(args.sample, sample, simulation, config["seed"], args.shard, args.output)
+    log.info("generate %s/%d: %s", args.sample, args.shard, stats)
+
+
+def cmd_ingest(args: argparse.Namespace, config: dict) -> None:
+    """Convert a sample's ROOT/HDF5 files into the canonical HDF5 file."""
+    from jettag.io.ingest import ingest_sample
+
+    sample = cfg.sample_config(config, args.sample)
+    ingest = cfg.section(cfg.IngestConfig, config["ingest"])
+    stats = ingest_sample(sample, args.inputs, ingest, args.output)
+    log.info("ingest %s: %s", args.sample, stats)
+
+
+def cmd_prepare(args: argparse.Namespace, config: dict) -> None:
+    """Split, derive, normalise and weight a dataset."""
+    from jettag.features.prepare import prepare_dataset
+
+    cfg.sample_config(config, args.dataset)
+    prepare = cfg.section(cfg.PrepareConfig, config["prepare"])
+    prepare_dataset(args.input, prepare, config["seed"], args.output_dir)
+
+
+def cmd_train(args: argparse.Namespace, config: dict) -> None:
+    """Train one member of a model."""
+    from jettag.training.loop import train_model
+
+    model = cfg.model_config(config, args.model)
+    if not 0 <= args.member < model.members:
+        raise cfg.ConfigError(f"member {args.member} outside 0..{model.members - 1}")
+    history = train_model(
+        args.model, model, args.data_dir, args.output_dir, config["seed"], args.member,
+        threads=args.threads,
+    )  # fmt: skip
+    best = min(history, key=lambda row: row["val_loss"])
+    log.info("train %s/%d: %d epochs, best val loss %.4f at epoch %d", args.model, args.member,
+             len(history), best["val_loss"], best["epoch"])  # fmt: skip
+
+
+def cmd_fit_baseline(args: argparse.Namespace, config: dict) -> None:
+    """Fit the track templates of an IP3D-like baseline on the training split."""
+    import h5py
+
+    from jettag.atomic import write_json
+    from jettag.models import ip3d
+
+    baseline = cfg.baseline_config(config, args.baseline)
+    with h5py.File(args.data_dir / "train.h5", "r") as f:
+        jets, tracks = f["jets"][:], f["tracks"][:]
+        classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
+    templates = ip3d.fit_templates(
+        tracks, jets["flavour_label"], classes, baseline.sd0_bins, baseline.sz0_bins
+    )
+    write_json(args.output, templates.to_dict())
+
+
+def cmd_predict(args: argparse.Namespace, config: dict) -> None:
+    """Score the test split with a model's members or a baseline."""
+    from jettag.evaluation.predict import predict
+
+    if args.tagger in config["models"]:
+        kind = "network"
+    else:
+        kind = cfg.baseline_config(config, args.tagger).kind
+    predict(args.tagger, args.test, args.members, kind, args.output)
+
+
+def cmd_evaluate(args: argparse.Namespace, config: dict) -> None:
+    """Metrics (AUC, working points, ROC) of one tagger's predictions."""
+    from jettag.evaluation.evaluate import evaluate
+
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    metrics = evaluate(args.predictions, evaluation, args.output)
+    wp = metrics["working_points"].get("77") or next(iter(metrics["working_points"].values()))
+    log.info("evaluate %s: AUC(b vs light) %.4f, light rejection %.1f, c rejection %.2f (77%% WP)",
+             metrics["tagger"], metrics["auc"]["b_vs_light"], wp["light_rejection"] or float("inf"),
+             wp["c_rejection"] or float("inf"))  # fmt: skip
+
+
+def cmd_plot_roc(args: argparse.Namespace, config: dict) -> None:
+    """Draw the ROC figure from metrics files."""
+    from jettag.plotting.roc import plot_roc
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    taggers = [json.loads(Path(p).read_text())["tagger"] for p in args.metrics]
+    labels = [cfg.tagger_label(config, t) for t in taggers]
+    reference = plots.reference or next(iter(config["baselines"]), taggers[0])
+    dataset = (config["models"].get(taggers[0]) or config["baselines"][taggers[0]])["dataset"]
+    plot_roc(args.metrics, labels, reference, args.output_stem, plots.atlas_text,
+             _sqrt_s_tev(config, dataset), plots.formats)  # fmt: skip
+
+
+def cmd_plot_loss(args: argparse.Namespace, config: dict) -> None:
+    """Draw loss curves of a model's members."""
+    from jettag.plotting.curves import plot_loss
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    model = cfg.model_config(config, args.model)
+    plot_loss(args.histories, cfg.tagger_label(config, args.model), args.output_stem,
+              plots.atlas_text, _sqrt_s_tev(config, model.dataset), plots.formats)  # fmt: skip
+
+
+def cmd_check_config(args: argparse.Namespace, config: dict) -> None:
+    """Validate a config and print it with every default filled in."""
+    import yaml
+
+    sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per stage."""
+    parser = argparse.ArgumentParser(prog="jettag", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", required=True)
+
+    def stage(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", type=Path, required=True, help="analysis YAML config")
+        p.set_defaults(func=func)
+        return p
+
+    p = stage("check-config", cmd_check_config, "validate a config and print it with defaults")
+    p = stage("generate", cmd_generate, "generate one shard of a sample")
+    p.add_argument("--sample", required=True)
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--output", type=Path, required=True, help="ROOT file to write")
+    p = stage("ingest", cmd_ingest, "ROOT/HDF5 inputs -> canonical HDF5")
+    p.add_argument("--sample", required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("inputs", type=Path, nargs="+", help="ROOT or HDF5 files")
+    p = stage("prepare", cmd_prepare, "canonical HDF5 -> train/val/test, norm.yaml, weights.yaml")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--output-dir", type=Path, required=True)
+    p = stage("train", cmd_train, "train one member of a model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--member", type=int, default=0)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--output-dir", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p = stage("fit-baseline", cmd_fit_baseline, "fit an IP3D-like baseline's templates")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p = stage("predict", cmd_predict, "score the test split with a tagger")
+    p.add_argument("--tagger", required=True)
+    p.add_argument("--test", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("members", type=Path, nargs="+", help="best.pt of each member, or templates")
+    p = stage("evaluate", cmd_evaluate, "metrics of one tagger")
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p = stage("plot-roc", cmd_plot_roc, "ROC curves with ratio panels")
+    p.add_argument("--output-stem", type=Path, required=True, help="path without extension")
+    p.add_argument("metrics", type=Path, nargs="+")
+    p = stage("plot-loss", cmd_plot_loss, "loss curves of a model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
+    p.add_argument("histories", type=Path, nargs="+")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `jettag` command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    from jettag.io.readers import InputError
+
+    start = time.perf_counter()
+    try:
+        config = cfg.load_config(args.config)
+        args.func(args, config)
+    except (cfg.ConfigError, InputError) as err:
+        print(f"jettag {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    log.info("%s finished in %.1f s", args.stage, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+"""Read, validate and default-fill an analysis configuration; typed views of its sections.
+
+The JSON Schema in workflow/schemas/config.schema.yaml is the single source of truth for
+keys, types and defaults. Snakemake and the CLI both go through `load_config`, so a bad
+key fails the same way, before any work starts, wherever it is run from.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that does not match the schema or refers to something undefined."""
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The configuration JSON Schema (draft 2020-12), shipped inside the package."""
+    text = resources.files("jettag").joinpath("schema/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (only '#/$defs/name' is used in the schema)."""
+    while "$ref" in node:
+        ref = node["$ref"]
+        if not ref.startswith("#/$defs/"):
+            raise ConfigError(f"unsupported schema reference {ref!r}")
+        merged = dict(root["$defs"][ref.removeprefix("#/$defs/")])
+        merged.update({k: v for k, v in node.items() if k != "$ref"})
+        node = merged
+    return node
+
+
+def _fill_defaults(instance: Any, node: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert schema defaults into `instance` in place, recursively."""
+    node = _resolve(node, root)
+    if not isinstance(instance, dict):
+        if isinstance(instance, list) and "items" in node:
+            for item in instance:
+                _fill_defaults(item, node["items"], root)
+        return
+    properties = node.get("properties", {})
+    for key, sub in properties.items():
+        sub_resolved = _resolve(sub, root)
+        if key not in instance and "default" in sub_resolved:
+            instance[key] = copy.deepcopy(sub_resolved["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in properties:
+                _fill_defaults(value, extra, root)
+
+
+def _format_error(error: jsonschema.ValidationError, source: str) -> str:
+    """One line naming the file, the key path and what is wrong."""
+    path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    return f"{source}: invalid config at '{path}': {error.message}"
+
+
+def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate against the schema, fill in defaults and check cross-references; return a copy."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_format_error(e, source) for e in errors))
+    filled = copy.deepcopy(config)
+    _fill_defaults(filled, schema(), schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:  # a default that breaks a constraint is a bug in the schema itself
+        raise ConfigError("\n".join(_format_error(e, source + " (defaults)") for e in errors))
+    _check_references(filled, source)
+    return filled
+
+
+def _check_references(config: dict[str, Any], source: str) -> None:
+    """Names used across sections must exist: datasets, class names, reference tagger."""
+    samples = config["samples"]
+    class_names = [c["name"] for c in config["prepare"]["classes"]]
+    for required in ("b", "c", "light"):
+        if required not in class_names:
+            raise ConfigError(
+                f"{source}: prepare.classes must include '{required}' (have {class_names})"
+            )
+    if len(set(class_names)) != len(class_names):
+        raise ConfigError(f"{source}: prepare.classes has duplicate names {class_names}")
+    split = config["prepare"]["split"]
+    if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-9:
+        raise ConfigError(f"{source}: prepare.split fractions must add up to 1, got {split}")
+    if config["prepare"]["reweight"]["target"] not in class_names:
+        raise ConfigError(
+            f"{source}: prepare.reweight.target '{config['prepare']['reweight']['target']}'"
+            f" is not a class in {class_names}"
+        )
+    track_names = [t["name"] for t in config["prepare"]["track_inputs"]]
+    taggers = {**config["models"], **config["baselines"]}
+    clash = set(config["models"]) & set(config["baselines"])
+    if clash:
+        raise ConfigError(f"{source}: names used by both models and baselines: {sorted(clash)}")
+    for name, section in taggers.items():
+        kind = "models" if name in config["models"] else "baselines"
+        if section["dataset"] not in samples:
+            raise ConfigError(
+                f"{source}: {kind}.{name}.dataset '{section['dataset']}' is not in samples"
+                f" ({sorted(samples)})"
+            )
+        for var in section.get("track_inputs") or []:
+            if var not in track_names:
+                raise ConfigError(
+                    f"{source}: {kind}.{name}.track_inputs: '{var}' is not in"
+                    f" prepare.track_inputs ({track_names})"
+                )
+    reference = config["plots"]["reference"]
+    if reference is not None and reference not in taggers:
+        raise ConfigError(f"{source}: plots.reference '{reference}' is not a model or baseline")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config with safe_load, validate it and fill defaults."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: config file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping at the top level")
+    return validate_config(raw, str(path))
+
+
+# ---------------------------------------------------------------------------------------
+# Typed, frozen views of the sections that library functions take.
+
+
+@dataclasses.dataclass(frozen=True)
+class JetsConfig:
+    """Jet definition of generated samples."""
+
+    radius: float
+    pt_min_gev: float
+    abs_eta_max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LabellingConfig:
+    """Hadron cone labelling (HadronConeExclTruthLabelID)."""
+
+    hadron_pt_min_gev: float
+    delta_r: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolution:
+    """sigma = sqrt(constant^2 + (multiple_scattering / (pT sqrt(sin theta)))^2)."""
+
+    constant: float
+    multiple_scattering: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PtResolution:
+    """sigma(pT)/pT = sqrt(constant^2 + (slope_per_gev pT)^2)."""
+
+    constant: float
+    slope_per_gev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AssociationCone:
+    """dR < a + exp(b + c_per_mev pT[MeV])."""
+
+    a: float
+    b: float
+    c_per_mev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerConfig:
+    """The parametrised tracker."""
+
+    b_field_tesla: float
+    pt_min_gev: float
+    abs_eta_max: float
+    max_production_radius_mm: float
+    efficiency: float
+    d0_resolution_mm: Resolution
+    z0_resolution_mm: Resolution
+    pt_resolution: PtResolution
+    primary_vertex_z_resolution_mm: float
+    max_abs_d0_mm: float
+    max_abs_z0_sin_theta_mm: float
+    association_cone: AssociationCone
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """Everything the generator needs beyond the sample itself."""
+
+    jets: JetsConfig
+    labelling: LabellingConfig
+    tracker: TrackerConfig
+    beam_spot_sigma_z_mm: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    """One input sample: generated, or read from ROOT/HDF5 files."""
+
+    source: str
+    label: str
+    process: str
+    sqrt_s_gev: float
+    n_shards: int
+    events_per_shard: int
+    tree: str
+    branches: dict[str, str]
+    files: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    """Canonical HDF5 writing."""
+
+    max_tracks: int
+    compression: str
+    chunk_jets: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassConfig:
+    """One output class and the truth labels that make it."""
+
+    name: str
+    truth_labels: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Event fractions of the three splits."""
+
+    train: float
+    val: float
+    test: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ReweightConfig:
+    """pT reweighting of each flavour to a target flavour."""
+
+    enabled: bool
+    target: str
+    pt_bins_gev: tuple[float, ...]
+    max_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """A model input: variable name, transform, and whether to normalise it."""
+
+    name: str
+    transform: str
+    normalise: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Preprocessing: classes, splits, reweighting and model inputs."""
+
+    classes: tuple[ClassConfig, ...]
+    split: SplitConfig
+    reweight: ReweightConfig
+    track_inputs: tuple[InputConfig, ...]
+    jet_inputs: tuple[InputConfig, ...]
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in output order."""
+        return [c.name for c in self.classes]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Optimiser, schedule and stopping."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    patience: int
+    min_delta: float
+    use_sample_weights: bool
+    use_class_weights: bool
+    max_train_jets: int | None
+    device: str
+    num_threads: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepSetsConfig:
+    """DIPS-like Deep Sets sizes."""
+
+    track_layers: tuple[int, ...]
+    jet_layers: tuple[int, ...]
+    activation: str
+    dropout: float
+    normalisation: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A trained tagger."""
+
+    dataset: str
+    architecture: str
+    members: int
+    deepsets: DeepSetsConfig
+    training: TrainingConfig
+    label: str | None = None
+    track_inputs: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+    """A tagger without training."""
+
+    dataset: str
+    kind: str
+    sd0_bins: tuple[float, ...]
+    sz0_bins: tuple[float, ...]
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RocGrid:
+    """b-efficiency grid for stored ROC curves."""
+
+    start: float
+    stop: float
+    points: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Discriminant and working points."""
+
+    f_c: float
+    working_points: tuple[float, ...]
+    roc_b_efficiencies: RocGrid
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotsConfig:
+    """Plot appearance."""
+
+    reference: str | None
+    atlas_text: str
+    formats: tuple[str, ...]
+
+
+def section(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a frozen dataclass (recursively) from a validated config mapping."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name not in data:
+            continue
+        kwargs[field.name] = _convert(hints[field.name], data[field.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """Convert one value to the annotated type: nested dataclasses, tuples."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return section(hint, value)
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_convert(item, v) for v in value)
+    if origin is dict:
+        return dict(value)
+    return value
+
+
+def tagger_label(config: dict[str, Any], name: str) -> str:
+    """Legend text of a model or baseline."""
+    entry = config["models"].get(name) or config["baselines"].get(name)
+    if entry is None:
+        raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
+    return entry.get("label") or name
+
+
+def model_config(config: dict[str, Any], name: str) -> ModelConfig:
+    """The typed section of one model, with a clear error for an unknown name."""
+    if name not in config["models"]:
+        raise ConfigError(f"model '{name}' is not in the config (have {sorted(config['models'])})")
+    return section(ModelConfig, config["models"][name])
+
+
+def baseline_config(config: dict[str, Any], name: str) -> BaselineConfig:
+    """The typed section of one baseline."""
+    if name not in config["baselines"]:
+        raise ConfigError(
+            f"baseline '{name}' is not in the config (have {sorted(config['baselines'])})"
+        )
+    return section(BaselineConfig, config["baselines"][name])
+
+
+def sample_config(config: dict[str, Any], name: str) -> SampleConfig:
+    """The typed section of one sample."""
+    if name not in config["samples"]:
+        raise ConfigError(
+            f"sample '{name}' is not in the config (have {sorted(config['samples'])})"
+        )
+    return section(SampleConfig, config["samples"][name])

@@ -1,0 +1,1 @@
+"""Evaluation: predictions, discriminants, ROC curves and working points."""

@@ -1,0 +1,79 @@
+"""The evaluate stage: predictions -> metrics JSON (AUC, working points, ROC curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from jettag.atomic import write_json
+from jettag.config import EvaluationConfig
+from jettag.evaluation.metrics import (
+    auc,
+    b_discriminant,
+    cut_for_efficiency,
+    efficiency,
+    rejection,
+    roc_curve,
+)
+from jettag.evaluation.predict import SHORT_CLASS
+
+
+def evaluate(predictions: Path, config: EvaluationConfig, output: Path) -> dict:
+    """Compute and write the metrics of one tagger's predictions (unweighted test jets)."""
+    with h5py.File(predictions, "r") as f:
+        jets = f["jets"][:]
+        classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
+        tagger = str(f["jets"].attrs["tagger"])
+        sample_label = str(f["jets"].attrs.get("sample_label", ""))
+    index = {name: classes.index(name) for name in ("b", "c", "light")}
+    prob = {name: jets[f"{tagger}_{SHORT_CLASS[name]}"] for name in index}
+    db = b_discriminant(prob["b"], prob["c"], prob["light"], config.f_c)
+    labels = jets["flavour_label"]
+    weights = np.ones(len(jets))  # ATLAS quotes performance on the natural ttbar spectrum
+    is_b = labels == index["b"]
+    grid = np.linspace(
+        config.roc_b_efficiencies.start, config.roc_b_efficiencies.stop,
+        config.roc_b_efficiencies.points,
+    )  # fmt: skip
+    backgrounds = {"c": index["c"], "light": index["light"]}
+    working_points = {}
+    for wp in config.working_points:
+        cut = cut_for_efficiency(db[is_b], weights[is_b], wp)
+        entry = {"cut": cut}
+        b_eff, b_err = efficiency(db[is_b] > cut, weights[is_b])
+        entry.update(b_efficiency=b_eff, b_efficiency_error=b_err)
+        for name, label in backgrounds.items():
+            sel = labels == label
+            eff, err = efficiency(db[sel] > cut, weights[sel])
+            rej, rej_err = rejection(eff, err)
+            entry.update({f"{name}_efficiency": eff, f"{name}_rejection": rej,
+                          f"{name}_rejection_error": rej_err})  # fmt: skip
+        working_points[f"{round(wp * 100):d}"] = entry
+    metrics = {
+        "tagger": tagger,
+        "sample_label": sample_label,
+        "f_c": config.f_c,
+        "n_jets": {name: int((labels == i).sum()) for name, i in index.items()},
+        "auc": {
+            "b_vs_light": auc(db[is_b], db[labels == index["light"]]),
+            "b_vs_c": auc(db[is_b], db[labels == index["c"]]),
+        },
+        "working_points": working_points,
+        "roc": roc_curve(db, labels, weights, index["b"], backgrounds, grid),
+        "predictions": str(predictions),
+    }
+    write_json(output, _finite(metrics))
+    return metrics
+
+
+def _finite(value):
+    """Replace inf/nan by None so the JSON is standard (and says 'no value' honestly)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

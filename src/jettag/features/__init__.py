@@ -1,0 +1,1 @@
+"""Preprocessing: derived variables, transforms, normalisation, reweighting, splits."""

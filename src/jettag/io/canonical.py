@@ -1,0 +1,109 @@
+"""The canonical HDF5 layout (ATLAS FTAG): a `jets` table, a (n_jets, max_tracks) `tracks` table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+
+JET_DTYPE = np.dtype(
+    [
+        ("pt", "f4"),  # GeV
+        ("eta", "f4"),
+        ("phi", "f4"),
+        ("mass", "f4"),  # GeV
+        ("HadronConeExclTruthLabelID", "i4"),
+        ("eventNumber", "i8"),
+        ("n_tracks", "i4"),  # associated tracks before truncation to max_tracks
+    ]
+)
+TRACK_DTYPE = np.dtype(
+    [
+        ("valid", "?"),
+        ("pt", "f4"),  # GeV
+        ("eta", "f4"),
+        ("phi", "f4"),
+        ("charge", "f4"),
+        ("d0", "f4"),  # mm, from the primary vertex
+        ("z0SinTheta", "f4"),  # mm
+        ("d0Uncertainty", "f4"),
+        ("z0SinThetaUncertainty", "f4"),
+        ("ftagTruthOriginLabel", "i4"),  # -1 on padding and where unknown
+    ]
+)
+# Fields an input must provide (the rest are computed or optional).
+REQUIRED_JET_FIELDS = ("pt", "eta", "phi", "mass", "HadronConeExclTruthLabelID", "eventNumber")
+REQUIRED_TRACK_FIELDS = (
+    "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty", "z0SinThetaUncertainty",
+)  # fmt: skip
+OPTIONAL_TRACK_FIELDS = ("ftagTruthOriginLabel",)
+
+
+def compression_options(compression: str) -> dict:
+    """h5py keyword arguments for a compression name readable by plain h5py."""
+    return {} if compression == "none" else {"compression": compression}
+
+
+class CanonicalWriter:
+    """Append (jets, tracks) blocks to an HDF5 file in the FTAG layout."""
+
+    def __init__(
+        self,
+        path: Path,
+        jet_dtype: np.dtype,
+        track_dtype: np.dtype,
+        max_tracks: int,
+        compression: str = "lzf",
+        attrs: dict | None = None,
+    ) -> None:
+        self.file = h5py.File(path, "w")
+        chunk_rows = 1024
+        options = compression_options(compression)
+        self.jets = self.file.create_dataset(
+            "jets", shape=(0,), maxshape=(None,), dtype=jet_dtype, chunks=(chunk_rows * 8,),
+            **options,
+        )  # fmt: skip
+        self.tracks = self.file.create_dataset(
+            "tracks", shape=(0, max_tracks), maxshape=(None, max_tracks), dtype=track_dtype,
+            chunks=(chunk_rows, max_tracks), **options,
+        )  # fmt: skip
+        for key, value in (attrs or {}).items():
+            self.jets.attrs[key] = value
+
+    def append(self, jets: np.ndarray, tracks: np.ndarray) -> None:
+        """Append a block; jets (n,), tracks (n, max_tracks)."""
+        n0 = self.jets.shape[0]
+        n1 = n0 + jets.shape[0]
+        self.jets.resize((n1,))
+        self.tracks.resize((n1, self.tracks.shape[1]))
+        self.jets[n0:n1] = jets
+        self.tracks[n0:n1] = tracks
+
+    def __enter__(self) -> CanonicalWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.file.close()
+
+
+def iterate_blocks(path: Path, block_jets: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (jets, tracks) blocks of a canonical file in order."""
+    with h5py.File(path, "r") as f:
+        n = f["jets"].shape[0]
+        for start in range(0, n, block_jets):
+            stop = min(start + block_jets, n)
+            yield f["jets"][start:stop], f["tracks"][start:stop]
+
+
+def read_all(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read the whole jets and tracks tables of an HDF5 file."""
+    with h5py.File(path, "r") as f:
+        return f["jets"][:], f["tracks"][:]

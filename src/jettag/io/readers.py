@@ -1,0 +1,202 @@
+"""Read jets and their tracks from ROOT (uproot) or FTAG-layout HDF5, block by block.
+
+Both readers yield blocks in the canonical layout (jets (n,), tracks (n, max_tracks), valid
+tracks packed first, sorted by the truncation key), with errors that name the file and the
+branch or field at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import awkward as ak
+import h5py
+import numpy as np
+
+from jettag.io.canonical import (
+    JET_DTYPE,
+    OPTIONAL_TRACK_FIELDS,
+    REQUIRED_JET_FIELDS,
+    REQUIRED_TRACK_FIELDS,
+    TRACK_DTYPE,
+)
+
+
+class InputError(ValueError):
+    """An input file that cannot be read as a jet/track collection; the message names it."""
+
+
+def default_branches() -> dict[str, str]:
+    """jettag's own ROOT branch names: jet_<field> and trk_<field> (what generate writes)."""
+    names = {f"jet_{f}": f"jet_{f}" for f in REQUIRED_JET_FIELDS if f != "eventNumber"}
+    names["jet_eventNumber"] = "eventNumber"
+    names.update({f"trk_{f}": f"trk_{f}" for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS})
+    return names
+
+
+def _branch_map(overrides: Mapping[str, str], path: Path) -> dict[str, str]:
+    """Default branch names with the config's overrides; unknown keys are errors."""
+    names = default_branches()
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise InputError(
+            f"{path}: samples.*.branches has unknown keys {unknown}; known: {sorted(names)}"
+        )
+    names.update(overrides)
+    return names
+
+
+def sort_and_pad(
+    tracks: ak.Array, sort_key: ak.Array, max_tracks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jagged tracks -> (n, max_tracks) structured array, sorted by key descending, and n_tracks."""
+    order = ak.argsort(sort_key, axis=1, ascending=False, stable=True)
+    tracks = tracks[order]
+    n_tracks = ak.to_numpy(ak.num(tracks, axis=1)).astype(np.int32)
+    out = np.zeros((len(n_tracks), max_tracks), dtype=TRACK_DTYPE)
+    out["ftagTruthOriginLabel"] = -1
+    for field in tracks.fields:
+        padded = ak.fill_none(ak.pad_none(tracks[field], max_tracks, axis=1, clip=True), 0)
+        out[field] = ak.to_numpy(padded)
+    out["valid"] = np.arange(max_tracks)[None, :] < n_tracks[:, None]
+    if "ftagTruthOriginLabel" in tracks.fields:
+        out["ftagTruthOriginLabel"][~out["valid"]] = -1
+    return out, n_tracks
+
+
+def _check_finite(block: Mapping[str, np.ndarray | ak.Array], path: Path, what: str) -> None:
+    """Raise naming the variable and the number of jets when any value is NaN or infinite."""
+    for name, values in block.items():
+        if isinstance(values, ak.Array):
+            flat = ak.to_numpy(ak.flatten(values, axis=None))
+            if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
+                n_bad = int(ak.sum(ak.any(~np.isfinite(values), axis=1)))
+                raise InputError(f"{path}: {what} '{name}' has NaN or inf values in {n_bad} jets")
+        elif values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            bad = ~np.isfinite(values)
+            n_bad = int(bad.reshape(len(bad), -1).any(axis=1).sum())
+            raise InputError(f"{path}: {what} '{name}' has NaN or inf values in {n_bad} jets")
+
+
+def iterate_root(
+    path: Path, tree_name: str, overrides: Mapping[str, str], max_tracks: int, step: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield canonical (jets, tracks) blocks from a ROOT TTree with one entry per jet."""
+    import uproot
+
+    names = _branch_map(overrides, path)
+    try:
+        file = uproot.open(path)
+    except Exception as err:  # uproot raises many types for corrupt or truncated files
+        raise InputError(f"{path}: cannot be opened as a ROOT file ({err})") from err
+    with file:
+        if tree_name not in file:
+            raise InputError(
+                f"{path}: no tree '{tree_name}'; the file has {sorted(file.keys(cycle=False))}"
+            )
+        tree = file[tree_name]
+        available = set(tree.keys())
+        optional = {names[f"trk_{f}"] for f in OPTIONAL_TRACK_FIELDS}
+        wanted = {key: branch for key, branch in names.items() if branch in available
+                  or branch not in optional}  # fmt: skip
+        missing = sorted(b for b in wanted.values() if b not in available)
+        if missing:
+            raise InputError(
+                f"{path}: tree '{tree_name}' lacks branches {missing}; it has {sorted(available)}"
+            )
+        try:
+            for chunk in tree.iterate(sorted(set(wanted.values())), step_size=step):
+                yield _root_chunk_to_canonical(chunk, wanted, max_tracks, path)
+        except InputError:
+            raise
+        except Exception as err:
+            raise InputError(f"{path}: failed while reading tree '{tree_name}': {err}") from err
+
+
+def _root_chunk_to_canonical(
+    chunk: ak.Array, names: Mapping[str, str], max_tracks: int, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert one uproot chunk to canonical numpy blocks."""
+    jets_in = {f: ak.to_numpy(chunk[names[f"jet_{f}"]]) for f in REQUIRED_JET_FIELDS}
+    track_fields = [f for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS if f"trk_{f}" in names]
+    tracks_in = {f: chunk[names[f"trk_{f}"]] for f in track_fields}
+    _check_finite(jets_in, path, "jet variable")
+    _check_finite(tracks_in, path, "track variable")
+    tracks_jagged = ak.zip(tracks_in)
+    significance = np.abs(tracks_jagged.d0) / tracks_jagged.d0Uncertainty
+    tracks, n_tracks = sort_and_pad(tracks_jagged, significance, max_tracks)
+    jets = np.zeros(len(n_tracks), dtype=JET_DTYPE)
+    for field, values in jets_in.items():
+        jets[field] = values
+    jets["n_tracks"] = n_tracks
+    return jets, tracks
+
+
+def iterate_h5(
+    path: Path, overrides: Mapping[str, str], max_tracks: int, step: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield canonical blocks from an FTAG-layout HDF5 file (jets table, padded tracks table)."""
+    _branch_map(overrides, path)  # rejects unknown keys
+    # HDF5 fields default to the canonical names; overrides use the same jet_/trk_ keys
+    jet_names = {f: overrides.get(f"jet_{f}", f) for f in REQUIRED_JET_FIELDS}
+    trk_names = {
+        f: overrides.get(f"trk_{f}", f) for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS
+    }
+    try:
+        file = h5py.File(path, "r")
+    except Exception as err:
+        raise InputError(f"{path}: cannot be opened as an HDF5 file ({err})") from err
+    with file:
+        for key in ("jets", "tracks"):
+            if key not in file:
+                raise InputError(f"{path}: no dataset '{key}'; the file has {sorted(file.keys())}")
+        jets_ds, tracks_ds = file["jets"], file["tracks"]
+        if tracks_ds.ndim != 2 or tracks_ds.shape[0] != jets_ds.shape[0]:
+            raise InputError(
+                f"{path}: 'tracks' has shape {tracks_ds.shape}, expected ({jets_ds.shape[0]}, n)"
+            )
+        _require_fields(path, "jets", jets_ds.dtype.names or (), jet_names.values())
+        track_have = tracks_ds.dtype.names or ()
+        optional = {trk_names[f] for f in OPTIONAL_TRACK_FIELDS}
+        trk_names = {f: n for f, n in trk_names.items() if n in track_have or n not in optional}
+        _require_fields(path, "tracks", track_have, [*trk_names.values(), "valid"])
+        for start in range(0, jets_ds.shape[0], step):
+            try:
+                jets_raw = jets_ds[start : start + step]
+                tracks_raw = tracks_ds[start : start + step]
+            except Exception as err:
+                raise InputError(f"{path}: failed reading rows from {start}: {err}") from err
+            yield _h5_block_to_canonical(
+                jets_raw, tracks_raw, jet_names, trk_names, max_tracks, path
+            )
+
+
+def _require_fields(path: Path, dataset: str, have, wanted) -> None:
+    """Raise listing what the dataset has when a wanted field is missing."""
+    missing = sorted(set(wanted) - set(have))
+    if missing:
+        raise InputError(
+            f"{path}: dataset '{dataset}' lacks fields {missing}; it has {sorted(have)}"
+        )
+
+
+def _h5_block_to_canonical(
+    jets_raw, tracks_raw, jet_names, trk_names, max_tracks: int, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert one block of an FTAG file, re-sorting and re-padding its tracks."""
+    valid = tracks_raw["valid"].astype(bool)
+    _check_finite({f: jets_raw[n] for f, n in jet_names.items()}, path, "jet variable")
+    _check_finite(
+        {f: np.where(valid, tracks_raw[n], 0) for f, n in trk_names.items()}, path,
+        "track variable",
+    )  # fmt: skip
+    counts = valid.sum(axis=1)
+    jagged = ak.unflatten(ak.zip({f: tracks_raw[n][valid] for f, n in trk_names.items()}), counts)
+    significance = np.abs(jagged.d0) / jagged.d0Uncertainty
+    tracks, n_tracks = sort_and_pad(jagged, significance, max_tracks)
+    jets = np.zeros(len(jets_raw), dtype=JET_DTYPE)
+    for field, name in jet_names.items():
+        jets[field] = jets_raw[name]
+    jets["n_tracks"] = n_tracks
+    return jets, tracks

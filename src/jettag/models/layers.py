@@ -1,0 +1,41 @@
+"""Layers shared by the taggers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def mlp(
+    n_in: int,
+    sizes: list[int] | tuple[int, ...],
+    activation: str = "relu",
+    dropout: float = 0.0,
+    normalisation: str = "none",
+) -> nn.Sequential:
+    """Linear -> [norm] -> activation -> [dropout] for each size; the output is activated."""
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers.append(nn.Linear(n_in, size))
+        if normalisation == "layer":
+            layers.append(nn.LayerNorm(size))
+        elif normalisation == "batch":
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(ACTIVATIONS[activation]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        n_in = size
+    return nn.Sequential(*layers)
+
+
+def masked_sum(per_track: torch.Tensor, valid: torch.Tensor, n_jets: int) -> torch.Tensor:
+    """Sum of per-valid-track vectors into their jets.
+
+    per_track: (n_valid_tracks, d) for the True entries of valid, in row-major order;
+    valid: (batch, max_tracks) bool, True = real track. Returns (batch, d).
+    """
+    jet_index = valid.nonzero(as_tuple=True)[0]
+    out = per_track.new_zeros(n_jets, per_track.shape[1])
+    return out.index_add_(0, jet_index, per_track)

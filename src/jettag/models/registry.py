@@ -1,0 +1,17 @@
+"""Build a tagger network from its config section by architecture name."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from jettag.config import ModelConfig
+from jettag.models.deepsets import DeepSets
+
+
+def build_model(
+    config: ModelConfig, n_track_features: int, n_jet_features: int, n_classes: int
+) -> nn.Module:
+    """The network named by config.architecture, freshly initialised."""
+    if config.architecture == "deepsets":
+        return DeepSets(n_track_features, n_jet_features, n_classes, config.deepsets)
+    raise ValueError(f"unknown architecture '{config.architecture}'")

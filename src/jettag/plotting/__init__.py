@@ -1,0 +1,1 @@
+"""ATLAS-style plots drawn from saved results (metrics JSON, history CSV)."""

@@ -1,0 +1,55 @@
+"""Learning diagnostics: training and validation loss per epoch."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from jettag.plotting.style import atlas_label, save_figure, use_style
+
+
+def read_history(path: Path) -> dict[str, np.ndarray]:
+    """history.csv columns as float arrays."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path}: history has no epochs")
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def plot_loss(
+    history_files: Sequence[Path],
+    label: str,
+    stem: Path,
+    atlas_text: str,
+    sqrt_s_tev: float,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Training and validation loss vs epoch for each member, best epoch marked."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for k, path in enumerate(history_files):
+        h = read_history(Path(path))
+        epoch = h["epoch"] + 1
+        suffix = f" (member {k})" if len(history_files) > 1 else ""
+        (line,) = ax.plot(epoch, h["train_loss"], "-", lw=1.8, label=f"Training{suffix}")
+        ax.plot(
+            epoch, h["val_loss"], "--", lw=1.8, color=line.get_color(), label=f"Validation{suffix}"
+        )
+        best = int(np.argmin(h["val_loss"]))
+        ax.plot(epoch[best], h["val_loss"][best], "*", ms=14, color=line.get_color(),
+                label=f"Best epoch ({int(epoch[best])})")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, max(len(read_history(Path(p))["epoch"]) for p in history_files) + 0.5)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Weighted cross-entropy loss")
+    ax.legend(loc="upper right")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.45 * (hi - lo))
+    atlas_label(ax, atlas_text, sqrt_s_tev, label)
+    return save_figure(fig, stem, formats)

@@ -1,0 +1,88 @@
+"""ROC curves: light and c rejection vs b efficiency, with ratio panels against a reference."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+
+from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
+
+BACKGROUNDS = (("light", "-", "Light-jet"), ("c", "--", "$c$-jet"))
+
+
+def _array(values: list) -> np.ndarray:
+    """JSON list (None = no value) -> float array with NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def plot_roc(
+    metrics_files: Sequence[Path],
+    labels: Sequence[str],
+    reference: str | None,
+    stem: Path,
+    atlas_text: str,
+    sqrt_s_tev: float,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Draw the ROC figure from saved metrics; `reference` is the tagger of the ratio panels."""
+    use_style()
+    curves = [json.loads(Path(p).read_text()) for p in metrics_files]
+    taggers = [c["tagger"] for c in curves]
+    ref_index = taggers.index(reference) if reference in taggers else 0
+    fig, axes = plt.subplots(
+        3,
+        1,
+        figsize=(8, 8.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1, 1], "hspace": 0.06},
+    )
+    main = axes[0]
+    ref_roc = curves[ref_index]["roc"]
+    ratio_range: dict[int, list[float]] = {1: [1.0], 2: [1.0]}
+    for k, curve in enumerate(curves):
+        roc = curve["roc"]
+        eff = _array(roc["signal_efficiency"])
+        colour = COLOURS[k % len(COLOURS)]
+        for panel, (bkg, style, _) in enumerate(BACKGROUNDS, start=1):
+            rej, err = _array(roc[f"{bkg}_rejection"]), _array(roc[f"{bkg}_rejection_error"])
+            low = np.maximum(rej - err, 1.0)  # a log axis cannot show a band below 1
+            main.plot(eff, rej, style, color=colour, lw=1.8)
+            main.fill_between(eff, low, rej + err, color=colour, alpha=0.2, lw=0)
+            ref = _array(ref_roc[f"{bkg}_rejection"])
+            ratio = rej / ref
+            axes[panel].plot(eff, ratio, style, color=colour, lw=1.8)
+            axes[panel].fill_between(
+                eff, low / ref, (rej + err) / ref, color=colour, alpha=0.2, lw=0
+            )
+            ratio_range[panel].extend(ratio[np.isfinite(ratio)].tolist())
+    main.set_yscale("log")
+    main.set_ylabel("Background rejection")
+    ymax = np.nanmax([np.nanmax(_array(c["roc"]["light_rejection"])) for c in curves])
+    main.set_ylim(1, ymax**1.35 if np.isfinite(ymax) and ymax > 1 else 10)
+    tagger_handles = [
+        Line2D([], [], color=COLOURS[k % len(COLOURS)], lw=2, label=label)
+        for k, label in enumerate(labels)
+    ]
+    bkg_handles = [Line2D([], [], color="black", ls=s, label=n) for _, s, n in BACKGROUNDS]
+    legend = main.legend(handles=tagger_handles, loc="upper right", title="Tagger")
+    main.add_artist(legend)
+    main.legend(handles=bkg_handles, loc="lower left", title="Rejection of")
+    sample = curves[0].get("sample_label", "")
+    atlas_label(main, atlas_text, sqrt_s_tev, f"{sample}\n$f_c$ = {curves[0]['f_c']:g}")
+    ref_label = labels[ref_index]
+    for panel, (_, _, name) in enumerate(BACKGROUNDS, start=1):
+        axes[panel].set_ylabel(f"{name.split('-')[0]} rej.\nratio", fontsize="small")
+        axes[panel].axhline(1.0, color="grey", lw=1)
+        lo, hi = np.percentile(ratio_range[panel], [1, 99])
+        axes[panel].set_ylim(max(0.0, lo - 0.15 * (hi - lo + 0.2)), hi + 0.35 * (hi - lo + 0.2))
+    axes[1].text(0.02, 0.92, f"Ratio to {ref_label}", transform=axes[1].transAxes,
+                 fontsize="x-small", va="top")  # fmt: skip
+    axes[-1].set_xlabel("$b$-jet efficiency")
+    eff = _array(ref_roc["signal_efficiency"])
+    axes[-1].set_xlim(eff.min(), eff.max())
+    return save_figure(fig, stem, formats)

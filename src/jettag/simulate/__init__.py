@@ -1,0 +1,1 @@
+"""Simulation: Pythia 8 events, FastJet jets, truth labels and a parametrised tracker."""

@@ -1,0 +1,246 @@
+"""The generate stage: Pythia 8 events -> anti-kt jets with labelled, reconstructed tracks -> ROOT.
+
+One shard is one job: its seeds derive from (config seed, sample name, shard index), so the
+same config always gives the same files and shards run in parallel on a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+from tqdm import tqdm
+
+from jettag.atomic import atomic_path
+from jettag.config import SampleConfig, SimulationConfig
+from jettag.kinematics import delta_r, pt_eta_phi_m
+from jettag.simulate import pdg
+from jettag.simulate.pythia import EventRecord, extract_event, make_pythia
+from jettag.simulate.tracker import Tracks, reconstruct_tracks
+from jettag.simulate.truth import labelling_particles, truth_origin
+
+log = logging.getLogger(__name__)
+
+EVENTS_PER_CLUSTERING_BATCH = 250
+MAX_EVENT_NUMBER_PER_SHARD = 1_000_000
+TRACK_FIELDS = (
+    "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty",
+    "z0SinThetaUncertainty", "ftagTruthOriginLabel",
+)  # fmt: skip
+
+
+@dataclass
+class _PendingEvent:
+    """What one event contributes once its jets are clustered."""
+
+    number: int
+    record: EventRecord
+    visible: np.ndarray
+    tracks: Tracks
+    track_origin: np.ndarray
+    hadrons: dict[int, np.ndarray]
+
+
+@dataclass
+class _Output:
+    """Per-jet columns and flattened track columns, accumulated over a shard."""
+
+    jets: dict[str, list] = field(default_factory=lambda: {k: [] for k in _JET_BRANCHES})
+    tracks: dict[str, list] = field(default_factory=lambda: {k: [] for k in TRACK_FIELDS})
+    n_tracks: list = field(default_factory=list)
+
+
+_JET_BRANCHES = {
+    "jet_pt": np.float32,
+    "jet_eta": np.float32,
+    "jet_phi": np.float32,
+    "jet_mass": np.float32,
+    "jet_HadronConeExclTruthLabelID": np.int32,
+    "eventNumber": np.int64,
+}
+
+
+def shard_seeds(seed: int, sample: str, shard: int) -> tuple[int, np.random.SeedSequence]:
+    """(Pythia seed, numpy seed sequence) of one shard, stable across runs and machines."""
+    sequence = np.random.SeedSequence([seed, zlib.crc32(sample.encode()), shard])
+    pythia_seed = int(sequence.generate_state(1)[0] % 900_000_000) + 1
+    return pythia_seed, sequence
+
+
+def generate_shard(
+    sample_name: str,
+    sample: SampleConfig,
+    simulation: SimulationConfig,
+    seed: int,
+    shard: int,
+    output: Path,
+    n_events: int | None = None,
+) -> dict[str, int]:
+    """Generate one shard and write it as a ROOT TTree with one entry per jet."""
+    import fastjet
+
+    n_events = sample.events_per_shard if n_events is None else n_events
+    if n_events >= MAX_EVENT_NUMBER_PER_SHARD:
+        raise ValueError(f"at most {MAX_EVENT_NUMBER_PER_SHARD - 1} events per shard")
+    pythia_seed, sequence = shard_seeds(seed, sample_name, shard)
+    rng = np.random.default_rng(sequence)
+    pythia = make_pythia(
+        sample.process, sample.sqrt_s_gev, pythia_seed, simulation.beam_spot_sigma_z_mm
+    )
+    jet_definition = fastjet.JetDefinition(fastjet.antikt_algorithm, simulation.jets.radius)
+    out = _Output()
+    pending: list[_PendingEvent] = []
+    failures = 0
+    progress = tqdm(
+        total=n_events, desc=f"generate {sample_name}/{shard}", unit="ev",
+        disable=not sys.stderr.isatty(),
+    )  # fmt: skip
+    number = 0
+    while number < n_events:
+        if not pythia.next():
+            failures += 1
+            if failures > 100 + n_events // 10:
+                raise RuntimeError(f"Pythia failed {failures} times in shard {shard}")
+            continue
+        record = extract_event(pythia.event)
+        pending.append(_simulate_detector(record, shard, number, simulation, rng))
+        number += 1
+        progress.update()
+        if len(pending) == EVENTS_PER_CLUSTERING_BATCH or number == n_events:
+            _cluster_and_fill(pending, jet_definition, simulation, out)
+            pending = []
+    progress.close()
+    _write_root(out, output)
+    return {"events": n_events, "jets": len(out.n_tracks), "pythia_failures": failures}
+
+
+def _simulate_detector(
+    record: EventRecord, shard: int, index: int, simulation: SimulationConfig, rng
+) -> _PendingEvent:
+    """Everything of one event that does not need the jets: visible particles, tracks, truth."""
+    pv = (record.x[0], record.y[0], record.z[0])  # particle 0 sits at the hard-scatter vertex
+    final = record.is_final
+    visible = np.flatnonzero(final & ~np.isin(np.abs(record.pdg_id), pdg.NEUTRINOS))
+    charged = np.flatnonzero(final & (record.charge != 0))
+    pv_z_reco = simulation.tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
+    tracks = reconstruct_tracks(
+        charged,
+        record.x[charged] - pv[0], record.y[charged] - pv[1], record.z[charged] - pv[2],
+        record.px[charged], record.py[charged], record.pz[charged], record.charge[charged],
+        pv_z_reco, simulation.tracker, rng,
+    )  # fmt: skip
+    return _PendingEvent(
+        number=shard * MAX_EVENT_NUMBER_PER_SHARD + index,
+        record=record,
+        visible=visible,
+        tracks=tracks,
+        track_origin=truth_origin(record, tracks.index),
+        hadrons=labelling_particles(record, simulation.labelling.hadron_pt_min_gev),
+    )
+
+
+def _cluster_and_fill(
+    pending: list[_PendingEvent], jet_definition, simulation: SimulationConfig, out: _Output
+) -> None:
+    """Cluster a batch of events at once (FastJet's vectorised interface) and label the jets."""
+    import fastjet
+
+    counts = np.array([p.visible.size for p in pending])
+    cols = {
+        name: np.concatenate([getattr(p.record, attr)[p.visible] for p in pending])
+        for name, attr in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))
+    }
+    particles = ak.unflatten(ak.zip(cols, with_name="Momentum4D"), counts)
+    sequence = fastjet.ClusterSequence(particles, jet_definition)
+    jets = sequence.inclusive_jets(min_pt=simulation.jets.pt_min_gev)
+    for event, event_jets in zip(pending, jets, strict=True):
+        _fill_event(event, event_jets, simulation, out)
+
+
+def _fill_event(event: _PendingEvent, event_jets, simulation: SimulationConfig, out: _Output):
+    """Label one event's jets, associate tracks to them and append the selected jets."""
+    if len(event_jets) == 0:
+        return
+    pt, eta, phi, mass = pt_eta_phi_m(
+        *(ak.to_numpy(event_jets[k]).astype(np.float64) for k in ("px", "py", "pz", "E"))
+    )
+    record = event.record
+    label = np.full(pt.size, pdg.LABEL_LIGHT, dtype=np.int32)
+    # tau, then c, then b: a later assignment overrides an earlier one
+    for value in (pdg.LABEL_TAU, pdg.LABEL_C, pdg.LABEL_B):
+        hadrons = event.hadrons[value]
+        if hadrons.size == 0:
+            continue
+        dr = delta_r(
+            record.eta[hadrons, None], record.phi[hadrons, None], eta[None, :], phi[None, :]
+        )
+        closest = dr.argmin(axis=1)
+        matched = dr[np.arange(hadrons.size), closest] < simulation.labelling.delta_r
+        label[closest[matched]] = value
+    tracks = event.tracks
+    owner = _associate_tracks(tracks, pt, eta, phi, simulation)
+    central = np.flatnonzero(np.abs(eta) < simulation.jets.abs_eta_max)
+    for j in central:
+        members = np.flatnonzero(owner == j)
+        out.jets["jet_pt"].append(pt[j])
+        out.jets["jet_eta"].append(eta[j])
+        out.jets["jet_phi"].append(phi[j])
+        out.jets["jet_mass"].append(mass[j])
+        out.jets["jet_HadronConeExclTruthLabelID"].append(label[j])
+        out.jets["eventNumber"].append(event.number)
+        out.n_tracks.append(members.size)
+        out.tracks["pt"].append(tracks.pt[members])
+        out.tracks["eta"].append(tracks.eta[members])
+        out.tracks["phi"].append(tracks.phi[members])
+        out.tracks["charge"].append(tracks.charge[members])
+        out.tracks["d0"].append(tracks.d0[members])
+        out.tracks["z0SinTheta"].append(tracks.z0_sin_theta[members])
+        out.tracks["d0Uncertainty"].append(tracks.d0_uncertainty[members])
+        out.tracks["z0SinThetaUncertainty"].append(tracks.z0_sin_theta_uncertainty[members])
+        out.tracks["ftagTruthOriginLabel"].append(event.track_origin[members])
+
+
+def _associate_tracks(tracks: Tracks, pt, eta, phi, simulation: SimulationConfig) -> np.ndarray:
+    """Jet index of each track (-1: none): the closest jet whose pT-dependent cone holds it."""
+    if tracks.pt.size == 0:
+        return np.empty(0, dtype=np.int64)
+    cone = simulation.tracker.association_cone
+    radius = cone.a + np.exp(cone.b + cone.c_per_mev * pt * 1000.0)
+    dr = delta_r(tracks.eta[:, None], tracks.phi[:, None], eta[None, :], phi[None, :])
+    dr = np.where(dr < radius[None, :], dr, np.inf)
+    owner = dr.argmin(axis=1)
+    return np.where(np.isfinite(dr[np.arange(owner.size), owner]), owner, -1)
+
+
+def _write_root(out: _Output, output: Path) -> None:
+    """Write the accumulated jets as a TTree 'jets' with jagged trk_* branches, atomically."""
+    import uproot
+
+    jets = {k: np.asarray(v, dtype=dtype) for k, (dtype, v) in _zip_dtypes(out.jets).items()}
+    counts = np.asarray(out.n_tracks, dtype=np.int64)
+    track_dtypes = {k: np.float32 for k in TRACK_FIELDS}
+    track_dtypes["ftagTruthOriginLabel"] = np.int32
+    flat = {
+        k: (np.concatenate(v) if v else np.empty(0)).astype(track_dtypes[k])
+        for k, v in out.tracks.items()
+    }
+    trk = ak.unflatten(ak.zip(flat), counts) if counts.size else ak.Array([])
+    with atomic_path(output) as tmp:
+        with uproot.recreate(tmp) as f:
+            branch_types = {k: v.dtype for k, v in jets.items()}
+            empty = ak.zip({k: np.zeros(0, dtype=track_dtypes[k]) for k in TRACK_FIELDS})
+            branch_types["trk"] = ak.unflatten(empty, np.zeros(0, np.int64)).type.content
+            tree = f.mktree("jets", branch_types, counter_name=lambda counted: "n_" + counted)
+            if counts.size:
+                tree.extend({**jets, "trk": trk})
+        log.info("wrote %d jets to %s", counts.size, output)
+
+
+def _zip_dtypes(columns: dict[str, list]) -> dict[str, tuple]:
+    """Pair every jet column with its ROOT dtype."""
+    return {k: (_JET_BRANCHES[k], v) for k, v in columns.items()}

@@ -1,0 +1,60 @@
+"""Truth information from the event record: weakly decaying heavy hadrons, track origins."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jettag.simulate import pdg
+from jettag.simulate.pythia import EventRecord
+
+_MAX_ANCESTRY_DEPTH = 500  # parton showers make long mother chains; this is far beyond them
+
+
+def last_in_chain(record: EventRecord, selected: np.ndarray) -> np.ndarray:
+    """Mask of selected particles none of whose daughters is also selected (weak decays)."""
+    has_selected_daughter = np.zeros(selected.size, dtype=bool)
+    has_selected_daughter[record.mother1[selected]] = True
+    return selected & ~has_selected_daughter
+
+
+def labelling_particles(record: EventRecord, pt_min_gev: float) -> dict[int, np.ndarray]:
+    """Indices of weakly decaying B and C hadrons and final taus above pT, by label value."""
+    pt = record.pt
+    b = last_in_chain(record, pdg.is_b_hadron(record.pdg_id))
+    c = last_in_chain(record, pdg.is_c_hadron(record.pdg_id))
+    tau = last_in_chain(record, np.abs(record.pdg_id) == 15)
+    return {
+        pdg.LABEL_B: np.flatnonzero(b & (pt > pt_min_gev)),
+        pdg.LABEL_C: np.flatnonzero(c & (pt > pt_min_gev)),
+        pdg.LABEL_TAU: np.flatnonzero(tau & (pt > pt_min_gev)),
+    }
+
+
+def truth_origin(record: EventRecord, particles: np.ndarray) -> np.ndarray:
+    """ftagTruthOriginLabel of the given particles, from their chain of mothers."""
+    is_b = pdg.is_b_hadron(record.pdg_id)
+    is_c = pdg.is_c_hadron(record.pdg_id)
+    is_tau = np.abs(record.pdg_id) == 15
+    is_long_lived = np.isin(np.abs(record.pdg_id), pdg.LONG_LIVED_LIGHT)
+    from_b = np.zeros(particles.size, dtype=bool)
+    from_c = np.zeros_like(from_b)
+    from_tau = np.zeros_like(from_b)
+    from_long_lived = np.zeros_like(from_b)
+    current = particles.copy()
+    for _ in range(_MAX_ANCESTRY_DEPTH):
+        current = record.mother1[current]
+        alive = current > 0
+        if not alive.any():
+            break
+        from_b |= alive & is_b[current]
+        from_c |= alive & is_c[current]
+        from_tau |= alive & is_tau[current]
+        from_long_lived |= alive & is_long_lived[current]
+        current = np.where(alive, current, 0)
+    origin = np.full(particles.size, pdg.ORIGIN_PRIMARY, dtype=np.int32)
+    origin[from_long_lived] = pdg.ORIGIN_OTHER_SECONDARY
+    origin[from_tau] = pdg.ORIGIN_FROM_TAU
+    origin[from_c] = pdg.ORIGIN_FROM_C
+    origin[from_b] = pdg.ORIGIN_FROM_B
+    origin[from_b & from_c] = pdg.ORIGIN_FROM_BC
+    return origin

@@ -1,0 +1,1 @@
+"""Training: tensors from prepared files, the loop, checkpoints."""

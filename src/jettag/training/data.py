@@ -1,0 +1,132 @@
+"""Model inputs from prepared HDF5 files: transformed, normalised, padded tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import yaml
+
+from jettag.features.transforms import Normalisation, normalisation_from_dict
+from jettag.io.readers import InputError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Which variables a model reads and how each is normalised."""
+
+    track_norms: tuple[Normalisation, ...]
+    jet_norms: tuple[Normalisation, ...]
+    classes: tuple[str, ...]
+
+    @property
+    def track_names(self) -> list[str]:
+        """Track input names in feature order."""
+        return [n.name for n in self.track_norms]
+
+    @property
+    def jet_names(self) -> list[str]:
+        """Jet input names in feature order."""
+        return [n.name for n in self.jet_norms]
+
+    def to_dict(self) -> dict:
+        """Plain form, stored in checkpoints so a model carries its own preprocessing."""
+        return {
+            "tracks": {n.name: n.to_dict() for n in self.track_norms},
+            "jets": {n.name: n.to_dict() for n in self.jet_norms},
+            "classes": list(self.classes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InputSpec:
+        """Inverse of to_dict."""
+        return cls(
+            tuple(normalisation_from_dict(data["tracks"]).values()),
+            tuple(normalisation_from_dict(data["jets"]).values()),
+            tuple(data["classes"]),
+        )
+
+
+def input_spec(data_dir: Path, track_inputs: Sequence[str] | None = None) -> InputSpec:
+    """The inputs of a prepared dataset (norm.yaml), optionally restricted to some track inputs."""
+    norm = yaml.safe_load((data_dir / "norm.yaml").read_text())
+    weights = yaml.safe_load((data_dir / "weights.yaml").read_text())
+    tracks = normalisation_from_dict(norm["tracks"])
+    if track_inputs is not None:
+        tracks = {name: tracks[name] for name in track_inputs}
+    jets = normalisation_from_dict(norm.get("jets") or {})
+    return InputSpec(tuple(tracks.values()), tuple(jets.values()), tuple(weights["classes"]))
+
+
+@dataclass
+class TensorData:
+    """A split as tensors.
+
+    tracks: (n_jets, max_tracks, n_track_features) float32, zero on padding;
+    valid: (n_jets, max_tracks) bool, True = real track; jets: (n_jets, n_jet_features);
+    labels: (n_jets,) int64; weights: (n_jets,) float32.
+    """
+
+    tracks: torch.Tensor
+    valid: torch.Tensor
+    jets: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """(tracks, valid, jets, labels, weights) batches; shuffled when a generator is given."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                index = slice(start, start + batch_size)
+            else:
+                index = order[start : start + batch_size]
+            yield (
+                self.tracks[index], self.valid[index], self.jets[index],
+                self.labels[index], self.weights[index],
+            )  # fmt: skip
+
+
+def build_inputs(
+    jets: np.ndarray, tracks: np.ndarray, spec: InputSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transformed, normalised arrays (tracks (n, t, f), valid (n, t), jets (n, j)) from tables."""
+    valid = tracks["valid"]
+    track_out = np.zeros((*valid.shape, len(spec.track_norms)), dtype=np.float32)
+    for k, norm in enumerate(spec.track_norms):
+        track_out[..., k][valid] = norm.apply(tracks[norm.name][valid])
+    jet_out = np.zeros((len(jets), len(spec.jet_norms)), dtype=np.float32)
+    for k, norm in enumerate(spec.jet_norms):
+        jet_out[:, k] = norm.apply(jets[norm.name])
+    return track_out, valid, jet_out
+
+
+def load_split(path: Path, spec: InputSpec, max_jets: int | None = None) -> TensorData:
+    """Read a prepared split file into tensors (the first max_jets rows, already shuffled)."""
+    try:
+        with h5py.File(path, "r") as f:
+            rows = slice(0, max_jets)
+            jets, tracks = f["jets"][rows], f["tracks"][rows]
+    except (OSError, KeyError) as err:
+        raise InputError(f"{path}: cannot read prepared split ({err})") from err
+    missing = [n for n in spec.track_names if n not in tracks.dtype.names]
+    if missing:
+        raise InputError(f"{path}: tracks lack inputs {missing}; have {tracks.dtype.names}")
+    track_x, valid, jet_x = build_inputs(jets, tracks, spec)
+    return TensorData(
+        tracks=torch.from_numpy(track_x),
+        valid=torch.from_numpy(np.ascontiguousarray(valid)),
+        jets=torch.from_numpy(jet_x),
+        labels=torch.from_numpy(jets["flavour_label"].astype(np.int64)),
+        weights=torch.from_numpy(jets["sample_weight"].astype(np.float32)),
+    )

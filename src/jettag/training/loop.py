@@ -1,0 +1,254 @@
+"""The training loop: AdamW, weighted cross-entropy, early stopping, best/last checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import sys
+import time
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from jettag.atomic import write_text
+from jettag.config import ModelConfig, TrainingConfig, section
+from jettag.models.registry import build_model
+from jettag.training.checkpoint import load_checkpoint, save_checkpoint
+from jettag.training.data import InputSpec, TensorData, input_spec, load_split
+
+log = logging.getLogger(__name__)
+HISTORY_COLUMNS = (
+    "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate",
+    "epoch_seconds",
+)  # fmt: skip
+
+
+def member_seed(seed: int, model_name: str, member: int) -> int:
+    """Seed of one ensemble member, stable across runs."""
+    return int(
+        np.random.SeedSequence([seed, zlib.crc32(model_name.encode()), member]).generate_state(1)[0]
+    )
+
+
+def select_device(name: str) -> torch.device:
+    """CUDA when asked for or available under 'auto', else the CPU."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, class_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, weight sum): cross-entropy averaged with per-jet x per-class weights."""
+    w = weights * class_weights[labels]
+    per_jet = F.cross_entropy(logits.float(), labels, reduction="none")
+    total = w.sum()
+    return (per_jet * w).sum() / total.clamp_min(1e-12), total
+
+
+def _fingerprint(model_config: ModelConfig, seed: int, data_dir: Path) -> str:
+    """What a resumed run must share with the interrupted one: config, seed and data."""
+    h = hashlib.sha256(json.dumps(asdict(model_config), sort_keys=True, default=str).encode())
+    h.update(str(seed).encode())
+    for name in ("norm.yaml", "weights.yaml"):
+        h.update((data_dir / name).read_bytes())
+    for name in ("train.h5", "val.h5"):
+        stat = (data_dir / name).stat()
+        h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def _run_epoch(
+    model: nn.Module,
+    data: TensorData,
+    config: TrainingConfig,
+    class_weights: torch.Tensor,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer | None,
+    generator: torch.Generator | None,
+) -> tuple[float, float]:
+    """One pass over the data; trains when an optimizer is given. Returns (loss, accuracy)."""
+    training = optimizer is not None
+    model.train(training)
+    loss_sum = weight_sum = correct = 0.0
+    batch_size = config.batch_size if training else 4 * config.batch_size
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.set_grad_enabled(training):
+        for tracks, valid, jets, labels, weights in data.batches(batch_size, generator):
+            tracks, valid, jets = tracks.to(device), valid.to(device), jets.to(device)
+            labels, weights = labels.to(device), weights.to(device)
+            if not config.use_sample_weights:
+                weights = torch.ones_like(weights)
+            with autocast:
+                logits = model(tracks, valid, jets)
+            loss, total = weighted_cross_entropy(logits, labels, weights, class_weights)
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            loss_sum += float(loss.detach()) * float(total)
+            weight_sum += float(total)
+            correct += float((logits.argmax(dim=1) == labels).sum())
+    return loss_sum / max(weight_sum, 1e-12), correct / max(len(data), 1)
+
+
+def _history_csv(rows: list[dict]) -> str:
+    """history.csv text."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def train_model(
+    model_name: str,
+    model_config: ModelConfig,
+    data_dir: Path,
+    output_dir: Path,
+    seed: int,
+    member: int = 0,
+    threads: int | None = None,
+) -> list[dict]:
+    """Train one member; writes best.pt, last.pt and history.csv. Resumes from last.pt."""
+    config = model_config.training
+    if threads or config.num_threads:
+        torch.set_num_threads(config.num_threads or threads)
+    device = select_device(config.device)
+    run_seed = member_seed(seed, model_name, member)
+    torch.manual_seed(run_seed)
+
+    spec = input_spec(data_dir, model_config.track_inputs)
+    train = load_split(data_dir / "train.h5", spec, config.max_train_jets)
+    val = load_split(data_dir / "val.h5", spec)
+    if len(train) < config.batch_size:
+        raise ValueError(
+            f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
+            f" ({config.batch_size}); lower training.batch_size or make more jets"
+        )
+    weights_info = yaml.safe_load((data_dir / "weights.yaml").read_text())
+    class_weights = torch.tensor(
+        weights_info["class_weights"] if config.use_class_weights else [1.0] * len(spec.classes),
+        dtype=torch.float32, device=device,
+    )  # fmt: skip
+
+    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model.to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(model_config, run_seed, data_dir)
+    state = _resume_state(output_dir / "last.pt", fingerprint)
+    history: list[dict] = []
+    best_val, stale_epochs, start_epoch = math.inf, 0, 0
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        torch.set_rng_state(state["torch_rng_state"])
+        history, best_val = state["history"], state["best_val_loss"]
+        stale_epochs, start_epoch = state["stale_epochs"], state["epoch"] + 1
+        log.info("resuming %s/%d from epoch %d", model_name, member, start_epoch)
+
+    meta = {
+        "model_name": model_name,
+        "member": member,
+        "model_config": json.loads(json.dumps(asdict(model_config))),
+        "inputs": spec.to_dict(),
+    }
+    epochs = tqdm(
+        range(start_epoch, config.epochs), desc=f"train {model_name}/{member}", unit="epoch",
+        initial=start_epoch, total=config.epochs, disable=not sys.stderr.isatty(),
+    )  # fmt: skip
+    for epoch in epochs:
+        if stale_epochs >= config.patience:
+            break
+        t0 = time.perf_counter()
+        generator = torch.Generator().manual_seed(run_seed + epoch)
+        train_loss, train_acc = _run_epoch(
+            model, train, config, class_weights, device, optimizer, generator
+        )
+        val_loss, val_acc = _run_epoch(model, val, config, class_weights, device, None, None)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "train_accuracy": train_acc,
+                "val_accuracy": val_acc,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "epoch_seconds": time.perf_counter() - t0,
+            }
+        )
+        epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        if val_loss < best_val - config.min_delta:
+            best_val, stale_epochs = val_loss, 0
+            save_checkpoint(
+                output_dir / "best.pt",
+                {**meta, "epoch": epoch, "val_loss": val_loss, "model_state": model.state_dict()},
+            )
+        else:
+            stale_epochs += 1
+        save_checkpoint(
+            output_dir / "last.pt",
+            {
+                **meta,
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model_state": model.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "torch_rng_state": torch.get_rng_state(),
+                "history": history,
+                "best_val_loss": best_val,
+                "stale_epochs": stale_epochs,
+                "finished": False,
+            },
+        )
+        write_text(output_dir / "history.csv", _history_csv(history))
+    _mark_finished(output_dir / "last.pt")
+    write_text(output_dir / "history.csv", _history_csv(history))
+    return history
+
+
+def _resume_state(path: Path, fingerprint: str) -> dict | None:
+    """The state of an interrupted run with the same config and data, else None."""
+    if not path.exists():
+        return None
+    state = load_checkpoint(path)
+    if state.get("fingerprint") != fingerprint or state.get("finished", True):
+        log.info("%s is from another or a finished run; starting afresh", path)
+        return None
+    return state
+
+
+def _mark_finished(path: Path) -> None:
+    """Flag last.pt as the end of a complete run, so a rerun starts afresh."""
+    if path.exists():
+        state = load_checkpoint(path)
+        state["finished"] = True
+        save_checkpoint(path, state)
+
+
+def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
+    """A trained network in eval mode and the inputs it expects, from best.pt."""
+    state = load_checkpoint(path)
+    model_config = section(ModelConfig, state["model_config"])
+    spec = InputSpec.from_dict(state["inputs"])
+    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model.load_state_dict(state["model_state"])
+    model.eval()
+    return model, spec

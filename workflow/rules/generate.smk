@@ -1,0 +1,18 @@
+rule generate:
+    """One shard of a generated sample: Pythia 8 + FastJet + parametrised tracker."""
+    output:
+        "data/generated/{sample}/{shard}.root",
+    params:
+        settings=lambda w: {
+            "seed": CONFIG["seed"],
+            "sample": CONFIG["samples"][w.sample],
+            "simulation": CONFIG["simulation"],
+        },
+    log:
+        "logs/generate/{sample}/{shard}.log",
+    resources:
+        runtime=120,
+        mem_mb=2000,
+    shell:
+        "jettag generate --config {CONFIG_FILE} --sample {wildcards.sample}"
+        " --shard {wildcards.shard} --output {output} > {log} 2>&1"

@@ -1,0 +1,20 @@
+PREPARED = ["train.h5", "val.h5", "test.h5", "norm.yaml", "weights.yaml"]
+
+
+rule prepare:
+    """Splits, derived variables, normalisation and weights, fitted on train only."""
+    input:
+        "data/ingested/{dataset}.h5",
+    output:
+        expand("data/prepared/{{dataset}}/{name}", name=PREPARED),
+    params:
+        settings=lambda w: {"seed": CONFIG["seed"], "prepare": CONFIG["prepare"]},
+        output_dir=lambda w: f"data/prepared/{w.dataset}",
+    log:
+        "logs/prepare/{dataset}.log",
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    shell:
+        "jettag prepare --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        " --input {input} --output-dir {params.output_dir} > {log} 2>&1"
