@@ -9,6 +9,7 @@
 # Pass a whole config file with --configfile; `--config key=value` overrides would not
 # reach the jettag commands and are refused.
 
+import json
 import os
 
 import jettag.config as jcfg
@@ -48,6 +49,11 @@ MODELS = list(CONFIG["models"])
 BASELINES = list(CONFIG["baselines"])
 TAGGERS = BASELINES + MODELS
 MAIN_DATASET = CONFIG["models"][MODELS[0]]["dataset"]
+
+
+def settings(**sections):
+    """The config a job depends on, as canonical text: key order and YAML style do not matter."""
+    return json.dumps(sections, sort_keys=True)
 
 
 def tagger_dataset(name):

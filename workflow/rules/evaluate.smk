@@ -31,7 +31,7 @@ rule evaluate:
     output:
         "results/metrics/{tagger}.json",
     params:
-        settings=lambda w: {"evaluation": CONFIG["evaluation"]},
+        settings=lambda w: settings(evaluation=CONFIG["evaluation"]),
     log:
         "logs/evaluate/{tagger}.log",
     shell:

@@ -3,11 +3,11 @@ rule generate:
     output:
         "data/generated/{sample}/{shard}.root",
     params:
-        settings=lambda w: {
-            "seed": CONFIG["seed"],
-            "sample": CONFIG["samples"][w.sample],
-            "simulation": CONFIG["simulation"],
-        },
+        settings=lambda w: settings(
+            seed=CONFIG["seed"],
+            sample=CONFIG["samples"][w.sample],
+            simulation=CONFIG["simulation"],
+        ),
     log:
         "logs/generate/{sample}/{shard}.log",
     resources:

@@ -17,7 +17,7 @@ rule ingest:
     output:
         "data/ingested/{sample}.h5",
     params:
-        settings=lambda w: {"sample": CONFIG["samples"][w.sample], "ingest": CONFIG["ingest"]},
+        settings=lambda w: settings(sample=CONFIG["samples"][w.sample], ingest=CONFIG["ingest"]),
     log:
         "logs/ingest/{sample}.log",
     resources:

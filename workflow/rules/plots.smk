@@ -8,7 +8,9 @@ rule plot_roc:
     output:
         expand("results/plots/roc.{ext}", ext=PLOT_FORMATS),
     params:
-        settings=lambda w: {"plots": CONFIG["plots"], "labels": CONFIG["models"]},
+        settings=lambda w: settings(
+            plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
+        ),
     log:
         "logs/plots/roc.log",
     shell:
@@ -27,7 +29,7 @@ rule plot_loss:
     output:
         expand("results/plots/loss_{{model}}.{ext}", ext=PLOT_FORMATS),
     params:
-        settings=lambda w: {"plots": CONFIG["plots"]},
+        settings=lambda w: settings(plots=CONFIG["plots"]),
     log:
         "logs/plots/loss_{model}.log",
     shell:

@@ -8,7 +8,7 @@ rule prepare:
     output:
         expand("data/prepared/{{dataset}}/{name}", name=PREPARED),
     params:
-        settings=lambda w: {"seed": CONFIG["seed"], "prepare": CONFIG["prepare"]},
+        settings=lambda w: settings(seed=CONFIG["seed"], prepare=CONFIG["prepare"]),
         output_dir=lambda w: f"data/prepared/{w.dataset}",
     log:
         "logs/prepare/{dataset}.log",

@@ -11,7 +11,7 @@ rule train:
         best="results/models/{model}/{member}/best.pt",
         history="results/models/{model}/{member}/history.csv",
     params:
-        settings=lambda w: {"seed": CONFIG["seed"], "model": CONFIG["models"][w.model]},
+        settings=lambda w: settings(seed=CONFIG["seed"], model=CONFIG["models"][w.model]),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
         output_dir=lambda w: f"results/models/{w.model}/{w.member}",
     threads: workflow.cores
@@ -33,7 +33,7 @@ rule fit_baseline:
     output:
         "results/models/{tagger}/templates.json",
     params:
-        settings=lambda w: {"baseline": CONFIG["baselines"][w.tagger]},
+        settings=lambda w: settings(baseline=CONFIG["baselines"][w.tagger]),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.tagger)}",
     log:
         "logs/fit_baseline/{tagger}.log",

@@ -1,0 +1,69 @@
+"""Shared fixtures: a small Pythia sample made once per session, ingested and prepared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jettag import config as cfg
+from jettag.features.prepare import prepare_dataset
+from jettag.io.ingest import ingest_sample
+from jettag.simulate.generate import generate_shard
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_EVENTS = 300
+
+
+def minimal_config(**overrides) -> dict:
+    """A valid config dict with one generated sample, one model and the IP3D baseline."""
+    raw = {
+        "seed": 3,
+        "samples": {"ttbar": {"source": "generate", "n_shards": 1, "events_per_shard": 50}},
+        "models": {
+            "dips": {
+                "dataset": "ttbar",
+                "architecture": "deepsets",
+                "deepsets": {"track_layers": [16, 16], "jet_layers": [16]},
+                "training": {"epochs": 3, "batch_size": 64, "learning_rate": 0.005},
+            }
+        },
+        "baselines": {"ip3d": {"dataset": "ttbar", "kind": "ip3d"}},
+    }
+    raw.update(overrides)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def config() -> dict:
+    """Validated, default-filled minimal config."""
+    return cfg.validate_config(minimal_config())
+
+
+@pytest.fixture(scope="session")
+def generated_root(tmp_path_factory, config) -> Path:
+    """One shard of SMALL_EVENTS ttbar events (Pythia 8 + FastJet + tracker) as ROOT."""
+    path = tmp_path_factory.mktemp("generated") / "0.root"
+    simulation = cfg.section(cfg.SimulationConfig, config["simulation"])
+    generate_shard(
+        "ttbar", cfg.sample_config(config, "ttbar"), simulation, config["seed"], 0, path,
+        n_events=SMALL_EVENTS,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory, config, generated_root) -> Path:
+    """The generated shard in the canonical HDF5 layout."""
+    path = tmp_path_factory.mktemp("ingested") / "ttbar.h5"
+    ingest = cfg.section(cfg.IngestConfig, config["ingest"])
+    ingest_sample(cfg.sample_config(config, "ttbar"), [generated_root], ingest, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, config, ingested) -> Path:
+    """Prepared train/val/test of the small sample."""
+    out = tmp_path_factory.mktemp("prepared") / "ttbar"
+    prepare_dataset(ingested, cfg.section(cfg.PrepareConfig, config["prepare"]), 3, out)
+    return out

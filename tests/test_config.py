@@ -1,0 +1,67 @@
+"""Config validation: bad keys and types fail naming the key; defaults come from the schema."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from jettag import config as cfg
+from tests.conftest import REPO, minimal_config
+
+
+def test_defaults_are_filled_from_schema():
+    filled = cfg.validate_config(minimal_config())
+    assert filled["ingest"]["max_tracks"] == 40
+    assert filled["models"]["dips"]["training"]["weight_decay"] == 1e-5
+    assert filled["models"]["dips"]["deepsets"]["track_layers"] == [16, 16]  # user value kept
+    assert [c["name"] for c in filled["prepare"]["classes"]] == ["b", "c", "light"]
+    # the typed views build from the filled dict
+    model = cfg.model_config(filled, "dips")
+    assert model.training.batch_size == 64 and model.deepsets.jet_layers == (16,)
+    sim = cfg.section(cfg.SimulationConfig, filled["simulation"])
+    assert sim.tracker.d0_resolution_mm.constant == pytest.approx(0.010)
+
+
+def test_unknown_key_is_named():
+    raw = minimal_config()
+    raw["models"]["dips"]["training"]["lerning_rate"] = 0.1
+    with pytest.raises(cfg.ConfigError, match=r"models\.dips\.training.*'lerning_rate'"):
+        cfg.validate_config(raw)
+
+
+def test_wrong_type_is_named():
+    raw = minimal_config()
+    raw["samples"]["ttbar"]["n_shards"] = "four"
+    with pytest.raises(cfg.ConfigError, match=r"samples\.ttbar\.n_shards.*not of type 'integer'"):
+        cfg.validate_config(raw)
+
+
+def test_root_sample_needs_files():
+    raw = minimal_config(samples={"ttbar": {"source": "root"}})
+    with pytest.raises(cfg.ConfigError, match="'files' is a required property"):
+        cfg.validate_config(raw)
+
+
+def test_cross_references_are_checked():
+    raw = minimal_config()
+    raw["models"]["dips"]["dataset"] = "zprime"
+    with pytest.raises(cfg.ConfigError, match=r"models\.dips\.dataset 'zprime' is not in samples"):
+        cfg.validate_config(raw)
+    raw = minimal_config()
+    raw["prepare"] = {"split": {"train": 0.5, "val": 0.2, "test": 0.2}}
+    with pytest.raises(cfg.ConfigError, match="add up to 1"):
+        cfg.validate_config(raw)
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "workflow/configs/ci.yaml"])
+def test_shipped_configs_are_valid(path):
+    loaded = cfg.load_config(REPO / path)
+    assert set(loaded["models"]) and set(loaded["baselines"])
+
+
+def test_yaml_is_read_safely(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(cfg.ConfigError, match="not valid YAML"):
+        cfg.load_config(bad)
+    assert yaml.safe_load("a: 1") == {"a": 1}

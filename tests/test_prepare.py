@@ -1,0 +1,99 @@
+"""Preprocessing on a real generated sample: splits, lifetime signs, normalisation, weights."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from jettag.features.reweight import HistogramAccumulator
+from jettag.features.split import assign_split, event_uniform
+from jettag.features.transforms import MeanVarianceAccumulator, apply_transform
+from jettag.features.variables import lifetime_signed_d0_significance
+from jettag.io.canonical import read_all
+from jettag.simulate import pdg
+
+
+def test_split_fractions_and_event_integrity():
+    events = np.repeat(np.arange(20_000), 3)  # three jets per event
+    split = assign_split(events, {"train": 0.6, "val": 0.2, "test": 0.2})
+    fractions = np.bincount(split, minlength=3) / split.size
+    np.testing.assert_allclose(fractions, [0.6, 0.2, 0.2], atol=0.01)
+    assert (split.reshape(-1, 3) == split.reshape(-1, 3)[:, :1]).all()
+    u = event_uniform(np.arange(1000))
+    assert u.min() >= 0 and u.max() < 1 and np.array_equal(u, event_uniform(np.arange(1000)))
+
+
+def test_lifetime_sign_of_d0():
+    # a track crossing in front of the vertex along the jet (phi_trk > phi_jet, d0 > 0): positive
+    assert lifetime_signed_d0_significance(0.1, 0.01, 0.2, 0.1) == pytest.approx(10)
+    assert lifetime_signed_d0_significance(-0.1, 0.01, 0.0, 0.1) == pytest.approx(10)
+    assert lifetime_signed_d0_significance(0.1, 0.01, 0.0, 0.1) == pytest.approx(-10)
+
+
+def test_prepared_files(prepared, ingested):
+    weights = yaml.safe_load((prepared / "weights.yaml").read_text())
+    norm = yaml.safe_load((prepared / "norm.yaml").read_text())
+    splits = {}
+    for name in ("train", "val", "test"):
+        with h5py.File(prepared / f"{name}.h5") as f:
+            splits[name] = (f["jets"][:], f["tracks"][:])
+            assert list(f["jets"].attrs["flavour_label"]) == ["b", "c", "light"]
+    events = [set(splits[s][0]["eventNumber"].tolist()) for s in splits]
+    assert (
+        not (events[0] & events[1]) and not (events[0] & events[2]) and not (events[1] & events[2])
+    )
+    n_in = len(read_all(ingested)[0])
+    n_out = sum(len(j) for j, _ in splits.values())
+    assert n_out + weights["dropped_jets"] == n_in  # only tau jets are dropped
+    train_jets, train_tracks = splits["train"]
+    assert not np.all(np.diff(train_jets["eventNumber"]) >= 0)  # shuffled
+    valid = train_tracks["valid"]
+    labels = train_jets["flavour_label"]
+
+    # normalisation is fitted on train: transformed train values have mean 0 and std 1 there
+    entry = norm["tracks"]["ptfrac"]
+    z = (
+        apply_transform(entry["transform"], train_tracks["ptfrac"][valid]) - entry["mean"]
+    ) / entry["std"]
+    assert z.mean() == pytest.approx(0, abs=1e-4) and z.std() == pytest.approx(1, abs=1e-4)
+
+    # lifetime-signed sd0 of tracks from B decays is mostly positive, of primary tracks symmetric
+    sd0 = train_tracks["IP3D_signed_d0_significance"][valid]
+    origin = train_tracks["ftagTruthOriginLabel"][valid]
+    assert np.mean(sd0[origin == pdg.ORIGIN_FROM_B] > 0) > 0.8
+    assert 0.4 < np.mean(sd0[origin == pdg.ORIGIN_PRIMARY] > 0) < 0.65
+
+    # pT reweighting: each class's weighted pT shape equals the b shape (bins not clipped)
+    edges = np.asarray(weights["reweighting"]["pt_bins_gev"])
+    hist = HistogramAccumulator(edges, 3)
+    hist.update(train_jets["pt"], labels)
+    w_hist = np.zeros_like(hist.counts)
+    bins = np.clip(np.searchsorted(edges, train_jets["pt"], side="right") - 1, 0, edges.size - 2)
+    np.add.at(w_hist, (labels, bins), train_jets["sample_weight"])
+    raw_shapes = hist.counts / hist.counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unclipped = (raw_shapes[0] / raw_shapes < 20.0).all(axis=0)  # max_weight not reached
+    comparable = (hist.counts > 0).all(axis=0) & unclipped
+    assert comparable.sum() >= 5
+    shapes = w_hist[:, comparable] / w_hist[:, comparable].sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(shapes[1], shapes[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(shapes[2], shapes[0], rtol=1e-5, atol=1e-7)
+    for c in range(3):  # each class keeps its mean weight 1
+        assert train_jets["sample_weight"][labels == c].mean() == pytest.approx(1.0, rel=1e-5)
+    # class weights equalise the classes' total weight
+    sums = np.bincount(labels, weights=train_jets["sample_weight"], minlength=3)
+    balanced = sums * np.asarray(weights["class_weights"])
+    np.testing.assert_allclose(balanced, balanced.mean(), rtol=1e-5)
+
+
+def test_streaming_moments_match_numpy():
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(size=10_001)
+    acc = MeanVarianceAccumulator()
+    for chunk in np.array_split(values, 7):
+        acc.update(chunk)
+    mean, std = acc.result()
+    assert mean == pytest.approx(values.mean(), rel=1e-12)
+    assert std == pytest.approx(values.std(), rel=1e-10)

@@ -1,0 +1,85 @@
+"""Training on the small generated sample: learning, checkpoints, resume, predictions."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from jettag import config as cfg
+from jettag.evaluation.predict import predict
+from jettag.training.checkpoint import load_checkpoint
+from jettag.training.loop import load_trained_model, train_model
+
+
+def _model_config(config, epochs=3):
+    model = cfg.model_config(config, "dips")
+    return dataclasses.replace(model, training=dataclasses.replace(model.training, epochs=epochs))
+
+
+def test_training_learns_and_writes_outputs(tmp_path, config, prepared):
+    history = train_model("dips", _model_config(config, 6), prepared, tmp_path, seed=1)
+    assert [row["epoch"] for row in history] == list(range(len(history)))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    # better than a flat guess, whose class-weighted cross-entropy is log(3)
+    assert min(row["val_loss"] for row in history) < np.log(3) - 0.1
+    assert (tmp_path / "history.csv").read_text().startswith("epoch,train_loss,val_loss")
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["val_loss"] == pytest.approx(min(r["val_loss"] for r in history))
+    model, spec = load_trained_model(tmp_path / "best.pt")
+    assert spec.classes == ("b", "c", "light") and not model.training
+
+    out = tmp_path / "pred.h5"
+    predict("dips", prepared / "test.h5", [tmp_path / "best.pt"], "network", out)
+    with h5py.File(out) as f:
+        jets = f["jets"][:]
+        assert {"dips_pb", "dips_pc", "dips_pu", "pt", "eta", "HadronConeExclTruthLabelID"} <= set(
+            jets.dtype.names
+        )
+        assert f["member_probabilities"].shape == (1, len(jets), 3)
+    total = jets["dips_pb"] + jets["dips_pc"] + jets["dips_pu"]
+    np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+
+
+def test_resume_gives_the_same_result(tmp_path, config, prepared):
+    full = tmp_path / "full"
+    train_model("dips", _model_config(config, 3), prepared, full, seed=5)
+    # an interrupted run: two epochs, with last.pt left unfinished, then resumed to three
+    part = tmp_path / "part"
+    train_model("dips", _model_config(config, 2), prepared, part, seed=5)
+    state = load_checkpoint(part / "last.pt")
+    state["finished"] = False
+    # the fingerprint covers the config; the interrupted run had the same one as the full run
+    state["fingerprint"] = load_checkpoint(full / "last.pt")["fingerprint"]
+    torch.save(state, part / "last.pt")
+    history = train_model("dips", _model_config(config, 3), prepared, part, seed=5)
+    assert len(history) == 3
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
+    for key in a["model_state"]:
+        assert torch.equal(a["model_state"][key], b["model_state"][key]), key
+    assert a["history"][2]["val_loss"] == b["history"][2]["val_loss"]
+
+
+def test_pickled_object_in_checkpoint_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model_state": Payload()}, f)
+    with pytest.raises(ValueError, match=r"evil\.pt: not a loadable jettag checkpoint"):
+        load_checkpoint(path)
+
+
+def test_too_few_jets_for_a_batch(tmp_path, config, prepared):
+    model = _model_config(config)
+    model = dataclasses.replace(
+        model, training=dataclasses.replace(model.training, batch_size=10**6)
+    )
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train_model("dips", model, prepared, tmp_path, seed=1)

@@ -1,0 +1,111 @@
+"""The Snakemake workflow end to end on workflow/configs/ci.yaml, in a scratch copy of the repo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+CI_CONFIG = "workflow/configs/ci.yaml"
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run snakemake in workdir and return the completed process (never raises)."""
+    return subprocess.run(
+        ["snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A complete run of the CI analysis."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", workdir)
+    shutil.copy(REPO / "config.yaml", workdir)
+    shutil.copytree(REPO / "workflow", workdir / "workflow")
+    run = snakemake(workdir, "--configfile", CI_CONFIG, "-p")
+    assert run.returncode == 0, run.stderr[-5000:]
+    return workdir
+
+
+def _planned_rules(run: subprocess.CompletedProcess) -> set[str]:
+    """Rules in the job-stats table of a dry run."""
+    lines = (run.stdout + run.stderr).splitlines()
+    rules, in_table = set(), False
+    for line in lines:
+        if line.startswith("job") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if not parts or parts[0] == "total":
+                if parts and parts[0] == "total":
+                    break
+                continue
+            if not set(parts[0]) <= set("-"):
+                rules.add(parts[0])
+    return rules
+
+
+@pytest.mark.slow
+def test_ci_analysis_metrics(finished_run):
+    for tagger in ("dips", "ip3d"):
+        metrics = json.loads((finished_run / f"results/metrics/{tagger}.json").read_text())
+        assert metrics["auc"]["b_vs_light"] > 0.7  # far better than random (0.5)
+        for wp, entry in metrics["working_points"].items():
+            assert abs(entry["b_efficiency"] - int(wp) / 100) < 0.01
+            assert entry["light_rejection"] is None or entry["light_rejection"] > 1.5
+    for name in ("roc.png", "loss_dips.png"):
+        assert (finished_run / "results/plots" / name).stat().st_size > 10_000
+    # every rule ran a `jettag <stage>` command that an analyst can copy
+    log = sorted((finished_run / ".snakemake/log").glob("*.log"))[-1].read_text()
+    commands = [
+        line for line in log.splitlines()
+        if line.startswith("Shell command:") and line != "Shell command: None"  # rule all
+    ]  # fmt: skip
+    assert commands and all(c.split(": ", 1)[1].startswith("jettag ") for c in commands)
+
+
+@pytest.mark.slow
+def test_rerun_logic(finished_run):
+    dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
+    assert dry.returncode == 0
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+    edited = finished_run / "workflow/configs/edited.yaml"
+    config = yaml.safe_load((finished_run / CI_CONFIG).read_text())
+    config["models"]["dips"]["training"]["epochs"] = 5
+    edited.write_text(yaml.safe_dump(config))
+    shutil.copy(edited, finished_run / CI_CONFIG)
+    dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
+    assert dry.returncode == 0, dry.stderr
+    planned = _planned_rules(dry)
+    assert planned == {"train", "predict", "evaluate", "plot_roc", "plot_loss", "all"}, planned
+
+
+@pytest.mark.slow
+def test_bad_config_fails_before_any_job(tmp_path):
+    shutil.copy(REPO / "Snakefile", tmp_path)
+    shutil.copy(REPO / "config.yaml", tmp_path)
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    config = yaml.safe_load((REPO / CI_CONFIG).read_text())
+    config["models"]["dips"]["training"]["epochz"] = 3
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "--configfile", "bad.yaml")
+    assert run.returncode != 0
+    assert "models.dips.training" in run.stderr and "'epochz' was unexpected" in run.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+    config = yaml.safe_load((REPO / CI_CONFIG).read_text())
+    config["samples"]["ttbar"]["events_per_shard"] = "many"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "--configfile", "bad.yaml")
+    assert run.returncode != 0
+    assert "samples.ttbar.events_per_shard" in run.stderr and "not of type 'integer'" in run.stderr
