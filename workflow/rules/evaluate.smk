@@ -17,6 +17,8 @@ rule predict:
         members=tagger_members,
     output:
         "results/predictions/{tagger}.h5",
+    benchmark:
+        "results/benchmarks/predict/{tagger}.tsv"
     log:
         "logs/predict/{tagger}.log",
     shell:
@@ -32,6 +34,8 @@ rule evaluate:
         "results/metrics/{tagger}.json",
     params:
         settings=lambda w: settings(evaluation=CONFIG["evaluation"]),
+    benchmark:
+        "results/benchmarks/evaluate/{tagger}.tsv"
     log:
         "logs/evaluate/{tagger}.log",
     shell:

@@ -8,6 +8,8 @@ rule generate:
             sample=CONFIG["samples"][w.sample],
             simulation=CONFIG["simulation"],
         ),
+    benchmark:
+        "results/benchmarks/generate/{sample}/{shard}.tsv"
     log:
         "logs/generate/{sample}/{shard}.log",
     resources:

@@ -18,6 +18,8 @@ rule ingest:
         "data/ingested/{sample}.h5",
     params:
         settings=lambda w: settings(sample=CONFIG["samples"][w.sample], ingest=CONFIG["ingest"]),
+    benchmark:
+        "results/benchmarks/ingest/{sample}.tsv"
     log:
         "logs/ingest/{sample}.log",
     resources:

@@ -11,6 +11,8 @@ rule plot_roc:
         settings=lambda w: settings(
             plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
         ),
+    benchmark:
+        "results/benchmarks/plot_roc.tsv"
     log:
         "logs/plots/roc.log",
     shell:
@@ -30,6 +32,8 @@ rule plot_loss:
         expand("results/plots/loss_{{model}}.{ext}", ext=PLOT_FORMATS),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"]),
+    benchmark:
+        "results/benchmarks/plot_loss/{model}.tsv"
     log:
         "logs/plots/loss_{model}.log",
     shell:

@@ -10,6 +10,8 @@ rule prepare:
     params:
         settings=lambda w: settings(seed=CONFIG["seed"], prepare=CONFIG["prepare"]),
         output_dir=lambda w: f"data/prepared/{w.dataset}",
+    benchmark:
+        "results/benchmarks/prepare/{dataset}.tsv"
     log:
         "logs/prepare/{dataset}.log",
     resources:

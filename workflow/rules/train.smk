@@ -15,6 +15,8 @@ rule train:
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
         output_dir=lambda w: f"results/models/{w.model}/{w.member}",
     threads: workflow.cores
+    benchmark:
+        "results/benchmarks/train/{model}/{member}.tsv"
     log:
         "logs/train/{model}/{member}.log",
     resources:
@@ -35,6 +37,8 @@ rule fit_baseline:
     params:
         settings=lambda w: settings(baseline=CONFIG["baselines"][w.tagger]),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.tagger)}",
+    benchmark:
+        "results/benchmarks/fit_baseline/{tagger}.tsv"
     log:
         "logs/fit_baseline/{tagger}.log",
     shell:

@@ -17,6 +17,7 @@ import numpy.lib.recfunctions as rfn
 import torch
 
 from jettag.atomic import atomic_path
+from jettag.io.canonical import with_fields
 from jettag.models import ip3d
 from jettag.training.data import build_inputs
 from jettag.training.loop import load_trained_model
@@ -75,8 +76,8 @@ def predict(
     mean = members.mean(axis=0)
     kept = jets[list(KEPT_JET_FIELDS)]
     names = [f"{tagger}_{SHORT_CLASS.get(c, 'p' + c)}" for c in classes]
-    columns = [mean[:, k].astype(np.float32) for k in range(len(classes))]
-    table = rfn.append_fields(rfn.repack_fields(kept), names, columns, usemask=False)
+    columns = {name: mean[:, k].astype(np.float32) for k, name in enumerate(names)}
+    table = with_fields(rfn.repack_fields(kept), columns)
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
         ds = f.create_dataset("jets", data=table, compression="gzip")
         ds.attrs["flavour_label"] = classes

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import numpy.lib.recfunctions as rfn
 
 from jettag.atomic import atomic_path, write_yaml
 from jettag.config import PrepareConfig
@@ -19,7 +18,7 @@ from jettag.features.reweight import HistogramAccumulator, class_weights, fit_re
 from jettag.features.split import SPLITS, assign_split
 from jettag.features.transforms import MeanVarianceAccumulator, apply_transform, fit_normalisation
 from jettag.features.variables import add_derived_track_fields
-from jettag.io.canonical import CanonicalWriter, iterate_blocks
+from jettag.io.canonical import CanonicalWriter, iterate_blocks, with_fields
 from jettag.io.readers import InputError
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,9 @@ def flavour_labels(truth_label: np.ndarray, config: PrepareConfig) -> np.ndarray
 
 def _with_jet_fields(jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Jets with flavour_label and a sample_weight placeholder appended."""
-    return rfn.append_fields(
-        jets, ("flavour_label", "sample_weight"),
-        (labels, np.ones(len(jets), dtype=np.float32)), usemask=False,
-    )  # fmt: skip
+    return with_fields(
+        jets, {"flavour_label": labels, "sample_weight": np.ones(len(jets), dtype=np.float32)}
+    )
 
 
 def prepare_dataset(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.lib.recfunctions as rfn
 
+from jettag.io.canonical import with_fields
 from jettag.kinematics import wrap_phi
 
 DERIVED_TRACK_FIELDS = (
@@ -48,11 +48,5 @@ def add_derived_track_fields(jets: np.ndarray, tracks: np.ndarray) -> np.ndarray
             "deta": deta,
             "dphi": dphi,
         }
-    arrays = [np.where(valid, derived[k], 0.0).astype(np.float32) for k in DERIVED_TRACK_FIELDS]
-    flat = rfn.append_fields(
-        tracks.reshape(-1),
-        DERIVED_TRACK_FIELDS,
-        [a.reshape(-1) for a in arrays],
-        usemask=False,
-    )
-    return flat.reshape(tracks.shape)
+    columns = {k: np.where(valid, derived[k], 0.0).astype(np.float32) for k in DERIVED_TRACK_FIELDS}
+    return with_fields(tracks, columns)
