@@ -17,7 +17,7 @@ from jettag.simulate.particles import Particles
 
 
 def _radius_crossing(p: Particles, radius: np.ndarray) -> np.ndarray:
-    """Path parameter t (mm per GeV of pT) where the straight line reaches a radius; nan if never."""
+    """Path length t (mm) along the transverse direction to a radius; nan if never reached."""
     ux, uy = p.px / p.pt, p.py / p.pt
     b = p.x * ux + p.y * uy
     c = p.x**2 + p.y**2 - radius**2
