@@ -74,4 +74,9 @@ rule all:
         expand("results/metrics/{tagger}.json", tagger=TAGGERS),
         expand("results/plots/roc.{ext}", ext=CONFIG["plots"]["formats"]),
         expand("results/plots/loss_{model}.{ext}", model=MODELS, ext=CONFIG["plots"]["formats"]),
+        expand(
+            "results/plots/sample_{sample}_n_tracks.{ext}",
+            sample=CONFIG["samples"],
+            ext=CONFIG["plots"]["formats"],
+        ),
     default_target: True

@@ -137,6 +137,26 @@ def cmd_plot_loss(args: argparse.Namespace, config: dict) -> None:
               plots.atlas_text, _sqrt_s_tev(config, model.dataset), plots.formats)  # fmt: skip
 
 
+def cmd_sample_histograms(args: argparse.Namespace, config: dict) -> None:
+    """Per-flavour validation histograms of an ingested sample."""
+    from jettag.evaluation.sample_histograms import sample_histograms
+
+    cfg.sample_config(config, args.sample)
+    result = sample_histograms(args.input, args.output)
+    log.info("sample %s: jets %s, fractions %s", args.sample, result["n_jets"],
+             {k: round(v, 3) for k, v in result["fractions"].items()})  # fmt: skip
+
+
+def cmd_plot_sample(args: argparse.Namespace, config: dict) -> None:
+    """Draw the validation plots of a sample."""
+    from jettag.plotting.sample import plot_sample
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    sample = cfg.sample_config(config, args.sample)
+    plot_sample(args.histograms, sample.label, args.output_prefix, plots.atlas_text,
+                sample.sqrt_s_gev / 1000.0, plots.formats)  # fmt: skip
+
+
 def cmd_check_config(args: argparse.Namespace, config: dict) -> None:
     """Validate a config and print it with every default filled in."""
     import yaml
@@ -187,6 +207,14 @@ def _parser() -> argparse.ArgumentParser:
     p = stage("evaluate", cmd_evaluate, "metrics of one tagger")
     p.add_argument("--predictions", type=Path, required=True)
     p.add_argument("--output", type=Path, required=True)
+    p = stage("sample-histograms", cmd_sample_histograms, "validation histograms of a sample")
+    p.add_argument("--sample", required=True)
+    p.add_argument("--input", type=Path, required=True, help="ingested (canonical) HDF5")
+    p.add_argument("--output", type=Path, required=True, help="JSON")
+    p = stage("plot-sample", cmd_plot_sample, "validation plots of a sample")
+    p.add_argument("--sample", required=True)
+    p.add_argument("--histograms", type=Path, required=True)
+    p.add_argument("--output-prefix", type=Path, required=True)
     p = stage("plot-roc", cmd_plot_roc, "ROC curves with ratio panels")
     p.add_argument("--output-stem", type=Path, required=True, help="path without extension")
     p.add_argument("metrics", type=Path, nargs="+")

@@ -191,21 +191,115 @@ class AssociationCone:
 
 
 @dataclasses.dataclass(frozen=True)
+class EfficiencyConfig:
+    """Track reconstruction efficiency versus pT and eta."""
+
+    plateau: float
+    forward_loss: float
+    turn_on_gev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TailsConfig:
+    """Core plus wide Gaussian impact-parameter smearing."""
+
+    enabled: bool
+    fraction: float
+    scale: float
+
+
+@dataclasses.dataclass(frozen=True)
+class HitsConfig:
+    """Silicon layers, hit efficiencies and hit-count quality cuts."""
+
+    pixel_radii_mm: tuple[float, ...]
+    sct_radii_mm: tuple[float, ...]
+    pixel_hit_efficiency: float
+    sct_hit_efficiency: float
+    min_pixel_hits: int
+    min_silicon_hits: int
+    max_pixel_holes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MaterialConfig:
+    """Hadronic interactions in the beam pipe and pixel layers."""
+
+    enabled: bool
+    layer_radii_mm: tuple[float, ...]
+    interaction_probability: tuple[float, ...]
+    mean_charged_secondaries: float
+    charged_energy_fraction: float
+    mean_kt_gev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseConfig:
+    """Merged clusters in dense jet cores."""
+
+    enabled: bool
+    cluster_size_rphi_mm: float
+    cluster_size_z_mm: float
+    merged_loss_probability: float
+    shared_resolution_factor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FakesConfig:
+    """Fake tracks per jet."""
+
+    enabled: bool
+    per_jet_constant: float
+    per_jet_per_100gev: float
+    pt_mean_above_min_gev: float
+    d0_scale_mm: float
+    z0_sin_theta_scale_mm: float
+
+
+@dataclasses.dataclass(frozen=True)
 class TrackerConfig:
     """The parametrised tracker."""
 
     b_field_tesla: float
     pt_min_gev: float
     abs_eta_max: float
-    max_production_radius_mm: float
-    efficiency: float
+    efficiency: EfficiencyConfig
     d0_resolution_mm: Resolution
     z0_resolution_mm: Resolution
     pt_resolution: PtResolution
+    no_innermost_hit_resolution_factor: float
+    tails: TailsConfig
+    hits: HitsConfig
+    material: MaterialConfig
+    dense: DenseConfig
+    fakes: FakesConfig
     primary_vertex_z_resolution_mm: float
     max_abs_d0_mm: float
     max_abs_z0_sin_theta_mm: float
     association_cone: AssociationCone
+
+
+@dataclasses.dataclass(frozen=True)
+class PileupConfig:
+    """Charged particles from pile-up interactions."""
+
+    enabled: bool
+    mu: float
+    charged_per_vertex: float
+    pt_min_gev: float
+    pt_mean_above_min_gev: float
+    abs_eta_max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class OverlapRemovalConfig:
+    """Removal of jets made by prompt isolated leptons."""
+
+    enabled: bool
+    lepton_pt_min_gev: float
+    isolation_cone: float
+    max_isolation_fraction: float
+    delta_r: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +310,9 @@ class SimulationConfig:
     labelling: LabellingConfig
     tracker: TrackerConfig
     beam_spot_sigma_z_mm: float
+    long_lived_decays: bool
+    pileup: PileupConfig
+    overlap_removal: OverlapRemovalConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +327,7 @@ class SampleConfig:
     events_per_shard: int
     tree: str
     branches: dict[str, str]
+    zprime_masses_gev: tuple[float, ...]
     files: tuple[str, ...] = ()
 
 

@@ -39,3 +39,45 @@ rule plot_loss:
     shell:
         "jettag plot-loss --config {CONFIG_FILE} --model {wildcards.model}"
         " --output-stem results/plots/loss_{wildcards.model} {input} > {log} 2>&1"
+
+
+SAMPLE_PLOTS = [
+    "IP3D_signed_d0_significance",
+    "IP3D_signed_z0_significance",
+    "n_tracks",
+    "jet_pt",
+    "track_pt",
+    "track_origins",
+]
+
+
+rule sample_histograms:
+    """Per-flavour validation histograms of a sample (the numbers behind its plots)."""
+    input:
+        "data/ingested/{sample}.h5",
+    output:
+        "results/validation/{sample}.json",
+    benchmark:
+        "results/benchmarks/sample_histograms/{sample}.tsv"
+    log:
+        "logs/sample_histograms/{sample}.log",
+    shell:
+        "jettag sample-histograms --config {CONFIG_FILE} --sample {wildcards.sample}"
+        " --input {input} --output {output} > {log} 2>&1"
+
+
+rule plot_sample:
+    """sd0, sz0, multiplicity, pT and track origins per flavour."""
+    input:
+        "results/validation/{sample}.json",
+    output:
+        expand("results/plots/sample_{{sample}}_{var}.{ext}", var=SAMPLE_PLOTS, ext=PLOT_FORMATS),
+    params:
+        settings=lambda w: settings(plots=CONFIG["plots"], sample=CONFIG["samples"][w.sample]),
+    benchmark:
+        "results/benchmarks/plot_sample/{sample}.tsv"
+    log:
+        "logs/plots/sample_{sample}.log",
+    shell:
+        "jettag plot-sample --config {CONFIG_FILE} --sample {wildcards.sample}"
+        " --histograms {input} --output-prefix results/plots/sample_{wildcards.sample} > {log} 2>&1"

@@ -32,6 +32,13 @@ TRACK_DTYPE = np.dtype(
         ("d0Uncertainty", "f4"),
         ("z0SinThetaUncertainty", "f4"),
         ("ftagTruthOriginLabel", "i4"),  # -1 on padding and where unknown
+        # silicon hit counts; -1 where the input does not have them
+        ("numberOfPixelHits", "i1"),
+        ("numberOfSCTHits", "i1"),
+        ("numberOfInnermostPixelLayerHits", "i1"),
+        ("numberOfNextToInnermostPixelLayerHits", "i1"),
+        ("numberOfPixelSharedHits", "i1"),
+        ("numberOfPixelHoles", "i1"),
     ]
 )
 # Fields an input must provide (the rest are computed or optional).
@@ -39,7 +46,15 @@ REQUIRED_JET_FIELDS = ("pt", "eta", "phi", "mass", "HadronConeExclTruthLabelID",
 REQUIRED_TRACK_FIELDS = (
     "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty", "z0SinThetaUncertainty",
 )  # fmt: skip
-OPTIONAL_TRACK_FIELDS = ("ftagTruthOriginLabel",)
+OPTIONAL_TRACK_FIELDS = (
+    "ftagTruthOriginLabel",
+    "numberOfPixelHits",
+    "numberOfSCTHits",
+    "numberOfInnermostPixelLayerHits",
+    "numberOfNextToInnermostPixelLayerHits",
+    "numberOfPixelSharedHits",
+    "numberOfPixelHoles",
+)
 
 
 def compression_options(compression: str) -> dict:

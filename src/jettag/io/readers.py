@@ -55,13 +55,14 @@ def sort_and_pad(
     tracks = tracks[order]
     n_tracks = ak.to_numpy(ak.num(tracks, axis=1)).astype(np.int32)
     out = np.zeros((len(n_tracks), max_tracks), dtype=TRACK_DTYPE)
-    out["ftagTruthOriginLabel"] = -1
     for field in tracks.fields:
         padded = ak.fill_none(ak.pad_none(tracks[field], max_tracks, axis=1, clip=True), 0)
         out[field] = ak.to_numpy(padded)
     out["valid"] = np.arange(max_tracks)[None, :] < n_tracks[:, None]
-    if "ftagTruthOriginLabel" in tracks.fields:
-        out["ftagTruthOriginLabel"][~out["valid"]] = -1
+    out["ftagTruthOriginLabel"][~out["valid"]] = -1
+    for field in OPTIONAL_TRACK_FIELDS:
+        if field not in tracks.fields:  # not in the input: unknown on real tracks
+            out[field][out["valid"]] = -1
     return out, n_tracks
 
 

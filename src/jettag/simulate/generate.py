@@ -20,9 +20,13 @@ from jettag.atomic import atomic_path
 from jettag.config import SampleConfig, SimulationConfig
 from jettag.kinematics import delta_r, pt_eta_phi_m
 from jettag.simulate import pdg
-from jettag.simulate.pythia import EventRecord, extract_event, make_pythia
-from jettag.simulate.tracker import Tracks, reconstruct_tracks
-from jettag.simulate.truth import labelling_particles, truth_origin
+from jettag.simulate.hits import HIT_FIELDS
+from jettag.simulate.material import hadronic_interactions
+from jettag.simulate.particles import Particles
+from jettag.simulate.pileup import pileup_particles
+from jettag.simulate.pythia import EventRecord, extract_event, make_pythia, zprime_settings
+from jettag.simulate.tracker import Tracks, fake_tracks, reconstruct_tracks
+from jettag.simulate.truth import labelling_particles, prompt_isolated_leptons, truth_origin
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,9 @@ EVENTS_PER_CLUSTERING_BATCH = 250
 MAX_EVENT_NUMBER_PER_SHARD = 1_000_000
 TRACK_FIELDS = (
     "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty",
-    "z0SinThetaUncertainty", "ftagTruthOriginLabel",
+    "z0SinThetaUncertainty", "ftagTruthOriginLabel", *HIT_FIELDS,
 )  # fmt: skip
+INT_TRACK_FIELDS = ("ftagTruthOriginLabel", *HIT_FIELDS)
 
 
 @dataclass
@@ -42,8 +47,9 @@ class _PendingEvent:
     record: EventRecord
     visible: np.ndarray
     tracks: Tracks
-    track_origin: np.ndarray
     hadrons: dict[int, np.ndarray]
+    leptons: np.ndarray
+    rng: np.random.Generator  # this event's own stream: results do not depend on batching
 
 
 @dataclass
@@ -88,10 +94,14 @@ def generate_shard(
     if n_events >= MAX_EVENT_NUMBER_PER_SHARD:
         raise ValueError(f"at most {MAX_EVENT_NUMBER_PER_SHARD - 1} events per shard")
     pythia_seed, sequence = shard_seeds(seed, sample_name, shard)
-    rng = np.random.default_rng(sequence)
+    extra = []
+    if sample.process == "zprime":
+        masses = sample.zprime_masses_gev
+        extra = zprime_settings(masses[shard % len(masses)])
     pythia = make_pythia(
-        sample.process, sample.sqrt_s_gev, pythia_seed, simulation.beam_spot_sigma_z_mm
-    )
+        sample.process, sample.sqrt_s_gev, pythia_seed, simulation.beam_spot_sigma_z_mm,
+        simulation.long_lived_decays, extra,
+    )  # fmt: skip
     jet_definition = fastjet.JetDefinition(fastjet.antikt_algorithm, simulation.jets.radius)
     out = _Output()
     pending: list[_PendingEvent] = []
@@ -108,6 +118,7 @@ def generate_shard(
                 raise RuntimeError(f"Pythia failed {failures} times in shard {shard}")
             continue
         record = extract_event(pythia.event)
+        rng = np.random.default_rng(np.random.SeedSequence(sequence.entropy, spawn_key=(number,)))
         pending.append(_simulate_detector(record, shard, number, simulation, rng))
         number += 1
         progress.update()
@@ -127,20 +138,35 @@ def _simulate_detector(
     final = record.is_final
     visible = np.flatnonzero(final & ~np.isin(np.abs(record.pdg_id), pdg.NEUTRINOS))
     charged = np.flatnonzero(final & (record.charge != 0))
-    pv_z_reco = simulation.tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
-    tracks = reconstruct_tracks(
-        charged,
-        record.x[charged] - pv[0], record.y[charged] - pv[1], record.z[charged] - pv[2],
-        record.px[charged], record.py[charged], record.pz[charged], record.charge[charged],
-        pv_z_reco, simulation.tracker, rng,
+    particles = Particles.make(
+        x=record.x[charged] - pv[0], y=record.y[charged] - pv[1], z=record.z[charged] - pv[2],
+        px=record.px[charged], py=record.py[charged], pz=record.pz[charged],
+        charge=record.charge[charged], origin=truth_origin(record, charged),
+        record_index=charged, is_hadron=np.abs(record.pdg_id[charged]) > 100,
     )  # fmt: skip
+    pileup = pileup_particles(simulation.pileup, pv[2], simulation.beam_spot_sigma_z_mm, rng)
+    particles = Particles.concatenate([particles, pileup])
+    particles = hadronic_interactions(particles, simulation.tracker.material, rng)
+    pv_z_reco = simulation.tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
+    overlap = simulation.overlap_removal
+    leptons = (
+        prompt_isolated_leptons(
+            record,
+            overlap.lepton_pt_min_gev,
+            overlap.isolation_cone,
+            overlap.max_isolation_fraction,
+        )
+        if overlap.enabled
+        else np.empty(0, np.int64)
+    )
     return _PendingEvent(
         number=shard * MAX_EVENT_NUMBER_PER_SHARD + index,
         record=record,
         visible=visible,
-        tracks=tracks,
-        track_origin=truth_origin(record, tracks.index),
+        tracks=reconstruct_tracks(particles, pv_z_reco, simulation.tracker, rng),
         hadrons=labelling_particles(record, simulation.labelling.hadron_pt_min_gev),
+        leptons=leptons,
+        rng=rng,
     )
 
 
@@ -162,7 +188,9 @@ def _cluster_and_fill(
         _fill_event(event, event_jets, simulation, out)
 
 
-def _fill_event(event: _PendingEvent, event_jets, simulation: SimulationConfig, out: _Output):
+def _fill_event(
+    event: _PendingEvent, event_jets, simulation: SimulationConfig, out: _Output
+) -> None:
     """Label one event's jets, associate tracks to them and append the selected jets."""
     if len(event_jets) == 0:
         return
@@ -182,27 +210,35 @@ def _fill_event(event: _PendingEvent, event_jets, simulation: SimulationConfig, 
         closest = dr.argmin(axis=1)
         matched = dr[np.arange(hadrons.size), closest] < simulation.labelling.delta_r
         label[closest[matched]] = value
-    tracks = event.tracks
-    owner = _associate_tracks(tracks, pt, eta, phi, simulation)
-    central = np.flatnonzero(np.abs(eta) < simulation.jets.abs_eta_max)
-    for j in central:
-        members = np.flatnonzero(owner == j)
+    owner = _associate_tracks(event.tracks, pt, eta, phi, simulation)
+    central = np.abs(eta) < simulation.jets.abs_eta_max
+    if event.leptons.size:
+        dr = delta_r(record.eta[event.leptons, None], record.phi[event.leptons, None],
+                     eta[None, :], phi[None, :])  # fmt: skip
+        central &= ~(dr < simulation.overlap_removal.delta_r).any(axis=0)
+    cone = simulation.tracker.association_cone
+    for j in np.flatnonzero(central):
+        radius = cone.a + np.exp(cone.b + cone.c_per_mev * pt[j] * 1000.0)
+        fakes = fake_tracks(pt[j], eta[j], phi[j], radius, simulation.tracker, event.rng)
+        tracks = Tracks.concatenate([event.tracks.select(owner == j), fakes])
         out.jets["jet_pt"].append(pt[j])
         out.jets["jet_eta"].append(eta[j])
         out.jets["jet_phi"].append(phi[j])
         out.jets["jet_mass"].append(mass[j])
         out.jets["jet_HadronConeExclTruthLabelID"].append(label[j])
         out.jets["eventNumber"].append(event.number)
-        out.n_tracks.append(members.size)
-        out.tracks["pt"].append(tracks.pt[members])
-        out.tracks["eta"].append(tracks.eta[members])
-        out.tracks["phi"].append(tracks.phi[members])
-        out.tracks["charge"].append(tracks.charge[members])
-        out.tracks["d0"].append(tracks.d0[members])
-        out.tracks["z0SinTheta"].append(tracks.z0_sin_theta[members])
-        out.tracks["d0Uncertainty"].append(tracks.d0_uncertainty[members])
-        out.tracks["z0SinThetaUncertainty"].append(tracks.z0_sin_theta_uncertainty[members])
-        out.tracks["ftagTruthOriginLabel"].append(event.track_origin[members])
+        out.n_tracks.append(len(tracks))
+        out.tracks["pt"].append(tracks.pt)
+        out.tracks["eta"].append(tracks.eta)
+        out.tracks["phi"].append(tracks.phi)
+        out.tracks["charge"].append(tracks.charge)
+        out.tracks["d0"].append(tracks.d0)
+        out.tracks["z0SinTheta"].append(tracks.z0_sin_theta)
+        out.tracks["d0Uncertainty"].append(tracks.d0_uncertainty)
+        out.tracks["z0SinThetaUncertainty"].append(tracks.z0_sin_theta_uncertainty)
+        out.tracks["ftagTruthOriginLabel"].append(tracks.origin)
+        for name in HIT_FIELDS:
+            out.tracks[name].append(tracks.hits[name])
 
 
 def _associate_tracks(tracks: Tracks, pt, eta, phi, simulation: SimulationConfig) -> np.ndarray:
@@ -223,8 +259,7 @@ def _write_root(out: _Output, output: Path) -> None:
 
     jets = {k: np.asarray(v, dtype=dtype) for k, (dtype, v) in _zip_dtypes(out.jets).items()}
     counts = np.asarray(out.n_tracks, dtype=np.int64)
-    track_dtypes = {k: np.float32 for k in TRACK_FIELDS}
-    track_dtypes["ftagTruthOriginLabel"] = np.int32
+    track_dtypes = {k: (np.int32 if k in INT_TRACK_FIELDS else np.float32) for k in TRACK_FIELDS}
     flat = {
         k: (np.concatenate(v) if v else np.empty(0)).astype(track_dtypes[k])
         for k, v in out.tracks.items()

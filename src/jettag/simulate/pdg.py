@@ -57,6 +57,11 @@ def _contains(pdg_id: np.ndarray, quark: int) -> np.ndarray:
     return hadron & ((q3 == quark) | (q2 == quark) | (q1 == quark)) & ~onium
 
 
+def is_hadron(pdg_id: np.ndarray) -> np.ndarray:
+    """True for mesons and baryons."""
+    return _quark_digits(pdg_id)[3]
+
+
 def is_b_hadron(pdg_id: np.ndarray) -> np.ndarray:
     """True for hadrons containing a b quark."""
     return _contains(pdg_id, 5)

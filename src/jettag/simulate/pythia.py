@@ -9,7 +9,23 @@ import numpy as np
 PROCESS_SETTINGS = {
     # pp -> ttbar: the ATLAS/CMS reference sample for b-tagging (b, c from W, light jets)
     "ttbar": ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"],
+    # pp -> Z' -> q qbar (d, u, s, c, b): high-pT jets of every flavour, ATLAS's extended sample;
+    # the mass is set per shard (see zprime_settings), so that mixing shards flattens the pT
+    "zprime": [
+        "NewGaugeBoson:ffbar2gmZZprime = on",
+        "Zprime:gmZmode = 3",
+        "32:onMode = off",
+        "32:onIfAny = 1 2 3 4 5",
+    ],
 }
+# Long-lived strange hadrons (c tau > 10 mm: K0S, Lambda, Sigma+-, Xi, Omega); kept stable
+# when long-lived decays are switched off.
+STABLE_LONG_LIVED = ["ParticleDecays:limitTau0 = on", "ParticleDecays:tau0Max = 10."]
+
+
+def zprime_settings(mass_gev: float) -> list[str]:
+    """A narrow Z' mass window around one mass point."""
+    return [f"32:m0 = {mass_gev}", f"32:mMin = {0.8 * mass_gev}", f"32:mMax = {1.2 * mass_gev}"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,14 @@ class EventRecord:
         return np.arctan2(self.py, self.px)
 
 
-def make_pythia(process: str, sqrt_s_gev: float, seed: int, beam_spot_sigma_z_mm: float):
+def make_pythia(
+    process: str,
+    sqrt_s_gev: float,
+    seed: int,
+    beam_spot_sigma_z_mm: float,
+    long_lived_decays: bool = True,
+    extra: list[str] | None = None,
+):
     """A configured, initialised Pythia 8 instance; quiet, seeded, with a z beam spot."""
     import pythia8mc
 
@@ -65,6 +88,8 @@ def make_pythia(process: str, sqrt_s_gev: float, seed: int, beam_spot_sigma_z_mm
         "Beams:sigmaVertexY = 0.0",
         "Print:quiet = on",
         "Next:numberCount = 0",
+        *([] if long_lived_decays else STABLE_LONG_LIVED),
+        *(extra or []),
     ]
     for line in settings:
         if not pythia.readString(line):

@@ -7,11 +7,15 @@ straight-line limit; the helix in the solenoid field is taken into account exact
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from jettag.config import TrackerConfig
+from jettag.config import DenseConfig, EfficiencyConfig, TailsConfig, TrackerConfig
+from jettag.simulate import pdg
+from jettag.simulate.hits import HIT_FIELDS, hit_pattern, passes_quality
+from jettag.simulate.particles import Particles
 
 # radius [m] = pT [GeV] / (C * B [T] * |q|)
 _CURVATURE_CONSTANT = 0.299792458
@@ -68,7 +72,8 @@ def resolution(constant: float, multiple_scattering: float, pt: np.ndarray, thet
 class Tracks:
     """Reconstructed tracks; every array has shape (n_tracks,)."""
 
-    index: np.ndarray  # index of the truth particle in the event record
+    record_index: np.ndarray  # index of the truth particle in the event record, -1 if none
+    origin: np.ndarray  # ftagTruthOriginLabel
     pt: np.ndarray
     eta: np.ndarray
     phi: np.ndarray
@@ -77,65 +82,218 @@ class Tracks:
     z0_sin_theta: np.ndarray
     d0_uncertainty: np.ndarray
     z0_sin_theta_uncertainty: np.ndarray
+    hits: dict[str, np.ndarray]  # HIT_FIELDS -> (n_tracks,) int32
+
+    def __len__(self) -> int:
+        return self.pt.size
+
+    def select(self, mask: np.ndarray) -> Tracks:
+        """The tracks where mask is True (or at the given indices)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        hits = {k: v[mask] for k, v in fields.pop("hits").items()}
+        return Tracks(**{k: v[mask] for k, v in fields.items()}, hits=hits)
+
+    @staticmethod
+    def concatenate(parts: list[Tracks]) -> Tracks:
+        """All tracks of several tables, in order."""
+        names = [f.name for f in dataclasses.fields(Tracks) if f.name != "hits"]
+        columns = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
+        hits = {k: np.concatenate([p.hits[k] for p in parts]) for k in HIT_FIELDS}
+        return Tracks(**columns, hits=hits)
+
+
+def efficiency(pt: np.ndarray, eta: np.ndarray, config: EfficiencyConfig) -> np.ndarray:
+    """Reconstruction efficiency: a pT turn-on times an eta-dependent plateau."""
+    plateau = config.plateau - config.forward_loss * (np.abs(eta) / 2.5) ** 2
+    turn_on = 1.0 - np.exp(-np.maximum(pt - 0.4, 0.0) / config.turn_on_gev)
+    return np.clip(plateau * turn_on, 0.0, 1.0)
+
+
+def smear(sigma: np.ndarray, tails: TailsConfig, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian residuals; with tails on, a fraction is drawn `scale` times wider."""
+    residual = sigma * rng.standard_normal(sigma.size)
+    if tails.enabled and tails.fraction > 0:
+        wide = rng.random(sigma.size) < tails.fraction
+        residual = np.where(wide, residual * tails.scale, residual)
+    return residual
+
+
+def merged_clusters(
+    phi0: np.ndarray,
+    z0: np.ndarray,
+    theta: np.ndarray,
+    curvature_radius: np.ndarray,
+    charge: np.ndarray,
+    pixel_hit: np.ndarray,
+    radii: np.ndarray,
+    config: DenseConfig,
+) -> np.ndarray:
+    """(n_tracks, 2) bool: the track's hit on each of the two innermost layers is shared.
+
+    Two tracks share a cluster where they pass closer than a cluster size in r-phi and in z;
+    in the core of a high-pT jet, tracks are collimated enough for this to happen often.
+    """
+    shared = np.zeros((phi0.size, 2), dtype=bool)
+    cot_theta = 1.0 / np.tan(theta)
+    for layer in range(2):
+        radius = radii[layer]
+        on_layer = np.flatnonzero(pixel_hit[:, layer])
+        if on_layer.size < 2:
+            continue
+        bend = np.arcsin(np.clip(radius / (2.0 * curvature_radius[on_layer]), -1.0, 1.0))
+        phi = np.mod(phi0[on_layer] - np.sign(charge[on_layer]) * bend, 2.0 * np.pi)
+        z = z0[on_layer] + radius * cot_theta[on_layer]
+        shared[on_layer, layer] = _close_pairs(
+            phi, z, config.cluster_size_rphi_mm / radius, config.cluster_size_z_mm
+        )
+    return shared
+
+
+def _close_pairs(phi: np.ndarray, z: np.ndarray, max_dphi: float, max_dz: float) -> np.ndarray:
+    """Mask of points with another point closer than (max_dphi, max_dz); phi in [0, 2 pi).
+
+    Sorting by phi makes this O(n log n): only neighbours within max_dphi in the sorted order
+    are compared, one offset at a time (the wrap at 2 pi is handled by a shifted copy).
+    """
+    n = phi.size
+    order = np.argsort(phi)
+    sorted_phi, sorted_z = phi[order], z[order]
+    ext_phi = np.concatenate([sorted_phi, sorted_phi + 2.0 * np.pi])
+    ext_z = np.concatenate([sorted_z, sorted_z])
+    ext_index = np.concatenate([order, order])
+    close = np.zeros(n, dtype=bool)
+    base = np.arange(n)
+    for offset in range(1, n):
+        partner = base + offset
+        within = ext_phi[partner] - sorted_phi < max_dphi
+        if not within.any():
+            break
+        pair = within & (np.abs(ext_z[partner] - sorted_z) < max_dz)
+        close[order[pair]] = True
+        close[ext_index[partner[pair]]] = True
+    return close
 
 
 def reconstruct_tracks(
-    candidates: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    z: np.ndarray,
-    px: np.ndarray,
-    py: np.ndarray,
-    pz: np.ndarray,
-    charge: np.ndarray,
-    pv_z_reco: float,
-    tracker: TrackerConfig,
-    rng: np.random.Generator,
+    particles: Particles, pv_z_reco: float, tracker: TrackerConfig, rng: np.random.Generator
 ) -> Tracks:
-    """Smear and select charged particles; `candidates` indexes them in the event record.
+    """Hits, resolution (with tails), merged clusters, efficiency and selection of particles.
 
-    Positions are relative to the true primary vertex; `pv_z_reco` is the reconstructed
-    vertex z (also relative to the true one), from which z0 is measured.
+    Particle positions are relative to the true primary vertex; `pv_z_reco` is the
+    reconstructed vertex z (relative to the true one), from which z0 is measured.
     """
-    production_radius = np.hypot(x, y)
-    reachable = production_radius < tracker.max_production_radius_mm
-    sel = candidates[reachable]
+    # particles far outside the acceptance cost time and can never make a track
+    pt_all = particles.pt
+    rough_eta = np.arcsinh(particles.pz / np.maximum(pt_all, 1e-9))
+    p = particles.select(
+        (pt_all > 0.8 * tracker.pt_min_gev) & (np.abs(rough_eta) < tracker.abs_eta_max + 0.1)
+    )
     true = perigee_parameters(
-        x[reachable], y[reachable], z[reachable] - pv_z_reco,
-        px[reachable], py[reachable], pz[reachable], charge[reachable],
-        tracker.b_field_tesla,
-    )  # fmt: skip
-    n = sel.size
-    res = tracker.pt_resolution
-    pt_sigma = np.hypot(res.constant, res.slope_per_gev * true.pt)
-    pt = true.pt * (1.0 + pt_sigma * rng.standard_normal(n))
-    d0_sigma = resolution(
+        p.x, p.y, p.z - pv_z_reco, p.px, p.py, p.pz, p.charge, tracker.b_field_tesla
+    )
+    n = len(p)
+    hits = hit_pattern(p.production_radius, p.end_radius, tracker.hits, rng)
+    lever_arm = np.where(hits.n_innermost == 0, tracker.no_innermost_hit_resolution_factor, 1.0)
+    d0_sigma = lever_arm * resolution(
         tracker.d0_resolution_mm.constant, tracker.d0_resolution_mm.multiple_scattering,
         true.pt, true.theta,
     )  # fmt: skip
-    z0_sigma = resolution(
+    z0_sigma = lever_arm * resolution(
         tracker.z0_resolution_mm.constant, tracker.z0_resolution_mm.multiple_scattering,
         true.pt, true.theta,
     )  # fmt: skip
-    d0 = true.d0 + d0_sigma * rng.standard_normal(n)
-    z0_sin_theta = true.z0 * np.sin(true.theta) + z0_sigma * rng.standard_normal(n)
+    lost = np.zeros(n, dtype=bool)
+    n_shared = np.zeros(n, dtype=np.int32)
+    if tracker.dense.enabled:
+        curvature = 1000.0 * true.pt / (_CURVATURE_CONSTANT * tracker.b_field_tesla)
+        shared = merged_clusters(
+            true.phi0, true.z0, true.theta, curvature, p.charge, hits.pixel_hit,
+            np.asarray(tracker.hits.pixel_radii_mm), tracker.dense,
+        )  # fmt: skip
+        # merged on both innermost layers: the pattern recognition often keeps one track only
+        merged = shared.all(axis=1)
+        lost = merged & (rng.random(n) < tracker.dense.merged_loss_probability)
+        n_shared = shared.sum(axis=1).astype(np.int32)
+        factor = np.where(n_shared > 0, tracker.dense.shared_resolution_factor, 1.0)
+        d0_sigma, z0_sigma = d0_sigma * factor, z0_sigma * factor
+    res = tracker.pt_resolution
+    pt = true.pt * (
+        1.0 + np.hypot(res.constant, res.slope_per_gev * true.pt) * rng.standard_normal(n)
+    )
+    d0 = true.d0 + smear(d0_sigma, tracker.tails, rng)
+    z0_sin_theta = true.z0 * np.sin(true.theta) + smear(z0_sigma, tracker.tails, rng)
     eta = -np.log(np.tan(true.theta / 2.0))
-    efficient = rng.random(n) < tracker.efficiency
+    found = rng.random(n) < efficiency(true.pt, eta, tracker.efficiency)
     keep = (
-        efficient
+        found
+        & ~lost
+        & passes_quality(hits, tracker.hits)
         & (pt > tracker.pt_min_gev)
         & (np.abs(eta) < tracker.abs_eta_max)
         & (np.abs(d0) < tracker.max_abs_d0_mm)
         & (np.abs(z0_sin_theta) < tracker.max_abs_z0_sin_theta_mm)
     )
+    hit_columns = {
+        "numberOfPixelHits": hits.n_pixel,
+        "numberOfSCTHits": hits.n_sct,
+        "numberOfInnermostPixelLayerHits": hits.n_innermost,
+        "numberOfNextToInnermostPixelLayerHits": hits.n_next_to_innermost,
+        "numberOfPixelSharedHits": n_shared,
+        "numberOfPixelHoles": hits.n_pixel_holes,
+    }
     return Tracks(
-        index=sel[keep],
+        record_index=p.record_index[keep],
+        origin=p.origin[keep],
         pt=pt[keep],
         eta=eta[keep],
         phi=true.phi0[keep],
-        charge=np.sign(charge[reachable][keep]),
+        charge=np.sign(p.charge[keep]),
         d0=d0[keep],
         z0_sin_theta=z0_sin_theta[keep],
         d0_uncertainty=d0_sigma[keep],
         z0_sin_theta_uncertainty=z0_sigma[keep],
+        hits={k: v[keep] for k, v in hit_columns.items()},
+    )
+
+
+def fake_tracks(
+    jet_pt: float, jet_eta: float, jet_phi: float, cone: float, tracker: TrackerConfig, rng
+) -> Tracks:
+    """Fake tracks in one jet: random hit combinations near its axis, wide impact parameters."""
+    fakes = tracker.fakes
+    mean = fakes.per_jet_constant + fakes.per_jet_per_100gev * jet_pt / 100.0
+    n = rng.poisson(mean) if fakes.enabled else 0
+    dr = cone * np.sqrt(rng.random(n))  # uniform over the cone's area
+    angle = rng.uniform(0, 2 * np.pi, n)
+    eta = jet_eta + dr * np.cos(angle)
+    pt = tracker.pt_min_gev + rng.exponential(fakes.pt_mean_above_min_gev, n)
+    theta = 2.0 * np.arctan(np.exp(-eta))
+    d0_sigma = resolution(
+        tracker.d0_resolution_mm.constant, tracker.d0_resolution_mm.multiple_scattering, pt, theta
+    )
+    z0_sigma = resolution(
+        tracker.z0_resolution_mm.constant, tracker.z0_resolution_mm.multiple_scattering, pt, theta
+    )
+    n_pixel = rng.integers(tracker.hits.min_pixel_hits, len(tracker.hits.pixel_radii_mm) + 1, n)
+    return Tracks(
+        record_index=np.full(n, -1, np.int64),
+        origin=np.full(n, pdg.ORIGIN_FAKE, np.int32),
+        pt=pt,
+        eta=eta,
+        phi=np.angle(np.exp(1j * (jet_phi + dr * np.sin(angle)))),
+        charge=rng.choice([-1.0, 1.0], n),
+        d0=rng.laplace(0.0, fakes.d0_scale_mm, n),
+        z0_sin_theta=rng.laplace(0.0, fakes.z0_sin_theta_scale_mm, n),
+        d0_uncertainty=d0_sigma,
+        z0_sin_theta_uncertainty=z0_sigma,
+        hits={
+            "numberOfPixelHits": n_pixel.astype(np.int32),
+            "numberOfSCTHits": rng.integers(max(tracker.hits.min_silicon_hits - 4, 0), 9, n).astype(
+                np.int32
+            ),
+            "numberOfInnermostPixelLayerHits": (rng.random(n) < 0.7).astype(np.int32),
+            "numberOfNextToInnermostPixelLayerHits": (rng.random(n) < 0.7).astype(np.int32),
+            "numberOfPixelSharedHits": rng.integers(0, 3, n).astype(np.int32),
+            "numberOfPixelHoles": (rng.random(n) < 0.3).astype(np.int32),
+        },
     )

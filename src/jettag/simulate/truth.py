@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jettag.kinematics import delta_r
 from jettag.simulate import pdg
 from jettag.simulate.pythia import EventRecord
 
@@ -58,3 +59,30 @@ def truth_origin(record: EventRecord, particles: np.ndarray) -> np.ndarray:
     origin[from_b] = pdg.ORIGIN_FROM_B
     origin[from_b & from_c] = pdg.ORIGIN_FROM_BC
     return origin
+
+
+def prompt_isolated_leptons(
+    record: EventRecord, pt_min_gev: float, cone: float, max_fraction: float
+) -> np.ndarray:
+    """Indices of final electrons and muons not from hadron decays, with little activity around."""
+    candidates = np.flatnonzero(
+        record.is_final & np.isin(np.abs(record.pdg_id), (11, 13)) & (record.pt > pt_min_gev)
+    )
+    if candidates.size == 0:
+        return candidates
+    is_hadron = pdg.is_hadron(record.pdg_id)
+    from_hadron = np.zeros(candidates.size, dtype=bool)
+    current = candidates.copy()
+    for _ in range(_MAX_ANCESTRY_DEPTH):
+        current = record.mother1[current]
+        alive = current > 0
+        if not alive.any():
+            break
+        from_hadron |= alive & is_hadron[current]
+        current = np.where(alive, current, 0)
+    prompt = candidates[~from_hadron]
+    visible = np.flatnonzero(record.is_final & ~np.isin(np.abs(record.pdg_id), pdg.NEUTRINOS))
+    dr = delta_r(record.eta[prompt, None], record.phi[prompt, None],
+                 record.eta[None, visible], record.phi[None, visible])  # fmt: skip
+    around = np.where((dr < cone) & (visible[None, :] != prompt[:, None]), record.pt[visible], 0.0)
+    return prompt[around.sum(axis=1) < max_fraction * record.pt[prompt]]

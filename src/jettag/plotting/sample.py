@@ -1,0 +1,95 @@
+"""Validation plots of a sample, drawn from the histograms JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from jettag.plotting.style import atlas_label, save_figure, use_style
+
+FLAVOUR_STYLE = {
+    "b": ("#1f77b4", "$b$-jets"),
+    "c": ("#2ca02c", "$c$-jets"),
+    "light": ("#d62728", "Light-jets"),
+}
+AXIS_LABELS = {
+    "IP3D_signed_d0_significance": ("Track lifetime-signed $d_0/\\sigma(d_0)$", True),
+    "IP3D_signed_z0_significance": (
+        "Track lifetime-signed $z_0\\sin\\theta/\\sigma(z_0\\sin\\theta)$",
+        True,
+    ),
+    "n_tracks": ("Number of associated tracks", False),
+    "jet_pt": ("Jet $p_{T}$ [GeV]", True),
+    "track_pt": ("Track $p_{T}$ [GeV]", True),
+}
+
+
+def plot_sample(
+    histograms_file: Path, sample_label: str, stem_prefix: Path, atlas_text: str,
+    sqrt_s_tev: float, formats: Sequence[str],
+) -> list[Path]:  # fmt: skip
+    """One normalised per-flavour plot per variable, plus the track-origin composition."""
+    use_style()
+    data = json.loads(Path(histograms_file).read_text())
+    written = []
+    fractions = data["fractions"]
+    extra = (
+        sample_label
+        + "\n"
+        + ", ".join(f"{FLAVOUR_STYLE[f][1]} {100 * fractions[f]:.1f}%" for f in FLAVOUR_STYLE)
+    )
+    for var, (xlabel, logy) in AXIS_LABELS.items():
+        h = data["histograms"][var]
+        edges = np.asarray(h["edges"])
+        fig, ax = plt.subplots(figsize=(8, 6))
+        for flavour, (colour, label) in FLAVOUR_STYLE.items():
+            counts = np.asarray(h[flavour])
+            if counts.sum() == 0:
+                continue
+            ax.stairs(counts / counts.sum(), edges, color=colour, lw=1.8, label=label)
+        ax.set_xlim(edges[0], edges[-1])
+        if var in ("jet_pt", "track_pt"):
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi * 40)
+        else:
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.45)
+        ax.set_xlabel(
+            xlabel + (" (overflow in edge bins)" if logy and "significance" in var else "")
+        )
+        ax.set_ylabel(
+            "Normalised number of " + ("jets" if var in ("n_tracks", "jet_pt") else "tracks")
+        )
+        ax.legend(loc="upper right")
+        atlas_label(ax, atlas_text, sqrt_s_tev, extra)
+        written += save_figure(fig, Path(f"{stem_prefix}_{var}"), formats)
+    written += _plot_origins(data, extra, Path(f"{stem_prefix}_track_origins"), atlas_text,
+                             sqrt_s_tev, formats)  # fmt: skip
+    return written
+
+
+def _plot_origins(data, extra, stem, atlas_text, sqrt_s_tev, formats) -> list[Path]:
+    """Stacked fractions of track truth origins per jet flavour."""
+    names = data["track_origins"]["names"]
+    flavours = list(FLAVOUR_STYLE)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    bottom = np.zeros(len(flavours))
+    colours = plt.get_cmap("tab10").colors
+    for k, name in enumerate(names):
+        values = np.array(
+            [data["track_origins"][f][k] / max(sum(data["track_origins"][f]), 1) for f in flavours]
+        )
+        ax.bar([FLAVOUR_STYLE[f][1] for f in flavours], values, bottom=bottom, color=colours[k],
+               label=name, width=0.6)  # fmt: skip
+        bottom += values
+    ax.set_ylabel("Fraction of associated tracks")
+    ax.set_ylim(0, 1.6)
+    ax.legend(loc="upper right", ncol=2, fontsize="x-small", title="Track truth origin")
+    atlas_label(ax, atlas_text, sqrt_s_tev, extra)
+    return save_figure(fig, stem, formats)

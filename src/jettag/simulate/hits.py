@@ -1,0 +1,78 @@
+"""Silicon hit patterns: which barrel layers a track crosses and leaves a hit in.
+
+Hit counts are what ATLAS track quality cuts use (>= 7 silicon hits, >= 1 pixel hit, at most
+one pixel hole), and they carry physics: a track made beyond the innermost layer (a K0S or
+Lambda daughter, a hadronic-interaction product) has no innermost hit and a worse d0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jettag.config import HitsConfig
+
+HIT_FIELDS = (
+    "numberOfPixelHits",
+    "numberOfSCTHits",
+    "numberOfInnermostPixelLayerHits",
+    "numberOfNextToInnermostPixelLayerHits",
+    "numberOfPixelSharedHits",
+    "numberOfPixelHoles",
+)
+
+
+@dataclass(frozen=True)
+class HitPattern:
+    """Per-track hit counts, (n,) int arrays, and pixel hits per layer (n, n_pixel_layers)."""
+
+    pixel_hit: np.ndarray
+    n_pixel: np.ndarray
+    n_sct: np.ndarray
+    n_pixel_holes: np.ndarray
+
+    @property
+    def n_innermost(self) -> np.ndarray:
+        """Hits on the innermost pixel layer (IBL)."""
+        return self.pixel_hit[:, 0].astype(np.int32)
+
+    @property
+    def n_next_to_innermost(self) -> np.ndarray:
+        """Hits on the next-to-innermost pixel layer."""
+        return self.pixel_hit[:, 1].astype(np.int32)
+
+
+def hit_pattern(
+    production_radius: np.ndarray, end_radius: np.ndarray, config: HitsConfig, rng
+) -> HitPattern:
+    """Hits on the layers between where a particle is made and where it stops."""
+    n = production_radius.size
+    r0, r1 = production_radius[:, None], end_radius[:, None]
+    pixel = np.asarray(config.pixel_radii_mm)[None, :]
+    sct = np.asarray(config.sct_radii_mm)[None, :]
+    pixel_crossed = (r0 < pixel) & (pixel < r1)
+    pixel_hit = pixel_crossed & (rng.random((n, pixel.size)) < config.pixel_hit_efficiency)
+    sct_crossed = (r0 < sct) & (sct < r1)
+    # SCT modules are double-sided: two hits per layer crossed
+    sct_hits = (
+        sct_crossed[:, :, None] & (rng.random((n, sct.size, 2)) < config.sct_hit_efficiency)
+    ).sum(axis=(1, 2))
+    # a hole is a crossed layer without a hit, after the first hit (before it, none is expected)
+    after_first = np.cumsum(pixel_hit, axis=1) > 0
+    holes = (pixel_crossed & ~pixel_hit & after_first).sum(axis=1)
+    return HitPattern(
+        pixel_hit=pixel_hit,
+        n_pixel=pixel_hit.sum(axis=1).astype(np.int32),
+        n_sct=sct_hits.astype(np.int32),
+        n_pixel_holes=holes.astype(np.int32),
+    )
+
+
+def passes_quality(hits: HitPattern, config: HitsConfig) -> np.ndarray:
+    """ATLAS Loose-like hit requirements."""
+    return (
+        (hits.n_pixel >= config.min_pixel_hits)
+        & (hits.n_pixel + hits.n_sct >= config.min_silicon_hits)
+        & (hits.n_pixel_holes <= config.max_pixel_holes)
+    )
