@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -98,3 +100,26 @@ def test_generation_is_reproducible_by_seed(tmp_path, config, generated_root):
     assert not np.array_equal(ak.to_numpy(b.jet_pt[:5]), ak.to_numpy(a.jet_pt[:5]))
     assert ak.min(b.eventNumber) >= 1_000_000  # event numbers stay unique across shards
     assert shard_seeds(1, "ttbar", 0) != shard_seeds(1, "ttbar", 1)
+
+
+def test_overlap_removal_drops_jets_made_by_prompt_leptons(tmp_path, config):
+    simulation = cfg.section(cfg.SimulationConfig, config["simulation"])
+    sample = cfg.sample_config(config, "ttbar")
+    off = dataclasses.replace(
+        simulation, overlap_removal=dataclasses.replace(simulation.overlap_removal, enabled=False)
+    )
+    n_on = generate_shard("ttbar", sample, simulation, 5, 0, tmp_path / "on.root", n_events=60)
+    n_off = generate_shard("ttbar", sample, off, 5, 0, tmp_path / "off.root", n_events=60)
+    removed = n_off["jets"] - n_on["jets"]
+    # ttbar: about 0.4 prompt electrons or muons per event (W -> e nu, mu nu, also via tau)
+    assert 5 <= removed <= 40
+    on, all_jets = _arrays(tmp_path / "on.root"), _arrays(tmp_path / "off.root")
+    kept = set(zip(ak.to_list(on.eventNumber), np.round(ak.to_numpy(on.jet_pt), 3), strict=True))
+    dropped = [
+        n for e, pt, n in zip(ak.to_list(all_jets.eventNumber),
+                              np.round(ak.to_numpy(all_jets.jet_pt), 3),
+                              ak.to_list(all_jets.n_trk), strict=True)
+        if (e, pt) not in kept
+    ]  # fmt: skip
+    assert len(dropped) == removed
+    assert np.median(dropped) <= 2  # a lepton's "jet" has its own track and little else

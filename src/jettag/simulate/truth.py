@@ -8,7 +8,8 @@ from jettag.kinematics import delta_r
 from jettag.simulate import pdg
 from jettag.simulate.pythia import EventRecord
 
-_MAX_ANCESTRY_DEPTH = 500  # parton showers make long mother chains; this is far beyond them
+_MAX_ANCESTRY_DEPTH = 500
+BEAM_PARTICLES = 2  # entries 1 and 2 of a Pythia event record are the beams (0: the system)  # parton showers make long mother chains; this is far beyond them
 
 
 def last_in_chain(record: EventRecord, selected: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ def prompt_isolated_leptons(
     current = candidates.copy()
     for _ in range(_MAX_ANCESTRY_DEPTH):
         current = record.mother1[current]
-        alive = current > 0
+        alive = current > BEAM_PARTICLES  # the colliding protons are everybody's ancestors
         if not alive.any():
             break
         from_hadron |= alive & is_hadron[current]
