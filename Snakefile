@@ -75,6 +75,11 @@ rule all:
         expand("results/plots/roc.{ext}", ext=CONFIG["plots"]["formats"]),
         expand("results/plots/loss_{model}.{ext}", model=MODELS, ext=CONFIG["plots"]["formats"]),
         expand(
+            "results/plots/roc_{dataset}.{ext}",
+            dataset=[d for d in {tagger_dataset(t) for t in TAGGERS} if d != MAIN_DATASET],
+            ext=CONFIG["plots"]["formats"],
+        ),
+        expand(
             "results/plots/sample_{sample}_n_tracks.{ext}",
             sample=CONFIG["samples"],
             ext=CONFIG["plots"]["formats"],

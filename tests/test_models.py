@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from jettag import config as cfg
 from jettag.models.registry import build_model
 from tests.conftest import minimal_config
 
+ARCHITECTURES = ["deepsets", "transformer"]
 
-def _model(normalisation="none"):
+
+def _model(normalisation="none", architecture="deepsets"):
     raw = minimal_config()
+    raw["models"]["dips"]["architecture"] = architecture
     raw["models"]["dips"]["deepsets"]["normalisation"] = normalisation
+    raw["models"]["dips"]["transformer"] = {"embed_dim": 16, "num_heads": 2, "num_layers": 2}
     model_config = cfg.model_config(cfg.validate_config(raw), "dips")
     torch.manual_seed(0)
     return build_model(model_config, n_track_features=5, n_jet_features=2, n_classes=3).eval()
@@ -27,8 +32,9 @@ def _batch(batch=6, max_tracks=8):
     return tracks, valid, torch.randn(batch, 2, generator=g)
 
 
-def test_permutation_invariance():
-    model = _model()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_permutation_invariance(architecture):
+    model = _model(architecture=architecture)
     tracks, valid, jets = _batch()
     perm = torch.randperm(8, generator=torch.Generator().manual_seed(4))
     out = model(tracks, valid, jets)
@@ -36,19 +42,23 @@ def test_permutation_invariance():
     torch.testing.assert_close(out, out_perm, rtol=1e-5, atol=1e-6)
 
 
-def test_padding_invariance_and_empty_jets():
-    for normalisation in ("none", "layer", "batch"):
-        model = _model(normalisation)
-        tracks, valid, jets = _batch()
-        padded_tracks = torch.cat([tracks, 99.0 * torch.ones(6, 4, 5)], dim=1)  # garbage padding
-        padded_valid = torch.cat([valid, torch.zeros(6, 4, dtype=torch.bool)], dim=1)
-        out = model(tracks, valid, jets)
-        torch.testing.assert_close(out, model(padded_tracks, padded_valid, jets))
-        assert torch.isfinite(out[0]).all()  # the zero-track jet
+@pytest.mark.parametrize(
+    ("architecture", "normalisation"),
+    [("deepsets", "none"), ("deepsets", "layer"), ("deepsets", "batch"), ("transformer", "none")],
+)
+def test_padding_invariance_and_empty_jets(architecture, normalisation):
+    model = _model(normalisation, architecture)
+    tracks, valid, jets = _batch()
+    padded_tracks = torch.cat([tracks, 99.0 * torch.ones(6, 4, 5)], dim=1)  # garbage padding
+    padded_valid = torch.cat([valid, torch.zeros(6, 4, dtype=torch.bool)], dim=1)
+    out = model(tracks, valid, jets)
+    torch.testing.assert_close(out, model(padded_tracks, padded_valid, jets), rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(out[0]).all()  # the zero-track jet
 
 
-def test_zero_track_jets_have_finite_gradients():
-    model = _model().train()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_zero_track_jets_have_finite_gradients(architecture):
+    model = _model(architecture=architecture).train()
     tracks, valid, jets = _batch()
     valid[:] = False
     out = model(tracks, valid, jets)

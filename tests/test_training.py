@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
+import signal
+import threading
+import time
 
 import h5py
 import numpy as np
@@ -13,7 +17,7 @@ import torch
 from jettag import config as cfg
 from jettag.evaluation.predict import predict
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.loop import TrainingInterruptedError, load_trained_model, train_model
 
 
 def _model_config(config, epochs=3):
@@ -45,23 +49,45 @@ def test_training_learns_and_writes_outputs(tmp_path, config, prepared):
     np.testing.assert_allclose(total, 1.0, rtol=1e-5)
 
 
-def test_resume_gives_the_same_result(tmp_path, config, prepared):
+def _sigterm_once_training_runs(directory):
+    """A thread that sends this process SIGTERM soon after the first epoch's checkpoint."""
+
+    def watch():
+        deadline = time.monotonic() + 120
+        while not (directory / "last.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)  # somewhere inside the second epoch
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_sigterm_then_resume_gives_the_same_result(tmp_path, config, prepared):
+    model = _model_config(config, 4)
+    schedule = dataclasses.replace(model.training.schedule, name="cosine", warmup_fraction=0.1)
+    training = dataclasses.replace(model.training, batch_size=16, schedule=schedule)
+    model = dataclasses.replace(model, training=training)
     full = tmp_path / "full"
-    train_model("dips", _model_config(config, 3), prepared, full, seed=5)
-    # an interrupted run: two epochs, with last.pt left unfinished, then resumed to three
+    train_model("dips", model, prepared, full, seed=5)
     part = tmp_path / "part"
-    train_model("dips", _model_config(config, 2), prepared, part, seed=5)
-    state = load_checkpoint(part / "last.pt")
-    state["finished"] = False
-    # the fingerprint covers the config; the interrupted run had the same one as the full run
-    state["fingerprint"] = load_checkpoint(full / "last.pt")["fingerprint"]
-    torch.save(state, part / "last.pt")
-    history = train_model("dips", _model_config(config, 3), prepared, part, seed=5)
-    assert len(history) == 3
+    thread = _sigterm_once_training_runs(part)
+    with pytest.raises(TrainingInterruptedError, match="rerun the same command to resume"):
+        train_model("dips", model, prepared, part, seed=5)
+    thread.join()
+    interrupted = load_checkpoint(part / "last.pt")
+    assert not interrupted["finished"]
+    assert interrupted["epoch_progress"]["batches_done"] > 0  # stopped inside an epoch
+    history = train_model("dips", model, prepared, part, seed=5)
     a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
     for key in a["model_state"]:
         assert torch.equal(a["model_state"][key], b["model_state"][key]), key
-    assert a["history"][2]["val_loss"] == b["history"][2]["val_loss"]
+    keep = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate")
+    assert [{k: r[k] for k in keep} for r in a["history"]] == [
+        {k: r[k] for k in keep} for r in history
+    ]
+    assert a["scheduler_state"]["last_epoch"] == b["scheduler_state"]["last_epoch"]
 
 
 def test_pickled_object_in_checkpoint_is_refused(tmp_path):

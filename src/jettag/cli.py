@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -233,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     from jettag.io.readers import InputError
+    from jettag.training.loop import TrainingInterruptedError
 
     start = time.perf_counter()
     try:
@@ -241,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (cfg.ConfigError, InputError) as err:
         print(f"jettag {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingInterruptedError as err:
+        print(f"jettag {args.stage}: interrupted: {err}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     log.info("%s finished in %.1f s", args.stage, time.perf_counter() - start)
     return 0
 

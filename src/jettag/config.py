@@ -393,6 +393,15 @@ class PrepareConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule."""
+
+    name: str
+    warmup_fraction: float
+    min_lr_factor: float
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Optimiser, schedule and stopping."""
 
@@ -400,6 +409,9 @@ class TrainingConfig:
     batch_size: int
     learning_rate: float
     weight_decay: float
+    l1: float
+    gradient_clip_norm: float | None
+    schedule: ScheduleConfig
     patience: int
     min_delta: float
     use_sample_weights: bool
@@ -421,6 +433,21 @@ class DeepSetsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """GN2-like transformer sizes."""
+
+    embed_dim: int
+    num_heads: int
+    num_layers: int
+    ffn_multiplier: int
+    init_layers: tuple[int, ...]
+    jet_layers: tuple[int, ...]
+    registers: int
+    activation: str
+    dropout: float
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """A trained tagger."""
 
@@ -428,6 +455,7 @@ class ModelConfig:
     architecture: str
     members: int
     deepsets: DeepSetsConfig
+    transformer: TransformerConfig
     training: TrainingConfig
     label: str | None = None
     track_inputs: tuple[str, ...] | None = None

@@ -1,10 +1,15 @@
 PLOT_FORMATS = CONFIG["plots"]["formats"]
 
 
+def dataset_metrics(dataset):
+    """Metrics files of every tagger evaluated on a dataset."""
+    return [f"results/metrics/{t}.json" for t in TAGGERS if tagger_dataset(t) == dataset]
+
+
 rule plot_roc:
     """Rejection vs b efficiency of every tagger on the main dataset, ratio to the reference."""
     input:
-        [f"results/metrics/{t}.json" for t in TAGGERS if tagger_dataset(t) == MAIN_DATASET],
+        dataset_metrics(MAIN_DATASET),
     output:
         expand("results/plots/roc.{ext}", ext=PLOT_FORMATS),
     params:
@@ -18,6 +23,25 @@ rule plot_roc:
     shell:
         "jettag plot-roc --config {CONFIG_FILE} --output-stem results/plots/roc {input}"
         " > {log} 2>&1"
+
+
+rule plot_roc_dataset:
+    """The ROC figure of the taggers of another dataset (e.g. the high-pT Z' sample)."""
+    input:
+        lambda w: dataset_metrics(w.dataset),
+    output:
+        expand("results/plots/roc_{{dataset}}.{ext}", ext=PLOT_FORMATS),
+    params:
+        settings=lambda w: settings(
+            plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
+        ),
+    benchmark:
+        "results/benchmarks/plot_roc/{dataset}.tsv"
+    log:
+        "logs/plots/roc_{dataset}.log",
+    shell:
+        "jettag plot-roc --config {CONFIG_FILE} --output-stem results/plots/roc_{wildcards.dataset}"
+        " {input} > {log} 2>&1"
 
 
 rule plot_loss:

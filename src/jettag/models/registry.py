@@ -6,6 +6,7 @@ from torch import nn
 
 from jettag.config import ModelConfig
 from jettag.models.deepsets import DeepSets
+from jettag.models.transformer import TransformerTagger
 
 
 def build_model(
@@ -14,4 +15,6 @@ def build_model(
     """The network named by config.architecture, freshly initialised."""
     if config.architecture == "deepsets":
         return DeepSets(n_track_features, n_jet_features, n_classes, config.deepsets)
+    if config.architecture == "transformer":
+        return TransformerTagger(n_track_features, n_jet_features, n_classes, config.transformer)
     raise ValueError(f"unknown architecture '{config.architecture}'")

@@ -8,8 +8,8 @@ from jettag.kinematics import delta_r
 from jettag.simulate import pdg
 from jettag.simulate.pythia import EventRecord
 
-_MAX_ANCESTRY_DEPTH = 500
-BEAM_PARTICLES = 2  # entries 1 and 2 of a Pythia event record are the beams (0: the system)  # parton showers make long mother chains; this is far beyond them
+_MAX_ANCESTRY_DEPTH = 500  # parton showers make long mother chains; this is far beyond them
+BEAM_PARTICLES = 2  # entries 1 and 2 of a Pythia event record are the beams (0: the system)
 
 
 def last_in_chain(record: EventRecord, selected: np.ndarray) -> np.ndarray:

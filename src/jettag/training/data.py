@@ -81,12 +81,15 @@ class TensorData:
         return self.labels.shape[0]
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None
+        self, batch_size: int, generator: torch.Generator | None = None, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, ...]]:
-        """(tracks, valid, jets, labels, weights) batches; shuffled when a generator is given."""
+        """(tracks, valid, jets, labels, weights) batches; shuffled when a generator is given.
+
+        start_batch skips the first batches of the same order (resuming an epoch).
+        """
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
-        for start in range(0, n, batch_size):
+        for start in range(start_batch * batch_size, n, batch_size):
             if order is None:
                 index = slice(start, start + batch_size)
             else:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from jettag.config import ModelConfig, TrainingConfig, section
 from jettag.models.registry import build_model
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import InputSpec, TensorData, input_spec, load_split
+from jettag.training.schedules import make_scheduler
 
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = (
@@ -72,23 +76,53 @@ def _fingerprint(model_config: ModelConfig, seed: int, data_dir: Path) -> str:
     return h.hexdigest()
 
 
+class TrainingInterruptedError(RuntimeError):
+    """SIGTERM (a batch system's warning before a kill) arrived; last.pt holds the state."""
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: batches done and the running sums of its metrics."""
+
+    batches_done: int = 0
+    loss_sum: float = 0.0
+    weight_sum: float = 0.0
+    correct: float = 0.0
+    jets: int = 0
+
+    def result(self) -> tuple[float, float]:
+        """(mean weighted loss, accuracy)."""
+        return self.loss_sum / max(self.weight_sum, 1e-12), self.correct / max(self.jets, 1)
+
+
+def _l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of |w| over weight matrices (biases and norm scales are not penalised)."""
+    return sum(p.abs().sum() for name, p in model.named_parameters() if p.ndim > 1)
+
+
 def _run_epoch(
     model: nn.Module,
     data: TensorData,
     config: TrainingConfig,
     class_weights: torch.Tensor,
     device: torch.device,
-    optimizer: torch.optim.Optimizer | None,
-    generator: torch.Generator | None,
-) -> tuple[float, float]:
-    """One pass over the data; trains when an optimizer is given. Returns (loss, accuracy)."""
+    progress: EpochProgress,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler=None,
+    generator: torch.Generator | None = None,
+    stop_requested=lambda: False,
+) -> EpochProgress:
+    """One pass over the data, from progress.batches_done on; trains when given an optimizer.
+
+    Returns early, with the progress so far, when stop_requested() becomes true.
+    """
     training = optimizer is not None
     model.train(training)
-    loss_sum = weight_sum = correct = 0.0
     batch_size = config.batch_size if training else 4 * config.batch_size
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    batches = data.batches(batch_size, generator, start_batch=progress.batches_done)
     with torch.set_grad_enabled(training):
-        for tracks, valid, jets, labels, weights in data.batches(batch_size, generator):
+        for tracks, valid, jets, labels, weights in batches:
             tracks, valid, jets = tracks.to(device), valid.to(device), jets.to(device)
             labels, weights = labels.to(device), weights.to(device)
             if not config.use_sample_weights:
@@ -97,13 +131,21 @@ def _run_epoch(
                 logits = model(tracks, valid, jets)
             loss, total = weighted_cross_entropy(logits, labels, weights, class_weights)
             if training:
+                objective = loss + config.l1 * _l1_penalty(model) if config.l1 > 0 else loss
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
+                if config.gradient_clip_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip_norm)
                 optimizer.step()
-            loss_sum += float(loss.detach()) * float(total)
-            weight_sum += float(total)
-            correct += float((logits.argmax(dim=1) == labels).sum())
-    return loss_sum / max(weight_sum, 1e-12), correct / max(len(data), 1)
+                scheduler.step()
+            progress.batches_done += 1
+            progress.loss_sum += float(loss.detach()) * float(total)
+            progress.weight_sum += float(total)
+            progress.correct += float((logits.argmax(dim=1) == labels).sum())
+            progress.jets += int(labels.shape[0])
+            if training and stop_requested():
+                break
+    return progress
 
 
 def _history_csv(rows: list[dict]) -> str:
@@ -151,18 +193,24 @@ def train_model(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    scheduler = make_scheduler(optimizer, config.epochs * steps_per_epoch, config.schedule)
     output_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(model_config, run_seed, data_dir)
     state = _resume_state(output_dir / "last.pt", fingerprint)
     history: list[dict] = []
     best_val, stale_epochs, start_epoch = math.inf, 0, 0
+    progress = EpochProgress()
     if state is not None:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
         torch.set_rng_state(state["torch_rng_state"])
         history, best_val = state["history"], state["best_val_loss"]
-        stale_epochs, start_epoch = state["stale_epochs"], state["epoch"] + 1
-        log.info("resuming %s/%d from epoch %d", model_name, member, start_epoch)
+        stale_epochs, start_epoch = state["stale_epochs"], state["epoch"]
+        progress = EpochProgress(**state["epoch_progress"])
+        log.info("resuming %s/%d at epoch %d, batch %d", model_name, member, start_epoch,
+                 progress.batches_done)  # fmt: skip
 
     meta = {
         "model_name": model_name,
@@ -170,47 +218,19 @@ def train_model(
         "model_config": json.loads(json.dumps(asdict(model_config))),
         "inputs": spec.to_dict(),
     }
-    epochs = tqdm(
-        range(start_epoch, config.epochs), desc=f"train {model_name}/{member}", unit="epoch",
-        initial=start_epoch, total=config.epochs, disable=not sys.stderr.isatty(),
-    )  # fmt: skip
-    for epoch in epochs:
-        if stale_epochs >= config.patience:
-            break
-        t0 = time.perf_counter()
-        generator = torch.Generator().manual_seed(run_seed + epoch)
-        train_loss, train_acc = _run_epoch(
-            model, train, config, class_weights, device, optimizer, generator
-        )
-        val_loss, val_acc = _run_epoch(model, val, config, class_weights, device, None, None)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "train_accuracy": train_acc,
-                "val_accuracy": val_acc,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": time.perf_counter() - t0,
-            }
-        )
-        epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-        if val_loss < best_val - config.min_delta:
-            best_val, stale_epochs = val_loss, 0
-            save_checkpoint(
-                output_dir / "best.pt",
-                {**meta, "epoch": epoch, "val_loss": val_loss, "model_state": model.state_dict()},
-            )
-        else:
-            stale_epochs += 1
+
+    def save_last(epoch: int, progress: EpochProgress) -> None:
+        """The whole training state: epoch and batch position, weights, optimiser, RNG."""
         save_checkpoint(
             output_dir / "last.pt",
             {
                 **meta,
                 "fingerprint": fingerprint,
                 "epoch": epoch,
+                "epoch_progress": asdict(progress),
                 "model_state": model.state_dict(),
                 "optimizer_state": optimizer.state_dict(),
+                "scheduler_state": scheduler.state_dict(),
                 "torch_rng_state": torch.get_rng_state(),
                 "history": history,
                 "best_val_loss": best_val,
@@ -218,10 +238,72 @@ def train_model(
                 "finished": False,
             },
         )
-        write_text(output_dir / "history.csv", _history_csv(history))
+
+    epochs = tqdm(
+        range(start_epoch, config.epochs), desc=f"train {model_name}/{member}", unit="epoch",
+        initial=start_epoch, total=config.epochs, disable=not sys.stderr.isatty(),
+    )  # fmt: skip
+    with _sigterm_flag() as stop_requested:
+        for epoch in epochs:
+            if stale_epochs >= config.patience:
+                break
+            t0 = time.perf_counter()
+            generator = torch.Generator().manual_seed(run_seed + epoch)
+            progress = _run_epoch(
+                model, train, config, class_weights, device, progress, optimizer, scheduler,
+                generator, stop_requested,
+            )  # fmt: skip
+            if stop_requested():
+                save_last(epoch, progress)
+                raise TrainingInterruptedError(
+                    f"SIGTERM: saved {output_dir / 'last.pt'} at epoch {epoch}, batch"
+                    f" {progress.batches_done}; rerun the same command to resume"
+                )
+            train_loss, train_acc = progress.result()
+            val_loss, val_acc = _run_epoch(
+                model, val, config, class_weights, device, EpochProgress()
+            ).result()
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "train_accuracy": train_acc,
+                    "val_accuracy": val_acc,
+                    "learning_rate": optimizer.param_groups[0]["lr"],
+                    "epoch_seconds": time.perf_counter() - t0,
+                }
+            )
+            epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            if val_loss < best_val - config.min_delta:
+                best_val, stale_epochs = val_loss, 0
+                save_checkpoint(
+                    output_dir / "best.pt",
+                    {**meta, "epoch": epoch, "val_loss": val_loss,
+                     "model_state": model.state_dict()},
+                )  # fmt: skip
+            else:
+                stale_epochs += 1
+            progress = EpochProgress()
+            save_last(epoch + 1, progress)
+            write_text(output_dir / "history.csv", _history_csv(history))
     _mark_finished(output_dir / "last.pt")
     write_text(output_dir / "history.csv", _history_csv(history))
     return history
+
+
+@contextlib.contextmanager
+def _sigterm_flag():
+    """Turn SIGTERM into a flag the loop checks between batches (main thread only)."""
+    received = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield received.is_set
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())
+    try:
+        yield received.is_set
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _resume_state(path: Path, fingerprint: str) -> dict | None:
