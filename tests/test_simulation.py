@@ -123,3 +123,44 @@ def test_overlap_removal_drops_jets_made_by_prompt_leptons(tmp_path, config):
     ]  # fmt: skip
     assert len(dropped) == removed
     assert np.median(dropped) <= 2  # a lepton's "jet" has its own track and little else
+
+
+def _all_realism_off(simulation: cfg.SimulationConfig) -> cfg.SimulationConfig:
+    t = simulation.tracker
+    tracker = dataclasses.replace(
+        t,
+        tails=dataclasses.replace(t.tails, enabled=False),
+        material=dataclasses.replace(t.material, enabled=False),
+        dense=dataclasses.replace(t.dense, enabled=False),
+        fakes=dataclasses.replace(t.fakes, enabled=False),
+    )
+    return dataclasses.replace(
+        simulation, tracker=tracker, long_lived_decays=False,
+        pileup=dataclasses.replace(simulation.pileup, enabled=False),
+    )  # fmt: skip
+
+
+def test_realism_makes_light_jets_look_more_like_b_jets(tmp_path, config, generated_root):
+    simulation = cfg.section(cfg.SimulationConfig, config["simulation"])
+    sample = cfg.sample_config(config, "ttbar")
+    ideal = tmp_path / "ideal.root"
+    generate_shard("ttbar", sample, _all_realism_off(simulation), config["seed"], 0, ideal,
+                   n_events=300)  # fmt: skip
+
+    def light_tracks(path):
+        jets = _arrays(path)
+        light = jets[jets.jet_HadronConeExclTruthLabelID == 0]
+        significance = ak.to_numpy(ak.flatten(abs(light.trk_d0) / light.trk_d0Uncertainty))
+        return significance, ak.to_numpy(ak.flatten(light.trk_ftagTruthOriginLabel))
+
+    real_sd0, real_origin = light_tracks(generated_root)
+    ideal_sd0, ideal_origin = light_tracks(ideal)
+    # tails, K0S/Lambda decays, material interactions and fakes give light jets large-IP tracks
+    assert np.mean(real_sd0 > 3) > 3 * np.mean(ideal_sd0 > 3)
+    for origin in (pdg.ORIGIN_PILEUP, pdg.ORIGIN_FAKE, pdg.ORIGIN_OTHER_SECONDARY):
+        assert np.any(real_origin == origin)
+    assert not np.any(np.isin(ideal_origin, [pdg.ORIGIN_PILEUP, pdg.ORIGIN_FAKE]))
+    # without long-lived decays and material, "other secondary" tracks can only come from photons
+    assert np.mean(ideal_origin == pdg.ORIGIN_OTHER_SECONDARY) < 0.25 * np.mean(
+        real_origin == pdg.ORIGIN_OTHER_SECONDARY
+    )

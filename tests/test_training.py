@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import pickle
 import signal
@@ -109,3 +110,19 @@ def test_too_few_jets_for_a_batch(tmp_path, config, prepared):
     )
     with pytest.raises(ValueError, match="fewer than one batch"):
         train_model("dips", model, prepared, tmp_path, seed=1)
+
+
+@pytest.mark.parametrize("name", ["constant", "cosine", "onecycle"])
+def test_learning_rate_schedules(name):
+    from jettag.config import ScheduleConfig
+    from jettag.training.schedules import lr_factor
+
+    config = ScheduleConfig(name=name, warmup_fraction=0.1, min_lr_factor=0.05)
+    factors = [lr_factor(step, 100, config) for step in range(100)]
+    assert factors[:10] == pytest.approx([(k + 1) / 10 for k in range(10)])  # linear warm-up
+    assert max(factors) == pytest.approx(1.0)
+    if name == "constant":
+        assert factors[-1] == 1.0
+    else:
+        assert all(a >= b for a, b in itertools.pairwise(factors[10:]))  # decays
+        assert factors[-1] < (0.06 if name == "cosine" else 0.01)

@@ -101,6 +101,10 @@ class TransformerTagger(nn.Module):
         True = real track; jets: (batch, n_jet_features) or None (GN2 gives every track the
         jet's pT and eta).
         """
+        # drop the slots that are padding in every jet of the batch: attention costs (tokens)^2
+        used = valid.any(dim=0).nonzero()
+        n_slots = int(used.max()) + 1 if used.numel() else 0
+        tracks, valid = tracks[:, :n_slots], valid[:, :n_slots]
         batch, max_tracks, _ = tracks.shape
         if jets is not None and jets.shape[1] > 0:
             tracks = torch.cat([tracks, jets[:, None, :].expand(-1, max_tracks, -1)], dim=-1)
