@@ -8,7 +8,6 @@ Prints a table (median over repeats) and writes results/benchmarks/generate_spee
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import statistics
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from jettag import config as cfg
 from jettag.simulate.generate import generate_shard
+from jettag.simulate.realism import ideal_detector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,20 +31,7 @@ def _simulation(realism: bool) -> cfg.SimulationConfig:
         "models": {"m": {"dataset": "s", "architecture": "deepsets"}},
     }
     sim = cfg.section(cfg.SimulationConfig, cfg.validate_config(raw)["simulation"])
-    if realism:
-        return sim
-    t = sim.tracker
-    tracker = dataclasses.replace(
-        t,
-        tails=dataclasses.replace(t.tails, enabled=False),
-        material=dataclasses.replace(t.material, enabled=False),
-        dense=dataclasses.replace(t.dense, enabled=False),
-        fakes=dataclasses.replace(t.fakes, enabled=False),
-    )
-    return dataclasses.replace(
-        sim, tracker=tracker, long_lived_decays=False,
-        pileup=dataclasses.replace(sim.pileup, enabled=False),
-    )  # fmt: skip
+    return sim if realism else ideal_detector(sim)
 
 
 def measure(process: str, realism: bool, events: int, shard: int) -> tuple[float, int]:

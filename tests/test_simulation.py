@@ -12,6 +12,7 @@ import uproot
 from jettag import config as cfg
 from jettag.simulate import pdg
 from jettag.simulate.generate import generate_shard, shard_seeds
+from jettag.simulate.realism import ideal_detector
 from jettag.simulate.tracker import perigee_parameters
 
 
@@ -125,26 +126,11 @@ def test_overlap_removal_drops_jets_made_by_prompt_leptons(tmp_path, config):
     assert np.median(dropped) <= 2  # a lepton's "jet" has its own track and little else
 
 
-def _all_realism_off(simulation: cfg.SimulationConfig) -> cfg.SimulationConfig:
-    t = simulation.tracker
-    tracker = dataclasses.replace(
-        t,
-        tails=dataclasses.replace(t.tails, enabled=False),
-        material=dataclasses.replace(t.material, enabled=False),
-        dense=dataclasses.replace(t.dense, enabled=False),
-        fakes=dataclasses.replace(t.fakes, enabled=False),
-    )
-    return dataclasses.replace(
-        simulation, tracker=tracker, long_lived_decays=False,
-        pileup=dataclasses.replace(simulation.pileup, enabled=False),
-    )  # fmt: skip
-
-
 def test_realism_makes_light_jets_look_more_like_b_jets(tmp_path, config, generated_root):
     simulation = cfg.section(cfg.SimulationConfig, config["simulation"])
     sample = cfg.sample_config(config, "ttbar")
     ideal = tmp_path / "ideal.root"
-    generate_shard("ttbar", sample, _all_realism_off(simulation), config["seed"], 0, ideal,
+    generate_shard("ttbar", sample, ideal_detector(simulation), config["seed"], 0, ideal,
                    n_events=300)  # fmt: skip
 
     def light_tracks(path):

@@ -46,8 +46,7 @@ REQUIRED_JET_FIELDS = ("pt", "eta", "phi", "mass", "HadronConeExclTruthLabelID",
 REQUIRED_TRACK_FIELDS = (
     "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty", "z0SinThetaUncertainty",
 )  # fmt: skip
-OPTIONAL_TRACK_FIELDS = (
-    "ftagTruthOriginLabel",
+HIT_FIELDS = (
     "numberOfPixelHits",
     "numberOfSCTHits",
     "numberOfInnermostPixelLayerHits",
@@ -55,6 +54,7 @@ OPTIONAL_TRACK_FIELDS = (
     "numberOfPixelSharedHits",
     "numberOfPixelHoles",
 )
+OPTIONAL_TRACK_FIELDS = ("ftagTruthOriginLabel", *HIT_FIELDS)
 
 
 def compression_options(compression: str) -> dict:

@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from jettag.atomic import atomic_path
 from jettag.config import SampleConfig, SimulationConfig
+from jettag.io.canonical import HIT_FIELDS
 from jettag.kinematics import delta_r, pt_eta_phi_m
 from jettag.simulate import pdg
-from jettag.simulate.hits import HIT_FIELDS
 from jettag.simulate.material import hadronic_interactions
 from jettag.simulate.particles import Particles
 from jettag.simulate.pileup import pileup_particles

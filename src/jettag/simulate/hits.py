@@ -13,15 +13,6 @@ import numpy as np
 
 from jettag.config import HitsConfig
 
-HIT_FIELDS = (
-    "numberOfPixelHits",
-    "numberOfSCTHits",
-    "numberOfInnermostPixelLayerHits",
-    "numberOfNextToInnermostPixelLayerHits",
-    "numberOfPixelSharedHits",
-    "numberOfPixelHoles",
-)
-
 
 @dataclass(frozen=True)
 class HitPattern:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from jettag.config import DenseConfig, EfficiencyConfig, TailsConfig, TrackerConfig
+from jettag.io.canonical import HIT_FIELDS
 from jettag.simulate import pdg
-from jettag.simulate.hits import HIT_FIELDS, hit_pattern, passes_quality
+from jettag.simulate.hits import hit_pattern, passes_quality
 from jettag.simulate.particles import Particles
 
 # radius [m] = pT [GeV] / (C * B [T] * |q|)
