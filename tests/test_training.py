@@ -18,6 +18,7 @@ import torch
 from jettag import config as cfg
 from jettag.evaluation.predict import predict
 from jettag.training.checkpoint import load_checkpoint
+from jettag.training.data import load_split
 from jettag.training.loop import TrainingInterruptedError, load_trained_model, train_model
 
 
@@ -126,3 +127,49 @@ def test_learning_rate_schedules(name):
     else:
         assert all(a >= b for a, b in itertools.pairwise(factors[10:]))  # decays
         assert factors[-1] < (0.06 if name == "cosine" else 0.01)
+
+
+def test_rotation_about_the_jet_axis(tmp_path, config, prepared):
+    from jettag.training.augment import AxisRotation
+    from jettag.training.data import input_spec
+
+    spec = input_spec(prepared)
+    data = load_split(prepared / "val.h5", spec)
+    rotate = AxisRotation(spec)
+    rotated = rotate(data.tracks, data.valid, torch.Generator().manual_seed(0))
+    names = spec.track_names
+    norms = {n.name: n for n in spec.track_norms}
+
+    def raw(t, name):
+        return t[..., names.index(name)] * norms[name].std + norms[name].mean
+
+    dr = torch.hypot(raw(data.tracks, "deta"), raw(data.tracks, "dphi"))
+    dr_rotated = torch.hypot(raw(rotated, "deta"), raw(rotated, "dphi"))
+    valid = data.valid
+    torch.testing.assert_close(dr_rotated[valid], dr[valid], rtol=1e-4, atol=1e-5)  # a rotation
+    assert not torch.allclose(rotated[valid], data.tracks[valid])  # deta, dphi did change
+    assert (rotated[~valid] == 0).all()  # padding stays zero
+    others = [k for k, n in enumerate(names) if n not in ("deta", "dphi")]
+    assert torch.equal(rotated[..., others], data.tracks[..., others])
+
+    # a model trained with rotation on rotation-invariant inputs: rotating changes nothing
+    model = _model_config(config, 2)
+    invariant = [n for n in names if n not in ("deta", "dphi")]
+    model = dataclasses.replace(
+        model, track_inputs=tuple(invariant),
+        training=dataclasses.replace(model.training, rotate_about_jet_axis=False),
+    )  # fmt: skip
+    train_model("dips", model, prepared, tmp_path, seed=2)
+    network, model_spec = load_trained_model(tmp_path / "best.pt")
+    columns = [names.index(n) for n in model_spec.track_names]
+    with torch.no_grad():
+        before = network(data.tracks[..., columns], valid, data.jets)
+        after = network(rotated[..., columns], valid, data.jets)
+    torch.testing.assert_close(before, after)
+    # and training with the augmentation on runs and learns
+    augmented = dataclasses.replace(
+        _model_config(config, 3),
+        training=dataclasses.replace(_model_config(config, 3).training, rotate_about_jet_axis=True),
+    )
+    history = train_model("dips", augmented, prepared, tmp_path / "aug", seed=2)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]

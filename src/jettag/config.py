@@ -414,6 +414,7 @@ class TrainingConfig:
     schedule: ScheduleConfig
     patience: int
     min_delta: float
+    rotate_about_jet_axis: bool
     use_sample_weights: bool
     use_class_weights: bool
     max_train_jets: int | None

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from jettag.atomic import write_text
 from jettag.config import ModelConfig, TrainingConfig, section
 from jettag.models.registry import build_model
+from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import InputSpec, TensorData, input_spec, load_split
 from jettag.training.schedules import make_scheduler
@@ -111,6 +112,8 @@ def _run_epoch(
     scheduler=None,
     generator: torch.Generator | None = None,
     stop_requested=lambda: False,
+    augment: AxisRotation | None = None,
+    augment_seed: int = 0,
 ) -> EpochProgress:
     """One pass over the data, from progress.batches_done on; trains when given an optimizer.
 
@@ -123,6 +126,12 @@ def _run_epoch(
     batches = data.batches(batch_size, generator, start_batch=progress.batches_done)
     with torch.set_grad_enabled(training):
         for tracks, valid, jets, labels, weights in batches:
+            if augment is not None:
+                # one stream per batch, so a resumed epoch rotates its batches the same way
+                batch_generator = torch.Generator().manual_seed(
+                    augment_seed + progress.batches_done
+                )
+                tracks = augment(tracks, valid, batch_generator)
             tracks, valid, jets = tracks.to(device), valid.to(device), jets.to(device)
             labels, weights = labels.to(device), weights.to(device)
             if not config.use_sample_weights:
@@ -193,6 +202,7 @@ def train_model(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    augment = AxisRotation(spec) if config.rotate_about_jet_axis else None
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = make_scheduler(optimizer, config.epochs * steps_per_epoch, config.schedule)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -251,7 +261,7 @@ def train_model(
             generator = torch.Generator().manual_seed(run_seed + epoch)
             progress = _run_epoch(
                 model, train, config, class_weights, device, progress, optimizer, scheduler,
-                generator, stop_requested,
+                generator, stop_requested, augment, (run_seed + epoch) * 1_000_003,
             )  # fmt: skip
             if stop_requested():
                 save_last(epoch, progress)
