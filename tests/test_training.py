@@ -173,3 +173,16 @@ def test_rotation_about_the_jet_axis(tmp_path, config, prepared):
     )
     history = train_model("dips", augmented, prepared, tmp_path / "aug", seed=2)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_bucketed_batches_cover_every_jet_once(config, prepared):
+    from jettag.training.data import input_spec
+
+    data = load_split(prepared / "train.h5", input_spec(prepared))
+    batches = data.batch_indices(32, torch.Generator().manual_seed(3), bucket=True)
+    rows = torch.cat(batches)
+    assert torch.equal(torch.sort(rows).values, torch.arange(len(data)))
+    spread = [int(data.valid[b].sum(1).max() - data.valid[b].sum(1).min()) for b in batches]
+    plain = data.batch_indices(32, torch.Generator().manual_seed(3))
+    spread_plain = [int(data.valid[b].sum(1).max() - data.valid[b].sum(1).min()) for b in plain]
+    assert np.mean(spread) < 0.5 * np.mean(spread_plain)

@@ -415,6 +415,7 @@ class TrainingConfig:
     patience: int
     min_delta: float
     rotate_about_jet_axis: bool
+    bucket_by_multiplicity: bool
     use_sample_weights: bool
     use_class_weights: bool
     max_train_jets: int | None

@@ -14,6 +14,8 @@ import yaml
 from jettag.features.transforms import Normalisation, normalisation_from_dict
 from jettag.io.readers import InputError
 
+BUCKET_BATCHES = 32
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -80,20 +82,40 @@ class TensorData:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
+    def batch_indices(
+        self, batch_size: int, generator: torch.Generator | None = None, bucket: bool = False
+    ) -> list[torch.Tensor | slice]:
+        """Row indices of each batch: in order, shuffled (generator), or shuffled and bucketed.
+
+        Bucketing sorts each run of BUCKET_BATCHES batches by track multiplicity before cutting
+        it, so a batch holds jets of similar multiplicity and a transformer attends over fewer
+        padding slots; the batches are then shuffled again.
+        """
+        n = len(self)
+        if generator is None:
+            return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
+        order = torch.randperm(n, generator=generator)
+        if not bucket:
+            return list(order.split(batch_size))
+        multiplicity = self.valid.sum(dim=1)
+        chunks = []
+        for chunk in order.split(batch_size * BUCKET_BATCHES):
+            chunk = chunk[torch.argsort(multiplicity[chunk], stable=True)]
+            chunks.extend(chunk.split(batch_size))
+        return [chunks[k] for k in torch.randperm(len(chunks), generator=generator)]
+
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None, start_batch: int = 0
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        start_batch: int = 0,
+        bucket: bool = False,
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """(tracks, valid, jets, labels, weights) batches; shuffled when a generator is given.
 
         start_batch skips the first batches of the same order (resuming an epoch).
         """
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if generator is not None else None
-        for start in range(start_batch * batch_size, n, batch_size):
-            if order is None:
-                index = slice(start, start + batch_size)
-            else:
-                index = order[start : start + batch_size]
+        for index in self.batch_indices(batch_size, generator, bucket)[start_batch:]:
             yield (
                 self.tracks[index], self.valid[index], self.jets[index],
                 self.labels[index], self.weights[index],

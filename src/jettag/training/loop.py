@@ -123,7 +123,10 @@ def _run_epoch(
     model.train(training)
     batch_size = config.batch_size if training else 4 * config.batch_size
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    batches = data.batches(batch_size, generator, start_batch=progress.batches_done)
+    batches = data.batches(
+        batch_size, generator, start_batch=progress.batches_done,
+        bucket=training and config.bucket_by_multiplicity,
+    )  # fmt: skip
     with torch.set_grad_enabled(training):
         for tracks, valid, jets, labels, weights in batches:
             if augment is not None:
