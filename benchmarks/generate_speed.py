@@ -8,14 +8,13 @@ Prints a table (median over repeats) and writes results/benchmarks/generate_spee
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from record import write_result
 
 from jettag import config as cfg
 from jettag.simulate.generate import generate_shard
@@ -74,12 +73,7 @@ def main() -> int:
             rows.append(row)
             print(f"{process:<8}{'on' if realism else 'off':>9}{row['events_per_s']:>10}"
                   f"{row['jets_per_s']:>9}{row['jets_per_event']:>12}")  # fmt: skip
-    out = REPO / "results/benchmarks/generate_speed.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.machine(), "command": " ".join(sys.argv), "rows": rows,
-    }, indent=2) + "\n")  # fmt: skip
+    write_result(REPO / "results/benchmarks/generate_speed.json", {"rows": rows})
     return 0
 
 

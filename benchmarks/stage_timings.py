@@ -9,13 +9,12 @@ script collects them into a table (printed) and results/benchmarks/stage_timings
 from __future__ import annotations
 
 import csv
-import json
-import platform
 import statistics
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
+
+from record import write_result
 
 
 def collect(root: Path) -> dict[str, dict]:
@@ -50,12 +49,7 @@ def main() -> int:
     for stage, row in table.items():
         print(f"{stage:<14}{row['jobs']:>6}{row['total_s']:>10}{row['median_s']:>10}"
               f"{row['max_rss_mb'] if row['max_rss_mb'] is not None else '-':>12}")  # fmt: skip
-    out = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "stages": table,
-    }
-    (root / "stage_timings.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_result(root / "stage_timings.json", {"stages": table})
     return 0
 
 

@@ -12,15 +12,14 @@ Prints a table (median over repeats) and writes results/benchmarks/train_through
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from record import write_result
 
 from jettag import config as cfg
 from jettag.models.registry import build_model
@@ -122,13 +121,14 @@ def main() -> int:
         rows.append(row)
         print(f"{name:<20}{row['parameters']:>10}{row['train_jets_per_s']:>14}"
               f"{row['inference_jets_per_s']:>14}")  # fmt: skip
-    out = REPO / "results/benchmarks/train_throughput.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "device": str(device),
-        "device_name": device_name, "threads": torch.get_num_threads(),
-        "batch_size": args.batch_size, "command": " ".join(sys.argv), "rows": rows,
-    }, indent=2) + "\n")  # fmt: skip
+    payload = {
+        "device": str(device),
+        "device_name": device_name,
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "rows": rows,
+    }
+    write_result(REPO / "results/benchmarks/train_throughput.json", payload)
     return 0
 
 

@@ -257,25 +257,18 @@ def _write_root(out: _Output, output: Path) -> None:
     """Write the accumulated jets as a TTree 'jets' with jagged trk_* branches, atomically."""
     import uproot
 
-    jets = {k: np.asarray(v, dtype=dtype) for k, (dtype, v) in _zip_dtypes(out.jets).items()}
+    jets = {k: np.asarray(v, dtype=_JET_BRANCHES[k]) for k, v in out.jets.items()}
     counts = np.asarray(out.n_tracks, dtype=np.int64)
     track_dtypes = {k: (np.int32 if k in INT_TRACK_FIELDS else np.float32) for k in TRACK_FIELDS}
     flat = {
         k: (np.concatenate(v) if v else np.empty(0)).astype(track_dtypes[k])
         for k, v in out.tracks.items()
     }
-    trk = ak.unflatten(ak.zip(flat), counts) if counts.size else ak.Array([])
+    trk = ak.unflatten(ak.zip(flat), counts)  # typed even when the shard has no jets
     with atomic_path(output) as tmp:
         with uproot.recreate(tmp) as f:
-            branch_types = {k: v.dtype for k, v in jets.items()}
-            empty = ak.zip({k: np.zeros(0, dtype=track_dtypes[k]) for k in TRACK_FIELDS})
-            branch_types["trk"] = ak.unflatten(empty, np.zeros(0, np.int64)).type.content
+            branch_types = {k: v.dtype for k, v in jets.items()} | {"trk": trk.type.content}
             tree = f.mktree("jets", branch_types, counter_name=lambda counted: "n_" + counted)
             if counts.size:
                 tree.extend({**jets, "trk": trk})
         log.info("wrote %d jets to %s", counts.size, output)
-
-
-def _zip_dtypes(columns: dict[str, list]) -> dict[str, tuple]:
-    """Pair every jet column with its ROOT dtype."""
-    return {k: (_JET_BRANCHES[k], v) for k, v in columns.items()}

@@ -98,7 +98,7 @@ class EpochProgress:
 
 def _l1_penalty(model: nn.Module) -> torch.Tensor:
     """Sum of |w| over weight matrices (biases and norm scales are not penalised)."""
-    return sum(p.abs().sum() for name, p in model.named_parameters() if p.ndim > 1)
+    return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)
 
 
 def _run_epoch(
