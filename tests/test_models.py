@@ -13,9 +13,10 @@ from tests.conftest import minimal_config
 ARCHITECTURES = ["deepsets", "transformer"]
 
 
-def _model(normalisation="none", architecture="deepsets"):
+def _model(normalisation="none", architecture="deepsets", origin_weight=0.0):
     raw = minimal_config()
     raw["models"]["dips"]["architecture"] = architecture
+    raw["models"]["dips"].setdefault("training", {})["track_origin_weight"] = origin_weight
     raw["models"]["dips"]["deepsets"]["normalisation"] = normalisation
     raw["models"]["dips"]["transformer"] = {"embed_dim": 16, "num_heads": 2, "num_layers": 2}
     model_config = cfg.model_config(cfg.validate_config(raw), "dips")
@@ -64,6 +65,29 @@ def test_zero_track_jets_have_finite_gradients(architecture):
     out = model(tracks, valid, jets)
     out.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_track_origin_head_is_per_track_and_equivariant(architecture):
+    model = _model(architecture=architecture, origin_weight=0.5)
+    tracks, valid, jets = _batch()
+    logits, origin_logits = model.forward_with_tracks(tracks, valid, jets)
+    torch.testing.assert_close(logits, model(tracks, valid, jets))
+    assert origin_logits.shape == (int(valid.sum()), 8)
+    assert torch.isfinite(origin_logits).all()
+    # permuting the tracks permutes the track logits the same way, jet logits unchanged
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(4))
+    logits_p, origin_p = model.forward_with_tracks(tracks[:, perm], valid[:, perm], jets)
+    torch.testing.assert_close(logits_p, logits, rtol=1e-5, atol=1e-6)
+    slot = torch.arange(8).expand(6, -1)
+    order_p = slot[:, perm][valid[:, perm]] + 100 * valid[:, perm].nonzero()[:, 0]
+    order = slot[valid] + 100 * valid.nonzero()[:, 0]
+    lookup = {int(k): i for i, k in enumerate(order)}
+    torch.testing.assert_close(
+        origin_p, origin_logits[[lookup[int(k)] for k in order_p]], rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(RuntimeError, match="track-origin head"):
+        _model(architecture=architecture).forward_with_tracks(tracks, valid, jets)
 
 
 def test_ip3d_baseline_separates_b_from_light(prepared):

@@ -113,6 +113,42 @@ def test_too_few_jets_for_a_batch(tmp_path, config, prepared):
         train_model("dips", model, prepared, tmp_path, seed=1)
 
 
+def test_track_origin_task_learns_origins(tmp_path, config, prepared):
+    model = _model_config(config, 4)
+    model = dataclasses.replace(
+        model, training=dataclasses.replace(model.training, track_origin_weight=0.5)
+    )
+    history = train_model("dips", model, prepared, tmp_path, seed=1)
+    origin_losses = [row["val_track_origin_loss"] for row in history]
+    assert origin_losses[-1] < origin_losses[0]
+    # a flat guess over the 8 origins costs log(8); the task must learn far more than that
+    assert origin_losses[-1] < np.log(8) - 0.5
+    assert np.isfinite(history[-1]["val_loss"])
+    # the jet loss stays the headline: best.pt follows it, and predictions ignore the head
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["val_loss"] == pytest.approx(min(r["val_loss"] for r in history))
+    assert any(k.startswith("track_head.") for k in best["model_state"])
+    predict("dips", prepared / "test.h5", [tmp_path / "best.pt"], "network", tmp_path / "p.h5")
+
+
+def test_track_origin_task_needs_the_origin_field(tmp_path, prepared):
+    import shutil
+
+    for name in ("norm.yaml", "weights.yaml"):
+        shutil.copy(prepared / name, tmp_path / name)
+    with h5py.File(prepared / "val.h5") as f:
+        jets, tracks = f["jets"][:], f["tracks"][:]
+    names = [n for n in tracks.dtype.names if n != "ftagTruthOriginLabel"]
+    with h5py.File(tmp_path / "val.h5", "w") as f:
+        f["jets"], f["tracks"] = jets, tracks[names]
+    from jettag.training.data import input_spec
+
+    spec = input_spec(tmp_path)
+    assert (load_split(tmp_path / "val.h5", spec).track_origin == -1).all()
+    with pytest.raises(Exception, match=r"val\.h5: tracks have no 'ftagTruthOriginLabel'"):
+        load_split(tmp_path / "val.h5", spec, need_track_origin=True)
+
+
 @pytest.mark.parametrize("name", ["constant", "cosine", "onecycle"])
 def test_learning_rate_schedules(name):
     from jettag.config import ScheduleConfig

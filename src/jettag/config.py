@@ -108,6 +108,7 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             f" is not a class in {class_names}"
         )
     track_names = [t["name"] for t in config["prepare"]["track_inputs"]]
+    jet_names = [t["name"] for t in config["prepare"]["jet_inputs"]]
     taggers = {**config["models"], **config["baselines"]}
     clash = set(config["models"]) & set(config["baselines"])
     if clash:
@@ -119,12 +120,13 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                 f"{source}: {kind}.{name}.dataset '{section['dataset']}' is not in samples"
                 f" ({sorted(samples)})"
             )
-        for var in section.get("track_inputs") or []:
-            if var not in track_names:
-                raise ConfigError(
-                    f"{source}: {kind}.{name}.track_inputs: '{var}' is not in"
-                    f" prepare.track_inputs ({track_names})"
-                )
+        for group, available in (("track_inputs", track_names), ("jet_inputs", jet_names)):
+            for var in section.get(group) or []:
+                if var not in available:
+                    raise ConfigError(
+                        f"{source}: {kind}.{name}.{group}: '{var}' is not in"
+                        f" prepare.{group} ({available})"
+                    )
     reference = config["plots"]["reference"]
     if reference is not None and reference not in taggers:
         raise ConfigError(f"{source}: plots.reference '{reference}' is not a model or baseline")
@@ -421,6 +423,7 @@ class TrainingConfig:
     max_train_jets: int | None
     device: str
     num_threads: int | None
+    track_origin_weight: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -461,6 +464,7 @@ class ModelConfig:
     training: TrainingConfig
     label: str | None = None
     track_inputs: tuple[str, ...] | None = None
+    jet_inputs: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,10 +10,19 @@ from jettag.models.layers import masked_sum, mlp
 
 
 class DeepSets(nn.Module):
-    """Phi on each valid track, a sum over tracks, then F on the sum (and jet inputs)."""
+    """Phi on each valid track, a sum over tracks, then F on the sum (and jet inputs).
+
+    With n_track_classes > 0 a second head classifies each track's truth origin from its
+    Phi output and the jet network's input (the summed representation).
+    """
 
     def __init__(
-        self, n_track_features: int, n_jet_features: int, n_classes: int, config: DeepSetsConfig
+        self,
+        n_track_features: int,
+        n_jet_features: int,
+        n_classes: int,
+        config: DeepSetsConfig,
+        n_track_classes: int = 0,
     ) -> None:
         super().__init__()
         self.track_network = mlp(
@@ -26,6 +35,26 @@ class DeepSets(nn.Module):
         )
         n_last = config.jet_layers[-1] if config.jet_layers else n_pooled
         self.classifier = nn.Linear(n_last, n_classes)
+        n_track = config.track_layers[-1]
+        self.track_head = (
+            nn.Sequential(
+                mlp(n_track + n_pooled, [n_track], config.activation),
+                nn.Linear(n_track, n_track_classes),
+            )
+            if n_track_classes > 0
+            else None
+        )
+
+    def _pool(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Phi of each valid track (n_valid, d), pooled jet representation (batch, d'))."""
+        # only real tracks go through Phi: padding can change nothing, and costs nothing
+        per_track = self.track_network(tracks[valid])
+        pooled = masked_sum(per_track, valid, tracks.shape[0])
+        if jets is not None and jets.shape[1] > 0:
+            pooled = torch.cat([pooled, jets], dim=1)
+        return per_track, pooled
 
     def forward(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
@@ -35,9 +64,16 @@ class DeepSets(nn.Module):
         tracks: (batch, max_tracks, n_track_features); valid: (batch, max_tracks) bool,
         True = real track; jets: (batch, n_jet_features) or None.
         """
-        # only real tracks go through Phi: padding can change nothing, and costs nothing
-        per_track = self.track_network(tracks[valid])
-        pooled = masked_sum(per_track, valid, tracks.shape[0])
-        if jets is not None and jets.shape[1] > 0:
-            pooled = torch.cat([pooled, jets], dim=1)
+        _, pooled = self._pool(tracks, valid, jets)
         return self.classifier(self.jet_network(pooled))
+
+    def forward_with_tracks(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits (batch, n_classes), origin logits (n_valid_tracks, n_track_classes))."""
+        if self.track_head is None:
+            raise RuntimeError("this model was built without a track-origin head")
+        per_track, pooled = self._pool(tracks, valid, jets)
+        jet_index = valid.nonzero(as_tuple=True)[0]
+        track_logits = self.track_head(torch.cat([per_track, pooled[jet_index]], dim=1))
+        return self.classifier(self.jet_network(pooled)), track_logits

@@ -7,14 +7,21 @@ from torch import nn
 from jettag.config import ModelConfig
 from jettag.models.deepsets import DeepSets
 from jettag.models.transformer import TransformerTagger
+from jettag.simulate.pdg import ORIGIN_NAMES
 
 
 def build_model(
     config: ModelConfig, n_track_features: int, n_jet_features: int, n_classes: int
 ) -> nn.Module:
-    """The network named by config.architecture, freshly initialised."""
+    """The network named by config.architecture, freshly initialised.
+
+    A track-origin head is built when training.track_origin_weight > 0.
+    """
+    n_origins = len(ORIGIN_NAMES) if config.training.track_origin_weight > 0 else 0
     if config.architecture == "deepsets":
-        return DeepSets(n_track_features, n_jet_features, n_classes, config.deepsets)
+        return DeepSets(n_track_features, n_jet_features, n_classes, config.deepsets, n_origins)
     if config.architecture == "transformer":
-        return TransformerTagger(n_track_features, n_jet_features, n_classes, config.transformer)
+        return TransformerTagger(
+            n_track_features, n_jet_features, n_classes, config.transformer, n_origins
+        )
     raise ValueError(f"unknown architecture '{config.architecture}'")

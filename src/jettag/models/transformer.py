@@ -64,7 +64,11 @@ class AttentionPooling(nn.Module):
 
 
 class TransformerTagger(nn.Module):
-    """Track init MLP -> N encoder layers (with register tokens) -> attention pooling -> head."""
+    """Track init MLP -> N encoder layers (with register tokens) -> attention pooling -> head.
+
+    With n_track_classes > 0 a second head classifies each track's truth origin from its
+    final embedding and the pooled jet (GN1's auxiliary task).
+    """
 
     def __init__(
         self,
@@ -72,6 +76,7 @@ class TransformerTagger(nn.Module):
         n_jet_features: int,
         n_classes: int,
         config: TransformerConfig,
+        n_track_classes: int = 0,
     ) -> None:
         super().__init__()
         dim = config.embed_dim
@@ -91,16 +96,16 @@ class TransformerTagger(nn.Module):
         self.pooling = AttentionPooling(dim)
         self.head = mlp(dim, config.jet_layers, config.activation, config.dropout)
         self.classifier = nn.Linear(config.jet_layers[-1] if config.jet_layers else dim, n_classes)
+        self.track_head = (
+            nn.Sequential(mlp(2 * dim, [dim], config.activation), nn.Linear(dim, n_track_classes))
+            if n_track_classes > 0
+            else None
+        )
 
-    def forward(
-        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Class logits (batch, n_classes).
-
-        tracks: (batch, max_tracks, n_track_features); valid: (batch, max_tracks) bool,
-        True = real track; jets: (batch, n_jet_features) or None (GN2 gives every track the
-        jet's pT and eta).
-        """
+    def _encode(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(normed tokens (batch, slots + registers, dim), token mask, valid of the kept slots)."""
         # drop the slots that are padding in every jet of the batch: attention costs (tokens)^2
         used = valid.any(dim=0).nonzero()
         n_slots = int(used.max()) + 1 if used.numel() else 0
@@ -114,5 +119,32 @@ class TransformerTagger(nn.Module):
         mask = torch.cat([valid, valid.new_ones(batch, self.registers.shape[0])], dim=1)
         for layer in self.layers:
             x = layer(x, mask)
-        pooled = self.pooling(self.final_norm(x), mask)
-        return self.classifier(self.head(pooled))
+        return self.final_norm(x), mask, valid
+
+    def forward(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Class logits (batch, n_classes).
+
+        tracks: (batch, max_tracks, n_track_features); valid: (batch, max_tracks) bool,
+        True = real track; jets: (batch, n_jet_features) or None (GN2 gives every track the
+        jet's pT and eta).
+        """
+        x, mask, _ = self._encode(tracks, valid, jets)
+        return self.classifier(self.head(self.pooling(x, mask)))
+
+    def forward_with_tracks(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits (batch, n_classes), origin logits (n_valid_tracks, n_track_classes)).
+
+        The track logits follow valid's True entries in row-major order, like tracks[valid].
+        """
+        if self.track_head is None:
+            raise RuntimeError("this model was built without a track-origin head")
+        x, mask, kept_valid = self._encode(tracks, valid, jets)
+        pooled = self.pooling(x, mask)
+        jet_index = kept_valid.nonzero(as_tuple=True)[0]
+        track_tokens = x[:, : kept_valid.shape[1]][kept_valid]
+        track_logits = self.track_head(torch.cat([track_tokens, pooled[jet_index]], dim=1))
+        return self.classifier(self.head(pooled)), track_logits

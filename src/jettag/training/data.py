@@ -15,6 +15,7 @@ from jettag.features.transforms import Normalisation, normalisation_from_dict
 from jettag.io.readers import InputError
 
 BUCKET_BATCHES = 32
+ORIGIN_FIELD = "ftagTruthOriginLabel"
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,26 @@ class InputSpec:
         )
 
 
-def input_spec(data_dir: Path, track_inputs: Sequence[str] | None = None) -> InputSpec:
-    """The inputs of a prepared dataset (norm.yaml), optionally restricted to some track inputs."""
+def input_spec(
+    data_dir: Path,
+    track_inputs: Sequence[str] | None = None,
+    jet_inputs: Sequence[str] | None = None,
+) -> InputSpec:
+    """The inputs of a prepared dataset (norm.yaml), optionally restricted to some of them."""
     norm = yaml.safe_load((data_dir / "norm.yaml").read_text())
     weights = yaml.safe_load((data_dir / "weights.yaml").read_text())
     tracks = normalisation_from_dict(norm["tracks"])
+    jets = normalisation_from_dict(norm.get("jets") or {})
+    for group, chosen, available in (("track", track_inputs, tracks), ("jet", jet_inputs, jets)):
+        missing = sorted(set(chosen or ()) - set(available))
+        if missing:
+            raise InputError(
+                f"{data_dir / 'norm.yaml'}: no {group} inputs {missing}; have {sorted(available)}"
+            )
     if track_inputs is not None:
         tracks = {name: tracks[name] for name in track_inputs}
-    jets = normalisation_from_dict(norm.get("jets") or {})
+    if jet_inputs is not None:
+        jets = {name: jets[name] for name in jet_inputs}
     return InputSpec(tuple(tracks.values()), tuple(jets.values()), tuple(weights["classes"]))
 
 
@@ -70,7 +83,8 @@ class TensorData:
 
     tracks: (n_jets, max_tracks, n_track_features) float32, zero on padding;
     valid: (n_jets, max_tracks) bool, True = real track; jets: (n_jets, n_jet_features);
-    labels: (n_jets,) int64; weights: (n_jets,) float32.
+    labels: (n_jets,) int64; weights: (n_jets,) float32; track_origin: (n_jets, max_tracks)
+    int8 truth origin of each track (ftagTruthOriginLabel), -1 on padding and where unknown.
     """
 
     tracks: torch.Tensor
@@ -78,6 +92,7 @@ class TensorData:
     jets: torch.Tensor
     labels: torch.Tensor
     weights: torch.Tensor
+    track_origin: torch.Tensor
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -111,14 +126,14 @@ class TensorData:
         start_batch: int = 0,
         bucket: bool = False,
     ) -> Iterator[tuple[torch.Tensor, ...]]:
-        """(tracks, valid, jets, labels, weights) batches; shuffled when a generator is given.
+        """(tracks, valid, jets, labels, weights, track_origin) batches; shuffled with a generator.
 
         start_batch skips the first batches of the same order (resuming an epoch).
         """
         for index in self.batch_indices(batch_size, generator, bucket)[start_batch:]:
             yield (
                 self.tracks[index], self.valid[index], self.jets[index],
-                self.labels[index], self.weights[index],
+                self.labels[index], self.weights[index], self.track_origin[index],
             )  # fmt: skip
 
 
@@ -136,8 +151,14 @@ def build_inputs(
     return track_out, valid, jet_out
 
 
-def load_split(path: Path, spec: InputSpec, max_jets: int | None = None) -> TensorData:
-    """Read a prepared split file into tensors (the first max_jets rows, already shuffled)."""
+def load_split(
+    path: Path, spec: InputSpec, max_jets: int | None = None, need_track_origin: bool = False
+) -> TensorData:
+    """Read a prepared split file into tensors (the first max_jets rows, already shuffled).
+
+    need_track_origin: the tracks must carry ftagTruthOriginLabel (auxiliary task); without
+    it, track_origin is -1 everywhere when the file has no such field.
+    """
     try:
         with h5py.File(path, "r") as f:
             rows = slice(0, max_jets)
@@ -147,6 +168,15 @@ def load_split(path: Path, spec: InputSpec, max_jets: int | None = None) -> Tens
     missing = [n for n in spec.track_names if n not in tracks.dtype.names]
     if missing:
         raise InputError(f"{path}: tracks lack inputs {missing}; have {tracks.dtype.names}")
+    if ORIGIN_FIELD in tracks.dtype.names:
+        origin = np.where(tracks["valid"], tracks[ORIGIN_FIELD], -1).astype(np.int8)
+    elif need_track_origin:
+        raise InputError(
+            f"{path}: tracks have no '{ORIGIN_FIELD}' for the track-origin task"
+            f" (training.track_origin_weight > 0); have {tracks.dtype.names}"
+        )
+    else:
+        origin = np.full(tracks.shape, -1, dtype=np.int8)
     track_x, valid, jet_x = build_inputs(jets, tracks, spec)
     return TensorData(
         tracks=torch.from_numpy(track_x),
@@ -154,4 +184,5 @@ def load_split(path: Path, spec: InputSpec, max_jets: int | None = None) -> Tens
         jets=torch.from_numpy(jet_x),
         labels=torch.from_numpy(jets["flavour_label"].astype(np.int64)),
         weights=torch.from_numpy(jets["sample_weight"].astype(np.float32)),
+        track_origin=torch.from_numpy(origin),
     )

@@ -35,7 +35,7 @@ from jettag.training.schedules import make_scheduler
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate",
-    "epoch_seconds",
+    "epoch_seconds", "train_track_origin_loss", "val_track_origin_loss",
 )  # fmt: skip
 
 
@@ -90,10 +90,16 @@ class EpochProgress:
     weight_sum: float = 0.0
     correct: float = 0.0
     jets: int = 0
+    origin_loss_sum: float = 0.0
+    origin_tracks: int = 0
 
     def result(self) -> tuple[float, float]:
         """(mean weighted loss, accuracy)."""
         return self.loss_sum / max(self.weight_sum, 1e-12), self.correct / max(self.jets, 1)
+
+    def origin_loss(self) -> float:
+        """Mean track-origin cross-entropy per labelled track; NaN without the auxiliary task."""
+        return self.origin_loss_sum / self.origin_tracks if self.origin_tracks else math.nan
 
 
 def _l1_penalty(model: nn.Module) -> torch.Tensor:
@@ -128,7 +134,7 @@ def _run_epoch(
         bucket=training and config.bucket_by_multiplicity,
     )  # fmt: skip
     with torch.set_grad_enabled(training):
-        for tracks, valid, jets, labels, weights in batches:
+        for tracks, valid, jets, labels, weights, origin in batches:
             if augment is not None:
                 # one stream per batch, so a resumed epoch rotates its batches the same way
                 batch_generator = torch.Generator().manual_seed(
@@ -140,10 +146,23 @@ def _run_epoch(
             if not config.use_sample_weights:
                 weights = torch.ones_like(weights)
             with autocast:
-                logits = model(tracks, valid, jets)
+                if config.track_origin_weight > 0:
+                    logits, origin_logits = model.forward_with_tracks(tracks, valid, jets)
+                else:
+                    logits = model(tracks, valid, jets)
             loss, total = weighted_cross_entropy(logits, labels, weights, class_weights)
+            objective = loss
+            if config.track_origin_weight > 0:
+                origin = origin.to(device)[valid].long()
+                n_labelled = int((origin >= 0).sum())
+                if n_labelled:  # the mean over no tracks would be NaN
+                    origin_loss = F.cross_entropy(origin_logits.float(), origin, ignore_index=-1)
+                    objective = objective + config.track_origin_weight * origin_loss
+                    progress.origin_loss_sum += float(origin_loss.detach()) * n_labelled
+                    progress.origin_tracks += n_labelled
             if training:
-                objective = loss + config.l1 * _l1_penalty(model) if config.l1 > 0 else loss
+                if config.l1 > 0:
+                    objective = objective + config.l1 * _l1_penalty(model)
                 optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 if config.gradient_clip_norm is not None:
@@ -186,9 +205,10 @@ def train_model(
     run_seed = member_seed(seed, model_name, member)
     torch.manual_seed(run_seed)
 
-    spec = input_spec(data_dir, model_config.track_inputs)
-    train = load_split(data_dir / "train.h5", spec, config.max_train_jets)
-    val = load_split(data_dir / "val.h5", spec)
+    spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
+    need_origin = config.track_origin_weight > 0
+    train = load_split(data_dir / "train.h5", spec, config.max_train_jets, need_origin)
+    val = load_split(data_dir / "val.h5", spec, need_track_origin=need_origin)
     if len(train) < config.batch_size:
         raise ValueError(
             f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
@@ -273,9 +293,8 @@ def train_model(
                     f" {progress.batches_done}; rerun the same command to resume"
                 )
             train_loss, train_acc = progress.result()
-            val_loss, val_acc = _run_epoch(
-                model, val, config, class_weights, device, EpochProgress()
-            ).result()
+            val_progress = _run_epoch(model, val, config, class_weights, device, EpochProgress())
+            val_loss, val_acc = val_progress.result()
             history.append(
                 {
                     "epoch": epoch,
@@ -285,6 +304,8 @@ def train_model(
                     "val_accuracy": val_acc,
                     "learning_rate": optimizer.param_groups[0]["lr"],
                     "epoch_seconds": time.perf_counter() - t0,
+                    "train_track_origin_loss": progress.origin_loss(),
+                    "val_track_origin_loss": val_progress.origin_loss(),
                 }
             )
             epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
