@@ -49,6 +49,7 @@ MODELS = list(CONFIG["models"])
 BASELINES = list(CONFIG["baselines"])
 TAGGERS = BASELINES + MODELS
 MAIN_DATASET = CONFIG["models"][MODELS[0]]["dataset"]
+PLOT_FORMATS = CONFIG["plots"]["formats"]
 
 
 def settings(**sections):
@@ -58,7 +59,10 @@ def settings(**sections):
 
 def tagger_dataset(name):
     """Dataset a model or baseline is trained and evaluated on."""
-    return (CONFIG["models"].get(name) or CONFIG["baselines"][name])["dataset"]
+    return jcfg.tagger_dataset(CONFIG, name)
+
+
+DATASETS = sorted({tagger_dataset(t) for t in TAGGERS})
 
 
 include: "workflow/rules/generate.smk"
@@ -67,6 +71,7 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/diagnostics.smk"
 
 
 rule all:
@@ -83,5 +88,29 @@ rule all:
             "results/plots/sample_{sample}_n_tracks.{ext}",
             sample=CONFIG["samples"],
             ext=CONFIG["plots"]["formats"],
+        ),
+        expand("results/working_points/{dataset}.md", dataset=DATASETS),
+        expand(
+            "results/plots/inputs_{dataset}_jet_pt_reweighting.{ext}",
+            dataset=sorted({m["dataset"] for m in CONFIG["models"].values()}),
+            ext=PLOT_FORMATS,
+        ),
+        expand("results/plots/pt_{dataset}_b_efficiency.{ext}", dataset=DATASETS, ext=PLOT_FORMATS),
+        expand("results/plots/scores_{tagger}.{ext}", tagger=TAGGERS, ext=PLOT_FORMATS),
+        expand(
+            "results/plots/{kind}_{model}.{ext}",
+            kind=["saliency", "importance"],
+            model=MODELS,
+            ext=PLOT_FORMATS,
+        ),
+        expand(
+            "results/plots/ablation_{model}.{ext}",
+            model=[ABLATION_MODEL] if ABLATION_MODEL else [],
+            ext=PLOT_FORMATS,
+        ),
+        expand(
+            "results/plots/learning_curve_{model}.{ext}",
+            model=[CURVE_MODEL] if CURVE_SIZES else [],
+            ext=PLOT_FORMATS,
         ),
     default_target: True

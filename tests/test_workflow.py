@@ -74,6 +74,27 @@ def test_ci_analysis_metrics(finished_run):
 
 
 @pytest.mark.slow
+def test_ci_analysis_diagnostics(finished_run):
+    results = finished_run / "results"
+    table = (results / "working_points/ttbar.md").read_text()
+    assert all(f"| {label} | 77 % |" in table for label in ("ip3d", "dips", "transformer"))
+    ablation = json.loads((results / "ablation/dips.json").read_text())
+    assert set(ablation["groups"]) == {"impact_parameters", "hits"}
+    lost = {g: e["light_rejection_loss"] for g, e in ablation["groups"].items()}
+    # impact parameters are what b tagging lives on; the hit counts matter far less
+    assert lost["impact_parameters"] > 0.3 and lost["impact_parameters"] > lost["hits"], lost
+    curve = json.loads((results / "learning_curve/dips.json").read_text())["points"]
+    assert [p["train_jets"] for p in curve] == [250, 1000]
+    assert curve[0]["train_loss"] < curve[0]["val_loss"]  # 250 jets: the model overfits
+    assert curve[1]["val_loss"] < curve[0]["val_loss"]  # more data generalises better
+    for name in (
+        "learning_curve_dips", "pt_ttbar_light_rejection", "scores_dips", "saliency_transformer",
+        "importance_dips", "ablation_dips",
+    ):  # fmt: skip
+        assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
 def test_rerun_logic(finished_run):
     dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
     assert dry.returncode == 0
@@ -87,7 +108,13 @@ def test_rerun_logic(finished_run):
     dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
     assert dry.returncode == 0, dry.stderr
     planned = _planned_rules(dry)
-    assert planned == {"train", "predict", "evaluate", "plot_roc", "plot_loss", "all"}, planned
+    downstream_of_dips = {
+        "train", "predict", "evaluate", "plot_roc", "plot_loss", "working_points", "performance",
+        "plot_pt", "plot_scores", "train_ablation", "predict_ablation", "ablation",
+        "train_learning_curve", "learning_curve", "plot_learning_curve", "saliency", "importance",
+        "plot_saliency", "plot_importance", "all",
+    }  # fmt: skip
+    assert planned == downstream_of_dips, planned
 
 
 @pytest.mark.slow

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 
@@ -42,8 +44,21 @@ def write_text(target: str | Path, text: str) -> None:
 
 
 def write_json(target: str | Path, data: Any) -> None:
-    """Atomically write JSON (indented, keys in insertion order)."""
-    write_text(target, json.dumps(data, indent=2) + "\n")
+    """Atomically write standard JSON (indented, keys in order; inf and NaN become null)."""
+    write_text(target, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def json_safe(value: Any) -> Any:
+    """Replace inf/NaN by None ('no value', honestly) and numpy scalars by Python ones."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_yaml(target: str | Path, data: Any) -> None:

@@ -8,6 +8,7 @@ function; no physics lives here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -66,6 +67,7 @@ def cmd_train(args: argparse.Namespace, config: dict) -> None:
     model = cfg.model_config(config, args.model)
     if not 0 <= args.member < model.members:
         raise cfg.ConfigError(f"member {args.member} outside 0..{model.members - 1}")
+    model = _model_variant(config, args.model, args.without_group, args.max_train_jets)
     history = train_model(
         args.model, model, args.data_dir, args.output_dir, config["seed"], args.member,
         threads=args.threads,
@@ -73,6 +75,27 @@ def cmd_train(args: argparse.Namespace, config: dict) -> None:
     best = min(history, key=lambda row: row["val_loss"])
     log.info("train %s/%d: %d epochs, best val loss %.4f at epoch %d", args.model, args.member,
              len(history), best["val_loss"], best["epoch"])  # fmt: skip
+
+
+def _model_variant(
+    config: dict, name: str, without_group: str | None, max_train_jets: int | None
+) -> cfg.ModelConfig:
+    """A model's config, less a feature group (ablation) or on fewer training jets."""
+    model = cfg.model_config(config, name)
+    if without_group is not None:
+        groups = cfg.feature_groups(config, name)
+        if without_group not in groups:
+            raise cfg.ConfigError(f"--without-group '{without_group}' not in {sorted(groups)}")
+        inputs = model.track_inputs or tuple(t["name"] for t in config["prepare"]["track_inputs"])
+        kept = tuple(n for n in inputs if n not in groups[without_group])
+        if not kept:
+            raise cfg.ConfigError(f"removing '{without_group}' leaves {name} with no track inputs")
+        model = dataclasses.replace(model, track_inputs=kept)
+    if max_train_jets is not None:
+        model = dataclasses.replace(
+            model, training=dataclasses.replace(model.training, max_train_jets=max_train_jets)
+        )
+    return model
 
 
 def cmd_fit_baseline(args: argparse.Namespace, config: dict) -> None:
@@ -115,6 +138,157 @@ def cmd_evaluate(args: argparse.Namespace, config: dict) -> None:
              wp["c_rejection"] or float("inf"))  # fmt: skip
 
 
+def cmd_working_points(args: argparse.Namespace, config: dict) -> None:
+    """Table of cuts, efficiencies and rejections at every working point, several taggers."""
+    from jettag.evaluation.working_points import working_point_table
+
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    working_point_table(args.predictions, evaluation.f_c, evaluation.working_points,
+                        args.output_json, args.output_md)  # fmt: skip
+
+
+def cmd_performance(args: argparse.Namespace, config: dict) -> None:
+    """Efficiency and rejection vs jet pT at a working point, and D_b per flavour, of a tagger."""
+    from jettag.evaluation.working_points import efficiency_vs_pt, score_histograms
+
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    efficiency_vs_pt(args.predictions, evaluation.f_c, evaluation.pt_working_point,
+                     evaluation.pt_bins_gev, args.output_pt)  # fmt: skip
+    wps = evaluation.working_points
+    score_histograms(args.predictions, evaluation.f_c, wps, args.output_scores)
+
+
+def _tagger_of(path: Path) -> str:
+    """The tagger named in a results JSON file."""
+    return json.loads(Path(path).read_text())["tagger"]
+
+
+def cmd_plot_pt(args: argparse.Namespace, config: dict) -> None:
+    """b efficiency, c and light rejection vs jet pT of several taggers."""
+    from jettag.plotting.performance import plot_efficiency_vs_pt
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    taggers = [_tagger_of(p) for p in args.pt_files]
+    labels = [cfg.tagger_label(config, t) for t in taggers]
+    plot_efficiency_vs_pt(args.pt_files, labels, args.output_prefix, plots.atlas_text,
+                          _sqrt_s_tev(config, cfg.tagger_dataset(config, taggers[0])),
+                          plots.formats)  # fmt: skip
+
+
+def cmd_plot_scores(args: argparse.Namespace, config: dict) -> None:
+    """D_b distribution per flavour of one tagger, with the working-point cuts."""
+    from jettag.plotting.performance import plot_score_histograms
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    tagger = _tagger_of(args.scores)
+    plot_score_histograms(args.scores, cfg.tagger_label(config, tagger), args.output_stem,
+                          plots.atlas_text, _sqrt_s_tev(config, cfg.tagger_dataset(config, tagger)),
+                          plots.formats)  # fmt: skip
+
+
+def cmd_learning_curve(args: argparse.Namespace, config: dict) -> None:
+    """Training and validation loss of a model trained on growing training sets."""
+    from jettag.evaluation.learning_curve import learning_curve
+
+    cfg.model_config(config, args.model)
+    result = learning_curve(args.checkpoints, args.data_dir, args.output, args.model)
+    for point in result["points"]:
+        log.info("learning curve %s: %d jets, train loss %.4f, val loss %.4f", args.model,
+                 point["train_jets"], point["train_loss"], point["val_loss"])  # fmt: skip
+
+
+def cmd_plot_learning_curve(args: argparse.Namespace, config: dict) -> None:
+    """Draw loss vs training-set size."""
+    from jettag.plotting.curves import plot_learning_curve
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    model = json.loads(Path(args.curve).read_text())["model"]
+    plot_learning_curve(args.curve, cfg.tagger_label(config, model), args.output_stem,
+                        plots.atlas_text, _sqrt_s_tev(config, cfg.tagger_dataset(config, model)),
+                        plots.formats)  # fmt: skip
+
+
+def _named_paths(items: Sequence[str]) -> dict[str, Path]:
+    """NAME=PATH arguments as a mapping."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise cfg.ConfigError(f"expected NAME=PATH, got '{item}'")
+        out[name] = Path(path)
+    return out
+
+
+def cmd_ablation(args: argparse.Namespace, config: dict) -> None:
+    """Rejection lost by retraining a model without each feature group."""
+    from jettag.evaluation.ablation import ablation_summary
+
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    groups = cfg.feature_groups(config, args.model)
+    result = ablation_summary(args.model, args.nominal, _named_paths(args.variants), groups,
+                              evaluation.f_c, evaluation.pt_working_point, args.output)  # fmt: skip
+    for group, entry in result["groups"].items():
+        log.info("ablation %s without %s: light rejection lost %s", args.model, group,
+                 entry["light_rejection_loss"])  # fmt: skip
+
+
+def cmd_saliency(args: argparse.Namespace, config: dict) -> None:
+    """Saliency maps of a trained model on the test split."""
+    from jettag.evaluation.saliency import saliency_maps
+
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    saliency_maps(args.checkpoint, args.test, evaluation.f_c, args.output,
+                  evaluation.saliency.n_tracks, evaluation.saliency.working_point)  # fmt: skip
+
+
+def cmd_importance(args: argparse.Namespace, config: dict) -> None:
+    """Permutation importance of each feature group of a trained model on the test split."""
+    from jettag.evaluation.importance import permutation_importance
+
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    groups = {name: list(inputs) for name, inputs in cfg.feature_groups(config, args.model).items()}
+    permutation_importance(args.checkpoint, args.test, evaluation.f_c, args.output, groups,
+                           evaluation.pt_working_point, seed=config["seed"])  # fmt: skip
+
+
+def cmd_plot_saliency(args: argparse.Namespace, config: dict) -> None:
+    """Draw the saliency heat maps of a model."""
+    from jettag.plotting.saliency import plot_saliency
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    dataset = cfg.tagger_dataset(config, _tagger_of(args.saliency))
+    plot_saliency(args.saliency, args.output_stem, plots.atlas_text,
+                  _sqrt_s_tev(config, dataset), plots.formats)  # fmt: skip
+
+
+def cmd_plot_importance(args: argparse.Namespace, config: dict) -> None:
+    """Draw rejection lost per feature group (permutation importance or ablation)."""
+    from jettag.plotting.saliency import plot_permutation_importance
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    dataset = cfg.tagger_dataset(config, _tagger_of(args.importance))
+    plot_permutation_importance(args.importance, args.output_stem, plots.atlas_text,
+                                _sqrt_s_tev(config, dataset), plots.formats)  # fmt: skip
+
+
+def cmd_input_histograms(args: argparse.Namespace, config: dict) -> None:
+    """Per-flavour histograms of every model input: raw, transformed, normalised, reweighted."""
+    from jettag.evaluation.input_histograms import input_histograms
+
+    cfg.sample_config(config, args.dataset)
+    input_histograms(args.data_dir, args.output, args.split)
+
+
+def cmd_plot_inputs(args: argparse.Namespace, config: dict) -> None:
+    """Draw the input histograms of a dataset and its pT reweighting."""
+    from jettag.plotting.inputs import plot_inputs
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    sample = cfg.sample_config(config, args.dataset)
+    plot_inputs(args.histograms, sample.label, args.output_prefix, plots.atlas_text,
+                sample.sqrt_s_gev / 1000.0, plots.formats)  # fmt: skip
+
+
 def cmd_plot_roc(args: argparse.Namespace, config: dict) -> None:
     """Draw the ROC figure from metrics files."""
     from jettag.plotting.roc import plot_roc
@@ -123,7 +297,7 @@ def cmd_plot_roc(args: argparse.Namespace, config: dict) -> None:
     taggers = [json.loads(Path(p).read_text())["tagger"] for p in args.metrics]
     labels = [cfg.tagger_label(config, t) for t in taggers]
     reference = plots.reference or next(iter(config["baselines"]), taggers[0])
-    dataset = (config["models"].get(taggers[0]) or config["baselines"][taggers[0]])["dataset"]
+    dataset = cfg.tagger_dataset(config, taggers[0])
     plot_roc(args.metrics, labels, reference, args.output_stem, plots.atlas_text,
              _sqrt_s_tev(config, dataset), plots.formats)  # fmt: skip
 
@@ -196,6 +370,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, required=True)
     p.add_argument("--output-dir", type=Path, required=True)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--without-group", default=None,
+                   help="ablation: leave out this evaluation.feature_groups group")  # fmt: skip
+    p.add_argument("--max-train-jets", type=int, default=None,
+                   help="train on the first N training jets (learning curve)")  # fmt: skip
     p = stage("fit-baseline", cmd_fit_baseline, "fit an IP3D-like baseline's templates")
     p.add_argument("--baseline", required=True)
     p.add_argument("--data-dir", type=Path, required=True)
@@ -214,6 +392,57 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, help="JSON")
     p = stage("plot-sample", cmd_plot_sample, "validation plots of a sample")
     p.add_argument("--sample", required=True)
+    p.add_argument("--histograms", type=Path, required=True)
+    p.add_argument("--output-prefix", type=Path, required=True)
+    p = stage("working-points", cmd_working_points, "working-point table of several taggers")
+    p.add_argument("--output-json", type=Path, required=True)
+    p.add_argument("--output-md", type=Path, required=True)
+    p.add_argument("predictions", type=Path, nargs="+")
+    p = stage("performance", cmd_performance, "efficiency vs pT and D_b histograms of a tagger")
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--output-pt", type=Path, required=True, help="JSON: efficiency vs pT")
+    p.add_argument("--output-scores", type=Path, required=True, help="JSON: D_b histograms")
+    p = stage("plot-pt", cmd_plot_pt, "efficiency and rejection vs jet pT")
+    p.add_argument("--output-prefix", type=Path, required=True)
+    p.add_argument("pt_files", type=Path, nargs="+")
+    p = stage("plot-scores", cmd_plot_scores, "D_b distributions per flavour")
+    p.add_argument("--scores", type=Path, required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
+    p = stage("learning-curve", cmd_learning_curve, "loss vs training-set size")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("checkpoints", type=Path, nargs="+", help="best.pt of each training size")
+    p = stage("plot-learning-curve", cmd_plot_learning_curve, "draw loss vs training-set size")
+    p.add_argument("--curve", type=Path, required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
+    p = stage("ablation", cmd_ablation, "rejection lost without each feature group")
+    p.add_argument("--model", required=True)
+    p.add_argument("--nominal", type=Path, required=True, help="predictions of the full model")
+    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("variants", nargs="+", help="GROUP=predictions.h5 of each retraining")
+    p = stage("saliency", cmd_saliency, "saliency maps of a trained model")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--test", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p = stage("importance", cmd_importance, "permutation importance of feature groups")
+    p.add_argument("--model", required=True)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--test", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p = stage("plot-saliency", cmd_plot_saliency, "draw saliency heat maps")
+    p.add_argument("--saliency", type=Path, required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
+    p = stage("plot-importance", cmd_plot_importance, "draw rejection lost per feature group")
+    p.add_argument("--importance", type=Path, required=True, help="importance or ablation JSON")
+    p.add_argument("--output-stem", type=Path, required=True)
+    p = stage("input-histograms", cmd_input_histograms, "histograms of every model input")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-dir", type=Path, required=True, help="prepared dataset directory")
+    p.add_argument("--split", choices=["train", "val", "test"], default="train")
+    p.add_argument("--output", type=Path, required=True)
+    p = stage("plot-inputs", cmd_plot_inputs, "draw input distributions and the reweighting")
+    p.add_argument("--dataset", required=True)
     p.add_argument("--histograms", type=Path, required=True)
     p.add_argument("--output-prefix", type=Path, required=True)
     p = stage("plot-roc", cmd_plot_roc, "ROC curves with ratio panels")

@@ -127,6 +127,22 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                         f"{source}: {kind}.{name}.{group}: '{var}' is not in"
                         f" prepare.{group} ({available})"
                     )
+    evaluation = config["evaluation"]
+    for group, names in evaluation["feature_groups"].items():
+        unknown = [n for n in names if n not in track_names]
+        if unknown:
+            raise ConfigError(
+                f"{source}: evaluation.feature_groups.{group}: {unknown} not in"
+                f" prepare.track_inputs ({track_names})"
+            )
+    for key, model in (
+        ("ablation", evaluation["ablation"]),
+        ("learning_curve.model", evaluation["learning_curve"]["model"]),
+    ):
+        if model is not None and model not in config["models"]:
+            raise ConfigError(
+                f"{source}: evaluation.{key} '{model}' is not a model ({sorted(config['models'])})"
+            )
     reference = config["plots"]["reference"]
     if reference is not None and reference not in taggers:
         raise ConfigError(f"{source}: plots.reference '{reference}' is not a model or baseline")
@@ -488,12 +504,34 @@ class RocGrid:
 
 
 @dataclasses.dataclass(frozen=True)
+class SaliencyConfig:
+    """Which b jets the saliency maps average over."""
+
+    n_tracks: int
+    working_point: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningCurveConfig:
+    """Training-set sizes of the bias/variance diagnostic."""
+
+    model: str | None
+    train_jets: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """Discriminant and working points."""
+    """Discriminant, working points and diagnostics."""
 
     f_c: float
     working_points: tuple[float, ...]
     roc_b_efficiencies: RocGrid
+    pt_bins_gev: tuple[float, ...]
+    pt_working_point: float
+    saliency: SaliencyConfig
+    feature_groups: dict[str, tuple[str, ...]]
+    ablation: str | None
+    learning_curve: LearningCurveConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,6 +578,27 @@ def tagger_label(config: dict[str, Any], name: str) -> str:
     if entry is None:
         raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
     return entry.get("label") or name
+
+
+def tagger_dataset(config: dict[str, Any], name: str) -> str:
+    """The dataset a model or baseline is trained and evaluated on."""
+    entry = config["models"].get(name) or config["baselines"].get(name)
+    if entry is None:
+        raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
+    return entry["dataset"]
+
+
+def feature_groups(config: dict[str, Any], model: str) -> dict[str, tuple[str, ...]]:
+    """The feature groups of a model's track inputs: configured ones, else one per input."""
+    inputs = model_config(config, model).track_inputs or tuple(
+        t["name"] for t in config["prepare"]["track_inputs"]
+    )
+    groups = config["evaluation"]["feature_groups"] or {name: [name] for name in inputs}
+    return {
+        name: tuple(v for v in members if v in inputs)
+        for name, members in groups.items()
+        if any(v in inputs for v in members)
+    }
 
 
 def model_config(config: dict[str, Any], name: str) -> ModelConfig:

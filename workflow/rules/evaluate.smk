@@ -26,6 +26,11 @@ rule predict:
         " --test {input.test} --output {output} {input.members} > {log} 2>&1"
 
 
+def evaluation_settings(*keys):
+    """The evaluation keys a rule reads, as canonical text."""
+    return settings(**{key: CONFIG["evaluation"][key] for key in keys})
+
+
 rule evaluate:
     """AUC, working points and ROC curves as numbers."""
     input:
@@ -33,7 +38,7 @@ rule evaluate:
     output:
         "results/metrics/{tagger}.json",
     params:
-        settings=lambda w: settings(evaluation=CONFIG["evaluation"]),
+        settings=lambda w: evaluation_settings("f_c", "working_points", "roc_b_efficiencies"),
     benchmark:
         "results/benchmarks/evaluate/{tagger}.tsv"
     log:
@@ -41,3 +46,46 @@ rule evaluate:
     shell:
         "jettag evaluate --config {CONFIG_FILE} --predictions {input}"
         " --output {output} > {log} 2>&1"
+
+
+def dataset_predictions(dataset):
+    """Prediction files of every tagger evaluated on a dataset."""
+    return [f"results/predictions/{t}.h5" for t in TAGGERS if tagger_dataset(t) == dataset]
+
+
+rule working_points:
+    """Cut, efficiencies and rejections at each working point, every tagger of a dataset."""
+    input:
+        lambda w: dataset_predictions(w.dataset),
+    output:
+        json="results/working_points/{dataset}.json",
+        md="results/working_points/{dataset}.md",
+    params:
+        settings=lambda w: evaluation_settings("f_c", "working_points"),
+    benchmark:
+        "results/benchmarks/working_points/{dataset}.tsv"
+    log:
+        "logs/working_points/{dataset}.log",
+    shell:
+        "jettag working-points --config {CONFIG_FILE} --output-json {output.json}"
+        " --output-md {output.md} {input} > {log} 2>&1"
+
+
+rule performance:
+    """Efficiency and rejection vs jet pT at a working point, and D_b per flavour."""
+    input:
+        "results/predictions/{tagger}.h5",
+    output:
+        pt="results/performance/{tagger}_pt.json",
+        scores="results/performance/{tagger}_scores.json",
+    params:
+        settings=lambda w: evaluation_settings(
+            "f_c", "working_points", "pt_bins_gev", "pt_working_point"
+        ),
+    benchmark:
+        "results/benchmarks/performance/{tagger}.tsv"
+    log:
+        "logs/performance/{tagger}.log",
+    shell:
+        "jettag performance --config {CONFIG_FILE} --predictions {input}"
+        " --output-pt {output.pt} --output-scores {output.scores} > {log} 2>&1"

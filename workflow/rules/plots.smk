@@ -1,4 +1,4 @@
-PLOT_FORMATS = CONFIG["plots"]["formats"]
+
 
 
 def dataset_metrics(dataset):
@@ -105,3 +105,87 @@ rule plot_sample:
     shell:
         "jettag plot-sample --config {CONFIG_FILE} --sample {wildcards.sample}"
         " --histograms {input} --output-prefix results/plots/sample_{wildcards.sample} > {log} 2>&1"
+
+
+PT_PLOTS = ["b_efficiency", "c_rejection", "light_rejection"]
+
+
+rule plot_pt:
+    """b efficiency, c and light rejection vs jet pT, every tagger of a dataset."""
+    input:
+        lambda w: [
+            f"results/performance/{t}_pt.json" for t in TAGGERS if tagger_dataset(t) == w.dataset
+        ],
+    output:
+        expand("results/plots/pt_{{dataset}}_{var}.{ext}", var=PT_PLOTS, ext=PLOT_FORMATS),
+    params:
+        settings=lambda w: settings(
+            plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
+        ),
+    benchmark:
+        "results/benchmarks/plot_pt/{dataset}.tsv"
+    log:
+        "logs/plots/pt_{dataset}.log",
+    shell:
+        "jettag plot-pt --config {CONFIG_FILE} --output-prefix results/plots/pt_{wildcards.dataset}"
+        " {input} > {log} 2>&1"
+
+
+rule plot_scores:
+    """D_b per flavour of one tagger, with the working-point cuts."""
+    input:
+        "results/performance/{tagger}_scores.json",
+    output:
+        expand("results/plots/scores_{{tagger}}.{ext}", ext=PLOT_FORMATS),
+    params:
+        settings=lambda w: settings(plots=CONFIG["plots"], label=jcfg.tagger_label(CONFIG, w.tagger)),
+    benchmark:
+        "results/benchmarks/plot_scores/{tagger}.tsv"
+    log:
+        "logs/plots/scores_{tagger}.log",
+    shell:
+        "jettag plot-scores --config {CONFIG_FILE} --scores {input}"
+        " --output-stem results/plots/scores_{wildcards.tagger} > {log} 2>&1"
+
+
+def input_plot_names():
+    """Figures of plot-inputs: one per input, the jet-pT reweighting, key inputs reweighted."""
+    prepare = CONFIG["prepare"]
+    names = [i["name"] for i in prepare["track_inputs"] + prepare["jet_inputs"]]
+    key = [n for n in ("IP3D_signed_d0_significance", "ptfrac") if n in names]
+    return names + ["jet_pt_reweighting"] + [f"{n}_reweighted" for n in key]
+
+
+rule input_histograms:
+    """Each model input per flavour: raw, transformed, normalised, pT-reweighted (train split)."""
+    input:
+        "data/prepared/{dataset}/train.h5",
+        "data/prepared/{dataset}/norm.yaml",
+        "data/prepared/{dataset}/weights.yaml",
+    output:
+        "results/inputs/{dataset}.json",
+    log:
+        "logs/input_histograms/{dataset}.log",
+    shell:
+        "jettag input-histograms --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        " --data-dir data/prepared/{wildcards.dataset} --output {output} > {log} 2>&1"
+
+
+rule plot_inputs:
+    """Input distributions before and after each transform, and the pT reweighting."""
+    input:
+        "results/inputs/{dataset}.json",
+    output:
+        expand(
+            "results/plots/inputs_{{dataset}}_{name}.{ext}",
+            name=input_plot_names(),
+            ext=PLOT_FORMATS,
+        ),
+    params:
+        settings=lambda w: settings(plots=CONFIG["plots"], sample=CONFIG["samples"][w.dataset]),
+    log:
+        "logs/plots/inputs_{dataset}.log",
+    shell:
+        "jettag plot-inputs --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        " --histograms {input} --output-prefix results/plots/inputs_{wildcards.dataset}"
+        " > {log} 2>&1"

@@ -64,16 +64,5 @@ def evaluate(predictions: Path, config: EvaluationConfig, output: Path) -> dict:
         "roc": roc_curve(db, labels, weights, index["b"], backgrounds, grid),
         "predictions": str(predictions),
     }
-    write_json(output, _finite(metrics))
+    write_json(output, metrics)
     return metrics
-
-
-def _finite(value):
-    """Replace inf/nan by None so the JSON is standard (and says 'no value' honestly)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,4 +53,29 @@ def plot_loss(
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.45 * (hi - lo))
     atlas_label(ax, atlas_text, sqrt_s_tev, label)
+    return save_figure(fig, stem, formats)
+
+
+def plot_learning_curve(
+    curve_file: Path,
+    label: str,
+    stem: Path,
+    atlas_text: str,
+    sqrt_s_tev: float,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Training and validation loss vs number of training jets (log x)."""
+    use_style()
+    points = json.loads(Path(curve_file).read_text())["points"]
+    n_jets = np.array([p["train_jets"] for p in points], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.plot(n_jets, [p["train_loss"] for p in points], "o-", lw=1.8, label="Training set")
+    ax.plot(n_jets, [p["val_loss"] for p in points], "s--", lw=1.8, label="Validation set")
+    ax.set_xscale("log")
+    ax.set_xlabel("Number of training jets")
+    ax.set_ylabel("Weighted cross-entropy loss")
+    ax.legend(loc="upper right")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.45 * (hi - lo))
+    atlas_label(ax, atlas_text, sqrt_s_tev, f"{label}\nbest epoch of each training")
     return save_figure(fig, stem, formats)

@@ -1,0 +1,65 @@
+"""Ablation: how much rejection a model loses when retrained without a group of inputs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jettag.atomic import write_json
+from jettag.evaluation.working_points import inclusive_cut, performance_at_cut, read_tagged_jets
+
+
+def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict[str, float | None]:
+    """Light and c rejection (with errors) at a b-efficiency working point."""
+    jets = read_tagged_jets(Path(prediction), f_c)
+    cut = inclusive_cut(jets, working_point)
+    perf = performance_at_cut(jets, np.ones(len(jets.flavour), dtype=bool), cut)
+    return {key: perf[key] for key in (
+        "light_rejection", "light_rejection_error", "c_rejection", "c_rejection_error",
+    )}  # fmt: skip
+
+
+def ablation_summary(
+    model: str,
+    nominal: Path,
+    variants: Mapping[str, Path],
+    groups: Mapping[str, Sequence[str]],
+    f_c: float,
+    working_point: float,
+    output: Path,
+) -> dict:
+    """Rejections of the nominal model and of each retraining without a group; fraction lost.
+
+    The JSON has the layout of permutation importance, so one bar plot draws both.
+    """
+    reference = rejections_at(nominal, f_c, working_point)
+    entries = {}
+    for group, path in variants.items():
+        entry: dict = {"inputs": list(groups[group]), **rejections_at(path, f_c, working_point)}
+        for background in ("light", "c"):
+            nominal_rej, rej = (
+                reference[f"{background}_rejection"],
+                entry[f"{background}_rejection"],
+            )
+            finite = math.isfinite(nominal_rej) and math.isfinite(rej)
+            entry[f"{background}_rejection_loss"] = 1.0 - rej / nominal_rej if finite else None
+            entry[f"{background}_rejection_loss_std"] = None  # one retraining: no spread
+        entries[group] = entry
+    jets = read_tagged_jets(Path(nominal), f_c)
+    result = {
+        "tagger": model,
+        "sample_label": jets.sample_label,
+        "method": "retrained without the group",
+        "x_label": "Rejection lost when retrained without the inputs [%]",
+        "b_efficiency": working_point,
+        "f_c": f_c,
+        "repeats": 1,
+        "nominal": reference,
+        "groups": entries,
+        "predictions": {"nominal": str(nominal), **{g: str(p) for g, p in variants.items()}},
+    }
+    write_json(output, result)
+    return result

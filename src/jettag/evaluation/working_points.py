@@ -1,0 +1,284 @@
+"""Working-point performance: a table of cuts and rejections, efficiencies vs jet pT, D_b shapes.
+
+Each function reads FTAG-layout predictions files (`jets` with `<tagger>_pb/_pc/_pu`, `pt`,
+`flavour_label`; attributes `flavour_label` and `tagger`) and writes a JSON result that the
+plotting code only draws. Jet pT in the canonical and predictions files is in GeV
+(io/canonical.py), so every pT quantity here carries `_gev` in its name.
+
+Jets are unweighted, as in evaluate.py (ATLAS quotes performance on the natural spectrum); the
+binomial errors still go through N_eff = (sum w)^2 / sum w^2 so weights can be added later.
+Infinite or undefined values (no background jet passes, an empty pT bin) are written as null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from jettag.atomic import write_json, write_text
+from jettag.evaluation.metrics import (
+    b_discriminant,
+    cut_for_efficiency,
+    effective_entries,
+    efficiency,
+    rejection,
+)
+from jettag.evaluation.predict import SHORT_CLASS
+
+FLAVOURS = ("b", "c", "light")
+BACKGROUNDS = ("c", "light")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedJets:
+    """One tagger's discriminant, flavour and pT for every jet of a predictions file."""
+
+    tagger: str
+    sample_label: str
+    discriminant: np.ndarray  # (n_jets,) D_b
+    flavour: np.ndarray  # (n_jets,) class index into the file's flavour_label attribute
+    pt_gev: np.ndarray  # (n_jets,)
+    weights: np.ndarray  # (n_jets,) unit weights
+    index: dict[str, int]  # "b", "c", "light" -> class index
+
+    def mask(self, flavour: str) -> np.ndarray:
+        """(n_jets,) bool, True for jets of this flavour."""
+        return self.flavour == self.index[flavour]
+
+
+def read_tagged_jets(path: Path, f_c: float) -> TaggedJets:
+    """Read a predictions file and compute D_b with the given f_c."""
+    with h5py.File(path, "r") as f:
+        jets = f["jets"][:]
+        classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
+        tagger = str(f["jets"].attrs["tagger"])
+        sample_label = str(f["jets"].attrs.get("sample_label", ""))
+    missing = [name for name in FLAVOURS if name not in classes]
+    if missing:
+        raise ValueError(f"{path}: classes {classes} lack {missing}")
+    prob = {name: jets[f"{tagger}_{SHORT_CLASS[name]}"].astype(np.float64) for name in FLAVOURS}
+    return TaggedJets(
+        tagger=tagger,
+        sample_label=sample_label,
+        discriminant=b_discriminant(prob["b"], prob["c"], prob["light"], f_c),
+        flavour=np.asarray(jets["flavour_label"]),
+        pt_gev=np.asarray(jets["pt"], dtype=np.float64),
+        weights=np.ones(len(jets)),
+        index={name: classes.index(name) for name in FLAVOURS},
+    )
+
+
+def wp_name(working_point: float) -> str:
+    """0.77 -> '77' (the percent label of a working point)."""
+    return f"{round(working_point * 100):d}"
+
+
+def inclusive_cut(jets: TaggedJets, working_point: float) -> float:
+    """The D_b cut keeping the fraction working_point of all b jets of the file."""
+    is_b = jets.mask("b")
+    if not is_b.any():
+        raise ValueError(f"tagger {jets.tagger}: no b jets to define a working point")
+    return cut_for_efficiency(jets.discriminant[is_b], jets.weights[is_b], working_point)
+
+
+def performance_at_cut(jets: TaggedJets, selection: np.ndarray, cut: float) -> dict:
+    """Efficiencies, rejections, their binomial errors and N_eff of the selected jets at a cut."""
+    entry: dict = {"cut": cut}
+    for name in FLAVOURS:
+        sel = selection & jets.mask(name)
+        if math.isfinite(cut):
+            eff, err = efficiency(jets.discriminant[sel] > cut, jets.weights[sel])
+        else:  # no cut could be defined (no b jets): no efficiency either, not zero
+            eff, err = float("nan"), float("nan")
+        entry[f"{name}_efficiency"] = eff
+        entry[f"{name}_efficiency_error"] = err
+        entry[f"{name}_n_eff"] = effective_entries(jets.weights[sel])
+        if name in BACKGROUNDS:
+            rej, rej_err = rejection(eff, err)
+            entry[f"{name}_rejection"] = rej
+            entry[f"{name}_rejection_error"] = rej_err
+    return entry
+
+
+def working_point_table(
+    predictions: Sequence[Path],
+    f_c: float,
+    working_points: Sequence[float],
+    output_json: Path,
+    output_md: Path,
+) -> dict:
+    """D_b cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown."""
+    rows = []
+    n_jets = {}
+    sample_labels = {}
+    for path in predictions:
+        jets = read_tagged_jets(Path(path), f_c)
+        if jets.tagger in n_jets:  # rows are told apart by tagger name only
+            raise ValueError(f"{path}: tagger '{jets.tagger}' appears in two predictions files")
+        everything = np.ones(len(jets.discriminant), dtype=bool)
+        n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in FLAVOURS}
+        sample_labels[jets.tagger] = jets.sample_label
+        for wp in working_points:
+            entry = performance_at_cut(jets, everything, inclusive_cut(jets, wp))
+            rows.append({"tagger": jets.tagger, "working_point": float(wp), **entry})
+    result = {
+        "f_c": f_c,
+        "working_points": [float(wp) for wp in working_points],
+        "sample_label": sample_labels,
+        "n_jets": n_jets,
+        "rows": rows,
+        "predictions": [str(p) for p in predictions],
+    }
+    write_json(output_json, result)
+    write_text(output_md, working_point_markdown(result))
+    return result
+
+
+def working_point_markdown(table: dict) -> str:
+    """The working-point table as markdown: one row per tagger and working point."""
+    lines = [
+        "# b-tagging working points",
+        "",
+        f"D_b = log(p_b / (f_c p_c + (1 - f_c) p_light)) with f_c = {table['f_c']:g}; the cut "
+        "keeps the WP fraction of all b jets. Errors are binomial with "
+        "N_eff = (sum w)^2 / sum w^2.",
+        "",
+        "| Tagger | WP | D_b cut | b-jet efficiency | c-jet efficiency | c rejection "
+        "| light-jet efficiency | light rejection |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in table["rows"]:
+        cells = [
+            row["tagger"],
+            f"{wp_name(row['working_point'])} %",
+            _number(row["cut"], 3),
+            _with_error(row["b_efficiency"], row["b_efficiency_error"]),
+            _with_error(row["c_efficiency"], row["c_efficiency_error"]),
+            _with_error(row["c_rejection"], row["c_rejection_error"]),
+            _with_error(row["light_efficiency"], row["light_efficiency_error"]),
+            _with_error(row["light_rejection"], row["light_rejection_error"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def efficiency_vs_pt(
+    prediction: Path,
+    f_c: float,
+    working_point: float,
+    pt_bins_gev: Sequence[float],
+    output: Path,
+) -> dict:
+    """Efficiencies and rejections in jet-pT bins at one WP, with the inclusive and flat cuts."""
+    edges = np.asarray(pt_bins_gev, dtype=np.float64)
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"pt_bins_gev must be increasing edges, got {list(pt_bins_gev)}")
+    jets = read_tagged_jets(Path(prediction), f_c)
+    # bin k holds edges[k] <= pt < edges[k + 1]; jets outside the edges are in no bin
+    bin_of_jet = np.searchsorted(edges, jets.pt_gev, side="right") - 1
+    # the inclusive cut is the one of the working-point table: defined once on all b jets
+    cut_all = inclusive_cut(jets, working_point)
+    is_b = jets.mask("b")
+    strategies: dict[str, list[dict]] = {"inclusive": [], "flat_per_bin": []}
+    n_jets: dict[str, list[int]] = {name: [] for name in FLAVOURS}
+    for k in range(len(edges) - 1):
+        in_bin = bin_of_jet == k
+        for name in FLAVOURS:
+            n_jets[name].append(int((in_bin & jets.mask(name)).sum()))
+        strategies["inclusive"].append(performance_at_cut(jets, in_bin, cut_all))
+        b_in_bin = in_bin & is_b
+        if b_in_bin.any():
+            cut_bin = cut_for_efficiency(
+                jets.discriminant[b_in_bin], jets.weights[b_in_bin], working_point
+            )
+        else:
+            cut_bin = float("nan")  # no b jets: no cut can be defined in this bin
+        strategies["flat_per_bin"].append(performance_at_cut(jets, in_bin, cut_bin))
+    result = {
+        "tagger": jets.tagger,
+        "sample_label": jets.sample_label,
+        "f_c": f_c,
+        "working_point": float(working_point),
+        "inclusive_cut": cut_all,
+        "pt_bins_gev": edges.tolist(),
+        "n_jets": n_jets,
+        # per strategy, a column (one value per pT bin) for each quantity
+        "strategies": {name: _columns(entries) for name, entries in strategies.items()},
+        "predictions": str(prediction),
+    }
+    write_json(output, result)
+    return result
+
+
+def score_histograms(
+    prediction: Path,
+    f_c: float,
+    working_points: Sequence[float],
+    output: Path,
+    n_bins: int = 60,
+) -> dict:
+    """D_b histograms per flavour, normalised to unit area, with the inclusive WP cuts."""
+    jets = read_tagged_jets(Path(prediction), f_c)
+    labelled = np.isin(jets.flavour, [jets.index[name] for name in FLAVOURS])
+    finite = jets.discriminant[labelled]
+    # a few extreme jets (probabilities at the floor) would stretch the axis; fold them in
+    low, high = np.percentile(finite, [0.05, 99.95]) if finite.size else (0.0, 1.0)
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, n_bins + 1)
+    widths = np.diff(edges)
+    histograms = {}
+    for name in FLAVOURS:
+        sel = jets.mask(name)
+        clipped = np.clip(jets.discriminant[sel], edges[0], edges[-1])
+        counts, _ = np.histogram(clipped, bins=edges, weights=jets.weights[sel])
+        sum_w2, _ = np.histogram(clipped, bins=edges, weights=jets.weights[sel] ** 2)
+        total = float(np.sum(jets.weights[sel]))
+        norm = total * widths if total > 0 else np.full_like(widths, np.nan)
+        histograms[name] = {
+            "density": (counts / norm).tolist(),
+            "density_error": (np.sqrt(sum_w2) / norm).tolist(),
+            "n_jets": int(sel.sum()),
+        }
+    cuts = [{"working_point": float(wp), "cut": inclusive_cut(jets, wp)} for wp in working_points]
+    result = {
+        "tagger": jets.tagger,
+        "sample_label": jets.sample_label,
+        "f_c": f_c,
+        "edges": edges.tolist(),
+        "overflow": "folded into the first and last bins",
+        "histograms": histograms,
+        "working_points": cuts,
+        "predictions": str(prediction),
+    }
+    write_json(output, result)
+    return result
+
+
+def _columns(entries: list[dict]) -> dict[str, list]:
+    """List of per-bin dicts -> dict of per-bin lists."""
+    return {key: [entry[key] for entry in entries] for key in entries[0]} if entries else {}
+
+
+def _number(value: float | None, digits: int) -> str:
+    """A value with fixed decimals; a dash where there is none."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _with_error(value: float | None, error: float | None) -> str:
+    """'value ± error' with the error to two significant digits and the value to match."""
+    if value is None or math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞ (no jet passes)"
+    if error is None or not math.isfinite(error) or error <= 0:
+        return f"{value:.4g}"
+    decimals = max(0, 1 - math.floor(math.log10(error)))
+    return f"{value:.{decimals}f} ± {error:.{decimals}f}"

@@ -1,0 +1,177 @@
+"""Working-point performance plots drawn from the JSON of evaluation.working_points.
+
+Efficiency and rejection vs jet pT (several taggers, inclusive and flat-per-bin cuts) and the
+D_b distribution per flavour with the working-point cuts. Nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+
+from jettag.plotting.sample import FLAVOUR_STYLE
+from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
+
+# (JSON key, axis label, log y)
+PT_QUANTITIES = (
+    ("b_efficiency", "$b$-jet efficiency", False),
+    ("c_rejection", "$c$-jet rejection", True),
+    ("light_rejection", "Light-jet rejection", True),
+)
+# (JSON key, marker, fill, legend text): filled = one cut for all jets, open = a cut per bin
+STRATEGIES = (
+    ("inclusive", "o", "full", "Inclusive cut"),
+    ("flat_per_bin", "s", "none", "Flat $b$-efficiency per bin"),
+)
+# fraction of the axis height the data may use; the label and legend go above it
+DATA_FRACTION = 0.55
+
+
+def _array(values: list) -> np.ndarray:
+    """JSON list (None = no value) -> float array with NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _headroom(ax, low: float, high: float, log: bool) -> None:
+    """Set y limits so [low, high] fills the lower DATA_FRACTION of the axes."""
+    if log:
+        lo, hi = np.log10(low), np.log10(high)
+        ax.set_ylim(10**lo, 10 ** (lo + (hi - lo) / DATA_FRACTION))
+    else:
+        ax.set_ylim(low, low + (high - low) / DATA_FRACTION)
+
+
+def plot_efficiency_vs_pt(
+    pt_files: Sequence[Path],
+    labels: Sequence[str] | None,
+    stem_prefix: Path,
+    atlas_text: str,
+    sqrt_s_tev: float,
+    formats: Sequence[str],
+) -> list[Path]:
+    """b efficiency, c and light rejection vs jet pT: one figure each, all taggers overlaid."""
+    use_style()
+    results = [json.loads(Path(p).read_text()) for p in pt_files]
+    labels = list(labels) if labels else [r["tagger"] for r in results]
+    reference = results[0]
+    for path, r in zip(pt_files, results, strict=True):
+        # points of different WPs or bins on one axis would invite a wrong comparison
+        if r["working_point"] != reference["working_point"] or (
+            r["pt_bins_gev"] != reference["pt_bins_gev"]
+        ):
+            raise ValueError(f"{path}: working point or pT bins differ from {pt_files[0]}")
+    edges = np.asarray(reference["pt_bins_gev"], dtype=float)
+    centres, widths = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+    wp = reference["working_point"]
+    samples = ", ".join(dict.fromkeys(r["sample_label"] for r in results if r["sample_label"]))
+    extra = (
+        samples + "\n" if samples else ""
+    ) + f"$f_c$ = {reference['f_c']:g}, {round(100 * wp):d}% $b$-jet efficiency WP"
+    n_series = len(results) * len(STRATEGIES)
+    written = []
+    for key, ylabel, log in PT_QUANTITIES:
+        fig, ax = plt.subplots(figsize=(8, 6))
+        lows, highs = [], []
+        n_not_shown = 0
+        for k, r in enumerate(results):
+            colour = COLOURS[k % len(COLOURS)]
+            for s, (strategy, marker, fill, _) in enumerate(STRATEGIES):
+                column = r["strategies"][strategy]
+                y, err = _array(column[key]), _array(column[f"{key}_error"])
+                # spread the series side by side inside each bin so error bars do not overlap
+                j = k * len(STRATEGIES) + s
+                x = centres + (j - (n_series - 1) / 2) * widths * 0.6 / n_series
+                # a log axis cannot show a bar below zero; stop it just above
+                low_err = np.minimum(err, 0.95 * y) if log else err
+                ax.errorbar(
+                    x, y, yerr=[low_err, err], xerr=[x - edges[:-1], edges[1:] - x],
+                    fmt=marker, fillstyle=fill, color=colour, ms=7, lw=1.4, capsize=0,
+                )  # fmt: skip
+                ok = np.isfinite(y)
+                if log:  # no background jet passes: infinite rejection, written as null
+                    n_not_shown += int(
+                        np.sum(_array(column[key.replace("rejection", "efficiency")]) == 0)
+                    )
+                lows.extend((y - low_err)[ok])
+                highs.extend((y + np.nan_to_num(err))[ok])
+        if key == "b_efficiency":
+            ax.axhline(wp, color="grey", ls=":", lw=1.2)
+            lows.append(wp)
+            highs.append(wp)
+        if lows:
+            low, high = min(lows), max(highs)
+            pad = 0.1 * (high - low) if not log else 0.0
+            _headroom(ax, low / 1.5 if log else low - pad - 0.01, high + pad, log)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel("Jet $p_{T}$ [GeV]")
+        ax.set_ylabel(ylabel)
+        handles = [
+            Line2D([], [], color=COLOURS[k % len(COLOURS)], lw=2, label=label)
+            for k, label in enumerate(labels)
+        ] + [
+            Line2D([], [], color="black", ls="none", marker=m, fillstyle=f, ms=7, label=text)
+            for _, m, f, text in STRATEGIES
+        ]
+        if key == "b_efficiency":
+            handles.append(Line2D([], [], color="grey", ls=":", label="Working point"))
+        ax.legend(handles=handles, loc="upper right", fontsize="small")
+        # said in the label, above the data, so a missing point is not read as a lost bin
+        note = f"\n{n_not_shown} point(s) with no jet passing: not shown" if n_not_shown else ""
+        atlas_label(ax, atlas_text, sqrt_s_tev, extra + note)
+        written += save_figure(fig, Path(f"{stem_prefix}_{key}"), formats)
+    return written
+
+
+def plot_score_histograms(
+    histograms_file: Path,
+    label: str,
+    stem: Path,
+    atlas_text: str,
+    sqrt_s_tev: float,
+    formats: Sequence[str],
+) -> list[Path]:
+    """D_b per flavour (unit area, log y) with dashed lines at the working-point cuts."""
+    use_style()
+    data = json.loads(Path(histograms_file).read_text())
+    edges = np.asarray(data["edges"], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    positive = []
+    for flavour, (colour, name) in FLAVOUR_STYLE.items():
+        density = _array(data["histograms"][flavour]["density"])
+        if not np.any(density > 0):
+            continue
+        ax.stairs(density, edges, color=colour, lw=1.8, label=name)
+        positive.extend(density[density > 0])
+    ax.set_yscale("log")
+    if positive:
+        high = max(positive)
+        # the tails span many decades; show four below the peak, not single-jet noise
+        _headroom(ax, max(min(positive), high * 1e-4) / 2, high, log=True)
+    line_top = DATA_FRACTION + 0.02
+    on_line = blended_transform_factory(ax.transData, ax.transAxes)
+    for wp in data["working_points"]:
+        if wp["cut"] is None:
+            continue
+        ax.axvline(wp["cut"], ymax=line_top, color="black", ls="--", lw=1.2)
+        ax.text(wp["cut"], line_top + 0.01, f"{round(100 * wp['working_point']):d}%",
+                transform=on_line, rotation=90, ha="center", va="bottom",
+                fontsize="x-small")  # fmt: skip
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlabel("$D_{b}$ (overflow in edge bins)")
+    ax.set_ylabel("$1/N\\; dN/dD_{b}$")
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="black", ls="--", lw=1.2, label="WP cut ($b$-eff.)"))
+    ax.legend(handles=handles, loc="upper right", fontsize="small")
+    extra = "\n".join(
+        t for t in (data.get("sample_label", ""), label, f"$f_c$ = {data['f_c']:g}") if t
+    )
+    atlas_label(ax, atlas_text, sqrt_s_tev, extra)
+    return save_figure(fig, stem, formats)

@@ -1,0 +1,202 @@
+# Diagnostics that retrain a model: ablation (without each feature group) and the learning
+# curve (on growing training sets). Every retraining is its own job, so a cluster runs them
+# side by side.
+
+EVALUATION = CONFIG["evaluation"]
+ABLATION_MODEL = EVALUATION["ablation"]
+ABLATION_GROUPS = list(jcfg.feature_groups(CONFIG, ABLATION_MODEL)) if ABLATION_MODEL else []
+CURVE_MODEL = EVALUATION["learning_curve"]["model"]
+CURVE_SIZES = EVALUATION["learning_curve"]["train_jets"] if CURVE_MODEL else []
+
+
+wildcard_constraints:
+    group=r"[A-Za-z0-9_]+",
+    jets=r"\d+",
+
+
+rule train_ablation:
+    """The model retrained without one feature group (same seed as member 0)."""
+    input:
+        lambda w: prepared(w.model, "train.h5", "val.h5", "norm.yaml", "weights.yaml"),
+    output:
+        best="results/ablation/{model}/{group}/best.pt",
+        history="results/ablation/{model}/{group}/history.csv",
+    params:
+        settings=lambda w: settings(
+            seed=CONFIG["seed"],
+            model=CONFIG["models"][w.model],
+            group=jcfg.feature_groups(CONFIG, w.model)[w.group],
+        ),
+        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
+    threads: workflow.cores
+    benchmark:
+        "results/benchmarks/train_ablation/{model}/{group}.tsv"
+    log:
+        "logs/train_ablation/{model}/{group}.log",
+    resources:
+        runtime=240,
+        mem_mb=8000,
+    shell:
+        "jettag train --config {CONFIG_FILE} --model {wildcards.model} --without-group"
+        " {wildcards.group} --data-dir {params.data_dir} --output-dir results/ablation/"
+        "{wildcards.model}/{wildcards.group} --threads {threads} > {log} 2>&1"
+
+
+rule predict_ablation:
+    """Test-split predictions of one ablation retraining."""
+    input:
+        test=lambda w: prepared(w.model, "test.h5"),
+        best="results/ablation/{model}/{group}/best.pt",
+    output:
+        "results/ablation/{model}/{group}/predictions.h5",
+    log:
+        "logs/predict_ablation/{model}/{group}.log",
+    shell:
+        "jettag predict --config {CONFIG_FILE} --tagger {wildcards.model} --test {input.test}"
+        " --output {output} {input.best} > {log} 2>&1"
+
+
+rule ablation:
+    """Light and c rejection lost without each feature group (results/ablation/<model>.json)."""
+    input:
+        nominal="results/predictions/{model}.h5",
+        variants=lambda w: expand(
+            "results/ablation/{model}/{group}/predictions.h5", model=w.model, group=ABLATION_GROUPS
+        ),
+    output:
+        "results/ablation/{model}.json",
+    params:
+        settings=lambda w: evaluation_settings("f_c", "pt_working_point"),
+        variants=lambda w, input: " ".join(
+            f"{g}={p}" for g, p in zip(ABLATION_GROUPS, input.variants)
+        ),
+    log:
+        "logs/ablation/{model}.log",
+    shell:
+        "jettag ablation --config {CONFIG_FILE} --model {wildcards.model} --nominal"
+        " {input.nominal} --output {output} {params.variants} > {log} 2>&1"
+
+
+rule train_learning_curve:
+    """The model trained on the first {jets} training jets (same seed as member 0)."""
+    input:
+        lambda w: prepared(w.model, "train.h5", "val.h5", "norm.yaml", "weights.yaml"),
+    output:
+        best="results/learning_curve/{model}/{jets}/best.pt",
+        history="results/learning_curve/{model}/{jets}/history.csv",
+    params:
+        settings=lambda w: settings(seed=CONFIG["seed"], model=CONFIG["models"][w.model]),
+        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
+    threads: workflow.cores
+    benchmark:
+        "results/benchmarks/train_learning_curve/{model}/{jets}.tsv"
+    log:
+        "logs/train_learning_curve/{model}/{jets}.log",
+    resources:
+        runtime=240,
+        mem_mb=8000,
+    shell:
+        "jettag train --config {CONFIG_FILE} --model {wildcards.model} --max-train-jets"
+        " {wildcards.jets} --data-dir {params.data_dir} --output-dir results/learning_curve/"
+        "{wildcards.model}/{wildcards.jets} --threads {threads} > {log} 2>&1"
+
+
+rule learning_curve:
+    """Training and validation loss at each training-set size."""
+    input:
+        data=lambda w: prepared(w.model, "train.h5", "val.h5", "weights.yaml"),
+        checkpoints=lambda w: expand(
+            "results/learning_curve/{model}/{jets}/best.pt", model=w.model, jets=CURVE_SIZES
+        ),
+    output:
+        "results/learning_curve/{model}.json",
+    params:
+        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
+    log:
+        "logs/learning_curve/{model}.log",
+    shell:
+        "jettag learning-curve --config {CONFIG_FILE} --model {wildcards.model} --data-dir"
+        " {params.data_dir} --output {output} {input.checkpoints} > {log} 2>&1"
+
+
+rule plot_learning_curve:
+    """Loss vs training-set size: high bias or high variance?"""
+    input:
+        "results/learning_curve/{model}.json",
+    output:
+        expand("results/plots/learning_curve_{{model}}.{ext}", ext=PLOT_FORMATS),
+    params:
+        settings=lambda w: settings(plots=CONFIG["plots"]),
+    log:
+        "logs/plots/learning_curve_{model}.log",
+    shell:
+        "jettag plot-learning-curve --config {CONFIG_FILE} --curve {input}"
+        " --output-stem results/plots/learning_curve_{wildcards.model} > {log} 2>&1"
+
+
+rule saliency:
+    """Gradient of D_b w.r.t. each track input, b jets with a fixed track count (member 0)."""
+    input:
+        checkpoint="results/models/{model}/0/best.pt",
+        test=lambda w: prepared(w.model, "test.h5"),
+    output:
+        "results/saliency/{model}.json",
+    params:
+        settings=lambda w: evaluation_settings("f_c", "saliency"),
+    log:
+        "logs/saliency/{model}.log",
+    shell:
+        "jettag saliency --config {CONFIG_FILE} --checkpoint {input.checkpoint}"
+        " --test {input.test} --output {output} > {log} 2>&1"
+
+
+rule importance:
+    """Rejection lost when each feature group is shuffled across test tracks (member 0)."""
+    input:
+        checkpoint="results/models/{model}/0/best.pt",
+        test=lambda w: prepared(w.model, "test.h5"),
+    output:
+        "results/importance/{model}.json",
+    params:
+        settings=lambda w: settings(
+            seed=CONFIG["seed"],
+            groups=jcfg.feature_groups(CONFIG, w.model),
+            evaluation={k: EVALUATION[k] for k in ("f_c", "pt_working_point")},
+        ),
+    log:
+        "logs/importance/{model}.log",
+    shell:
+        "jettag importance --config {CONFIG_FILE} --model {wildcards.model}"
+        " --checkpoint {input.checkpoint} --test {input.test} --output {output} > {log} 2>&1"
+
+
+rule plot_saliency:
+    """Saliency heat maps: inputs x track rank, b jets passing and failing the WP."""
+    input:
+        "results/saliency/{model}.json",
+    output:
+        expand("results/plots/saliency_{{model}}.{ext}", ext=PLOT_FORMATS),
+    params:
+        settings=lambda w: settings(plots=CONFIG["plots"]),
+    log:
+        "logs/plots/saliency_{model}.log",
+    shell:
+        "jettag plot-saliency --config {CONFIG_FILE} --saliency {input}"
+        " --output-stem results/plots/saliency_{wildcards.model} > {log} 2>&1"
+
+
+rule plot_importance:
+    """Rejection lost per feature group: shuffled (importance) or retrained without (ablation)."""
+    input:
+        "results/{kind}/{model}.json",
+    output:
+        expand("results/plots/{{kind}}_{{model}}.{ext}", ext=PLOT_FORMATS),
+    wildcard_constraints:
+        kind="importance|ablation",
+    params:
+        settings=lambda w: settings(plots=CONFIG["plots"]),
+    log:
+        "logs/plots/{kind}_{model}.log",
+    shell:
+        "jettag plot-importance --config {CONFIG_FILE} --importance {input}"
+        " --output-stem results/plots/{wildcards.kind}_{wildcards.model} > {log} 2>&1"
