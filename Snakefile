@@ -65,6 +65,25 @@ def tagger_dataset(name):
 DATASETS = sorted({tagger_dataset(t) for t in TAGGERS})
 
 
+def plot_files(stem, caption, category, names=("",)):
+    """A figure's files in every format; the PNG also goes into `snakemake --report`.
+
+    stem may hold wildcards; names are suffixes of figures drawn by one job. Captions live in
+    workflow/report/ (paths relative to workflow/rules/, where the rules are defined).
+    """
+    files = []
+    for name in names:
+        for ext in PLOT_FORMATS:
+            path = f"{stem}{name}.{ext}"
+            if ext == "png":
+                path = report(path, caption=f"../report/{caption}.rst", category=category)
+            files.append(path)
+    return files
+
+
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/prepare.smk"

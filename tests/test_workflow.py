@@ -95,6 +95,20 @@ def test_ci_analysis_diagnostics(finished_run):
 
 
 @pytest.mark.slow
+def test_html_report_collects_the_plots(finished_run):
+    run = snakemake(finished_run, "--configfile", CI_CONFIG, "--report", "results/report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (finished_run / "results/report.html").read_text(errors="replace")
+    for caption in (
+        "Saliency map of",
+        "Light- and c-jet rejection vs b-jet efficiency",
+        "Training- and validation-set loss",
+        "before and after the pT reweighting",
+    ):
+        assert caption in html, caption  # fmt: skip
+
+
+@pytest.mark.slow
 def test_rerun_logic(finished_run):
     dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
     assert dry.returncode == 0

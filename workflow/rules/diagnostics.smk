@@ -124,7 +124,7 @@ rule plot_learning_curve:
     input:
         "results/learning_curve/{model}.json",
     output:
-        expand("results/plots/learning_curve_{{model}}.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/learning_curve_{model}", "learning_curve", "Training"),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"]),
     log:
@@ -175,7 +175,7 @@ rule plot_saliency:
     input:
         "results/saliency/{model}.json",
     output:
-        expand("results/plots/saliency_{{model}}.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/saliency_{model}", "saliency", "Diagnostics"),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"]),
     log:
@@ -190,7 +190,7 @@ rule plot_importance:
     input:
         "results/{kind}/{model}.json",
     output:
-        expand("results/plots/{{kind}}_{{model}}.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/{kind}_{model}", "importance", "Diagnostics"),
     wildcard_constraints:
         kind="importance|ablation",
     params:

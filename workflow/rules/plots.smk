@@ -11,7 +11,7 @@ rule plot_roc:
     input:
         dataset_metrics(MAIN_DATASET),
     output:
-        expand("results/plots/roc.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/roc", "roc", "Performance"),
     params:
         settings=lambda w: settings(
             plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
@@ -30,7 +30,7 @@ rule plot_roc_dataset:
     input:
         lambda w: dataset_metrics(w.dataset),
     output:
-        expand("results/plots/roc_{{dataset}}.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/roc_{dataset}", "roc", "Performance"),
     params:
         settings=lambda w: settings(
             plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
@@ -53,7 +53,7 @@ rule plot_loss:
             member=range(CONFIG["models"][w.model]["members"]),
         ),
     output:
-        expand("results/plots/loss_{{model}}.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/loss_{model}", "loss", "Training"),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"]),
     benchmark:
@@ -95,7 +95,7 @@ rule plot_sample:
     input:
         "results/validation/{sample}.json",
     output:
-        expand("results/plots/sample_{{sample}}_{var}.{ext}", var=SAMPLE_PLOTS, ext=PLOT_FORMATS),
+        plot_files("results/plots/sample_{sample}", "sample", "Samples", [f"_{v}" for v in SAMPLE_PLOTS]),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"], sample=CONFIG["samples"][w.sample]),
     benchmark:
@@ -117,7 +117,7 @@ rule plot_pt:
             f"results/performance/{t}_pt.json" for t in TAGGERS if tagger_dataset(t) == w.dataset
         ],
     output:
-        expand("results/plots/pt_{{dataset}}_{var}.{ext}", var=PT_PLOTS, ext=PLOT_FORMATS),
+        plot_files("results/plots/pt_{dataset}", "pt", "Performance", [f"_{v}" for v in PT_PLOTS]),
     params:
         settings=lambda w: settings(
             plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
@@ -136,7 +136,7 @@ rule plot_scores:
     input:
         "results/performance/{tagger}_scores.json",
     output:
-        expand("results/plots/scores_{{tagger}}.{ext}", ext=PLOT_FORMATS),
+        plot_files("results/plots/scores_{tagger}", "scores", "Performance"),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"], label=jcfg.tagger_label(CONFIG, w.tagger)),
     benchmark:
@@ -176,10 +176,8 @@ rule plot_inputs:
     input:
         "results/inputs/{dataset}.json",
     output:
-        expand(
-            "results/plots/inputs_{{dataset}}_{name}.{ext}",
-            name=input_plot_names(),
-            ext=PLOT_FORMATS,
+        plot_files(
+            "results/plots/inputs_{dataset}", "inputs", "Inputs", [f"_{n}" for n in input_plot_names()]
         ),
     params:
         settings=lambda w: settings(plots=CONFIG["plots"], sample=CONFIG["samples"][w.dataset]),

@@ -24,6 +24,7 @@ def evaluate(predictions: Path, config: EvaluationConfig, output: Path) -> dict:
     """Compute and write the metrics of one tagger's predictions (unweighted test jets)."""
     with h5py.File(predictions, "r") as f:
         jets = f["jets"][:]
+        members = f["member_probabilities"][:] if "member_probabilities" in f else None
         classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
         tagger = str(f["jets"].attrs["tagger"])
         sample_label = str(f["jets"].attrs.get("sample_label", ""))
@@ -64,5 +65,41 @@ def evaluate(predictions: Path, config: EvaluationConfig, output: Path) -> dict:
         "roc": roc_curve(db, labels, weights, index["b"], backgrounds, grid),
         "predictions": str(predictions),
     }
+    if members is not None and len(members) > 1:
+        metrics["ensemble"] = _member_spread(members, index, labels, weights, backgrounds, grid,
+                                             config)  # fmt: skip
     write_json(output, metrics)
     return metrics
+
+
+def _member_spread(members, index, labels, weights, backgrounds, grid, config) -> dict:
+    """Mean and std over ensemble members of the rejections (ROC grid and working points)."""
+    is_b = labels == index["b"]
+    curves, at_wps = [], []
+    for probabilities in members:
+        db = b_discriminant(*(probabilities[:, index[n]] for n in ("b", "c", "light")), config.f_c)
+        curves.append(roc_curve(db, labels, weights, index["b"], backgrounds, grid))
+        entry = {}
+        for wp in config.working_points:
+            cut = cut_for_efficiency(db[is_b], weights[is_b], wp)
+            for name, label in backgrounds.items():
+                sel = labels == label
+                entry[f"{round(wp * 100):d}_{name}"] = rejection(
+                    *efficiency(db[sel] > cut, weights[sel])
+                )[0]
+        at_wps.append(entry)
+    spread: dict = {"n_members": len(members), "roc": {}, "working_points": {}}
+    for name in backgrounds:
+        values = np.array([c[f"{name}_rejection"] for c in curves], dtype=float)
+        spread["roc"][f"{name}_rejection_mean"] = values.mean(axis=0).tolist()
+        spread["roc"][f"{name}_rejection_std"] = values.std(axis=0, ddof=1).tolist()
+        spread["roc"][f"{name}_rejection_members"] = values.tolist()
+    for key in at_wps[0]:
+        values = np.array([entry[key] for entry in at_wps], dtype=float)
+        wp, name = key.split("_", 1)
+        spread["working_points"].setdefault(wp, {}).update(
+            {f"{name}_rejection_mean": float(values.mean()),
+             f"{name}_rejection_std": float(values.std(ddof=1)),
+             f"{name}_rejection_members": values.tolist()}
+        )  # fmt: skip
+    return spread

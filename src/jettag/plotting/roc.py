@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
 
@@ -44,6 +45,7 @@ def plot_roc(
     main = axes[0]
     ref_roc = curves[ref_index]["roc"]
     ratio_range: dict[int, list[float]] = {1: [1.0], 2: [1.0]}
+    n_members = 0
     for k, curve in enumerate(curves):
         roc = curve["roc"]
         eff = _array(roc["signal_efficiency"])
@@ -60,18 +62,33 @@ def plot_roc(
                 eff, low / ref, (rej + err) / ref, color=colour, alpha=0.2, lw=0
             )
             ratio_range[panel].extend(ratio[np.isfinite(ratio)].tolist())
+            ensemble = curve.get("ensemble")
+            if ensemble:
+                mean = _array(ensemble["roc"][f"{bkg}_rejection_mean"])
+                std = _array(ensemble["roc"][f"{bkg}_rejection_std"])
+                for ax, scale in ((main, 1.0), (axes[panel], ref)):
+                    ax.fill_between(eff, np.maximum(mean - std, 1.0) / scale, (mean + std) / scale,
+                                    facecolor="none", edgecolor=colour, hatch="////", lw=0,
+                                    alpha=0.6)  # fmt: skip
+                n_members = max(n_members, ensemble["n_members"])
     main.set_yscale("log")
     main.set_ylabel("Background rejection")
     ymax = np.nanmax([np.nanmax(_array(c["roc"]["light_rejection"])) for c in curves])
-    main.set_ylim(1, ymax**1.35 if np.isfinite(ymax) and ymax > 1 else 10)
+    # headroom on the log axis for the label and legends above the curves
+    main.set_ylim(1, ymax**1.7 if np.isfinite(ymax) and ymax > 1 else 10)
     tagger_handles = [
         Line2D([], [], color=COLOURS[k % len(COLOURS)], lw=2, label=label)
         for k, label in enumerate(labels)
     ]
     bkg_handles = [Line2D([], [], color="black", ls=s, label=n) for _, s, n in BACKGROUNDS]
+    bkg_handles.append(Patch(facecolor="grey", alpha=0.3, label="Stat. unc."))
+    if n_members:
+        bkg_handles.append(Patch(facecolor="none", edgecolor="grey", hatch="////",
+                                 label=f"Ensemble std ({n_members})"))  # fmt: skip
     legend = main.legend(handles=tagger_handles, loc="upper right", title="Tagger")
     main.add_artist(legend)
-    main.legend(handles=bkg_handles, loc="lower left", title="Rejection of")
+    main.legend(handles=bkg_handles, loc="upper right", bbox_to_anchor=(1.0, 0.70),
+                fontsize="small", ncols=2)  # fmt: skip
     sample = curves[0].get("sample_label", "")
     atlas_label(main, atlas_text, sqrt_s_tev, f"{sample}\n$f_c$ = {curves[0]['f_c']:g}")
     ref_label = labels[ref_index]
