@@ -200,3 +200,43 @@ def test_plots_are_written(tmp_path):
     for path in written:
         assert path.exists() and path.stat().st_size > 1000, path
     assert (tmp_path / "plots" / "pt_light_rejection.png") in written
+
+
+def test_ensemble_spread_is_the_members_std(tmp_path):
+    from jettag import config as cfg
+    from jettag.evaluation.evaluate import evaluate
+
+    members = []
+    for seed in (1, 2, 3):
+        path = dirichlet_predictions(tmp_path / f"m{seed}.h5", "E", seed)
+        with h5py.File(path) as f:
+            jets = f["jets"][:]
+        members.append(np.stack([jets["E_pb"], jets["E_pc"], jets["E_pu"]], axis=1))
+    mean = np.mean(members, axis=0)
+    path = write_predictions(tmp_path / "ens.h5", "E", *mean.T, jets["flavour_label"])
+    with h5py.File(path, "a") as f:
+        f["member_probabilities"] = np.stack(members)
+    config = cfg.section(cfg.EvaluationConfig, cfg.validate_config(_minimal())["evaluation"])
+    metrics = evaluate(path, config, tmp_path / "ens.json")
+    # each member alone, through the same tool, gives the rejections whose spread is the band
+    singles = []
+    for k, probabilities in enumerate(members):
+        single = write_predictions(
+            tmp_path / f"s{k}.h5", "E", *probabilities.T, jets["flavour_label"]
+        )
+        singles.append(evaluate(single, config, tmp_path / f"s{k}.json"))
+    for wp in ("70", "77"):
+        light = [s["working_points"][wp]["light_rejection"] for s in singles]
+        spread = metrics["ensemble"]["working_points"][wp]
+        assert spread["light_rejection_members"] == pytest.approx(light, rel=1e-9)
+        assert spread["light_rejection_std"] == pytest.approx(np.std(light, ddof=1), rel=1e-9)
+    assert metrics["ensemble"]["n_members"] == 3
+    band = np.array(metrics["ensemble"]["roc"]["light_rejection_std"])
+    assert np.all(band[np.isfinite(band)] >= 0) and np.nanmax(band) > 0
+
+
+def _minimal() -> dict:
+    """A valid config (the test fixtures' minimal one)."""
+    from tests.conftest import minimal_config
+
+    return minimal_config()
