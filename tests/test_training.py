@@ -222,3 +222,8 @@ def test_bucketed_batches_cover_every_jet_once(config, prepared):
     plain = data.batch_indices(32, torch.Generator().manual_seed(3))
     spread_plain = [int(data.valid[b].sum(1).max() - data.valid[b].sum(1).min()) for b in plain]
     assert np.mean(spread) < 0.5 * np.mean(spread_plain)
+    # evaluation batches (no generator) are sorted by multiplicity and still cover every jet
+    ordered = data.batch_indices(32, bucket=True)
+    assert torch.equal(torch.sort(torch.cat(ordered)).values, torch.arange(len(data)))
+    counts = torch.cat([data.valid[b].sum(1) for b in ordered])
+    assert torch.all(counts[1:] >= counts[:-1])

@@ -19,12 +19,8 @@ import numpy as np
 
 from jettag.atomic import write_json
 from jettag.evaluation.metrics import cut_for_efficiency, efficiency, rejection
-from jettag.evaluation.saliency import (
-    TaggerInputs,
-    discriminant,
-    load_tagger_inputs,
-    probabilities,
-)
+from jettag.evaluation.predict import probabilities
+from jettag.evaluation.saliency import TaggerInputs, discriminant, load_tagger_inputs
 
 BACKGROUNDS = ("light", "c")
 

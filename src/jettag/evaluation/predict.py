@@ -44,19 +44,28 @@ def _read_test(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
 
 
 @torch.no_grad()
-def network_probabilities(checkpoint: Path, jets: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-    """Softmax outputs (n_jets, n_classes) of one trained member, on the CPU in batches."""
-    model, spec = load_trained_model(checkpoint)
-    track_x, valid, jet_x = build_inputs(jets, tracks, spec)
+def probabilities(
+    model: torch.nn.Module, track_x: np.ndarray, valid: np.ndarray, jet_x: np.ndarray
+) -> np.ndarray:
+    """Softmax outputs (n_jets, n_classes) of a network on model-input arrays, in batches."""
     out = []
-    for start in range(0, len(jets), PREDICT_BATCH):
+    for start in range(0, len(track_x), PREDICT_BATCH):
         rows = slice(start, start + PREDICT_BATCH)
         logits = model(
             torch.from_numpy(track_x[rows]), torch.from_numpy(valid[rows]),
             torch.from_numpy(jet_x[rows]),
         )  # fmt: skip
         out.append(torch.softmax(logits.float(), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(spec.classes)), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def network_probabilities(checkpoint: Path, jets: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """Softmax outputs (n_jets, n_classes) of one trained member, on the CPU in batches."""
+    model, spec = load_trained_model(checkpoint)
+    track_x, valid, jet_x = build_inputs(jets, tracks, spec)
+    if not len(jets):
+        return np.zeros((0, len(spec.classes)), np.float32)
+    return probabilities(model, track_x, valid, jet_x)
 
 
 def predict(

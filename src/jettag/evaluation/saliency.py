@@ -21,6 +21,7 @@ from torch import nn
 
 from jettag.atomic import write_json
 from jettag.evaluation.metrics import b_discriminant, cut_for_efficiency
+from jettag.evaluation.predict import probabilities
 from jettag.training.checkpoint import load_checkpoint
 from jettag.training.data import InputSpec, build_inputs
 from jettag.training.loop import load_trained_model
@@ -76,22 +77,6 @@ def load_tagger_inputs(checkpoint: Path, split_file: Path) -> TaggerInputs:
         file_index={c: file_classes.index(c) for c in FLAVOURS},
         model_index={c: spec.classes.index(c) for c in FLAVOURS},
     )  # fmt: skip
-
-
-@torch.no_grad()
-def probabilities(
-    model: nn.Module, track_x: np.ndarray, valid: np.ndarray, jet_x: np.ndarray
-) -> np.ndarray:
-    """Softmax outputs (n_jets, n_classes) of a network on input arrays, in batches."""
-    out = []
-    for start in range(0, len(track_x), BATCH):
-        rows = slice(start, start + BATCH)
-        logits = model(
-            torch.from_numpy(track_x[rows]), torch.from_numpy(valid[rows]),
-            torch.from_numpy(jet_x[rows]),
-        )  # fmt: skip
-        out.append(torch.softmax(logits.float(), dim=1).numpy())
-    return np.concatenate(out)
 
 
 def discriminant(prob: np.ndarray, model_index: dict[str, int], f_c: float) -> np.ndarray:

@@ -224,9 +224,10 @@ def _plot_jet_pt(data: dict, label: _Label, stem: Path) -> list[Path]:
         before, after = _unit_area(pt[cls], "counts"), _unit_area(pt[cls], "weighted")
         if before is None:
             continue
-        populated |= before > 0
         heights.append(before / widths)
         if cls == target:
+            # the reweighting is defined where the target has jets: show that range only
+            populated = before > 0
             # the shape every flavour is reweighted to: filled, so the lines on it stay visible
             main.stairs(before / widths, edges, color=colour, fill=True, alpha=0.25,
                         label=f"{text} (target)")  # fmt: skip
@@ -251,7 +252,8 @@ def _plot_jet_pt(data: dict, label: _Label, stem: Path) -> list[Path]:
     ratio_ax.set_xticks([t for t in PT_TICKS if edges[0] <= t <= last])
     ratio_ax.xaxis.set_major_formatter(ScalarFormatter())
     ratio_ax.xaxis.set_minor_formatter(NullFormatter())
-    _set_y_range(main, heights, log=True, top_fraction=0.5)
+    shown = np.arange(widths.size) < np.searchsorted(edges, last)
+    _set_y_range(main, [h[shown] for h in heights], log=True, top_fraction=0.5)
     main.set_ylabel("$1/N\\;dN/dp_{\\mathrm{T}}$ [GeV$^{-1}$]")
     handles, _ = main.get_legend_handles_labels()
     handles += [
@@ -263,7 +265,9 @@ def _plot_jet_pt(data: dict, label: _Label, stem: Path) -> list[Path]:
     ratio_ax.set_xlabel("Jet $p_{\\mathrm{T}}$ [GeV]")
     ratio_ax.set_ylabel(f"Flavour / {target_text.replace('-jets', '')}", fontsize="small")
     # a few bins only: show them all, up to a limit against an empty-bin outlier
-    ratio_ax.set_ylim(max(0.0, min(ratios) - 0.2), min(max(ratios) + 0.5, 5.0))
+    # (the top third is left to the legend)
+    low, high = max(0.0, min(ratios) - 0.2), min(max(ratios) + 0.2, 5.0)
+    ratio_ax.set_ylim(low, high + 0.5 * (high - low))
     ratio_ax.legend(
         handles=[
             Line2D([], [], color="grey", marker="o", mfc="none", ls="", label="Before"),

@@ -118,7 +118,10 @@ def plot_permutation_importance(
     # most important (largest light-rejection loss) on top; undefined losses last
     names = sorted(groups, key=lambda n: -np.nan_to_num(loss(n, "light"), nan=-np.inf))
     labels = [
-        input_label(groups[n]["inputs"][0]) if groups[n]["inputs"] == [n] else n for n in names
+        input_label(groups[n]["inputs"][0])
+        if groups[n]["inputs"] == [n]
+        else n.replace("_", " ").capitalize()
+        for n in names
     ]
     y = np.arange(len(names))[::-1].astype(float)
     height = 0.38

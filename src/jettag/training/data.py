@@ -102,11 +102,16 @@ class TensorData:
     ) -> list[torch.Tensor | slice]:
         """Row indices of each batch: in order, shuffled (generator), or shuffled and bucketed.
 
+        Without a generator, bucket=True sorts all jets by multiplicity (for evaluation).
+
         Bucketing sorts each run of BUCKET_BATCHES batches by track multiplicity before cutting
         it, so a batch holds jets of similar multiplicity and a transformer attends over fewer
         padding slots; the batches are then shuffled again.
         """
         n = len(self)
+        if generator is None and bucket:
+            # evaluation: order is free, so sort by multiplicity and attend over little padding
+            return list(torch.argsort(self.valid.sum(dim=1), stable=True).split(batch_size))
         if generator is None:
             return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
         order = torch.randperm(n, generator=generator)

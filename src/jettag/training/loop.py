@@ -131,7 +131,7 @@ def _run_epoch(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     batches = data.batches(
         batch_size, generator, start_batch=progress.batches_done,
-        bucket=training and config.bucket_by_multiplicity,
+        bucket=config.bucket_by_multiplicity,
     )  # fmt: skip
     with torch.set_grad_enabled(training):
         for tracks, valid, jets, labels, weights, origin in batches:
