@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from jettag.plotting.sample import FLAVOUR_STYLE
@@ -31,6 +32,7 @@ STRATEGIES = (
 )
 # fraction of the axis height the data may use; the label and legend go above it
 DATA_FRACTION = 0.55
+PT_TICKS_GEV = (20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 
 
 def _array(values: list) -> np.ndarray:
@@ -67,7 +69,13 @@ def plot_efficiency_vs_pt(
         ):
             raise ValueError(f"{path}: working point or pT bins differ from {pt_files[0]}")
     edges = np.asarray(reference["pt_bins_gev"], dtype=float)
-    centres, widths = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+    # a wide pT range (the Z' sample reaches TeV) is read on a log axis
+    log_x = edges[-1] / max(edges[0], 1e-9) > 20
+    centres = np.sqrt(edges[1:] * edges[:-1]) if log_x else 0.5 * (edges[1:] + edges[:-1])
+    # show the bins that hold b jets (the working point is defined by them), not empty ones
+    with_b = [np.flatnonzero(np.asarray(r["n_jets"]["b"]) > 0) for r in results]
+    last_bin = max((int(w[-1]) for w in with_b if w.size), default=len(edges) - 2)
+    x_max = edges[last_bin + 1]
     wp = reference["working_point"]
     samples = ", ".join(dict.fromkeys(r["sample_label"] for r in results if r["sample_label"]))
     extra = (
@@ -86,7 +94,11 @@ def plot_efficiency_vs_pt(
                 y, err = _array(column[key]), _array(column[f"{key}_error"])
                 # spread the series side by side inside each bin so error bars do not overlap
                 j = k * len(STRATEGIES) + s
-                x = centres + (j - (n_series - 1) / 2) * widths * 0.6 / n_series
+                offset = (j - (n_series - 1) / 2) * 0.6 / n_series
+                if log_x:
+                    x = centres * (edges[1:] / edges[:-1]) ** offset
+                else:
+                    x = centres + offset * np.diff(edges)
                 # a log axis cannot show a bar below zero; stop it just above
                 low_err = np.minimum(err, 0.95 * y) if log else err
                 ax.errorbar(
@@ -110,7 +122,12 @@ def plot_efficiency_vs_pt(
             _headroom(ax, low / 1.5 if log else low - pad - 0.01, high + pad, log)
         if log:
             ax.set_yscale("log")
-        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlim(edges[0], x_max)
+        if log_x:
+            ax.set_xscale("log")
+            ax.set_xticks([t for t in PT_TICKS_GEV if edges[0] <= t <= x_max])
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Jet $p_{T}$ [GeV]")
         ax.set_ylabel(ylabel)
         handles = [
