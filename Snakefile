@@ -91,6 +91,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/search.smk"
 
 
 rule all:
@@ -120,6 +121,11 @@ rule all:
             "results/plots/{kind}_{model}.{ext}",
             kind=["saliency", "importance"],
             model=MODELS,
+            ext=PLOT_FORMATS,
+        ),
+        expand(
+            "results/plots/search_{model}.{ext}",
+            model=[SEARCH_MODEL] if SEARCH_MODEL else [],
             ext=PLOT_FORMATS,
         ),
         expand(

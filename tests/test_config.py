@@ -65,3 +65,35 @@ def test_yaml_is_read_safely(tmp_path):
     with pytest.raises(cfg.ConfigError, match="not valid YAML"):
         cfg.load_config(bad)
     assert yaml.safe_load("a: 1") == {"a": 1}
+
+
+def test_search_trials_sample_the_space_and_are_validated():
+    raw = minimal_config()
+    raw["search"] = {
+        "model": "dips",
+        "trials": 40,
+        "space": {
+            "training.learning_rate": {"log_uniform": [1e-4, 1e-2]},
+            "deepsets.track_layers": {"choice": [[8], [16, 16]]},
+            "deepsets.dropout": {"uniform": [0.0, 0.3]},
+        },
+    }
+    config = cfg.validate_config(raw)
+    trials = [cfg.sample_trial(config, t) for t in range(40)]
+    assert trials == [cfg.sample_trial(config, t) for t in range(40)]  # seeded per trial
+    rates = [t["training.learning_rate"] for t in trials]
+    assert all(1e-4 <= r <= 1e-2 for r in rates)
+    # log-uniform: about half the draws below the geometric midpoint 1e-3
+    assert 10 < sum(r < 1e-3 for r in rates) < 30
+    assert {str(t["deepsets.track_layers"]) for t in trials} == {"[8]", "[16, 16]"}
+    section = cfg.trial_section(config, 3)
+    assert section["training"]["learning_rate"] == trials[3]["training.learning_rate"]
+    assert section["training"]["max_train_jets"] == 20000  # the search subset
+    assert cfg.trial_section(config, None)["training"]["learning_rate"] == 0.005  # as configured
+
+    raw["search"]["space"] = {"deepsets.dropout": {"choice": ["lots"]}}
+    with pytest.raises(cfg.ConfigError, match=r"search trial 0.*models\.dips\.deepsets\.dropout"):
+        cfg.validate_config(raw)
+    raw["search"]["space"] = {"optimiser.beta": {"uniform": [0.8, 0.9]}}
+    with pytest.raises(cfg.ConfigError, match=r"'optimiser\.beta' is not a path"):
+        cfg.validate_config(raw)

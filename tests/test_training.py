@@ -227,3 +227,76 @@ def test_bucketed_batches_cover_every_jet_once(config, prepared):
     assert torch.equal(torch.sort(torch.cat(ordered)).values, torch.arange(len(data)))
     counts = torch.cat([data.valid[b].sum(1) for b in ordered])
     assert torch.all(counts[1:] >= counts[:-1])
+
+
+def test_ensemble_predictions_keep_members_and_their_spread(tmp_path, config, prepared):
+    from jettag.training.checkpoint import save_checkpoint
+
+    train_model("dips", _model_config(config, 1), prepared, tmp_path / "m0", seed=1)
+    # a second member: the same network with perturbed weights
+    state = load_checkpoint(tmp_path / "m0/best.pt")
+    generator = torch.Generator().manual_seed(5)
+    state["model_state"] = {
+        k: v + 0.05 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+        for k, v in state["model_state"].items()
+    }
+    save_checkpoint(tmp_path / "m1.pt", state)
+    members = [tmp_path / "m0/best.pt", tmp_path / "m1.pt"]
+    predict("ens", prepared / "test.h5", members, "network", tmp_path / "ens.h5")
+    with h5py.File(tmp_path / "ens.h5") as f:
+        jets, probabilities = f["jets"][:], f["member_probabilities"][:]
+    assert probabilities.shape[0] == 2
+    assert not np.allclose(probabilities[0], probabilities[1])
+    for k, short in enumerate(("pb", "pc", "pu")):
+        np.testing.assert_allclose(jets[f"ens_{short}"], probabilities[..., k].mean(0), rtol=1e-6)
+        np.testing.assert_allclose(
+            jets[f"ens_{short}_std"], probabilities[..., k].std(0, ddof=1), rtol=1e-5, atol=1e-7
+        )
+
+
+def test_kfold_members_hold_out_disjoint_folds_of_whole_events(tmp_path, config, prepared):
+    from jettag.features.split import assign_fold
+    from jettag.training.data import input_spec, kfold_splits
+
+    spec = input_spec(prepared)
+    n_pool = sum(len(load_split(prepared / f"{s}.h5", spec)) for s in ("train", "val"))
+    held_out_events = []
+    for fold in range(3):
+        train, val = kfold_splits(prepared, spec, 3, fold)
+        assert len(train) + len(val) == n_pool
+        assert 0.2 * n_pool < len(val) < 0.47 * n_pool  # about a third
+        train_events, val_events = set(train.event_number.tolist()), set(val.event_number.tolist())
+        assert not train_events & val_events  # an event's jets never straddle the cut
+        assert (assign_fold(val.event_number.numpy(), 3) == fold).all()
+        held_out_events.append(val_events)
+    assert not held_out_events[0] & held_out_events[1]
+    # and a K-fold member trains, validating on its own fold
+    model = cfg.model_config(config, "dips")
+    model = dataclasses.replace(
+        model, members=3, kfold=True, training=dataclasses.replace(model.training, epochs=1)
+    )
+    history = train_model("dips", model, prepared, tmp_path, seed=1, member=2)
+    assert len(history) == 1 and np.isfinite(history[0]["val_loss"])
+    with pytest.raises(cfg.ConfigError, match=r"models\.dips\.kfold needs members >= 2"):
+        raw = _raw_config()
+        raw["models"]["dips"]["kfold"] = True
+        cfg.validate_config(raw)
+
+
+def _raw_config() -> dict:
+    """The test fixtures' minimal config, as a mutable mapping."""
+    from tests.conftest import minimal_config
+
+    return minimal_config()
+
+
+def test_checkpoint_from_before_a_config_key_existed_still_loads(tmp_path, config, prepared):
+    from jettag.training.checkpoint import save_checkpoint
+
+    train_model("dips", _model_config(config, 1), prepared, tmp_path, seed=1)
+    state = load_checkpoint(tmp_path / "best.pt")
+    del state["model_config"]["kfold"]  # keys added to the schema after it was written
+    del state["model_config"]["training"]["track_origin_weight"]
+    save_checkpoint(tmp_path / "old.pt", state)
+    model, _ = load_trained_model(tmp_path / "old.pt")
+    assert model.track_head is None  # the default: no auxiliary head

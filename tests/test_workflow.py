@@ -83,13 +83,25 @@ def test_ci_analysis_diagnostics(finished_run):
     lost = {g: e["light_rejection_loss"] for g, e in ablation["groups"].items()}
     # impact parameters are what b tagging lives on; the hit counts matter far less
     assert lost["impact_parameters"] > 0.3 and lost["impact_parameters"] > lost["hits"], lost
+    transformer = json.loads((results / "metrics/transformer.json").read_text())
+    assert transformer["ensemble"]["n_members"] == 2  # K-fold members: a band in the ROC
+    assert len(transformer["ensemble"]["working_points"]["77"]["light_rejection_members"]) == 2
+    search = json.loads((results / "search/dips.json").read_text())
+    assert sorted(t["trial"] for t in search["trials"]) == ["0", "1", "2", "nominal"]
+    losses = [t["val_loss"] for t in search["trials"]]
+    assert losses == sorted(losses) and search["best_trial"] == search["trials"][0]["trial"]
+    best = yaml.safe_load((results / "search/dips_best.yaml").read_text())["models"]["dips"]
+    if search["best_trial"] != "nominal":
+        lr = search["trials"][0]["params"]["training.learning_rate"]
+        assert best["training"]["learning_rate"] == pytest.approx(lr)
+    assert "| 1 |" in (results / "search/dips.md").read_text()
     curve = json.loads((results / "learning_curve/dips.json").read_text())["points"]
     assert [p["train_jets"] for p in curve] == [250, 1000]
     assert curve[0]["train_loss"] < curve[0]["val_loss"]  # 250 jets: the model overfits
     assert curve[1]["val_loss"] < curve[0]["val_loss"]  # more data generalises better
     for name in (
         "learning_curve_dips", "pt_ttbar_light_rejection", "scores_dips", "saliency_transformer",
-        "importance_dips", "ablation_dips",
+        "importance_dips", "ablation_dips", "search_dips",
     ):  # fmt: skip
         assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
 
@@ -126,7 +138,7 @@ def test_rerun_logic(finished_run):
         "train", "predict", "evaluate", "plot_roc", "plot_loss", "working_points", "performance",
         "plot_pt", "plot_scores", "train_ablation", "predict_ablation", "ablation",
         "train_learning_curve", "learning_curve", "plot_learning_curve", "saliency", "importance",
-        "plot_saliency", "plot_importance", "all",
+        "plot_saliency", "plot_importance", "train_trial", "search_summary", "plot_search", "all",
     }  # fmt: skip
     assert planned == downstream_of_dips, planned
 

@@ -68,6 +68,8 @@ def cmd_train(args: argparse.Namespace, config: dict) -> None:
     if not 0 <= args.member < model.members:
         raise cfg.ConfigError(f"member {args.member} outside 0..{model.members - 1}")
     model = _model_variant(config, args.model, args.without_group, args.max_train_jets)
+    if args.search_trial is not None:
+        model = _search_trial(config, args.model, args.search_trial)
     history = train_model(
         args.model, model, args.data_dir, args.output_dir, config["seed"], args.member,
         threads=args.threads,
@@ -96,6 +98,18 @@ def _model_variant(
             model, training=dataclasses.replace(model.training, max_train_jets=max_train_jets)
         )
     return model
+
+
+def _search_trial(config: dict, name: str, trial: str) -> cfg.ModelConfig:
+    """The config of a random-search trial ('nominal': the model as configured, same jets)."""
+    if config["search"]["model"] != name:
+        raise cfg.ConfigError(f"--search-trial: search.model is not '{name}'")
+    if trial != "nominal" and not (trial.isdigit() and int(trial) < config["search"]["trials"]):
+        raise cfg.ConfigError(
+            f"--search-trial must be 'nominal' or 0..{config['search']['trials'] - 1}"
+        )
+    index = None if trial == "nominal" else int(trial)
+    return cfg.section(cfg.ModelConfig, cfg.trial_section(config, index))
 
 
 def cmd_fit_baseline(args: argparse.Namespace, config: dict) -> None:
@@ -289,6 +303,28 @@ def cmd_plot_inputs(args: argparse.Namespace, config: dict) -> None:
                 sample.sqrt_s_gev / 1000.0, plots.formats)  # fmt: skip
 
 
+def cmd_search_summary(args: argparse.Namespace, config: dict) -> None:
+    """Rank random-search trials by validation loss and write the best model section."""
+    from jettag.evaluation.search import search_summary
+
+    result = search_summary(config, _named_paths(args.histories), args.output_json,
+                            args.output_md, args.output_best)  # fmt: skip
+    best = result["trials"][0]
+    log.info("search %s: best trial %s, val loss %.4f (as configured: %s)", result["model"],
+             best["trial"], best["val_loss"], result["nominal_val_loss"])  # fmt: skip
+
+
+def cmd_plot_search(args: argparse.Namespace, config: dict) -> None:
+    """Draw validation loss vs each searched hyper-parameter."""
+    from jettag.plotting.curves import plot_search
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    model = json.loads(Path(args.search).read_text())["model"]
+    plot_search(args.search, cfg.tagger_label(config, model), args.output_stem,
+                plots.atlas_text, _sqrt_s_tev(config, cfg.tagger_dataset(config, model)),
+                plots.formats)  # fmt: skip
+
+
 def cmd_plot_roc(args: argparse.Namespace, config: dict) -> None:
     """Draw the ROC figure from metrics files."""
     from jettag.plotting.roc import plot_roc
@@ -374,6 +410,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="ablation: leave out this evaluation.feature_groups group")  # fmt: skip
     p.add_argument("--max-train-jets", type=int, default=None,
                    help="train on the first N training jets (learning curve)")  # fmt: skip
+    p.add_argument("--search-trial", default=None,
+                   help="random search: trial number, or 'nominal'")  # fmt: skip
     p = stage("fit-baseline", cmd_fit_baseline, "fit an IP3D-like baseline's templates")
     p.add_argument("--baseline", required=True)
     p.add_argument("--data-dir", type=Path, required=True)
@@ -445,6 +483,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--histograms", type=Path, required=True)
     p.add_argument("--output-prefix", type=Path, required=True)
+    p = stage("search-summary", cmd_search_summary, "rank random-search trials")
+    p.add_argument("--output-json", type=Path, required=True)
+    p.add_argument("--output-md", type=Path, required=True)
+    p.add_argument("--output-best", type=Path, required=True, help="YAML: the best model section")
+    p.add_argument("histories", nargs="+", help="TRIAL=history.csv of each trial")
+    p = stage("plot-search", cmd_plot_search, "validation loss vs each hyper-parameter")
+    p.add_argument("--search", type=Path, required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
     p = stage("plot-roc", cmd_plot_roc, "ROC curves with ratio panels")
     p.add_argument("--output-stem", type=Path, required=True, help="path without extension")
     p.add_argument("metrics", type=Path, nargs="+")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
+import numpy as np
 import yaml
 
 T = TypeVar("T")
@@ -88,6 +89,9 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     return filled
 
 
+SEARCH_SALT = 0x5EA2C4  # trials' random streams, apart from every other seed use
+
+
 def _check_references(config: dict[str, Any], source: str) -> None:
     """Names used across sections must exist: datasets, class names, reference tagger."""
     samples = config["samples"]
@@ -127,6 +131,13 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                         f"{source}: {kind}.{name}.{group}: '{var}' is not in"
                         f" prepare.{group} ({available})"
                     )
+    for name, model in config["models"].items():
+        if model["kfold"] and model["members"] < 2:
+            raise ConfigError(
+                f"{source}: models.{name}.kfold needs members >= 2 (K = members), got"
+                f" {model['members']}"
+            )
+    _check_search(config, source)
     evaluation = config["evaluation"]
     for group, names in evaluation["feature_groups"].items():
         unknown = [n for n in names if n not in track_names]
@@ -146,6 +157,58 @@ def _check_references(config: dict[str, Any], source: str) -> None:
     reference = config["plots"]["reference"]
     if reference is not None and reference not in taggers:
         raise ConfigError(f"{source}: plots.reference '{reference}' is not a model or baseline")
+
+
+def _check_search(config: dict[str, Any], source: str) -> None:
+    """The searched model exists and every trial's sampled section is a valid model section."""
+    model = config["search"]["model"]
+    if model is None:
+        return
+    if model not in config["models"]:
+        raise ConfigError(
+            f"{source}: search.model '{model}' is not a model ({sorted(config['models'])})"
+        )
+    validator = jsonschema.Draft202012Validator(schema())
+    for trial in range(config["search"]["trials"]):
+        patched = {**config, "models": {**config["models"], model: trial_section(config, trial)}}
+        errors = sorted(validator.iter_errors(patched), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError(
+                "\n".join(_format_error(e, f"{source} (search trial {trial})") for e in errors)
+            )
+
+
+def sample_trial(config: dict[str, Any], trial: int) -> dict[str, Any]:
+    """The hyper-parameters of one search trial, drawn from search.space (seeded per trial)."""
+    rng = np.random.default_rng([config["seed"], SEARCH_SALT, trial])
+    params: dict[str, Any] = {}
+    for path in sorted(config["search"]["space"]):
+        ((kind, values),) = config["search"]["space"][path].items()
+        if kind == "log_uniform":
+            params[path] = float(np.exp(rng.uniform(np.log(values[0]), np.log(values[1]))))
+        elif kind == "uniform":
+            params[path] = float(rng.uniform(values[0], values[1]))
+        else:
+            params[path] = copy.deepcopy(values[int(rng.integers(len(values)))])
+    return params
+
+
+def trial_section(config: dict[str, Any], trial: int | None) -> dict[str, Any]:
+    """The model section of a search trial (None: the model as configured) on the search subset."""
+    search = config["search"]
+    section = copy.deepcopy(config["models"][search["model"]])
+    for path, value in (sample_trial(config, trial) if trial is not None else {}).items():
+        *parents, leaf = path.split(".")
+        node = section
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise ConfigError(f"search.space: '{path}' is not a path in a model section")
+            node = node[key]
+        node[leaf] = value
+    section["training"]["max_train_jets"] = search["max_train_jets"]
+    if search["epochs"] is not None:
+        section["training"]["epochs"] = search["epochs"]
+    return section
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -475,6 +538,7 @@ class ModelConfig:
     dataset: str
     architecture: str
     members: int
+    kfold: bool
     deepsets: DeepSetsConfig
     transformer: TransformerConfig
     training: TrainingConfig
@@ -599,6 +663,14 @@ def feature_groups(config: dict[str, Any], model: str) -> dict[str, tuple[str, .
         for name, members in groups.items()
         if any(v in inputs for v in members)
     }
+
+
+def model_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """A model section as stored (e.g. in a checkpoint), with keys added since filled in."""
+    filled = copy.deepcopy(data)
+    _fill_defaults(filled, {"$ref": "#/$defs/model"}, schema())
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    return section(ModelConfig, {k: v for k, v in filled.items() if k in known})
 
 
 def model_config(config: dict[str, Any], name: str) -> ModelConfig:

@@ -1,8 +1,9 @@
 """The predict stage: class probabilities of every tagger on the test split, FTAG layout.
 
 The output `jets` table keeps pt, eta, labels and eventNumber and adds `<tagger>_pb`,
-`<tagger>_pc`, `<tagger>_pu` (puma's convention; the member average). Each member's
-probabilities are kept in the `member_probabilities` dataset, shape (members, jets, classes).
+`<tagger>_pc`, `<tagger>_pu` (puma's convention; the member average) and, for an ensemble,
+`<tagger>_pb_std` etc. (the spread of the members per jet). Each member's probabilities are
+kept in the `member_probabilities` dataset, shape (members, jets, classes).
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def predict(
     kept = jets[list(KEPT_JET_FIELDS)]
     names = [f"{tagger}_{SHORT_CLASS.get(c, 'p' + c)}" for c in classes]
     columns = {name: mean[:, k].astype(np.float32) for k, name in enumerate(names)}
+    if len(members) > 1:  # a deep ensemble: how much its members disagree, jet by jet
+        std = members.std(axis=0, ddof=1)
+        columns.update(
+            {f"{name}_std": std[:, k].astype(np.float32) for k, name in enumerate(names)}
+        )
     table = with_fields(rfn.repack_fields(kept), columns)
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
         ds = f.create_dataset("jets", data=table, compression="gzip")

@@ -24,3 +24,14 @@ def assign_split(event_number: np.ndarray, fractions: dict[str, float]) -> np.nd
     u = event_uniform(event_number)
     edges = np.cumsum([fractions[s] for s in SPLITS])
     return np.minimum(np.searchsorted(edges, u, side="right"), len(SPLITS) - 1)
+
+
+FOLD_SALT = 0x5EED_F01D  # folds independent of the train/val/test split
+
+
+def assign_fold(event_number: np.ndarray, n_folds: int) -> np.ndarray:
+    """Fold index in 0..n_folds-1 of each jet; all jets of an event land in the same fold."""
+    if n_folds < 1:
+        raise ValueError(f"n_folds must be at least 1, got {n_folds}")
+    u = event_uniform(event_number, FOLD_SALT)
+    return np.minimum((u * n_folds).astype(np.int64), n_folds - 1)

@@ -79,3 +79,42 @@ def plot_learning_curve(
     ax.set_ylim(lo, hi + 0.45 * (hi - lo))
     atlas_label(ax, atlas_text, sqrt_s_tev, f"{label}\nbest epoch of each training")
     return save_figure(fig, stem, formats)
+
+
+def plot_search(
+    search_file: Path,
+    label: str,
+    stem: Path,
+    atlas_text: str,
+    sqrt_s_tev: float,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Validation loss of every search trial vs each searched hyper-parameter."""
+    use_style()
+    result = json.loads(Path(search_file).read_text())
+    paths = sorted(result["space"])
+    trials = [t for t in result["trials"] if t["trial"] != "nominal"]
+    fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 6), squeeze=False)
+    for ax, path in zip(axes[0], paths, strict=True):
+        kind = next(iter(result["space"][path]))
+        values = [t["params"][path] for t in trials]
+        x = values if kind != "choice" else [str(v) for v in values]
+        ax.plot(x, [t["val_loss"] for t in trials], "o", ms=8, label="Trial")
+        best = result["trials"][0]
+        if best["trial"] != "nominal":
+            xb = best["params"][path] if kind != "choice" else str(best["params"][path])
+            ax.plot([xb], [best["val_loss"]], "*", ms=18, color="C3", label="Best trial")
+        if result["nominal_val_loss"] is not None:
+            ax.axhline(result["nominal_val_loss"], color="grey", ls="--", label="As configured")
+        if kind == "log_uniform":
+            ax.set_xscale("log")
+        ax.set_xlabel(path)
+        ax.set_ylabel("Best validation loss")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.6 * (hi - lo))
+        ax.legend(loc="upper right", fontsize="small")
+    atlas_label(axes[0][0], atlas_text, sqrt_s_tev,
+                f"{label}: random search\n"
+                f"{result['max_train_jets'] or 'all'} training jets")  # fmt: skip
+    fig.tight_layout()
+    return save_figure(fig, stem, formats)

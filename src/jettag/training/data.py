@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 import yaml
 
+from jettag.features.split import assign_fold
 from jettag.features.transforms import Normalisation, normalisation_from_dict
 from jettag.io.readers import InputError
 
@@ -84,7 +86,8 @@ class TensorData:
     tracks: (n_jets, max_tracks, n_track_features) float32, zero on padding;
     valid: (n_jets, max_tracks) bool, True = real track; jets: (n_jets, n_jet_features);
     labels: (n_jets,) int64; weights: (n_jets,) float32; track_origin: (n_jets, max_tracks)
-    int8 truth origin of each track (ftagTruthOriginLabel), -1 on padding and where unknown.
+    int8 truth origin of each track (ftagTruthOriginLabel), -1 on padding and where unknown;
+    event_number: (n_jets,) int64, for K-fold assignment.
     """
 
     tracks: torch.Tensor
@@ -93,6 +96,18 @@ class TensorData:
     labels: torch.Tensor
     weights: torch.Tensor
     track_origin: torch.Tensor
+    event_number: torch.Tensor
+
+    def subset(self, rows: torch.Tensor) -> TensorData:
+        """The jets at rows (a bool mask or indices), in that order."""
+        return TensorData(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[TensorData]) -> TensorData:
+        """One split made of several (same inputs), in order."""
+        return cls(
+            *(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls))
+        )
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -190,4 +205,17 @@ def load_split(
         labels=torch.from_numpy(jets["flavour_label"].astype(np.int64)),
         weights=torch.from_numpy(jets["sample_weight"].astype(np.float32)),
         track_origin=torch.from_numpy(origin),
+        event_number=torch.from_numpy(jets["eventNumber"].astype(np.int64)),
     )
+
+
+def kfold_splits(
+    data_dir: Path, spec: InputSpec, n_folds: int, fold: int, need_track_origin: bool = False
+) -> tuple[TensorData, TensorData]:
+    """(training, validation) of fold `fold`: the train and val splits pooled, fold held out."""
+    pool = TensorData.concatenate(
+        [load_split(data_dir / f"{name}.h5", spec, need_track_origin=need_track_origin)
+         for name in ("train", "val")]
+    )  # fmt: skip
+    held_out = torch.from_numpy(assign_fold(pool.event_number.numpy(), n_folds) == fold)
+    return pool.subset(~held_out), pool.subset(held_out)

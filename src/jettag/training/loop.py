@@ -25,11 +25,11 @@ from torch import nn
 from tqdm import tqdm
 
 from jettag.atomic import write_text
-from jettag.config import ModelConfig, TrainingConfig, section
+from jettag.config import ModelConfig, TrainingConfig, model_from_dict
 from jettag.models.registry import build_model
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
-from jettag.training.data import InputSpec, TensorData, input_spec, load_split
+from jettag.training.data import InputSpec, TensorData, input_spec, kfold_splits, load_split
 from jettag.training.schedules import make_scheduler
 
 log = logging.getLogger(__name__)
@@ -207,8 +207,13 @@ def train_model(
 
     spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
     need_origin = config.track_origin_weight > 0
-    train = load_split(data_dir / "train.h5", spec, config.max_train_jets, need_origin)
-    val = load_split(data_dir / "val.h5", spec, need_track_origin=need_origin)
+    if model_config.kfold:
+        train, val = kfold_splits(data_dir, spec, model_config.members, member, need_origin)
+        if config.max_train_jets is not None:
+            train = train.subset(torch.arange(min(len(train), config.max_train_jets)))
+    else:
+        train = load_split(data_dir / "train.h5", spec, config.max_train_jets, need_origin)
+        val = load_split(data_dir / "val.h5", spec, need_track_origin=need_origin)
     if len(train) < config.batch_size:
         raise ValueError(
             f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
@@ -362,7 +367,8 @@ def _mark_finished(path: Path) -> None:
 def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
     """A trained network in eval mode and the inputs it expects, from best.pt."""
     state = load_checkpoint(path)
-    model_config = section(ModelConfig, state["model_config"])
+    # a checkpoint written before a config key existed still loads, with that key's default
+    model_config = model_from_dict(state["model_config"])
     spec = InputSpec.from_dict(state["inputs"])
     model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
     model.load_state_dict(state["model_state"])
