@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -126,21 +127,32 @@ def test_rerun_logic(finished_run):
     assert dry.returncode == 0
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
-    edited = finished_run / "workflow/configs/edited.yaml"
-    config = yaml.safe_load((finished_run / CI_CONFIG).read_text())
-    config["models"]["dips"]["training"]["epochs"] = 5
-    edited.write_text(yaml.safe_dump(config))
-    shutil.copy(edited, finished_run / CI_CONFIG)
-    dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
-    assert dry.returncode == 0, dry.stderr
-    planned = _planned_rules(dry)
     downstream_of_dips = {
         "train", "predict", "evaluate", "plot_roc", "plot_loss", "working_points", "performance",
         "plot_pt", "plot_scores", "train_ablation", "predict_ablation", "ablation",
         "train_learning_curve", "learning_curve", "plot_learning_curve", "saliency", "importance",
         "plot_saliency", "plot_importance", "train_trial", "search_summary", "plot_search", "all",
     }  # fmt: skip
-    assert planned == downstream_of_dips, planned
+    search_rules = {"train_trial", "search_summary", "plot_search"}
+    original = yaml.safe_load((finished_run / CI_CONFIG).read_text())
+
+    # Every search trial inherits the searched model's weight decay: all of it reruns.
+    config = copy.deepcopy(original)
+    config["models"]["dips"]["training"]["weight_decay"] = 1.0e-3
+    assert _planned_after_edit(finished_run, config) == downstream_of_dips
+
+    # The search sets its own epoch count, so the epochs of the nominal model leave it alone.
+    config = copy.deepcopy(original)
+    config["models"]["dips"]["training"]["epochs"] = 5
+    assert _planned_after_edit(finished_run, config) == downstream_of_dips - search_rules
+
+
+def _planned_after_edit(run_dir: Path, config: dict) -> set[str]:
+    """Write an edited config over the CI config and return the rules a dry run would run."""
+    (run_dir / CI_CONFIG).write_text(yaml.safe_dump(config))
+    dry = snakemake(run_dir, "--configfile", CI_CONFIG, "-n")
+    assert dry.returncode == 0, dry.stderr
+    return _planned_rules(dry)
 
 
 @pytest.mark.slow
