@@ -57,6 +57,12 @@ def settings(**sections):
     return json.dumps(sections, sort_keys=True)
 
 
+def training_settings(section):
+    """A model section as one training job depends on it: the ensemble size only matters to
+    K-fold members (it sets the folds), so adding members to an ensemble retrains no old one."""
+    return {k: v for k, v in section.items() if k != "members" or section["kfold"]}
+
+
 def tagger_dataset(name):
     """Dataset a model or baseline is trained and evaluated on."""
     return jcfg.tagger_dataset(CONFIG, name)
@@ -92,6 +98,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/transfer.smk"
 
 
 rule all:
@@ -126,6 +133,11 @@ rule all:
         expand(
             "results/plots/search_{model}.{ext}",
             model=[SEARCH_MODEL] if SEARCH_MODEL else [],
+            ext=PLOT_FORMATS,
+        ),
+        expand(
+            "results/plots/transfer_{model}.{ext}",
+            model=[TRANSFER_MODEL] if TRANSFER_MODEL else [],
             ext=PLOT_FORMATS,
         ),
         expand(

@@ -38,21 +38,7 @@ def finished_run(tmp_path_factory) -> Path:
 
 def _planned_rules(run: subprocess.CompletedProcess) -> set[str]:
     """Rules in the job-stats table of a dry run."""
-    lines = (run.stdout + run.stderr).splitlines()
-    rules, in_table = set(), False
-    for line in lines:
-        if line.startswith("job") and "count" in line:
-            in_table = True
-            continue
-        if in_table:
-            parts = line.split()
-            if not parts or parts[0] == "total":
-                if parts and parts[0] == "total":
-                    break
-                continue
-            if not set(parts[0]) <= set("-"):
-                rules.add(parts[0])
-    return rules
+    return set(_job_counts(run))
 
 
 @pytest.mark.slow
@@ -100,9 +86,15 @@ def test_ci_analysis_diagnostics(finished_run):
     assert [p["train_jets"] for p in curve] == [250, 1000]
     assert curve[0]["train_loss"] < curve[0]["val_loss"]  # 250 jets: the model overfits
     assert curve[1]["val_loss"] < curve[0]["val_loss"]  # more data generalises better
+    transfer = json.loads((results / "transfer/dips.json").read_text())
+    assert {(r["strategy"], r["train_jets_requested"]) for r in transfer["runs"]} == {
+        (s, n) for s in ("scratch", "finetune", "frozen") for n in (150, 300)
+    }
+    assert all(len(points) == 2 for points in transfer["points"].values())
+    assert 0.5 < transfer["pretrained"]["auc"] <= 1.0  # the ttbar model applied to Z' jets
     for name in (
         "learning_curve_dips", "pt_ttbar_light_rejection", "scores_dips", "saliency_transformer",
-        "importance_dips", "ablation_dips", "search_dips",
+        "importance_dips", "ablation_dips", "search_dips", "transfer_dips",
     ):  # fmt: skip
         assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
 
@@ -131,7 +123,8 @@ def test_rerun_logic(finished_run):
         "train", "predict", "evaluate", "plot_roc", "plot_loss", "working_points", "performance",
         "plot_pt", "plot_scores", "train_ablation", "predict_ablation", "ablation",
         "train_learning_curve", "learning_curve", "plot_learning_curve", "saliency", "importance",
-        "plot_saliency", "plot_importance", "train_trial", "search_summary", "plot_search", "all",
+        "plot_saliency", "plot_importance", "train_trial", "search_summary", "plot_search",
+        "predict_ablation_nominal", "train_transfer", "transfer_summary", "plot_transfer", "all",
     }  # fmt: skip
     search_rules = {"train_trial", "search_summary", "plot_search"}
     original = yaml.safe_load((finished_run / CI_CONFIG).read_text())
@@ -146,13 +139,59 @@ def test_rerun_logic(finished_run):
     config["models"]["dips"]["training"]["epochs"] = 5
     assert _planned_after_edit(finished_run, config) == downstream_of_dips - search_rules
 
+    # A bigger ensemble trains only the new member; the model's predictions are redone.
+    config = copy.deepcopy(original)
+    config["models"]["dips"]["members"] = 2
+    counts = _counts_after_edit(finished_run, config)
+    assert counts["train"] == 1 and counts["predict"] == 1, counts
+    assert not {"train_ablation", "train_trial", "train_transfer"} & set(counts), counts
 
-def _planned_after_edit(run_dir: Path, config: dict) -> set[str]:
-    """Write an edited config over the CI config and return the rules a dry run would run."""
+
+def _counts_after_edit(run_dir: Path, config: dict) -> dict[str, int]:
+    """Write an edited config over the CI config; the jobs per rule a dry run would run."""
     (run_dir / CI_CONFIG).write_text(yaml.safe_dump(config))
     dry = snakemake(run_dir, "--configfile", CI_CONFIG, "-n")
     assert dry.returncode == 0, dry.stderr
-    return _planned_rules(dry)
+    return _job_counts(dry)
+
+
+def _planned_after_edit(run_dir: Path, config: dict) -> set[str]:
+    """The rules a dry run would run after an edit of the CI config."""
+    return set(_counts_after_edit(run_dir, config))
+
+
+@pytest.mark.slow
+def test_members_folds_trials_and_sizes_are_separate_jobs(tmp_path):
+    shutil.copy(REPO / "Snakefile", tmp_path)
+    shutil.copy(REPO / "config.yaml", tmp_path)
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    dry = snakemake(tmp_path, "--configfile", CI_CONFIG, "-n")
+    assert dry.returncode == 0, dry.stderr
+    counts = _job_counts(dry)
+    config = yaml.safe_load((REPO / CI_CONFIG).read_text())
+    models = config["models"]
+    assert counts["train"] == sum(m.get("members", 1) for m in models.values())
+    assert counts["train_trial"] == config["search"]["trials"] + 1  # and the nominal model
+    transfer = config["transfer"]
+    assert counts["train_transfer"] == 3 * len(transfer["train_jets"]) * transfer["seeds"]
+    assert counts["train_learning_curve"] == len(
+        config["evaluation"]["learning_curve"]["train_jets"]
+    )
+    assert counts["generate"] == sum(s["n_shards"] for s in config["samples"].values())
+
+
+def _job_counts(run: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> number of jobs, from the job-stats table of a dry run."""
+    counts, in_table = {}, False
+    for line in (run.stdout + run.stderr).splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 @pytest.mark.slow

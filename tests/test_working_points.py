@@ -230,6 +230,15 @@ def test_ensemble_spread_is_the_members_std(tmp_path):
         spread = metrics["ensemble"]["working_points"][wp]
         assert spread["light_rejection_members"] == pytest.approx(light, rel=1e-9)
         assert spread["light_rejection_std"] == pytest.approx(np.std(light, ddof=1), rel=1e-9)
+        c_members = [s["working_points"][wp]["c_rejection"] for s in singles]
+        averaged = metrics["working_points"][wp]["c_rejection"]
+        assert spread["c_rejection_averaged"] == averaged
+        assert spread["c_rejection_gain"] == pytest.approx(averaged / np.mean(c_members) - 1.0)
+        # independent noise averages out: the averaged scores reject more than a single member
+        assert spread["c_rejection_gain"] > 0
+        # no light jet passes the averaged scores: an infinite rejection has no finite gain
+        assert metrics["working_points"][wp]["light_rejection"] == np.inf
+        assert spread["light_rejection_gain"] is None
     assert metrics["ensemble"]["n_members"] == 3
     band = np.array(metrics["ensemble"]["roc"]["light_rejection_std"])
     assert np.all(band[np.isfinite(band)] >= 0) and np.nanmax(band) > 0

@@ -65,14 +65,18 @@ def cmd_train(args: argparse.Namespace, config: dict) -> None:
     from jettag.training.loop import train_model
 
     model = cfg.model_config(config, args.model)
-    if not 0 <= args.member < model.members:
+    if args.transfer is not None:
+        model = _transfer_job(config, args)
+    elif not 0 <= args.member < model.members:
         raise cfg.ConfigError(f"member {args.member} outside 0..{model.members - 1}")
-    model = _model_variant(config, args.model, args.without_group, args.max_train_jets)
+    else:
+        model = _model_variant(config, args.model, args.without_group, args.max_train_jets)
     if args.search_trial is not None:
         model = _search_trial(config, args.model, args.search_trial)
     history = train_model(
-        args.model, model, args.data_dir, args.output_dir, config["seed"], args.member,
-        threads=args.threads,
+        args.model if args.transfer is None else f"{args.model}_transfer", model, args.data_dir,
+        args.output_dir, config["seed"], args.member, threads=args.threads,
+        pretrained=args.pretrained, freeze_track_encoder=args.transfer == "frozen",
     )  # fmt: skip
     best = min(history, key=lambda row: row["val_loss"])
     log.info("train %s/%d: %d epochs, best val loss %.4f at epoch %d", args.model, args.member,
@@ -98,6 +102,27 @@ def _model_variant(
             model, training=dataclasses.replace(model.training, max_train_jets=max_train_jets)
         )
     return model
+
+
+def _transfer_job(config: dict, args: argparse.Namespace) -> cfg.ModelConfig:
+    """The model section of a transfer-learning job, after checking the flags that go with it."""
+    transfer = config["transfer"]
+    if args.search_trial or args.without_group or args.max_train_jets:
+        raise cfg.ConfigError("--transfer goes with neither --search-trial, --without-group nor"
+                              " --max-train-jets (use --train-jets)")  # fmt: skip
+    if transfer["model"] != args.model:
+        raise cfg.ConfigError(f"--transfer: transfer.model is not '{args.model}'")
+    if args.train_jets is None:
+        raise cfg.ConfigError("--transfer needs --train-jets (target training jets)")
+    if (args.pretrained is None) != (args.transfer == "scratch"):
+        raise cfg.ConfigError(
+            f"--transfer {args.transfer}: --pretrained is "
+            + ("not used from scratch" if args.transfer == "scratch" else "required")
+        )
+    if not 0 <= args.member < transfer["seeds"]:
+        raise cfg.ConfigError(f"--member {args.member} outside 0..{transfer['seeds'] - 1}")
+    section = cfg.transfer_section(config, args.transfer, args.train_jets)
+    return cfg.section(cfg.ModelConfig, section)
 
 
 def _search_trial(config: dict, name: str, trial: str) -> cfg.ModelConfig:
@@ -325,6 +350,37 @@ def cmd_plot_search(args: argparse.Namespace, config: dict) -> None:
                 plots.formats)  # fmt: skip
 
 
+def cmd_transfer_summary(args: argparse.Namespace, config: dict) -> None:
+    """AUC and rejections of every transfer-learning run on the target test split."""
+    from jettag.evaluation.transfer import transfer_summary
+
+    transfer = config["transfer"]
+    if transfer["model"] is None:
+        raise cfg.ConfigError("transfer-summary: transfer.model is not set")
+    evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
+    result = transfer_summary(
+        transfer["model"], _named_paths(args.runs), args.pretrained, args.data_dir,
+        evaluation.f_c, evaluation.pt_working_point,
+        cfg.sample_config(config, transfer["target"]).label, args.output_json, args.output_md,
+    )  # fmt: skip
+    for strategy, points in result["points"].items():
+        log.info("transfer %s: light rejection %s", strategy,
+                 ", ".join(f"{p['train_jets']}: {p['light_rejection_mean']:.1f}"
+                           for p in points))  # fmt: skip
+
+
+def cmd_plot_transfer(args: argparse.Namespace, config: dict) -> None:
+    """Draw light rejection and AUC vs number of target training jets per strategy."""
+    from jettag.plotting.transfer import plot_transfer
+
+    plots = cfg.section(cfg.PlotsConfig, config["plots"])
+    model = json.loads(Path(args.summary).read_text())["model"]
+    source = cfg.tagger_dataset(config, model)
+    plot_transfer(args.summary, f"{cfg.tagger_label(config, model)} pretrained on {source}",
+                  args.output_stem, plots.atlas_text,
+                  _sqrt_s_tev(config, config["transfer"]["target"]), plots.formats)  # fmt: skip
+
+
 def cmd_plot_roc(args: argparse.Namespace, config: dict) -> None:
     """Draw the ROC figure from metrics files."""
     from jettag.plotting.roc import plot_roc
@@ -412,6 +468,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="train on the first N training jets (learning curve)")  # fmt: skip
     p.add_argument("--search-trial", default=None,
                    help="random search: trial number, or 'nominal'")  # fmt: skip
+    p.add_argument("--transfer", choices=cfg.TRANSFER_STRATEGIES, default=None,
+                   help="transfer learning onto transfer.target (--member: the seed)")  # fmt: skip
+    p.add_argument("--train-jets", type=int, default=None,
+                   help="transfer: train on the first N target training jets")  # fmt: skip
+    p.add_argument("--pretrained", type=Path, default=None,
+                   help="transfer: best.pt of the pretrained model (finetune, frozen)")  # fmt: skip
     p = stage("fit-baseline", cmd_fit_baseline, "fit an IP3D-like baseline's templates")
     p.add_argument("--baseline", required=True)
     p.add_argument("--data-dir", type=Path, required=True)
@@ -488,6 +550,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output-md", type=Path, required=True)
     p.add_argument("--output-best", type=Path, required=True, help="YAML: the best model section")
     p.add_argument("histories", nargs="+", help="TRIAL=history.csv of each trial")
+    p = stage("transfer-summary", cmd_transfer_summary,
+              "evaluate transfer-learning runs on the target test split")  # fmt: skip
+    p.add_argument("--data-dir", type=Path, required=True, help="prepared target dataset")
+    p.add_argument("--pretrained", type=Path, required=True, help="best.pt of the source model")
+    p.add_argument("--output-json", type=Path, required=True)
+    p.add_argument("--output-md", type=Path, required=True)
+    p.add_argument("runs", nargs="+", help="STRATEGY/JETS/SEED=best.pt of each run")
+    p = stage("plot-transfer", cmd_plot_transfer, "draw the transfer-learning scan")
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
     p = stage("plot-search", cmd_plot_search, "validation loss vs each hyper-parameter")
     p.add_argument("--search", type=Path, required=True)
     p.add_argument("--output-stem", type=Path, required=True)

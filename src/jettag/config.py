@@ -138,6 +138,7 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                 f" {model['members']}"
             )
     _check_search(config, source)
+    _check_transfer(config, source)
     evaluation = config["evaluation"]
     for group, names in evaluation["feature_groups"].items():
         unknown = [n for n in names if n not in track_names]
@@ -208,6 +209,59 @@ def trial_section(config: dict[str, Any], trial: int | None) -> dict[str, Any]:
     section["training"]["max_train_jets"] = search["max_train_jets"]
     if search["epochs"] is not None:
         section["training"]["epochs"] = search["epochs"]
+    return section
+
+
+TRANSFER_STRATEGIES = ("scratch", "finetune", "frozen")
+
+
+def _check_transfer(config: dict[str, Any], source: str) -> None:
+    """The transferred model and target exist, and every job's model section is valid."""
+    transfer = config["transfer"]
+    if transfer["model"] is None:
+        return
+    if transfer["model"] not in config["models"]:
+        raise ConfigError(
+            f"{source}: transfer.model '{transfer['model']}' is not a model"
+            f" ({sorted(config['models'])})"
+        )
+    if transfer["target"] not in config["samples"]:
+        raise ConfigError(
+            f"{source}: transfer.target '{transfer['target']}' is not a sample"
+            f" ({sorted(config['samples'])})"
+        )
+    if min(transfer["train_jets"]) < transfer["batch_size"]:
+        raise ConfigError(
+            f"{source}: transfer.train_jets {min(transfer['train_jets'])} is smaller than one"
+            f" batch (transfer.batch_size {transfer['batch_size']})"
+        )
+    validator = jsonschema.Draft202012Validator(schema())
+    for strategy in transfer["strategies"]:
+        job = transfer_section(config, strategy, min(transfer["train_jets"]))
+        patched = {**config, "models": {**config["models"], transfer["model"]: job}}
+        errors = sorted(validator.iter_errors(patched), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError(
+                "\n".join(_format_error(e, f"{source} (transfer {strategy})") for e in errors)
+            )
+
+
+def transfer_section(config: dict[str, Any], strategy: str, train_jets: int) -> dict[str, Any]:
+    """The model section of one transfer-learning job: the pretrained model's, on the target."""
+    transfer = config["transfer"]
+    if strategy not in TRANSFER_STRATEGIES:
+        raise ConfigError(f"transfer strategy '{strategy}' is not one of {TRANSFER_STRATEGIES}")
+    section = copy.deepcopy(config["models"][transfer["model"]])
+    section.update(dataset=transfer["target"], members=1, kfold=False)
+    training = section["training"]
+    training.update(
+        max_train_jets=train_jets, batch_size=transfer["batch_size"], epochs=transfer["epochs"],
+        patience=transfer["patience"],
+    )  # fmt: skip
+    if strategy == "finetune":
+        training["learning_rate"] = transfer["finetune_learning_rate"]
+    elif transfer["learning_rate"] is not None:
+        training["learning_rate"] = transfer["learning_rate"]
     return section
 
 

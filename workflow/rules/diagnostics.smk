@@ -24,7 +24,7 @@ rule train_ablation:
     params:
         settings=lambda w: settings(
             seed=CONFIG["seed"],
-            model=CONFIG["models"][w.model],
+            model=training_settings(CONFIG["models"][w.model]),
             group=jcfg.feature_groups(CONFIG, w.model)[w.group],
         ),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
@@ -56,10 +56,27 @@ rule predict_ablation:
         " --output {output} {input.best} > {log} 2>&1"
 
 
+rule predict_ablation_nominal:
+    """Test-split predictions of member 0 alone: the reference of retrainings that are single."""
+    input:
+        test=lambda w: prepared(w.model, "test.h5"),
+        best="results/models/{model}/0/best.pt",
+    output:
+        "results/ablation/{model}/nominal/predictions.h5",
+    log:
+        "logs/predict_ablation/{model}/nominal.log",
+    shell:
+        "jettag predict --config {CONFIG_FILE} --tagger {wildcards.model} --test {input.test}"
+        " --output {output} {input.best} > {log} 2>&1"
+
+
+ruleorder: predict_ablation_nominal > predict_ablation
+
+
 rule ablation:
     """Light and c rejection lost without each feature group (results/ablation/<model>.json)."""
     input:
-        nominal="results/predictions/{model}.h5",
+        nominal="results/ablation/{model}/nominal/predictions.h5",
         variants=lambda w: expand(
             "results/ablation/{model}/{group}/predictions.h5", model=w.model, group=ABLATION_GROUPS
         ),
@@ -85,7 +102,7 @@ rule train_learning_curve:
         best="results/learning_curve/{model}/{jets}/best.pt",
         history="results/learning_curve/{model}/{jets}/history.csv",
     params:
-        settings=lambda w: settings(seed=CONFIG["seed"], model=CONFIG["models"][w.model]),
+        settings=lambda w: settings(seed=CONFIG["seed"], model=training_settings(CONFIG["models"][w.model])),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
     threads: workflow.cores
     benchmark:

@@ -20,7 +20,9 @@ rule train_trial:
     params:
         settings=lambda w: settings(
             seed=CONFIG["seed"],
-            section=jcfg.trial_section(CONFIG, None if w.trial == "nominal" else int(w.trial)),
+            section=training_settings(
+                jcfg.trial_section(CONFIG, None if w.trial == "nominal" else int(w.trial))
+            ),
         ),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
     threads: workflow.cores

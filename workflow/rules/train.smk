@@ -11,7 +11,7 @@ rule train:
         best="results/models/{model}/{member}/best.pt",
         history="results/models/{model}/{member}/history.csv",
     params:
-        settings=lambda w: settings(seed=CONFIG["seed"], model=CONFIG["models"][w.model]),
+        settings=lambda w: settings(seed=CONFIG["seed"], model=training_settings(CONFIG["models"][w.model])),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
         output_dir=lambda w: f"results/models/{w.model}/{w.member}",
     threads: workflow.cores

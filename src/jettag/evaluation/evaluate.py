@@ -66,8 +66,22 @@ def evaluate(predictions: Path, config: EvaluationConfig, output: Path) -> dict:
         "predictions": str(predictions),
     }
     if members is not None and len(members) > 1:
-        metrics["ensemble"] = _member_spread(members, index, labels, weights, backgrounds, grid,
-                                             config)  # fmt: skip
+        spread = _member_spread(members, index, labels, weights, backgrounds, grid, config)
+        # does averaging the members beat a typical single member?
+        for wp, entry in spread["working_points"].items():
+            for name in backgrounds:
+                mean_member = entry[f"{name}_rejection_mean"]
+                averaged = working_points[wp][f"{name}_rejection"]
+                entry[f"{name}_rejection_averaged"] = averaged
+                entry[f"{name}_rejection_gain"] = (
+                    averaged / mean_member - 1.0
+                    if np.isfinite(averaged) and np.isfinite(mean_member) and mean_member > 0
+                    else None
+                )
+                entry[f"{name}_rejection_relative_std"] = (
+                    entry[f"{name}_rejection_std"] / mean_member if mean_member > 0 else None
+                )
+        metrics["ensemble"] = spread
     write_json(output, metrics)
     return metrics
 

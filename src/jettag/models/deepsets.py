@@ -45,6 +45,10 @@ class DeepSets(nn.Module):
             else None
         )
 
+    def track_encoder(self) -> tuple[list[nn.Module], list[nn.Parameter]]:
+        """(modules, parameters) of the per-track network: what transfer learning may freeze."""
+        return [self.track_network], list(self.track_network.parameters())
+
     def _pool(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,6 +102,16 @@ class TransformerTagger(nn.Module):
             else None
         )
 
+    def track_encoder(self) -> tuple[list[nn.Module], list[nn.Parameter]]:
+        """(modules, parameters) of the per-track network: what transfer learning may freeze.
+
+        The initialiser, the register tokens and the encoder layers; pooling and the jet head
+        stay trainable.
+        """
+        modules = [self.init_network, *self.layers, self.final_norm]
+        parameters = [self.registers, *(p for m in modules for p in m.parameters())]
+        return modules, parameters
+
     def _encode(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import InputSpec, TensorData, input_spec, kfold_splits, load_split
 from jettag.training.schedules import make_scheduler
+from jettag.training.transfer import freeze_encoder, load_pretrained
 
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = (
@@ -65,10 +67,14 @@ def weighted_cross_entropy(
     return (per_jet * w).sum() / total.clamp_min(1e-12), total
 
 
-def _fingerprint(model_config: ModelConfig, seed: int, data_dir: Path) -> str:
-    """What a resumed run must share with the interrupted one: config, seed and data."""
+def _fingerprint(
+    model_config: ModelConfig, seed: int, data_dir: Path, start: Path | None, freeze: bool
+) -> str:
+    """What a resumed run must share with the interrupted one: config, seed, data, start."""
     h = hashlib.sha256(json.dumps(asdict(model_config), sort_keys=True, default=str).encode())
-    h.update(str(seed).encode())
+    h.update(f"{seed}:{freeze}".encode())
+    if start is not None:
+        h.update(start.read_bytes())
     for name in ("norm.yaml", "weights.yaml"):
         h.update((data_dir / name).read_bytes())
     for name in ("train.h5", "val.h5"):
@@ -120,6 +126,7 @@ def _run_epoch(
     stop_requested=lambda: False,
     augment: AxisRotation | None = None,
     augment_seed: int = 0,
+    frozen: Sequence[nn.Module] = (),
 ) -> EpochProgress:
     """One pass over the data, from progress.batches_done on; trains when given an optimizer.
 
@@ -127,6 +134,8 @@ def _run_epoch(
     """
     training = optimizer is not None
     model.train(training)
+    for module in frozen:
+        module.eval()
     batch_size = config.batch_size if training else 4 * config.batch_size
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     batches = data.batches(
@@ -196,8 +205,16 @@ def train_model(
     seed: int,
     member: int = 0,
     threads: int | None = None,
+    pretrained: Path | None = None,
+    freeze_track_encoder: bool = False,
 ) -> list[dict]:
-    """Train one member; writes best.pt, last.pt and history.csv. Resumes from last.pt."""
+    """Train one member; writes best.pt, last.pt and history.csv. Resumes from last.pt.
+
+    pretrained: start from this checkpoint's weights, on its input normalisation (transfer
+    learning); freeze_track_encoder: then train only what follows the per-track network.
+    """
+    if freeze_track_encoder and pretrained is None:
+        raise ValueError("freezing the track encoder needs a pretrained model")
     config = model_config.training
     if threads or config.num_threads:
         torch.set_num_threads(config.num_threads or threads)
@@ -205,7 +222,11 @@ def train_model(
     run_seed = member_seed(seed, model_name, member)
     torch.manual_seed(run_seed)
 
-    spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
+    start = load_pretrained(pretrained, model_config, data_dir) if pretrained else None
+    if start is not None:
+        spec = start.spec
+    else:
+        spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
     need_origin = config.track_origin_weight > 0
     if model_config.kfold:
         train, val = kfold_splits(data_dir, spec, model_config.members, member, need_origin)
@@ -226,15 +247,21 @@ def train_model(
     )  # fmt: skip
 
     model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    frozen: list[nn.Module] = []
+    if start is not None:
+        model.load_state_dict(start.model_state)
+        if freeze_track_encoder:
+            frozen = freeze_encoder(model)
     model.to(device)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )  # fmt: skip
     augment = AxisRotation(spec) if config.rotate_about_jet_axis else None
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = make_scheduler(optimizer, config.epochs * steps_per_epoch, config.schedule)
     output_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(model_config, run_seed, data_dir)
+    fingerprint = _fingerprint(model_config, run_seed, data_dir, pretrained, freeze_track_encoder)
     state = _resume_state(output_dir / "last.pt", fingerprint)
     history: list[dict] = []
     best_val, stale_epochs, start_epoch = math.inf, 0, 0
@@ -255,6 +282,8 @@ def train_model(
         "member": member,
         "model_config": json.loads(json.dumps(asdict(model_config))),
         "inputs": spec.to_dict(),
+        "pretrained": None if pretrained is None else str(pretrained),
+        "frozen_track_encoder": freeze_track_encoder,
     }
 
     def save_last(epoch: int, progress: EpochProgress) -> None:
@@ -289,7 +318,7 @@ def train_model(
             generator = torch.Generator().manual_seed(run_seed + epoch)
             progress = _run_epoch(
                 model, train, config, class_weights, device, progress, optimizer, scheduler,
-                generator, stop_requested, augment, (run_seed + epoch) * 1_000_003,
+                generator, stop_requested, augment, (run_seed + epoch) * 1_000_003, frozen,
             )  # fmt: skip
             if stop_requested():
                 save_last(epoch, progress)

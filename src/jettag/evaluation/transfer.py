@@ -1,0 +1,165 @@
+"""Transfer-learning summary: AUC and rejections on the target test split vs training-set size.
+
+For each strategy (scratch, finetune, frozen) and number of target training jets, the
+trainings with different seeds give a mean and a spread; the pretrained model applied to the
+target without any retraining is the reference line. Every run's numbers and checkpoint are
+kept in the JSON, so each point of the plot can be traced to a file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from jettag.atomic import write_json, write_text
+from jettag.evaluation.metrics import auc, b_discriminant
+from jettag.evaluation.predict import network_probabilities
+from jettag.evaluation.working_points import (
+    FLAVOURS,
+    TaggedJets,
+    inclusive_cut,
+    performance_at_cut,
+)
+from jettag.training.checkpoint import load_checkpoint
+
+METRICS = ("auc", "light_rejection", "c_rejection")
+
+
+def parse_run(name: str) -> tuple[str, int, int]:
+    """'finetune/3000/1' -> (strategy, requested training jets, seed)."""
+    try:
+        strategy, jets, seed = name.split("/")
+        return strategy, int(jets), int(seed)
+    except ValueError as err:
+        raise ValueError(f"run '{name}' is not STRATEGY/JETS/SEED") from err
+
+
+def tagger_performance(
+    checkpoint: Path, test_jets: np.ndarray, test_tracks: np.ndarray, classes: list[str],
+    f_c: float, working_point: float,
+) -> dict:  # fmt: skip
+    """AUC (b vs light) and light and c rejection at a working point of one trained network."""
+    prob = network_probabilities(checkpoint, test_jets, test_tracks)
+    index = {name: classes.index(name) for name in FLAVOURS}
+    db = b_discriminant(*(prob[:, index[n]].astype(np.float64) for n in FLAVOURS), f_c)
+    labels = np.asarray(test_jets["flavour_label"])
+    jets = TaggedJets(str(checkpoint), "", db, labels, np.asarray(test_jets["pt"], np.float64),
+                      np.ones(len(db)), index)  # fmt: skip
+    perf = performance_at_cut(
+        jets, np.ones(len(db), dtype=bool), inclusive_cut(jets, working_point)
+    )
+    return {
+        "auc": auc(db[jets.mask("b")], db[jets.mask("light")]),
+        **{k: perf[k] for k in ("light_rejection", "light_rejection_error", "c_rejection",
+                                "c_rejection_error")},
+    }  # fmt: skip
+
+
+def transfer_summary(
+    model: str,
+    runs: Mapping[str, Path],
+    pretrained: Path,
+    data_dir: Path,
+    f_c: float,
+    working_point: float,
+    sample_label: str,
+    output_json: Path,
+    output_md: Path,
+) -> dict:
+    """Evaluate every transfer run and the untouched pretrained model on the target test split."""
+    with h5py.File(data_dir / "test.h5", "r") as f:
+        test_jets, test_tracks = f["jets"][:], f["tracks"][:]
+        classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
+    with h5py.File(data_dir / "train.h5", "r") as f:
+        n_train = len(f["jets"])
+    labels = test_jets["flavour_label"]
+    rows = []
+    for name, checkpoint in runs.items():
+        strategy, requested, seed = parse_run(name)
+        state = load_checkpoint(checkpoint)
+        rows.append(
+            {
+                "strategy": strategy,
+                "train_jets_requested": requested,
+                "train_jets": min(requested, n_train),
+                "seed": seed,
+                "best_epoch": int(state["epoch"]),
+                "val_loss": float(state["val_loss"]),
+                "checkpoint": str(checkpoint),
+                **tagger_performance(checkpoint, test_jets, test_tracks, classes, f_c,
+                                     working_point),
+            }
+        )  # fmt: skip
+    result = {
+        "model": model,
+        "target": str(data_dir),
+        "sample_label": sample_label,
+        "b_efficiency": working_point,
+        "f_c": f_c,
+        "n_test_jets": {c: int((labels == k).sum()) for k, c in enumerate(classes)},
+        "n_train_jets_available": n_train,
+        "pretrained": {
+            "checkpoint": str(pretrained),
+            **tagger_performance(pretrained, test_jets, test_tracks, classes, f_c, working_point),
+        },
+        "points": _points(rows),
+        "runs": rows,
+    }
+    write_json(output_json, result)
+    write_text(output_md, _markdown(result))
+    return result
+
+
+def _points(rows: list[dict]) -> dict[str, list[dict]]:
+    """Per strategy and training-set size: mean and std (over seeds) of each metric."""
+    grouped: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[row["strategy"], row["train_jets"]].append(row)
+    points: dict[str, list[dict]] = defaultdict(list)
+    for (strategy, jets), members in sorted(grouped.items()):
+        point: dict = {"train_jets": jets, "seeds": len(members)}
+        for metric in METRICS:
+            # a rejection is infinite when no background jet passes: leave it out of the mean
+            values = np.array([m[metric] for m in members], dtype=float)
+            values = values[np.isfinite(values)]
+            point[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
+            point[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        points[strategy].append(point)
+    return dict(points)
+
+
+def _markdown(result: dict) -> str:
+    """Light rejection and AUC per strategy and training-set size, as a markdown table."""
+    wp = f"{round(result['b_efficiency'] * 100):d} %"
+    reference = result["pretrained"]
+    lines = [
+        f"# Transfer learning: {result['model']} onto {result['target']}",
+        "",
+        f"Light rejection at the {wp} b-jet working point and AUC (b vs light) on the target "
+        "test split; mean ± std over seeds. The pretrained model without retraining: light "
+        f"rejection {reference['light_rejection']:.1f}, AUC {reference['auc']:.4f}.",
+        "",
+        "| strategy | training jets | seeds | light rejection | c rejection | AUC |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for strategy, points in result["points"].items():
+        for p in points:
+            lines.append(
+                f"| {strategy} | {p['train_jets']} | {p['seeds']} |"
+                f" {_mean_std(p, 'light_rejection', 1)} | {_mean_std(p, 'c_rejection', 2)} |"
+                f" {_mean_std(p, 'auc', 4)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(point: dict, metric: str, digits: int) -> str:
+    """'mean ± std', or the mean alone for a single seed."""
+    mean, std = point[f"{metric}_mean"], point[f"{metric}_std"]
+    if not math.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
