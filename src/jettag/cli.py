@@ -79,8 +79,12 @@ def cmd_train(args: argparse.Namespace, config: dict) -> None:
         pretrained=args.pretrained, freeze_track_encoder=args.transfer == "frozen",
     )  # fmt: skip
     best = min(history, key=lambda row: row["val_loss"])
-    log.info("train %s/%d: %d epochs, best val loss %.4f at epoch %d", args.model, args.member,
-             len(history), best["val_loss"], best["epoch"])  # fmt: skip
+    run = f"{args.model}/{args.member}"
+    if args.transfer is not None:
+        run = f"{args.model} onto {model.dataset} ({args.transfer}, {args.train_jets} jets, seed"
+        run += f" {args.member})"
+    log.info("train %s: %d epochs, best val loss %.4f at epoch %d", run, len(history),
+             best["val_loss"], best["epoch"])  # fmt: skip
 
 
 def _model_variant(
@@ -376,6 +380,9 @@ def cmd_plot_transfer(args: argparse.Namespace, config: dict) -> None:
     plots = cfg.section(cfg.PlotsConfig, config["plots"])
     model = json.loads(Path(args.summary).read_text())["model"]
     source = cfg.tagger_dataset(config, model)
+    sample = cfg.sample_config(config, source)
+    if sample.source == "generate":  # the process in symbols, as physicists write it
+        source = {"ttbar": "$t\\bar{t}$", "zprime": "$Z'$"}[sample.process]
     plot_transfer(args.summary, f"{cfg.tagger_label(config, model)} pretrained on {source}",
                   args.output_stem, plots.atlas_text,
                   _sqrt_s_tev(config, config["transfer"]["target"]), plots.formats)  # fmt: skip

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from jettag.atomic import write_json, write_text, write_yaml
 from jettag.config import sample_trial
@@ -90,10 +89,12 @@ def _markdown(result: dict) -> str:
 
 
 def _cell(value: Any) -> str:
-    """A table cell: floats in 3 significant figures, anything else as YAML flow text."""
+    """A table cell: floats in 3 significant figures, text as it is, anything else as JSON."""
     if isinstance(value, float):
         return f"{value:.3g}"
-    return yaml.safe_dump(value, default_flow_style=True).strip()
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)  # YAML's dump of a scalar would end in a '...' marker
 
 
 def _jets(max_train_jets: int | None) -> str:

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from jettag.atomic import write_json, write_text
+from jettag.config import TRANSFER_STRATEGIES
 from jettag.evaluation.metrics import auc, b_discriminant
 from jettag.evaluation.predict import network_probabilities
 from jettag.evaluation.working_points import (
@@ -97,7 +98,8 @@ def transfer_summary(
         )  # fmt: skip
     result = {
         "model": model,
-        "target": str(data_dir),
+        "target": data_dir.name,
+        "data_dir": str(data_dir),
         "sample_label": sample_label,
         "b_efficiency": working_point,
         "f_c": f_c,
@@ -121,7 +123,10 @@ def _points(rows: list[dict]) -> dict[str, list[dict]]:
     for row in rows:
         grouped[row["strategy"], row["train_jets"]].append(row)
     points: dict[str, list[dict]] = defaultdict(list)
-    for (strategy, jets), members in sorted(grouped.items()):
+    order = {name: k for k, name in enumerate(TRANSFER_STRATEGIES)}
+    for (strategy, jets), members in sorted(
+        grouped.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0])
+    ):
         point: dict = {"train_jets": jets, "seeds": len(members)}
         for metric in METRICS:
             # a rejection is infinite when no background jet passes: leave it out of the mean

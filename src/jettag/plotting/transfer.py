@@ -46,17 +46,33 @@ def plot_transfer(
                    label="Pretrained, not retrained")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("Number of target training jets")
+        all_jets = [p["train_jets"] for points in result["points"].values() for p in points]
+        ax.set_xlim(min(all_jets) / 1.6, max(all_jets) * 1.6)
     ax_rej.set_yscale("log")
     ax_rej.set_ylabel(f"Light-jet rejection at {wp} b-jet efficiency")
     ax_auc.set_ylabel("AUC (b vs light jets)")
-    for ax, log_y in ((ax_rej, True), (ax_auc, False)):
-        lo, hi = ax.get_ylim()
-        # head room for the ATLAS label and the legend
-        ax.set_ylim(lo, hi * (hi / lo) ** 0.6 if log_y else hi + 0.6 * (hi - lo))
-        ax.legend(loc="upper right", fontsize="small")
+    # data in the lower part of each panel: the ATLAS label (left) and legend (right) go above
+    lo, hi = _data_range(result, "light_rejection")
+    lo /= 1.5
+    ax_rej.set_ylim(lo, lo * (hi / lo) ** (1 / 0.55))
+    lo, hi = _data_range(result, "auc")
+    pad = 0.1 * (hi - lo) + 1e-3
+    ax_auc.set_ylim(lo - pad, hi + pad + (hi - lo + 2 * pad) * 0.8)
+    ax_auc.legend(loc="upper left", fontsize="small")
     n_seeds = max(p["seeds"] for points in result["points"].values() for p in points)
+    seeds = f"mean and std of {n_seeds} trainings" if n_seeds > 1 else "one training each"
     atlas_label(ax_rej, atlas_text, sqrt_s_tev,
-                f"{result['sample_label']}\n{label}\n"
-                f"mean and std of {n_seeds} trainings")  # fmt: skip
+                f"{result['sample_label']}\n{label}\n{seeds}")  # fmt: skip
     fig.tight_layout()
     return save_figure(fig, stem, formats)
+
+
+def _data_range(result: dict, metric: str) -> tuple[float, float]:
+    """Smallest and largest plotted value of a metric (means +- std, and the reference)."""
+    values = [result["pretrained"][metric]]
+    for points in result["points"].values():
+        for p in points:
+            std = p[f"{metric}_std"] if np.isfinite(p[f"{metric}_std"] or np.nan) else 0.0
+            values += [p[f"{metric}_mean"] - std, p[f"{metric}_mean"] + std]
+    values = [v for v in values if v is not None and np.isfinite(v) and v > 0]
+    return min(values), max(values)
