@@ -96,23 +96,31 @@ def plot_search(
     trials = [t for t in result["trials"] if t["trial"] != "nominal"]
     fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 6), squeeze=False)
     for ax, path in zip(axes[0], paths, strict=True):
-        kind = next(iter(result["space"][path]))
-        values = [t["params"][path] for t in trials]
-        x = values if kind != "choice" else [str(v) for v in values]
-        ax.plot(x, [t["val_loss"] for t in trials], "o", ms=8, label="Trial")
+        ((kind, spec),) = result["space"][path].items()
+
+        def position(value, kind=kind, spec=spec):
+            """x of a value: itself, or the index of a choice in the configured list."""
+            return spec.index(value) if kind == "choice" else value
+
+        ax.plot([position(t["params"][path]) for t in trials], [t["val_loss"] for t in trials],
+                "o", ms=8, label="Trial")  # fmt: skip
         best = result["trials"][0]
         if best["trial"] != "nominal":
-            xb = best["params"][path] if kind != "choice" else str(best["params"][path])
-            ax.plot([xb], [best["val_loss"]], "*", ms=18, color="C3", label="Best trial")
+            ax.plot([position(best["params"][path])], [best["val_loss"]], "*", ms=18,
+                    color="C3", label="Best trial")  # fmt: skip
         if result["nominal_val_loss"] is not None:
             ax.axhline(result["nominal_val_loss"], color="grey", ls="--", label="As configured")
-        if kind == "log_uniform":
+        if kind == "choice":
+            ax.set_xticks(range(len(spec)), [json.dumps(v) for v in spec])
+            ax.set_xlim(-0.5, len(spec) - 0.5)
+        elif kind == "log_uniform":
             ax.set_xscale("log")
         ax.set_xlabel(path)
         ax.set_ylabel("Best validation loss")
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo, hi + 0.6 * (hi - lo))
-        ax.legend(loc="upper right", fontsize="small")
+    # one legend, in the last panel: the first holds the ATLAS label
+    axes[0][-1].legend(loc="upper right", fontsize="small")
     atlas_label(axes[0][0], atlas_text, sqrt_s_tev,
                 f"{label}: random search\n"
                 f"{result['max_train_jets'] or 'all'} training jets")  # fmt: skip
