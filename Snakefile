@@ -117,6 +117,11 @@ rule all:
             ext=CONFIG["plots"]["formats"],
         ),
         expand("results/working_points/{dataset}.md", dataset=DATASETS),
+        [
+            f"results/onnx/{model}/{member}.onnx"
+            for model in MODELS
+            for member in range(CONFIG["models"][model]["members"])
+        ],
         expand(
             "results/plots/inputs_{dataset}_jet_pt_reweighting.{ext}",
             dataset=sorted({m["dataset"] for m in CONFIG["models"].values()}),

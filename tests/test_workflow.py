@@ -49,6 +49,9 @@ def test_ci_analysis_metrics(finished_run):
         for wp, entry in metrics["working_points"].items():
             assert abs(entry["b_efficiency"] - int(wp) / 100) < 0.01
             assert entry["light_rejection"] is None or entry["light_rejection"] > 1.5
+    # every member of every network is exported; the ONNX files carry their inputs
+    for member in ("dips/0", "transformer/0", "transformer/1"):
+        assert (finished_run / f"results/onnx/{member}.onnx").stat().st_size > 10_000
     for name in ("roc.png", "loss_dips.png"):
         assert (finished_run / "results/plots" / name).stat().st_size > 10_000
     # every rule ran a `jettag <stage>` command that an analyst can copy
@@ -124,7 +127,8 @@ def test_rerun_logic(finished_run):
         "plot_pt", "plot_scores", "train_ablation", "predict_ablation", "ablation",
         "train_learning_curve", "learning_curve", "plot_learning_curve", "saliency", "importance",
         "plot_saliency", "plot_importance", "train_trial", "search_summary", "plot_search",
-        "predict_ablation_nominal", "train_transfer", "transfer_summary", "plot_transfer", "all",
+        "predict_ablation_nominal", "train_transfer", "transfer_summary", "plot_transfer",
+        "export_onnx", "all",
     }  # fmt: skip
     search_rules = {"train_trial", "search_summary", "plot_search"}
     original = yaml.safe_load((finished_run / CI_CONFIG).read_text())

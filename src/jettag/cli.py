@@ -141,6 +141,15 @@ def _search_trial(config: dict, name: str, trial: str) -> cfg.ModelConfig:
     return cfg.section(cfg.ModelConfig, cfg.trial_section(config, index))
 
 
+def cmd_export_onnx(args: argparse.Namespace, config: dict) -> None:
+    """Export a trained member to ONNX, its input normalisation in the metadata."""
+    from jettag.export import export_onnx
+
+    metadata = export_onnx(args.checkpoint, args.output)
+    log.info("exported %s to %s: track inputs %s, jet inputs %s", args.checkpoint, args.output,
+             metadata["track_features"], metadata["jet_features"])  # fmt: skip
+
+
 def cmd_fit_baseline(args: argparse.Namespace, config: dict) -> None:
     """Fit the track templates of an IP3D-like baseline on the training split."""
     import h5py
@@ -481,6 +490,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="transfer: train on the first N target training jets")  # fmt: skip
     p.add_argument("--pretrained", type=Path, default=None,
                    help="transfer: best.pt of the pretrained model (finetune, frozen)")  # fmt: skip
+    p = stage("export-onnx", cmd_export_onnx, "export a trained member to ONNX")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of the member")
+    p.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
     p = stage("fit-baseline", cmd_fit_baseline, "fit an IP3D-like baseline's templates")
     p.add_argument("--baseline", required=True)
     p.add_argument("--data-dir", type=Path, required=True)

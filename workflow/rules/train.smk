@@ -44,3 +44,16 @@ rule fit_baseline:
     shell:
         "jettag fit-baseline --config {CONFIG_FILE} --baseline {wildcards.tagger}"
         " --data-dir {params.data_dir} --output {output} > {log} 2>&1"
+
+
+rule export_onnx:
+    """A trained member as ONNX (probabilities; input transforms and normalisation in metadata)."""
+    input:
+        "results/models/{model}/{member}/best.pt",
+    output:
+        "results/onnx/{model}/{member}.onnx",
+    log:
+        "logs/export_onnx/{model}/{member}.log",
+    shell:
+        "jettag export-onnx --config {CONFIG_FILE} --checkpoint {input} --output {output}"
+        " > {log} 2>&1"

@@ -71,6 +71,22 @@ class DeepSets(nn.Module):
         _, pooled = self._pool(tracks, valid, jets)
         return self.classifier(self.jet_network(pooled))
 
+    def forward_dense(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """forward() without data-dependent shapes, for export: Phi on every slot, padding masked.
+
+        Same logits as forward() (in eval mode): Phi acts on each track alone, and the padded
+        slots' outputs are multiplied by zero before the sum.
+        """
+        batch, slots, n_features = tracks.shape
+        per_track = self.track_network(tracks.reshape(batch * slots, n_features))
+        per_track = per_track.reshape(batch, slots, -1) * valid.unsqueeze(-1).to(per_track.dtype)
+        pooled = per_track.sum(dim=1)
+        if jets is not None and jets.shape[1] > 0:
+            pooled = torch.cat([pooled, jets], dim=1)
+        return self.classifier(self.jet_network(pooled))
+
     def forward_with_tracks(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -113,13 +113,19 @@ class TransformerTagger(nn.Module):
         return modules, parameters
 
     def _encode(
-        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None
+        self,
+        tracks: torch.Tensor,
+        valid: torch.Tensor,
+        jets: torch.Tensor | None,
+        trim: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(normed tokens (batch, slots + registers, dim), token mask, valid of the kept slots)."""
-        # drop the slots that are padding in every jet of the batch: attention costs (tokens)^2
-        used = valid.any(dim=0).nonzero()
-        n_slots = int(used.max()) + 1 if used.numel() else 0
-        tracks, valid = tracks[:, :n_slots], valid[:, :n_slots]
+        if trim:
+            # drop the slots that are padding in every jet of the batch: attention costs
+            # (tokens)^2; masked keys contribute nothing, so the outputs do not change
+            used = valid.any(dim=0).nonzero()
+            n_slots = int(used.max()) + 1 if used.numel() else 0
+            tracks, valid = tracks[:, :n_slots], valid[:, :n_slots]
         batch, max_tracks, _ = tracks.shape
         if jets is not None and jets.shape[1] > 0:
             tracks = torch.cat([tracks, jets[:, None, :].expand(-1, max_tracks, -1)], dim=-1)
@@ -141,6 +147,13 @@ class TransformerTagger(nn.Module):
         jet's pT and eta).
         """
         x, mask, _ = self._encode(tracks, valid, jets)
+        return self.classifier(self.head(self.pooling(x, mask)))
+
+    def forward_dense(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """forward() without data-dependent shapes (no trimming of padding slots), for export."""
+        x, mask, _ = self._encode(tracks, valid, jets, trim=False)
         return self.classifier(self.head(self.pooling(x, mask)))
 
     def forward_with_tracks(
