@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import awkward as ak
@@ -64,7 +65,7 @@ def test_root_ingest_sorts_pads_and_truncates(tmp_path):
     path = write_root(tmp_path / "in.root")
     config = _sample()
     stats = _ingest(config, "s", [path], tmp_path / "out.h5", max_tracks=2)
-    assert stats == {"jets": 3, "truncated_jets": 1, "tracks_dropped": 1}
+    assert stats == {"jets": 3, "truncated_jets": 1, "tracks_dropped": 1, "non_finite_jets": 0}
     jets, tracks = read_all(tmp_path / "out.h5")
     assert jets["n_tracks"].tolist() == [3, 0, 1]
     assert tracks.shape == (3, 2)
@@ -126,6 +127,47 @@ def test_nan_is_an_error_naming_variable_and_jets(tmp_path):
     path = write_root(tmp_path / "in.root", tracks=tracks)
     with pytest.raises(InputError, match=r"track variable 'd0' has NaN or inf values in 1 jets"):
         _ingest(_sample(), "s", [path], tmp_path / "out.h5")
+
+
+def test_non_finite_jets_dropped_and_counted_when_asked(tmp_path):
+    tracks = dict(TRACKS)
+    tracks["d0"] = [[0.01, float("nan"), -0.02], [], [0.0]]
+    tracks["pt"] = [[1.0, 5.0, 2.0], [], [float("inf")]]
+    path = write_root(tmp_path / "in.root", tracks=tracks)
+    config = _sample()
+    config["ingest"]["non_finite"] = "drop"
+    stats = _ingest(config, "s", [path], tmp_path / "out.h5")
+    assert stats["jets"] == 1 and stats["non_finite_jets"] == 2
+    jets, _ = read_all(tmp_path / "out.h5")
+    assert jets["HadronConeExclTruthLabelID"].tolist() == [0]  # only the finite jet is left
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert json.loads(f["jets"].attrs["dropped_non_finite"]) == {
+            "jets": 2,
+            "trk_d0": 1,
+            "trk_pt": 1,
+        }
+
+
+def test_non_finite_in_h5_padding_is_ignored_and_real_tracks_count(tmp_path, ingested):
+    jets, tracks = read_all(ingested)
+    jets, tracks = jets[:50].copy(), tracks[:50].copy()
+    padded = np.argwhere(~tracks["valid"])[0]
+    tracks["z0SinTheta"][tuple(padded)] = np.nan  # padding: never read as a track
+    real = np.argwhere(tracks["valid"])[[0, 1]]
+    tracks["d0"][tuple(real[0])] = np.inf
+    jets["eta"][7] = np.nan
+    path = tmp_path / "with_nan.h5"
+    with h5py.File(path, "w") as f:
+        f["jets"], f["tracks"] = jets, tracks
+    with pytest.raises(InputError, match=r"with_nan\.h5: jet variable 'eta' has NaN or inf"):
+        _ingest(_sample(), "s", [path], tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+    config = _sample()
+    config["ingest"]["non_finite"] = "drop"
+    stats = _ingest(config, "s", [path], tmp_path / "out.h5")
+    expected_dropped = len({7, int(real[0][0])})
+    assert stats["non_finite_jets"] == expected_dropped
+    assert stats["jets"] == 50 - expected_dropped
 
 
 def test_canonical_fields_cover_requirements():

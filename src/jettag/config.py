@@ -473,6 +473,7 @@ class IngestConfig:
     max_tracks: int
     compression: str
     chunk_jets: int
+    non_finite: str = "error"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,19 +19,21 @@ log = logging.getLogger(__name__)
 
 
 def _blocks(
-    sample: SampleConfig, inputs: Sequence[Path], ingest: IngestConfig
+    sample: SampleConfig, inputs: Sequence[Path], ingest: IngestConfig, dropped: Counter
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Canonical blocks of every input file in order."""
+    """Canonical blocks of every input file in order (jets dropped for NaN/inf counted)."""
     for path in inputs:
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: input file does not exist")
         if path.suffix in (".h5", ".hdf5"):
-            yield from iterate_h5(path, sample.branches, ingest.max_tracks, ingest.chunk_jets)
+            yield from iterate_h5(path, sample.branches, ingest.max_tracks, ingest.chunk_jets,
+                                  ingest.non_finite, dropped)  # fmt: skip
         else:
             yield from iterate_root(
-                path, sample.tree, sample.branches, ingest.max_tracks, ingest.chunk_jets
-            )
+                path, sample.tree, sample.branches, ingest.max_tracks, ingest.chunk_jets,
+                ingest.non_finite, dropped,
+            )  # fmt: skip
 
 
 def ingest_sample(
@@ -37,17 +41,24 @@ def ingest_sample(
 ) -> dict[str, int]:
     """Convert all inputs of a sample into one canonical HDF5 file, block by block."""
     stats = {"jets": 0, "truncated_jets": 0, "tracks_dropped": 0}
+    dropped: Counter = Counter()
     with (
         atomic_path(output) as tmp,
         CanonicalWriter(tmp, JET_DTYPE, TRACK_DTYPE, ingest.max_tracks, ingest.compression) as w,
     ):
-        for jets, tracks in _blocks(sample, inputs, ingest):
+        for jets, tracks in _blocks(sample, inputs, ingest, dropped):
             over = jets["n_tracks"] > ingest.max_tracks
             stats["jets"] += len(jets)
             stats["truncated_jets"] += int(over.sum())
             stats["tracks_dropped"] += int((jets["n_tracks"][over] - ingest.max_tracks).sum())
             w.append(jets, tracks)
         w.jets.attrs["sample_label"] = sample.label
+        w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped))
+    stats["non_finite_jets"] = dropped["jets"]
+    if dropped:
+        per_variable = {k: v for k, v in dropped.items() if k != "jets"}
+        log.warning("dropped %d jets with NaN or inf values (ingest.non_finite: drop): %s",
+                    dropped["jets"], per_variable)  # fmt: skip
     if stats["jets"] == 0:
         log.warning("no jets found in %s", [str(p) for p in inputs])
     log.info(

@@ -7,6 +7,7 @@ branch or field at fault.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -66,24 +67,64 @@ def sort_and_pad(
     return out, n_tracks
 
 
-def _check_finite(block: Mapping[str, np.ndarray | ak.Array], path: Path, what: str) -> None:
-    """Raise naming the variable and the number of jets when any value is NaN or infinite."""
+def _non_finite_jets(block: Mapping[str, np.ndarray | ak.Array]) -> dict[str, np.ndarray]:
+    """Per float variable with any NaN or inf: the (n_jets,) mask of the jets holding one."""
+    out = {}
     for name, values in block.items():
         if isinstance(values, ak.Array):
             flat = ak.to_numpy(ak.flatten(values, axis=None))
             if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
-                n_bad = int(ak.sum(ak.any(~np.isfinite(values), axis=1)))
-                raise InputError(f"{path}: {what} '{name}' has NaN or inf values in {n_bad} jets")
+                out[name] = ak.to_numpy(ak.any(~np.isfinite(values), axis=1))
         elif values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             bad = ~np.isfinite(values)
-            n_bad = int(bad.reshape(len(bad), -1).any(axis=1).sum())
-            raise InputError(f"{path}: {what} '{name}' has NaN or inf values in {n_bad} jets")
+            out[name] = bad.reshape(len(bad), -1).any(axis=1)
+    return out
+
+
+def _finite_jets(
+    jet_block: Mapping[str, np.ndarray | ak.Array],
+    track_block: Mapping[str, np.ndarray | ak.Array],
+    path: Path,
+    policy: str,
+    dropped: Counter | None,
+) -> np.ndarray | None:
+    """The jets to keep under the NaN/inf policy (None: all finite); 'error' raises instead.
+
+    The error names the file, the variable and how many jets hold such values; 'drop' keeps
+    the other jets and counts the dropped ones in `dropped`: in total ('jets') and per
+    variable ('jet_pt', 'trk_d0', ...).
+    """
+    bad = {("jet variable", k): v for k, v in _non_finite_jets(jet_block).items()}
+    bad.update({("track variable", k): v for k, v in _non_finite_jets(track_block).items()})
+    if not bad:
+        return None
+    if policy == "error":
+        (what, name), mask = next(iter(bad.items()))
+        raise InputError(
+            f"{path}: {what} '{name}' has NaN or inf values in {int(mask.sum())} jets"
+            " (ingest.non_finite: drop would skip such jets and count them)"
+        )
+    any_bad = np.logical_or.reduce(list(bad.values()))
+    if dropped is not None:
+        dropped["jets"] += int(any_bad.sum())
+        for (what, name), mask in bad.items():  # keyed like samples.*.branches: jet_pt, trk_d0
+            dropped[f"{'jet' if what.startswith('jet') else 'trk'}_{name}"] += int(mask.sum())
+    return ~any_bad
 
 
 def iterate_root(
-    path: Path, tree_name: str, overrides: Mapping[str, str], max_tracks: int, step: int
+    path: Path,
+    tree_name: str,
+    overrides: Mapping[str, str],
+    max_tracks: int,
+    step: int,
+    non_finite: str = "error",
+    dropped: Counter | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield canonical (jets, tracks) blocks from a ROOT TTree with one entry per jet."""
+    """Yield canonical (jets, tracks) blocks from a ROOT TTree with one entry per jet.
+
+    non_finite: 'error' (raise on a NaN or inf) or 'drop' (skip such jets, counted in dropped).
+    """
     import uproot
 
     names = _branch_map(overrides, path)
@@ -108,7 +149,7 @@ def iterate_root(
             )
         try:
             for chunk in tree.iterate(sorted(set(wanted.values())), step_size=step):
-                yield _root_chunk_to_canonical(chunk, wanted, max_tracks, path)
+                yield _root_chunk_to_canonical(chunk, wanted, max_tracks, path, non_finite, dropped)
         except InputError:
             raise
         except Exception as err:
@@ -116,14 +157,21 @@ def iterate_root(
 
 
 def _root_chunk_to_canonical(
-    chunk: ak.Array, names: Mapping[str, str], max_tracks: int, path: Path
+    chunk: ak.Array,
+    names: Mapping[str, str],
+    max_tracks: int,
+    path: Path,
+    non_finite: str = "error",
+    dropped: Counter | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Convert one uproot chunk to canonical numpy blocks."""
     jets_in = {f: ak.to_numpy(chunk[names[f"jet_{f}"]]) for f in REQUIRED_JET_FIELDS}
     track_fields = [f for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS if f"trk_{f}" in names]
     tracks_in = {f: chunk[names[f"trk_{f}"]] for f in track_fields}
-    _check_finite(jets_in, path, "jet variable")
-    _check_finite(tracks_in, path, "track variable")
+    keep = _finite_jets(jets_in, tracks_in, path, non_finite, dropped)
+    if keep is not None:
+        jets_in = {f: v[keep] for f, v in jets_in.items()}
+        tracks_in = {f: v[keep] for f, v in tracks_in.items()}
     tracks_jagged = ak.zip(tracks_in)
     significance = np.abs(tracks_jagged.d0) / tracks_jagged.d0Uncertainty
     tracks, n_tracks = sort_and_pad(tracks_jagged, significance, max_tracks)
@@ -135,9 +183,17 @@ def _root_chunk_to_canonical(
 
 
 def iterate_h5(
-    path: Path, overrides: Mapping[str, str], max_tracks: int, step: int
+    path: Path,
+    overrides: Mapping[str, str],
+    max_tracks: int,
+    step: int,
+    non_finite: str = "error",
+    dropped: Counter | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield canonical blocks from an FTAG-layout HDF5 file (jets table, padded tracks table)."""
+    """Yield canonical blocks from an FTAG-layout HDF5 file (jets table, padded tracks table).
+
+    non_finite: 'error' (raise on a NaN or inf) or 'drop' (skip such jets, counted in dropped).
+    """
     _branch_map(overrides, path)  # rejects unknown keys
     # HDF5 fields default to the canonical names; overrides use the same jet_/trk_ keys
     jet_names = {f: overrides.get(f"jet_{f}", f) for f in REQUIRED_JET_FIELDS}
@@ -169,7 +225,7 @@ def iterate_h5(
             except Exception as err:
                 raise InputError(f"{path}: failed reading rows from {start}: {err}") from err
             yield _h5_block_to_canonical(
-                jets_raw, tracks_raw, jet_names, trk_names, max_tracks, path
+                jets_raw, tracks_raw, jet_names, trk_names, max_tracks, path, non_finite, dropped
             )
 
 
@@ -183,15 +239,18 @@ def _require_fields(path: Path, dataset: str, have, wanted) -> None:
 
 
 def _h5_block_to_canonical(
-    jets_raw, tracks_raw, jet_names, trk_names, max_tracks: int, path: Path
-) -> tuple[np.ndarray, np.ndarray]:
+    jets_raw, tracks_raw, jet_names, trk_names, max_tracks: int, path: Path,
+    non_finite: str = "error", dropped: Counter | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Convert one block of an FTAG file, re-sorting and re-padding its tracks."""
     valid = tracks_raw["valid"].astype(bool)
-    _check_finite({f: jets_raw[n] for f, n in jet_names.items()}, path, "jet variable")
-    _check_finite(
-        {f: np.where(valid, tracks_raw[n], 0) for f, n in trk_names.items()}, path,
-        "track variable",
+    keep = _finite_jets(
+        {f: jets_raw[n] for f, n in jet_names.items()},
+        {f: np.where(valid, tracks_raw[n], 0) for f, n in trk_names.items()},
+        path, non_finite, dropped,
     )  # fmt: skip
+    if keep is not None:
+        jets_raw, tracks_raw, valid = jets_raw[keep], tracks_raw[keep], valid[keep]
     counts = valid.sum(axis=1)
     jagged = ak.unflatten(ak.zip({f: tracks_raw[n][valid] for f, n in trk_names.items()}), counts)
     significance = np.abs(jagged.d0) / jagged.d0Uncertainty
