@@ -7,6 +7,8 @@ split only and then applied to all three.
 from __future__ import annotations
 
 import logging
+import math
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -18,7 +20,7 @@ from jettag.features.reweight import HistogramAccumulator, class_weights, fit_re
 from jettag.features.split import SPLITS, assign_split
 from jettag.features.transforms import MeanVarianceAccumulator, apply_transform, fit_normalisation
 from jettag.features.variables import add_derived_track_fields
-from jettag.io.canonical import CanonicalWriter, iterate_blocks, with_fields
+from jettag.io.canonical import CanonicalWriter, iterate_blocks, read_all, with_fields
 from jettag.io.readers import InputError
 
 log = logging.getLogger(__name__)
@@ -43,111 +45,179 @@ def _with_jet_fields(jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def prepare_dataset(
     input_path: Path, config: PrepareConfig, seed: int, output_dir: Path
 ) -> dict[str, dict[str, int]]:
-    """Split, derive, fit on train, weight, shuffle and write one dataset."""
-    by_split: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in SPLITS}
-    dropped = 0
-    attrs = {}
+    """Split, derive, fit on train, weight, shuffle and write one dataset, in bounded memory.
+
+    Pass 1 reads the input block by block: labels, derived variables and the split of each
+    jet; the normalisation moments and pT histograms of the training jets are accumulated;
+    each jet goes to one of n random buckets of its split (scratch files). Pass 2 shuffles
+    each bucket in memory and appends it to the split's file: random buckets, then a random
+    order inside each, is a uniformly random order of the whole split. Peak memory is a few
+    blocks of BLOCK_JETS jets, whatever the size of the dataset.
+    """
     with h5py.File(input_path, "r") as f:
         attrs = dict(f["jets"].attrs)
-    for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
-        labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
-        keep = labels >= 0
-        dropped += int((~keep).sum())
-        jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
-        tracks = add_derived_track_fields(jets, tracks)
-        jets = _with_jet_fields(jets, labels)
-        split = assign_split(jets["eventNumber"], vars(config.split))
-        for index, name in enumerate(SPLITS):
-            sel = split == index
-            by_split[name].append((jets[sel], tracks[sel]))
-    data = {name: _concatenate(parts) for name, parts in by_split.items()}
-    _check_classes(data, config, input_path)
-
-    train_jets, train_tracks = data["train"]
-    norm = _fit_norm(train_jets, train_tracks, config)
-    reweighting, weight_info = _fit_weights(train_jets, config)
-    counts = {}
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, (jets, tracks) in data.items():
-        jets["sample_weight"] = reweighting.weights(jets["pt"], jets["flavour_label"])
-        order = rng.permutation(len(jets))
-        _write_split(output_dir / f"{name}.h5", jets[order], tracks[order], config, attrs)
-        counts[name] = {
-            cls: int((jets["flavour_label"] == i).sum()) for i, cls in enumerate(config.class_names)
-        }
-    write_yaml(output_dir / "norm.yaml", norm)
-    write_yaml(
-        output_dir / "weights.yaml", {**weight_info, "counts": counts, "dropped_jets": dropped}
-    )
-    log.info("prepared %s: %s (dropped %d jets outside the classes)", output_dir, counts, dropped)
-    return counts
-
-
-def _concatenate(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Join blocks of one split."""
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _check_classes(data, config: PrepareConfig, path: Path) -> None:
-    """Every class must have jets in every split, or training and evaluation are meaningless."""
-    for name, (jets, _) in data.items():
-        for index, cls in enumerate(config.class_names):
-            if not np.any(jets["flavour_label"] == index):
-                raise InputError(
-                    f"{path}: the {name} split has no '{cls}' jets ({len(jets)} jets in total);"
-                    " generate or ingest more events"
-                )
-
-
-def _fit_norm(jets: np.ndarray, tracks: np.ndarray, config: PrepareConfig) -> dict:
-    """Mean and std of each transformed input over valid training tracks (and jets)."""
-    valid = tracks["valid"]
-    out = {}
-    for group, specs, table, mask in (
-        ("tracks", config.track_inputs, tracks, valid),
-        ("jets", config.jet_inputs, jets, None),
-    ):
-        accumulators = {}
-        for spec in specs:
-            if spec.name not in (table.dtype.names or ()):
-                raise InputError(
-                    f"prepare.{group[:-1]}_inputs: '{spec.name}' is not a {group[:-1]} variable;"
-                    f" available: {sorted(table.dtype.names)}"
-                )
-            values = table[spec.name][mask] if mask is not None else table[spec.name]
-            accumulators[spec.name] = MeanVarianceAccumulator()
-            accumulators[spec.name].update(apply_transform(spec.transform, values))
-        out[group] = {k: v.to_dict() for k, v in fit_normalisation(specs, accumulators).items()}
-    return out
-
-
-def _fit_weights(jets: np.ndarray, config: PrepareConfig):
-    """pT reweighting factors and class weights, from training jets."""
+        n_input = f["jets"].shape[0]
+    n_buckets = max(1, math.ceil(n_input / BLOCK_JETS))
     n_classes = len(config.classes)
+    counts = {name: np.zeros(n_classes, dtype=np.int64) for name in SPLITS}
+    norm = _NormAccumulator(config)
     edges = np.asarray(config.reweight.pt_bins_gev, dtype=np.float64)
-    histogram = HistogramAccumulator(edges, n_classes)
-    histogram.update(jets["pt"], jets["flavour_label"])
-    target = config.class_names.index(config.reweight.target)
-    reweighting = fit_reweighting(histogram.result(), edges, target, config.reweight)
-    weights = reweighting.weights(jets["pt"], jets["flavour_label"])
-    sums = np.bincount(jets["flavour_label"], weights=weights, minlength=n_classes)
-    info = {
+    pt_histogram = HistogramAccumulator(edges, n_classes)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    dropped = 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".prepare-") as scratch:
+        buckets = _Buckets(Path(scratch))
+        try:
+            for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
+                labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
+                keep = labels >= 0
+                dropped += int((~keep).sum())
+                jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
+                tracks = add_derived_track_fields(jets, tracks)
+                jets = _with_jet_fields(jets, labels)
+                split = assign_split(jets["eventNumber"], vars(config.split))
+                for index, name in enumerate(SPLITS):
+                    sel = split == index
+                    part_jets, part_tracks = jets[sel], tracks[sel]
+                    counts[name] += np.bincount(part_jets["flavour_label"], minlength=n_classes)
+                    if name == "train":
+                        norm.update(part_jets, part_tracks)
+                        pt_histogram.update(part_jets["pt"], part_jets["flavour_label"])
+                    bucket = rng.integers(n_buckets, size=len(part_jets))
+                    for b in np.unique(bucket):
+                        buckets.append(name, int(b), part_jets[bucket == b],
+                                       part_tracks[bucket == b])  # fmt: skip
+        finally:
+            buckets.close()
+        _check_classes(counts, config, input_path)
+        reweighting = fit_reweighting(
+            pt_histogram.result(), edges, config.class_names.index(config.reweight.target),
+            config.reweight,
+        )  # fmt: skip
+        weight_sums = np.zeros(n_classes)
+        for name in SPLITS:
+            with (
+                atomic_path(output_dir / f"{name}.h5") as tmp,
+                buckets.writer_like(tmp, name) as writer,
+            ):
+                for b in range(n_buckets):
+                    jets, tracks = buckets.read(name, b)
+                    jets["sample_weight"] = reweighting.weights(jets["pt"], jets["flavour_label"])
+                    if name == "train":
+                        weight_sums += np.bincount(jets["flavour_label"],
+                                                   weights=jets["sample_weight"],
+                                                   minlength=n_classes)  # fmt: skip
+                    order = rng.permutation(len(jets))
+                    writer.append(jets[order], tracks[order])
+                writer.jets.attrs["flavour_label"] = config.class_names
+                for key, value in attrs.items():
+                    writer.jets.attrs[key] = value
+    split_counts = {
+        name: {cls: int(c[i]) for i, cls in enumerate(config.class_names)}
+        for name, c in counts.items()
+    }
+    weight_info = {
         "classes": config.class_names,
-        "class_weights": [float(w) for w in class_weights(sums)],
+        "class_weights": [float(w) for w in class_weights(weight_sums)],
         "reweighting": {**reweighting.to_dict(), "target": config.reweight.target,
-                        "train_counts": histogram.result().tolist()},
+                        "train_counts": pt_histogram.result().tolist()},
     }  # fmt: skip
-    return reweighting, info
+    write_yaml(output_dir / "norm.yaml", norm.result())
+    write_yaml(
+        output_dir / "weights.yaml",
+        {**weight_info, "counts": split_counts, "dropped_jets": dropped},
+    )
+    log.info("prepared %s: %s (dropped %d jets outside the classes)", output_dir, split_counts,
+             dropped)  # fmt: skip
+    return split_counts
 
 
-def _write_split(path: Path, jets, tracks, config: PrepareConfig, attrs: dict) -> None:
-    """Write one shuffled split in the FTAG layout, atomically."""
-    with (
-        atomic_path(path) as tmp,
-        CanonicalWriter(tmp, jets.dtype, tracks.dtype, tracks.shape[1], "lzf") as writer,
-    ):
-        writer.append(jets, tracks)
-        writer.jets.attrs["flavour_label"] = config.class_names
-        for key, value in attrs.items():
-            writer.jets.attrs[key] = value
+class _Buckets:
+    """Scratch HDF5 files, one per split and bucket, appended in pass 1 and read in pass 2."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.writers: dict[tuple[str, int], CanonicalWriter] = {}
+        self.dtypes: dict[str, tuple[np.dtype, np.dtype, int]] = {}
+
+    def path(self, split: str, bucket: int) -> Path:
+        """The scratch file of one bucket."""
+        return self.directory / f"{split}-{bucket}.h5"
+
+    def append(self, split: str, bucket: int, jets: np.ndarray, tracks: np.ndarray) -> None:
+        """Add jets to a bucket (uncompressed: scratch is read once, soon)."""
+        key = (split, bucket)
+        if key not in self.writers:
+            self.writers[key] = CanonicalWriter(
+                self.path(split, bucket), jets.dtype, tracks.dtype, tracks.shape[1], "none"
+            )
+            self.dtypes[split] = (jets.dtype, tracks.dtype, tracks.shape[1])
+        self.writers[key].append(jets, tracks)
+
+    def close(self) -> None:
+        """Close every scratch file (end of pass 1)."""
+        for writer in self.writers.values():
+            writer.file.close()
+
+    def read(self, split: str, bucket: int) -> tuple[np.ndarray, np.ndarray]:
+        """A whole bucket; empty tables when no jet fell into it."""
+        if (split, bucket) not in self.writers:
+            jet_dtype, track_dtype, max_tracks = self.dtypes[split]
+            return np.zeros(0, jet_dtype), np.zeros((0, max_tracks), track_dtype)
+        return read_all(self.path(split, bucket))
+
+    def writer_like(self, path: Path, split: str) -> CanonicalWriter:
+        """A compressed output writer with the split's table layout."""
+        jet_dtype, track_dtype, max_tracks = self.dtypes[split]
+        return CanonicalWriter(path, jet_dtype, track_dtype, max_tracks, "lzf")
+
+
+def _check_classes(counts: dict[str, np.ndarray], config: PrepareConfig, path: Path) -> None:
+    """Every class must have jets in every split, or training and evaluation are meaningless."""
+    for name, per_class in counts.items():
+        for index, cls in enumerate(config.class_names):
+            if per_class[index] == 0:
+                raise InputError(
+                    f"{path}: the {name} split has no '{cls}' jets ({int(per_class.sum())} jets"
+                    " in total); generate or ingest more events"
+                )
+
+
+class _NormAccumulator:
+    """Mean and std of each transformed input over valid training tracks (and jets)."""
+
+    def __init__(self, config: PrepareConfig):
+        self.config = config
+        self.accumulators = {
+            "tracks": {s.name: MeanVarianceAccumulator() for s in config.track_inputs},
+            "jets": {s.name: MeanVarianceAccumulator() for s in config.jet_inputs},
+        }
+
+    def update(self, jets: np.ndarray, tracks: np.ndarray) -> None:
+        """Add a block of training jets."""
+        valid = tracks["valid"]
+        for group, specs, table, mask in (
+            ("tracks", self.config.track_inputs, tracks, valid),
+            ("jets", self.config.jet_inputs, jets, None),
+        ):
+            for spec in specs:
+                if spec.name not in (table.dtype.names or ()):
+                    raise InputError(
+                        f"prepare.{group[:-1]}_inputs: '{spec.name}' is not a {group[:-1]}"
+                        f" variable; available: {sorted(table.dtype.names)}"
+                    )
+                values = table[spec.name][mask] if mask is not None else table[spec.name]
+                self.accumulators[group][spec.name].update(apply_transform(spec.transform, values))
+
+    def result(self) -> dict:
+        """norm.yaml content: per group and variable, transform, mean and std."""
+        return {
+            group: {
+                k: v.to_dict()
+                for k, v in fit_normalisation(specs, self.accumulators[group]).items()
+            }
+            for group, specs in (
+                ("tracks", self.config.track_inputs), ("jets", self.config.jet_inputs),
+            )
+        }  # fmt: skip
