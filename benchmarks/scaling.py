@@ -79,7 +79,8 @@ def loader_throughput(data_dir: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     n = sum(len(batch[3]) for batch in data.batches(1000, torch.Generator().manual_seed(0)))
     batch_s = time.perf_counter() - t0
-    return {"jets": n, "read_jets_per_s": len(data) / read_s, "batch_jets_per_s": n / batch_s}
+    return {"loader_jets": n, "read_jets_per_s": len(data) / read_s,
+            "batch_jets_per_s": n / batch_s}  # fmt: skip
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -68,28 +68,25 @@ def prepare_dataset(
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".prepare-") as scratch:
         buckets = _Buckets(Path(scratch))
-        try:
-            for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
-                labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
-                keep = labels >= 0
-                dropped += int((~keep).sum())
-                jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
-                tracks = add_derived_track_fields(jets, tracks)
-                jets = _with_jet_fields(jets, labels)
-                split = assign_split(jets["eventNumber"], vars(config.split))
-                for index, name in enumerate(SPLITS):
-                    sel = split == index
-                    part_jets, part_tracks = jets[sel], tracks[sel]
-                    counts[name] += np.bincount(part_jets["flavour_label"], minlength=n_classes)
-                    if name == "train":
-                        norm.update(part_jets, part_tracks)
-                        pt_histogram.update(part_jets["pt"], part_jets["flavour_label"])
-                    bucket = rng.integers(n_buckets, size=len(part_jets))
-                    for b in np.unique(bucket):
-                        buckets.append(name, int(b), part_jets[bucket == b],
-                                       part_tracks[bucket == b])  # fmt: skip
-        finally:
-            buckets.close()
+        for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
+            labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
+            keep = labels >= 0
+            dropped += int((~keep).sum())
+            jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
+            tracks = add_derived_track_fields(jets, tracks)
+            jets = _with_jet_fields(jets, labels)
+            split = assign_split(jets["eventNumber"], vars(config.split))
+            for index, name in enumerate(SPLITS):
+                sel = split == index
+                part_jets, part_tracks = jets[sel], tracks[sel]
+                counts[name] += np.bincount(part_jets["flavour_label"], minlength=n_classes)
+                if name == "train":
+                    norm.update(part_jets, part_tracks)
+                    pt_histogram.update(part_jets["pt"], part_jets["flavour_label"])
+                bucket = rng.integers(n_buckets, size=len(part_jets))
+                for b in np.unique(bucket):
+                    buckets.append(name, int(b), part_jets[bucket == b],
+                                   part_tracks[bucket == b])  # fmt: skip
         _check_classes(counts, config, input_path)
         reweighting = fit_reweighting(
             pt_histogram.result(), edges, config.class_names.index(config.reweight.target),
@@ -134,12 +131,16 @@ def prepare_dataset(
 
 
 class _Buckets:
-    """Scratch HDF5 files, one per split and bucket, appended in pass 1 and read in pass 2."""
+    """Scratch HDF5 files, one per split and bucket, appended in pass 1 and read in pass 2.
+
+    Each append opens and closes its file: with a file handle (and its HDF5 caches) per
+    bucket held open, memory would grow with the number of buckets, i.e. with the dataset.
+    """
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self.writers: dict[tuple[str, int], CanonicalWriter] = {}
         self.dtypes: dict[str, tuple[np.dtype, np.dtype, int]] = {}
+        self.filled: set[tuple[str, int]] = set()
 
     def path(self, split: str, bucket: int) -> Path:
         """The scratch file of one bucket."""
@@ -148,21 +149,20 @@ class _Buckets:
     def append(self, split: str, bucket: int, jets: np.ndarray, tracks: np.ndarray) -> None:
         """Add jets to a bucket (uncompressed: scratch is read once, soon)."""
         key = (split, bucket)
-        if key not in self.writers:
-            self.writers[key] = CanonicalWriter(
+        if key in self.filled:
+            writer = CanonicalWriter.reopen(self.path(split, bucket))
+        else:
+            writer = CanonicalWriter(
                 self.path(split, bucket), jets.dtype, tracks.dtype, tracks.shape[1], "none"
             )
             self.dtypes[split] = (jets.dtype, tracks.dtype, tracks.shape[1])
-        self.writers[key].append(jets, tracks)
-
-    def close(self) -> None:
-        """Close every scratch file (end of pass 1)."""
-        for writer in self.writers.values():
-            writer.file.close()
+            self.filled.add(key)
+        with writer:
+            writer.append(jets, tracks)
 
     def read(self, split: str, bucket: int) -> tuple[np.ndarray, np.ndarray]:
         """A whole bucket; empty tables when no jet fell into it."""
-        if (split, bucket) not in self.writers:
+        if (split, bucket) not in self.filled:
             jet_dtype, track_dtype, max_tracks = self.dtypes[split]
             return np.zeros(0, jet_dtype), np.zeros((0, max_tracks), track_dtype)
         return read_all(self.path(split, bucket))

@@ -88,6 +88,14 @@ class CanonicalWriter:
         for key, value in (attrs or {}).items():
             self.jets.attrs[key] = value
 
+    @classmethod
+    def reopen(cls, path: Path) -> CanonicalWriter:
+        """A writer appending to a file this class made (and closed) before."""
+        writer = cls.__new__(cls)
+        writer.file = h5py.File(path, "a")
+        writer.jets, writer.tracks = writer.file["jets"], writer.file["tracks"]
+        return writer
+
     def append(self, jets: np.ndarray, tracks: np.ndarray) -> None:
         """Append a block; jets (n,), tracks (n, max_tracks)."""
         n0 = self.jets.shape[0]
