@@ -199,6 +199,25 @@ def _job_counts(run: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("profile", "gpu"), [("slurm", "gpu=1"), ("htcondor", "request_gpus=1")])
+def test_cluster_profiles_plan_the_dag(tmp_path, profile, gpu):
+    """The SLURM and HTCondor profiles plan every job, training ones with a GPU (no cluster)."""
+    shutil.copy(REPO / "Snakefile", tmp_path)
+    shutil.copy(REPO / "config.yaml", tmp_path)
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    local = _job_counts(snakemake(tmp_path, "--configfile", CI_CONFIG, "-n"))
+    dry = subprocess.run(
+        ["snakemake", "-n", "--profile", f"workflow/profiles/{profile}", "--configfile",
+         CI_CONFIG], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert _job_counts(dry) == local
+    text = dry.stdout + dry.stderr
+    trainings = text.split("rule train:")[1:]
+    assert trainings and all(gpu in job.split("resources:")[1].splitlines()[0] for job in trainings)
+
+
+@pytest.mark.slow
 def test_bad_config_fails_before_any_job(tmp_path):
     shutil.copy(REPO / "Snakefile", tmp_path)
     shutil.copy(REPO / "config.yaml", tmp_path)
