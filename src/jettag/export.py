@@ -24,7 +24,7 @@ from torch import nn
 
 from jettag.atomic import atomic_path
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.loop import load_trained_model
+from jettag.training.loop import trained_model_from_state
 
 OPSET = 18
 
@@ -54,8 +54,8 @@ class _TrackJetTagger(_TrackTagger):
 
 def export_onnx(checkpoint: Path, output: Path) -> dict[str, str]:
     """Write the ONNX graph of a trained member (best.pt); returns the metadata it carries."""
-    model, spec = load_trained_model(checkpoint)
     state = load_checkpoint(checkpoint)
+    model, spec = trained_model_from_state(state)
     with_jets = len(spec.jet_norms) > 0
     wrapper = (_TrackJetTagger(model) if with_jets else _TrackTagger(model)).eval()
     # an example with padding, so that masking is part of the traced computation

@@ -6,17 +6,13 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from jettag.atomic import write_json
-from jettag.evaluation.working_points import inclusive_cut, performance_at_cut, read_tagged_jets
+from jettag.evaluation.working_points import performance_at_working_point, read_tagged_jets
 
 
 def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict[str, float | None]:
     """Light and c rejection (with errors) at a b-efficiency working point."""
-    jets = read_tagged_jets(Path(prediction), f_c)
-    cut = inclusive_cut(jets, working_point)
-    perf = performance_at_cut(jets, np.ones(len(jets.flavour), dtype=bool), cut)
+    perf = performance_at_working_point(read_tagged_jets(Path(prediction), f_c), working_point)
     return {key: perf[key] for key in (
         "light_rejection", "light_rejection_error", "c_rejection", "c_rejection_error",
     )}  # fmt: skip

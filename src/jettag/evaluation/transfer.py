@@ -18,14 +18,9 @@ import numpy as np
 
 from jettag.atomic import write_json, write_text
 from jettag.config import TRANSFER_STRATEGIES
-from jettag.evaluation.metrics import auc, b_discriminant
+from jettag.evaluation.metrics import auc
 from jettag.evaluation.predict import network_probabilities
-from jettag.evaluation.working_points import (
-    FLAVOURS,
-    TaggedJets,
-    inclusive_cut,
-    performance_at_cut,
-)
+from jettag.evaluation.working_points import performance_at_working_point, tagged_jets
 from jettag.training.checkpoint import load_checkpoint
 
 METRICS = ("auc", "light_rejection", "c_rejection")
@@ -46,14 +41,10 @@ def tagger_performance(
 ) -> dict:  # fmt: skip
     """AUC (b vs light) and light and c rejection at a working point of one trained network."""
     prob = network_probabilities(checkpoint, test_jets, test_tracks)
-    index = {name: classes.index(name) for name in FLAVOURS}
-    db = b_discriminant(*(prob[:, index[n]].astype(np.float64) for n in FLAVOURS), f_c)
-    labels = np.asarray(test_jets["flavour_label"])
-    jets = TaggedJets(str(checkpoint), "", db, labels, np.asarray(test_jets["pt"], np.float64),
-                      np.ones(len(db)), index)  # fmt: skip
-    perf = performance_at_cut(
-        jets, np.ones(len(db), dtype=bool), inclusive_cut(jets, working_point)
-    )
+    jets = tagged_jets(str(checkpoint), "", {c: prob[:, k] for k, c in enumerate(classes)},
+                       classes, test_jets["flavour_label"], test_jets["pt"], f_c)  # fmt: skip
+    perf = performance_at_working_point(jets, working_point)
+    db = jets.discriminant
     return {
         "auc": auc(db[jets.mask("b")], db[jets.mask("light")]),
         **{k: perf[k] for k in ("light_rejection", "light_rejection_error", "c_rejection",

@@ -51,6 +51,28 @@ class TaggedJets:
         return self.flavour == self.index[flavour]
 
 
+def tagged_jets(
+    tagger: str,
+    sample_label: str,
+    probabilities: dict[str, np.ndarray],
+    classes: Sequence[str],
+    flavour: np.ndarray,
+    pt_gev: np.ndarray,
+    f_c: float,
+) -> TaggedJets:
+    """D_b (with f_c), flavour and pT of every jet from its b, c and light probabilities."""
+    prob = {name: np.asarray(probabilities[name], dtype=np.float64) for name in FLAVOURS}
+    return TaggedJets(
+        tagger=tagger,
+        sample_label=sample_label,
+        discriminant=b_discriminant(prob["b"], prob["c"], prob["light"], f_c),
+        flavour=np.asarray(flavour),
+        pt_gev=np.asarray(pt_gev, dtype=np.float64),
+        weights=np.ones(len(flavour)),
+        index={name: list(classes).index(name) for name in FLAVOURS},
+    )
+
+
 def read_tagged_jets(path: Path, f_c: float) -> TaggedJets:
     """Read a predictions file and compute D_b with the given f_c."""
     with h5py.File(path, "r") as f:
@@ -61,16 +83,8 @@ def read_tagged_jets(path: Path, f_c: float) -> TaggedJets:
     missing = [name for name in FLAVOURS if name not in classes]
     if missing:
         raise ValueError(f"{path}: classes {classes} lack {missing}")
-    prob = {name: jets[f"{tagger}_{SHORT_CLASS[name]}"].astype(np.float64) for name in FLAVOURS}
-    return TaggedJets(
-        tagger=tagger,
-        sample_label=sample_label,
-        discriminant=b_discriminant(prob["b"], prob["c"], prob["light"], f_c),
-        flavour=np.asarray(jets["flavour_label"]),
-        pt_gev=np.asarray(jets["pt"], dtype=np.float64),
-        weights=np.ones(len(jets)),
-        index={name: classes.index(name) for name in FLAVOURS},
-    )
+    prob = {name: jets[f"{tagger}_{SHORT_CLASS[name]}"] for name in FLAVOURS}
+    return tagged_jets(tagger, sample_label, prob, classes, jets["flavour_label"], jets["pt"], f_c)
 
 
 def wp_name(working_point: float) -> str:
@@ -84,6 +98,12 @@ def inclusive_cut(jets: TaggedJets, working_point: float) -> float:
     if not is_b.any():
         raise ValueError(f"tagger {jets.tagger}: no b jets to define a working point")
     return cut_for_efficiency(jets.discriminant[is_b], jets.weights[is_b], working_point)
+
+
+def performance_at_working_point(jets: TaggedJets, working_point: float) -> dict:
+    """performance_at_cut over all jets, at the inclusive cut of a b-efficiency working point."""
+    everything = np.ones(len(jets.flavour), dtype=bool)
+    return performance_at_cut(jets, everything, inclusive_cut(jets, working_point))
 
 
 def performance_at_cut(jets: TaggedJets, selection: np.ndarray, cut: float) -> dict:
@@ -120,11 +140,10 @@ def working_point_table(
         jets = read_tagged_jets(Path(path), f_c)
         if jets.tagger in n_jets:  # rows are told apart by tagger name only
             raise ValueError(f"{path}: tagger '{jets.tagger}' appears in two predictions files")
-        everything = np.ones(len(jets.discriminant), dtype=bool)
         n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in FLAVOURS}
         sample_labels[jets.tagger] = jets.sample_label
         for wp in working_points:
-            entry = performance_at_cut(jets, everything, inclusive_cut(jets, wp))
+            entry = performance_at_working_point(jets, wp)
             rows.append({"tagger": jets.tagger, "working_point": float(wp), **entry})
     result = {
         "f_c": f_c,

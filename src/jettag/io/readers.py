@@ -94,21 +94,23 @@ def _finite_jets(
     the other jets and counts the dropped ones in `dropped`: in total ('jets') and per
     variable ('jet_pt', 'trk_d0', ...).
     """
-    bad = {("jet variable", k): v for k, v in _non_finite_jets(jet_block).items()}
-    bad.update({("track variable", k): v for k, v in _non_finite_jets(track_block).items()})
+    # (what the error calls it, the count's key: named like samples.*.branches) -> jets
+    bad = {(f"jet variable '{k}'", f"jet_{k}"): v for k, v in _non_finite_jets(jet_block).items()}
+    bad.update({(f"track variable '{k}'", f"trk_{k}"): v
+                for k, v in _non_finite_jets(track_block).items()})  # fmt: skip
     if not bad:
         return None
     if policy == "error":
-        (what, name), mask = next(iter(bad.items()))
+        (what, _), mask = next(iter(bad.items()))
         raise InputError(
-            f"{path}: {what} '{name}' has NaN or inf values in {int(mask.sum())} jets"
+            f"{path}: {what} has NaN or inf values in {int(mask.sum())} jets"
             " (ingest.non_finite: drop would skip such jets and count them)"
         )
     any_bad = np.logical_or.reduce(list(bad.values()))
     if dropped is not None:
         dropped["jets"] += int(any_bad.sum())
-        for (what, name), mask in bad.items():  # keyed like samples.*.branches: jet_pt, trk_d0
-            dropped[f"{'jet' if what.startswith('jet') else 'trk'}_{name}"] += int(mask.sum())
+        for (_, key), mask in bad.items():
+            dropped[key] += int(mask.sum())
     return ~any_bad
 
 

@@ -97,17 +97,14 @@ def plot_search(
     fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 6), squeeze=False)
     for ax, path in zip(axes[0], paths, strict=True):
         ((kind, spec),) = result["space"][path].items()
-
-        def position(value, kind=kind, spec=spec):
-            """x of a value: itself, or the index of a choice in the configured list."""
-            return spec.index(value) if kind == "choice" else value
-
-        ax.plot([position(t["params"][path]) for t in trials], [t["val_loss"] for t in trials],
-                "o", ms=8, label="Trial")  # fmt: skip
+        # a choice sits at its index in the configured list; other values at themselves
+        x = {t["trial"]: spec.index(t["params"][path]) if kind == "choice" else t["params"][path]
+             for t in trials}  # fmt: skip
+        ax.plot(list(x.values()), [t["val_loss"] for t in trials], "o", ms=8, label="Trial")
         best = result["trials"][0]
         if best["trial"] != "nominal":
-            ax.plot([position(best["params"][path])], [best["val_loss"]], "*", ms=18,
-                    color="C3", label="Best trial")  # fmt: skip
+            ax.plot([x[best["trial"]]], [best["val_loss"]], "*", ms=18, color="C3",
+                    label="Best trial")  # fmt: skip
         if result["nominal_val_loss"] is not None:
             ax.axhline(result["nominal_val_loss"], color="grey", ls="--", label="As configured")
         if kind == "choice":

@@ -72,7 +72,7 @@ def _data_range(result: dict, metric: str) -> tuple[float, float]:
     values = [result["pretrained"][metric]]
     for points in result["points"].values():
         for p in points:
-            std = p[f"{metric}_std"] if np.isfinite(p[f"{metric}_std"] or np.nan) else 0.0
+            std = p[f"{metric}_std"] or 0.0  # null (NaN in the summary) for a single seed
             values += [p[f"{metric}_mean"] - std, p[f"{metric}_mean"] + std]
     values = [v for v in values if v is not None and np.isfinite(v) and v > 0]
     return min(values), max(values)

@@ -395,7 +395,11 @@ def _mark_finished(path: Path) -> None:
 
 def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
     """A trained network in eval mode and the inputs it expects, from best.pt."""
-    state = load_checkpoint(path)
+    return trained_model_from_state(load_checkpoint(path))
+
+
+def trained_model_from_state(state: dict) -> tuple[nn.Module, InputSpec]:
+    """A trained network in eval mode and its inputs, from a loaded checkpoint."""
     # a checkpoint written before a config key existed still loads, with that key's default
     model_config = model_from_dict(state["model_config"])
     spec = InputSpec.from_dict(state["inputs"])
