@@ -63,6 +63,14 @@ def training_settings(section):
     return {k: v for k, v in section.items() if k != "members" or section["kfold"]}
 
 
+def train_launcher(model):
+    """Command prefix of a training job: torchrun for data-parallel training.processes > 1."""
+    processes = CONFIG["models"][model]["training"]["processes"]
+    if processes == 1:
+        return ""
+    return f"torchrun --standalone --nproc-per-node {processes} --no-python "
+
+
 def tagger_dataset(name):
     """Dataset a model or baseline is trained and evaluated on."""
     return jcfg.tagger_dataset(CONFIG, name)

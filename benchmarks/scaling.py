@@ -3,8 +3,8 @@
 Inputs of each size are made by replicating a canonical (FTAG-layout) file, block by block,
 with new eventNumbers for each copy; each stage then runs as its own `jettag` process under
 /usr/bin/time (wall seconds and maximum resident set size). Also measured: how fast the
-training loader reads a prepared split (jets/s from HDF5 into model tensors) and serves
-batches from it.
+training loader reads the prepared train split, each way of benchmarks/loader.py (jets/s and
+peak memory): from the FTAG tables, from the model-ready arrays into memory, and streamed.
 
     python benchmarks/scaling.py [--source data/ingested/ttbar.h5] [--sizes 10000 ... 5000000]
 
@@ -17,12 +17,12 @@ import argparse
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import yaml
+from loader import measure_all
 from record import write_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,24 +63,9 @@ def timed(command: list[str]) -> tuple[float, float]:
     return float(wall), float(rss_kb) / 1024.0
 
 
-LOADER_JETS = 300_000  # the in-memory loader holds its split: keep the measurement in RAM
-
-
-def loader_throughput(data_dir: Path) -> dict[str, float]:
-    """Jets/s reading the prepared train split into tensors, and serving shuffled batches."""
-    from jettag.training.data import input_spec, load_split
-
-    spec = input_spec(data_dir)
-    t0 = time.perf_counter()
-    data = load_split(data_dir / "train.h5", spec, LOADER_JETS)
-    read_s = time.perf_counter() - t0
-    import torch
-
-    t0 = time.perf_counter()
-    n = sum(len(batch[3]) for batch in data.batches(1000, torch.Generator().manual_seed(0)))
-    batch_s = time.perf_counter() - t0
-    return {"loader_jets": n, "read_jets_per_s": len(data) / read_s,
-            "batch_jets_per_s": n / batch_s}  # fmt: skip
+def _size_mb(directory: Path) -> float:
+    """Bytes of the files in a directory, in MB."""
+    return sum(p.stat().st_size for p in directory.iterdir()) / 1e6
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -143,15 +128,17 @@ def main() -> int:
             prepare_s, prepare_mb = timed([*jettag, "prepare", *common, "--dataset", "s",
                                            "--input", str(work / "s.h5"), "--output-dir",
                                            str(work / "prepared")])  # fmt: skip
+            loader = measure_all(work / "prepared")
             row = {"jets": n, "ingest_s": ingest_s, "ingest_rss_mb": ingest_mb,
                    "prepare_s": prepare_s, "prepare_rss_mb": prepare_mb,
-                   **loader_throughput(work / "prepared")}  # fmt: skip
+                   "prepared_mb": _size_mb(work / "prepared"), "loader": loader}  # fmt: skip
             rows.append(row)
             shutil.rmtree(work)
             print(f"{n:>9} jets: ingest {ingest_s:6.1f} s {ingest_mb:6.0f} MB | prepare"
-                  f" {prepare_s:6.1f} s {prepare_mb:6.0f} MB | loader read"
-                  f" {row['read_jets_per_s']:9.0f} jets/s, batches {row['batch_jets_per_s']:9.0f}"
-                  " jets/s", flush=True)  # fmt: skip
+                  f" {prepare_s:6.1f} s {prepare_mb:6.0f} MB, {row['prepared_mb']:6.0f} MB on"
+                  " disk | loader jets/s (peak MB): "
+                  + ", ".join(f"{m} {r['jets_per_s']:.0f} ({r['peak_rss_mb']:.0f})"
+                              for m, r in loader.items()), flush=True)  # fmt: skip
     finally:
         shutil.rmtree(args.workdir, ignore_errors=True)
     out = REPO / "results/benchmarks"

@@ -558,6 +558,11 @@ class TrainingConfig:
     device: str
     num_threads: int | None
     track_origin_weight: float
+    # defaults: checkpoints written before these keys existed still load
+    loader: str = "auto"
+    loader_block_jets: int = 16384
+    loader_buffer_blocks: int = 4
+    processes: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ rule train:
         settings=lambda w: settings(seed=CONFIG["seed"], model=training_settings(CONFIG["models"][w.model])),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
         output_dir=lambda w: f"results/models/{w.model}/{w.member}",
+        launcher=lambda w: train_launcher(w.model),
     threads: workflow.cores
     benchmark:
         "results/benchmarks/train/{model}/{member}.tsv"
@@ -23,7 +24,7 @@ rule train:
         runtime=240,
         mem_mb=8000,
     shell:
-        "jettag train --config {CONFIG_FILE} --model {wildcards.model}"
+        "{params.launcher}jettag train --config {CONFIG_FILE} --model {wildcards.model}"
         " --member {wildcards.member} --data-dir {params.data_dir}"
         " --output-dir {params.output_dir} --threads {threads} > {log} 2>&1"
 

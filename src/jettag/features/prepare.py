@@ -18,9 +18,15 @@ from jettag.atomic import atomic_path, write_yaml
 from jettag.config import PrepareConfig
 from jettag.features.reweight import HistogramAccumulator, class_weights, fit_reweighting
 from jettag.features.split import SPLITS, assign_split
-from jettag.features.transforms import MeanVarianceAccumulator, apply_transform, fit_normalisation
+from jettag.features.transforms import (
+    MeanVarianceAccumulator,
+    apply_transform,
+    fit_normalisation,
+    normalisation_from_dict,
+)
 from jettag.features.variables import add_derived_track_fields
 from jettag.io.canonical import CanonicalWriter, iterate_blocks, read_all, with_fields
+from jettag.io.model_inputs import ModelInputWriter
 from jettag.io.readers import InputError
 
 log = logging.getLogger(__name__)
@@ -92,12 +98,17 @@ def prepare_dataset(
             pt_histogram.result(), edges, config.class_names.index(config.reweight.target),
             config.reweight,
         )  # fmt: skip
+        normalisation = norm.result()
+        track_norms = normalisation_from_dict(normalisation["tracks"]).values()
+        jet_norms = normalisation_from_dict(normalisation["jets"]).values()
         weight_sums = np.zeros(n_classes)
         for name in SPLITS:
             with (
                 atomic_path(output_dir / f"{name}.h5") as tmp,
                 buckets.writer_like(tmp, name) as writer,
             ):
+                inputs = ModelInputWriter(writer.file, writer.tracks.shape[1], track_norms,
+                                          jet_norms)  # fmt: skip
                 for b in range(n_buckets):
                     jets, tracks = buckets.read(name, b)
                     jets["sample_weight"] = reweighting.weights(jets["pt"], jets["flavour_label"])
@@ -107,6 +118,7 @@ def prepare_dataset(
                                                    minlength=n_classes)  # fmt: skip
                     order = rng.permutation(len(jets))
                     writer.append(jets[order], tracks[order])
+                    inputs.append(jets[order], tracks[order])
                 writer.jets.attrs["flavour_label"] = config.class_names
                 for key, value in attrs.items():
                     writer.jets.attrs[key] = value
@@ -120,7 +132,7 @@ def prepare_dataset(
         "reweighting": {**reweighting.to_dict(), "target": config.reweight.target,
                         "train_counts": pt_histogram.result().tolist()},
     }  # fmt: skip
-    write_yaml(output_dir / "norm.yaml", norm.result())
+    write_yaml(output_dir / "norm.yaml", normalisation)
     write_yaml(
         output_dir / "weights.yaml",
         {**weight_info, "counts": split_counts, "dropped_jets": dropped},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,11 @@ import yaml
 
 from jettag.features.split import assign_fold
 from jettag.features.transforms import Normalisation, normalisation_from_dict
+from jettag.io import model_inputs
+from jettag.io.model_inputs import ORIGIN_FIELD
 from jettag.io.readers import InputError
 
 BUCKET_BATCHES = 32
-ORIGIN_FIELD = "ftagTruthOriginLabel"
 
 
 @dataclass(frozen=True)
@@ -115,29 +117,8 @@ class TensorData:
     def batch_indices(
         self, batch_size: int, generator: torch.Generator | None = None, bucket: bool = False
     ) -> list[torch.Tensor | slice]:
-        """Row indices of each batch: in order, shuffled (generator), or shuffled and bucketed.
-
-        Without a generator, bucket=True sorts all jets by multiplicity (for evaluation).
-
-        Bucketing sorts each run of BUCKET_BATCHES batches by track multiplicity before cutting
-        it, so a batch holds jets of similar multiplicity and a transformer attends over fewer
-        padding slots; the batches are then shuffled again.
-        """
-        n = len(self)
-        if generator is None and bucket:
-            # evaluation: order is free, so sort by multiplicity and attend over little padding
-            return list(torch.argsort(self.valid.sum(dim=1), stable=True).split(batch_size))
-        if generator is None:
-            return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
-        order = torch.randperm(n, generator=generator)
-        if not bucket:
-            return list(order.split(batch_size))
-        multiplicity = self.valid.sum(dim=1)
-        chunks = []
-        for chunk in order.split(batch_size * BUCKET_BATCHES):
-            chunk = chunk[torch.argsort(multiplicity[chunk], stable=True)]
-            chunks.extend(chunk.split(batch_size))
-        return [chunks[k] for k in torch.randperm(len(chunks), generator=generator)]
+        """Row indices of each batch (see batch_indices)."""
+        return batch_indices(self.valid.sum(dim=1), batch_size, generator, bucket)
 
     def batches(
         self,
@@ -151,24 +132,203 @@ class TensorData:
         start_batch skips the first batches of the same order (resuming an epoch).
         """
         for index in self.batch_indices(batch_size, generator, bucket)[start_batch:]:
-            yield (
-                self.tracks[index], self.valid[index], self.jets[index],
-                self.labels[index], self.weights[index], self.track_origin[index],
-            )  # fmt: skip
+            yield self.batch(index)
+
+    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, ...]:
+        """(tracks, valid, jets, labels, weights, track_origin) of the jets at index."""
+        return (
+            self.tracks[index], self.valid[index], self.jets[index],
+            self.labels[index], self.weights[index], self.track_origin[index],
+        )  # fmt: skip
+
+
+def batch_indices(
+    multiplicity: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    bucket: bool = False,
+) -> list[torch.Tensor | slice]:
+    """Row indices of each batch: in order, shuffled (generator), or shuffled and bucketed.
+
+    multiplicity: (n_jets,) tracks per jet. Without a generator, bucket=True sorts all jets
+    by multiplicity (for evaluation).
+
+    Bucketing sorts each run of BUCKET_BATCHES batches by track multiplicity before cutting
+    it, so a batch holds jets of similar multiplicity and a transformer attends over fewer
+    padding slots; the batches are then shuffled again.
+    """
+    n = multiplicity.shape[0]
+    if generator is None and bucket:
+        # evaluation: order is free, so sort by multiplicity and attend over little padding
+        return list(torch.argsort(multiplicity, stable=True).split(batch_size))
+    if generator is None:
+        return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
+    order = torch.randperm(n, generator=generator)
+    if not bucket:
+        return list(order.split(batch_size))
+    chunks = []
+    for chunk in order.split(batch_size * BUCKET_BATCHES):
+        chunk = chunk[torch.argsort(multiplicity[chunk], stable=True)]
+        chunks.extend(chunk.split(batch_size))
+    return [chunks[k] for k in torch.randperm(len(chunks), generator=generator)]
 
 
 def build_inputs(
     jets: np.ndarray, tracks: np.ndarray, spec: InputSpec
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Transformed, normalised arrays (tracks (n, t, f), valid (n, t), jets (n, j)) from tables."""
-    valid = tracks["valid"]
-    track_out = np.zeros((*valid.shape, len(spec.track_norms)), dtype=np.float32)
-    for k, norm in enumerate(spec.track_norms):
-        track_out[..., k][valid] = norm.apply(tracks[norm.name][valid])
-    jet_out = np.zeros((len(jets), len(spec.jet_norms)), dtype=np.float32)
-    for k, norm in enumerate(spec.jet_norms):
-        jet_out[:, k] = norm.apply(jets[norm.name])
-    return track_out, valid, jet_out
+    return model_inputs.build_inputs(jets, tracks, spec.track_norms, spec.jet_norms)
+
+
+def has_model_inputs(path: Path) -> bool:
+    """Whether a prepared split file holds the model-ready arrays (prepare since 2026-11)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return model_inputs.GROUP in f
+    except OSError as err:
+        raise InputError(f"{path}: cannot read prepared split ({err})") from err
+
+
+class ModelInputReader:
+    """Row ranges of a prepared split's model-ready arrays, as a model's TensorData.
+
+    Selects the model's inputs (in its order) from those the file holds. When the model was
+    normalised differently (a pretrained model keeps its source dataset's normalisation),
+    the stored values are re-standardised exactly: both are affine in the same transform.
+    """
+
+    def __init__(self, path: Path, spec: InputSpec, need_track_origin: bool = False) -> None:
+        self.path = path
+        try:
+            self.file = h5py.File(path, "r")
+            self.group = self.file[model_inputs.GROUP]
+        except (OSError, KeyError) as err:
+            raise InputError(
+                f"{path}: no readable '{model_inputs.GROUP}' group ({err}); rerun prepare"
+            ) from err
+        self.tracks = self._columns("tracks", spec.track_norms)
+        self.jets = self._columns("jets", spec.jet_norms)
+        if need_track_origin and not self.group.attrs.get("has_track_origin", False):
+            raise InputError(
+                f"{path}: tracks have no '{ORIGIN_FIELD}' for the track-origin task"
+                " (training.track_origin_weight > 0)"
+            )
+
+    def _columns(self, name: str, norms: Sequence[Normalisation]) -> _Columns:
+        """Which stored columns make the model's inputs, and the affine map onto its scale."""
+        stored = json.loads(self.group[name].attrs["norm"])
+        order = list(stored)
+        missing = [n.name for n in norms if n.name not in stored]
+        if missing:
+            raise InputError(f"{self.path}: no {name} inputs {missing}; have {order}")
+        scale, shift = [], []
+        for norm in norms:
+            have = stored[norm.name]
+            if have["transform"] != norm.transform:
+                raise InputError(
+                    f"{self.path}: input '{norm.name}' was prepared with transform"
+                    f" '{have['transform']}', the model expects '{norm.transform}'"
+                )
+            # (t - m_have) / s_have -> (t - m) / s
+            scale.append(have["std"] / norm.std)
+            shift.append((have["mean"] - norm.mean) / norm.std)
+        index = [order.index(n.name) for n in norms]
+        identity = index == list(range(len(order))) and all(
+            s == 1 and d == 0 for s, d in zip(scale, shift, strict=True)
+        )
+        return _Columns(
+            index, np.asarray(scale, np.float32), np.asarray(shift, np.float32), identity
+        )
+
+    def __len__(self) -> int:
+        return self.group["labels"].shape[0]
+
+    def read(self, start: int, stop: int, keep: np.ndarray | None = None) -> TensorData:
+        """Rows [start, stop) (those where keep is True, when given) as tensors."""
+        try:
+            arrays = {name: self.group[name][start:stop] for name in STORED_ARRAYS}
+        except (OSError, KeyError) as err:
+            raise InputError(f"{self.path}: failed reading rows {start}-{stop} ({err})") from err
+        if keep is not None:
+            arrays = {name: values[keep] for name, values in arrays.items()}
+        return self.to_tensors(arrays)
+
+    def empty_like(self, n_rows: int) -> dict[str, np.ndarray]:
+        """Arrays for n_rows jets in the file's stored layout (to refill with read_into)."""
+        return {
+            name: np.empty((n_rows, *self.group[name].shape[1:]), self.group[name].dtype)
+            for name in STORED_ARRAYS
+        }
+
+    def read_into(
+        self, out: dict[str, np.ndarray], offset: int, start: int, stop: int,
+        keep: np.ndarray | None = None,
+    ) -> int:  # fmt: skip
+        """Copy rows [start, stop) (where keep) into out's rows from offset; the next offset."""
+        n = stop - start if keep is None else int(np.count_nonzero(keep))
+        try:
+            for name in STORED_ARRAYS:
+                dataset, target = self.group[name], out[name][offset : offset + n]
+                if target.size == 0:
+                    continue
+                if keep is None:  # straight from the file into the buffer: no temporary
+                    dataset.read_direct(target, np.s_[start:stop])
+                else:
+                    target[...] = dataset[start:stop][keep]
+        except (OSError, KeyError) as err:
+            raise InputError(f"{self.path}: failed reading rows {start}-{stop} ({err})") from err
+        return offset + n
+
+    def to_tensors(self, arrays: dict[str, np.ndarray]) -> TensorData:
+        """Stored-layout arrays (as read) -> the model's TensorData."""
+        valid = arrays["valid"]
+        tracks = self.tracks.apply(arrays["tracks"])
+        if not self.tracks.identity:
+            tracks[~valid] = 0.0
+        return TensorData(
+            tracks=torch.from_numpy(tracks),
+            valid=torch.from_numpy(valid),
+            jets=torch.from_numpy(self.jets.apply(arrays["jets"])),
+            labels=torch.from_numpy(arrays["labels"].astype(np.int64)),
+            weights=torch.from_numpy(arrays["weights"]),
+            track_origin=torch.from_numpy(arrays["track_origin"]),
+            event_number=torch.from_numpy(arrays["event_number"]),
+        )
+
+    def layout(self) -> tuple[str, str]:
+        """The stored inputs and their normalisation (files of one split must share it)."""
+        return self.group["tracks"].attrs["norm"], self.group["jets"].attrs["norm"]
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+    def __enter__(self) -> ModelInputReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+STORED_ARRAYS = (
+    "tracks", "valid", "jets", "labels", "weights", "track_origin", "event_number",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Stored columns of a model's inputs and the affine map onto the model's normalisation."""
+
+    index: list[int]
+    scale: np.ndarray
+    shift: np.ndarray
+    identity: bool
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """(..., n_stored) -> (..., n_model) float32."""
+        if self.identity:
+            return values
+        return values[..., self.index] * self.scale + self.shift
 
 
 def load_split(
@@ -176,9 +336,20 @@ def load_split(
 ) -> TensorData:
     """Read a prepared split file into tensors (the first max_jets rows, already shuffled).
 
+    Reads the model-ready arrays when the file has them, else builds them from the tables.
     need_track_origin: the tracks must carry ftagTruthOriginLabel (auxiliary task); without
     it, track_origin is -1 everywhere when the file has no such field.
     """
+    if has_model_inputs(path):
+        with ModelInputReader(path, spec, need_track_origin) as reader:
+            return reader.read(0, len(reader) if max_jets is None else min(max_jets, len(reader)))
+    return load_split_from_tables(path, spec, max_jets, need_track_origin)
+
+
+def load_split_from_tables(
+    path: Path, spec: InputSpec, max_jets: int | None = None, need_track_origin: bool = False
+) -> TensorData:
+    """load_split from the FTAG jets and tracks tables (transformed and normalised here)."""
     try:
         with h5py.File(path, "r") as f:
             rows = slice(0, max_jets)
@@ -188,15 +359,11 @@ def load_split(
     missing = [n for n in spec.track_names if n not in tracks.dtype.names]
     if missing:
         raise InputError(f"{path}: tracks lack inputs {missing}; have {tracks.dtype.names}")
-    if ORIGIN_FIELD in tracks.dtype.names:
-        origin = np.where(tracks["valid"], tracks[ORIGIN_FIELD], -1).astype(np.int8)
-    elif need_track_origin:
+    if need_track_origin and ORIGIN_FIELD not in tracks.dtype.names:
         raise InputError(
             f"{path}: tracks have no '{ORIGIN_FIELD}' for the track-origin task"
             f" (training.track_origin_weight > 0); have {tracks.dtype.names}"
         )
-    else:
-        origin = np.full(tracks.shape, -1, dtype=np.int8)
     track_x, valid, jet_x = build_inputs(jets, tracks, spec)
     return TensorData(
         tracks=torch.from_numpy(track_x),
@@ -204,7 +371,7 @@ def load_split(
         jets=torch.from_numpy(jet_x),
         labels=torch.from_numpy(jets["flavour_label"].astype(np.int64)),
         weights=torch.from_numpy(jets["sample_weight"].astype(np.float32)),
-        track_origin=torch.from_numpy(origin),
+        track_origin=torch.from_numpy(model_inputs.track_origin(tracks)),
         event_number=torch.from_numpy(jets["eventNumber"].astype(np.int64)),
     )
 

@@ -30,8 +30,10 @@ from jettag.config import ModelConfig, TrainingConfig, model_from_dict
 from jettag.models.registry import build_model
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
-from jettag.training.data import InputSpec, TensorData, input_spec, kfold_splits, load_split
+from jettag.training.data import InputSpec, TensorData, input_spec
+from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
 from jettag.training.schedules import make_scheduler
+from jettag.training.stream import StreamingSplit, training_data
 from jettag.training.transfer import freeze_encoder, load_pretrained
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,11 @@ def member_seed(seed: int, model_name: str, member: int) -> int:
 
 
 def select_device(name: str) -> torch.device:
-    """CUDA when asked for or available under 'auto', else the CPU."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+    """CUDA when asked for ('cuda', 'cuda:N') or available under 'auto', else the CPU."""
+    if name.startswith("cuda") or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
-        return torch.device("cuda")
+        return torch.device("cuda" if name == "auto" else name)
     return torch.device("cpu")
 
 
@@ -113,9 +115,29 @@ def _l1_penalty(model: nn.Module) -> torch.Tensor:
     return sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)
 
 
+class _Network(nn.Module):
+    """One forward giving (class logits, track-origin logits or None), for DDP to wrap.
+
+    DistributedDataParallel synchronises gradients only through its module's forward, so the
+    auxiliary-task path must be that forward, not a second method called beside it.
+    """
+
+    def __init__(self, model: nn.Module, with_tracks: bool) -> None:
+        super().__init__()
+        self.model, self.with_tracks = model, with_tracks
+
+    def forward(
+        self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits (batch, n_classes), origin logits (n_valid_tracks, n_origins) or None)."""
+        if self.with_tracks:
+            return self.model.forward_with_tracks(tracks, valid, jets)
+        return self.model(tracks, valid, jets), None
+
+
 def _run_epoch(
-    model: nn.Module,
-    data: TensorData,
+    network: nn.Module,
+    data: TensorData | StreamingSplit,
     config: TrainingConfig,
     class_weights: torch.Tensor,
     device: torch.device,
@@ -127,13 +149,17 @@ def _run_epoch(
     augment: AxisRotation | None = None,
     augment_seed: int = 0,
     frozen: Sequence[nn.Module] = (),
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> EpochProgress:
     """One pass over the data, from progress.batches_done on; trains when given an optimizer.
 
-    Returns early, with the progress so far, when stop_requested() becomes true.
+    Each process takes its share of every batch; the losses are divided by the batch's total
+    weight over all processes, so that the gradients DDP averages are those of the whole
+    batch, and the epoch's sums are totals over the processes. Returns early, with the
+    progress so far, when stop_requested() becomes true in any process.
     """
     training = optimizer is not None
-    model.train(training)
+    network.train(training)
     for module in frozen:
         module.eval()
     batch_size = config.batch_size if training else 4 * config.batch_size
@@ -150,40 +176,51 @@ def _run_epoch(
                     augment_seed + progress.batches_done
                 )
                 tracks = augment(tracks, valid, batch_generator)
-            tracks, valid, jets = tracks.to(device), valid.to(device), jets.to(device)
-            labels, weights = labels.to(device), weights.to(device)
+            batch = ranks.shard((tracks, valid, jets, labels, weights, origin))
+            tracks, valid, jets, labels, weights, origin = (t.to(device) for t in batch)
             if not config.use_sample_weights:
                 weights = torch.ones_like(weights)
+            jet_weights = weights * class_weights[labels]
+            origin = origin[valid].long()
+            total, n_labelled, stop = ranks.sum(
+                [float(jet_weights.sum()), float((origin >= 0).sum()),
+                 float(training and stop_requested())]
+            )  # fmt: skip
             with autocast:
-                if config.track_origin_weight > 0:
-                    logits, origin_logits = model.forward_with_tracks(tracks, valid, jets)
-                else:
-                    logits = model(tracks, valid, jets)
-            loss, total = weighted_cross_entropy(logits, labels, weights, class_weights)
-            objective = loss
-            if config.track_origin_weight > 0:
-                origin = origin.to(device)[valid].long()
-                n_labelled = int((origin >= 0).sum())
-                if n_labelled:  # the mean over no tracks would be NaN
-                    origin_loss = F.cross_entropy(origin_logits.float(), origin, ignore_index=-1)
-                    objective = objective + config.track_origin_weight * origin_loss
-                    progress.origin_loss_sum += float(origin_loss.detach()) * n_labelled
-                    progress.origin_tracks += n_labelled
+                logits, origin_logits = network(tracks, valid, jets)
+            loss_sum = (
+                F.cross_entropy(logits.float(), labels, reduction="none") * jet_weights
+            ).sum()
+            objective = loss_sum * (ranks.world / max(total, 1e-12))
+            origin_sum = torch.zeros((), device=device)
+            if config.track_origin_weight > 0 and n_labelled:  # no labelled track: no term
+                origin_sum = F.cross_entropy(
+                    origin_logits.float(), origin, ignore_index=-1, reduction="sum"
+                )
+                objective = objective + config.track_origin_weight * origin_sum * (
+                    ranks.world / n_labelled
+                )
             if training:
                 if config.l1 > 0:
-                    objective = objective + config.l1 * _l1_penalty(model)
+                    objective = objective + config.l1 * _l1_penalty(network)
                 optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 if config.gradient_clip_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip_norm)
+                    nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip_norm)
                 optimizer.step()
                 scheduler.step()
+            loss_total, correct, n_jets, origin_total = ranks.sum(
+                [float(loss_sum.detach()), float((logits.argmax(dim=1) == labels).sum()),
+                 labels.shape[0], float(origin_sum.detach())]
+            )  # fmt: skip
             progress.batches_done += 1
-            progress.loss_sum += float(loss.detach()) * float(total)
-            progress.weight_sum += float(total)
-            progress.correct += float((logits.argmax(dim=1) == labels).sum())
-            progress.jets += int(labels.shape[0])
-            if training and stop_requested():
+            progress.loss_sum += loss_total
+            progress.weight_sum += total
+            progress.correct += correct
+            progress.jets += int(n_jets)
+            progress.origin_loss_sum += origin_total
+            progress.origin_tracks += int(n_labelled) if config.track_origin_weight > 0 else 0
+            if stop:
                 break
     return progress
 
@@ -212,13 +249,36 @@ def train_model(
 
     pretrained: start from this checkpoint's weights, on its input normalisation (transfer
     learning); freeze_track_encoder: then train only what follows the per-track network.
+    Under torchrun, the processes train one model data-parallel and process 0 writes.
     """
     if freeze_track_encoder and pretrained is None:
         raise ValueError("freezing the track encoder needs a pretrained model")
+    with process_group(model_config.training.device) as (ranks, device_name):
+        return _train(
+            model_name, model_config, data_dir, output_dir, seed, member, threads, pretrained,
+            freeze_track_encoder, ranks, device_name,
+        )  # fmt: skip
+
+
+def _train(
+    model_name: str,
+    model_config: ModelConfig,
+    data_dir: Path,
+    output_dir: Path,
+    seed: int,
+    member: int,
+    threads: int | None,
+    pretrained: Path | None,
+    freeze_track_encoder: bool,
+    ranks: Ranks,
+    device_name: str,
+) -> list[dict]:
+    """train_model in one process of ranks."""
     config = model_config.training
     if threads or config.num_threads:
-        torch.set_num_threads(config.num_threads or threads)
-    device = select_device(config.device)
+        # the job's cores are shared by its processes
+        torch.set_num_threads(max(1, (config.num_threads or threads) // ranks.world))
+    device = select_device(device_name)
     run_seed = member_seed(seed, model_name, member)
     torch.manual_seed(run_seed)
 
@@ -227,14 +287,7 @@ def train_model(
         spec = start.spec
     else:
         spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
-    need_origin = config.track_origin_weight > 0
-    if model_config.kfold:
-        train, val = kfold_splits(data_dir, spec, model_config.members, member, need_origin)
-        if config.max_train_jets is not None:
-            train = train.subset(torch.arange(min(len(train), config.max_train_jets)))
-    else:
-        train = load_split(data_dir / "train.h5", spec, config.max_train_jets, need_origin)
-        val = load_split(data_dir / "val.h5", spec, need_track_origin=need_origin)
+    train, val = training_data(data_dir, spec, model_config, member)
     if len(train) < config.batch_size:
         raise ValueError(
             f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
@@ -253,6 +306,12 @@ def train_model(
         if freeze_track_encoder:
             frozen = freeze_encoder(model)
     model.to(device)
+    network = _Network(model, with_tracks=config.track_origin_weight > 0)
+    trained = network
+    if ranks.world > 1:
+        trained = nn.parallel.DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
         weight_decay=config.weight_decay,
@@ -288,6 +347,8 @@ def train_model(
 
     def save_last(epoch: int, progress: EpochProgress) -> None:
         """The whole training state: epoch and batch position, weights, optimiser, RNG."""
+        if not ranks.is_main:
+            return
         save_checkpoint(
             output_dir / "last.pt",
             {
@@ -308,7 +369,8 @@ def train_model(
 
     epochs = tqdm(
         range(start_epoch, config.epochs), desc=f"train {model_name}/{member}", unit="epoch",
-        initial=start_epoch, total=config.epochs, disable=not sys.stderr.isatty(),
+        initial=start_epoch, total=config.epochs,
+        disable=not (sys.stderr.isatty() and ranks.is_main),
     )  # fmt: skip
     with _sigterm_flag() as stop_requested:
         for epoch in epochs:
@@ -317,17 +379,20 @@ def train_model(
             t0 = time.perf_counter()
             generator = torch.Generator().manual_seed(run_seed + epoch)
             progress = _run_epoch(
-                model, train, config, class_weights, device, progress, optimizer, scheduler,
+                trained, train, config, class_weights, device, progress, optimizer, scheduler,
                 generator, stop_requested, augment, (run_seed + epoch) * 1_000_003, frozen,
+                ranks,
             )  # fmt: skip
-            if stop_requested():
+            if progress.batches_done < steps_per_epoch:  # a process was asked to stop
                 save_last(epoch, progress)
                 raise TrainingInterruptedError(
                     f"SIGTERM: saved {output_dir / 'last.pt'} at epoch {epoch}, batch"
                     f" {progress.batches_done}; rerun the same command to resume"
                 )
             train_loss, train_acc = progress.result()
-            val_progress = _run_epoch(model, val, config, class_weights, device, EpochProgress())
+            val_progress = _run_epoch(
+                network, val, config, class_weights, device, EpochProgress(), ranks=ranks
+            )
             val_loss, val_acc = val_progress.result()
             history.append(
                 {
@@ -345,18 +410,21 @@ def train_model(
             epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             if val_loss < best_val - config.min_delta:
                 best_val, stale_epochs = val_loss, 0
-                save_checkpoint(
-                    output_dir / "best.pt",
-                    {**meta, "epoch": epoch, "val_loss": val_loss,
-                     "model_state": model.state_dict()},
-                )  # fmt: skip
+                if ranks.is_main:
+                    save_checkpoint(
+                        output_dir / "best.pt",
+                        {**meta, "epoch": epoch, "val_loss": val_loss,
+                         "model_state": model.state_dict()},
+                    )  # fmt: skip
             else:
                 stale_epochs += 1
             progress = EpochProgress()
             save_last(epoch + 1, progress)
-            write_text(output_dir / "history.csv", _history_csv(history))
-    _mark_finished(output_dir / "last.pt")
-    write_text(output_dir / "history.csv", _history_csv(history))
+            if ranks.is_main:
+                write_text(output_dir / "history.csv", _history_csv(history))
+    if ranks.is_main:
+        _mark_finished(output_dir / "last.pt")
+        write_text(output_dir / "history.csv", _history_csv(history))
     return history
 
 

@@ -1,0 +1,98 @@
+"""Training loader throughput from a prepared dataset: jets/s and peak memory, per way of reading.
+
+    python benchmarks/loader.py [--data-dir data/prepared/ttbar] [--batch-size 1000]
+
+Each way runs in its own process under /usr/bin/time (peak RSS):
+  tables   the FTAG jets/tracks tables (lzf), transformed and normalised field by field
+  memory   the model_inputs arrays read whole into memory (the time to first batch)
+  batches  shuffled batches served from that memory (after the read)
+  stream   one shuffled epoch streamed from disk in blocks (read, shuffle and batch, with the
+           next buffer read in a background thread): what a training loop sees
+  stream_bucketed  the same, batches bucketed by multiplicity (the transformer's setting)
+The files are read right after prepare wrote them, so mostly from the page cache.
+Prints a table and writes results/benchmarks/loader.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from record import write_result
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("tables", "memory", "batches", "stream", "stream_bucketed")
+TABLE_JETS = 300_000  # the table path is slow and holds its jets: a sample of them is enough
+
+
+def measure(mode: str, data_dir: Path, batch_size: int) -> dict:
+    """jets and seconds of one way of reading the train split (in this process)."""
+    import torch
+
+    from jettag.training.data import input_spec, load_split, load_split_from_tables
+    from jettag.training.stream import StreamingSplit
+
+    spec = input_spec(data_dir)
+    path = data_dir / "train.h5"
+    generator = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    if mode == "tables":
+        n = len(load_split_from_tables(path, spec, TABLE_JETS))
+    elif mode in ("memory", "batches"):
+        data = load_split(path, spec)
+        if mode == "batches":
+            t0 = time.perf_counter()
+            n = sum(len(b[3]) for b in data.batches(batch_size, generator))
+        else:
+            n = len(data)
+    else:
+        block = 16 * batch_size
+        stream = StreamingSplit([(path, None)], spec, block, 4)
+        bucket = mode == "stream_bucketed"
+        n = sum(len(b[3]) for b in stream.batches(batch_size, generator, bucket=bucket))
+    return {"jets": n, "seconds": time.perf_counter() - t0}
+
+
+def measure_all(data_dir: Path, batch_size: int = 1000) -> dict[str, dict]:
+    """Every mode in a fresh process: jets/s and peak RSS (MB)."""
+    out = {}
+    for mode in MODES:
+        command = [
+            "/usr/bin/time", "-f", "%M", sys.executable, __file__, "--data-dir",
+            str(data_dir.resolve()), "--batch-size", str(batch_size), "--mode", mode,
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        if result.returncode != 0:
+            raise RuntimeError(f"loader mode {mode} failed:\n{result.stderr[-3000:]}")
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        row["jets_per_s"] = row["jets"] / row["seconds"]
+        row["peak_rss_mb"] = float(result.stderr.strip().splitlines()[-1]) / 1024.0
+        out[mode] = row
+    return out
+
+
+def main() -> int:
+    """Measure, print the table, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data/prepared/ttbar")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--mode", choices=MODES, help="measure one way, print JSON (internal)")
+    args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(measure(args.mode, args.data_dir, args.batch_size)))
+        return 0
+    rows = measure_all(args.data_dir, args.batch_size)
+    print(f"{'mode':<16} {'jets':>10} {'jets/s':>12} {'peak MB':>8}")
+    for mode, row in rows.items():
+        print(f"{mode:<16} {row['jets']:>10} {row['jets_per_s']:>12.0f} {row['peak_rss_mb']:>8.0f}")
+    payload = {"data_dir": str(args.data_dir), "batch_size": args.batch_size, "rows": rows}
+    write_result(REPO / "results/benchmarks/loader.json", payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
