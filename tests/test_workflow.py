@@ -236,3 +236,27 @@ def test_bad_config_fails_before_any_job(tmp_path):
     run = snakemake(tmp_path, "--configfile", "bad.yaml")
     assert run.returncode != 0
     assert "samples.ttbar.events_per_shard" in run.stderr and "not of type 'integer'" in run.stderr
+
+
+@pytest.mark.slow
+def test_data_parallel_training_jobs_run_under_torchrun(tmp_path):
+    """training.processes: 2 makes the train rule launch two processes with torchrun."""
+    shutil.copy(REPO / "Snakefile", tmp_path)
+    shutil.copy(REPO / "config.yaml", tmp_path)
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    config = yaml.safe_load((REPO / CI_CONFIG).read_text())
+    config["models"]["dips"]["training"]["processes"] = 2
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(tmp_path, "--configfile", "ddp.yaml", "-n", "-p")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    commands = [line for line in dry.stdout.splitlines() if "jettag train" in line]
+    variants = ("--search-trial", "--without-group", "--max-train-jets", "--transfer")
+    ddp = [c for c in commands if "--model dips " in c and not any(v in c for v in variants)]
+    assert ddp and all(
+        c.split("Shell command:")[-1]
+        .strip()
+        .startswith("torchrun --standalone --nproc-per-node 2 --no-python jettag train")
+        for c in ddp
+    )
+    others = [c for c in commands if c not in ddp]
+    assert others and not any("torchrun" in c for c in others)
