@@ -207,6 +207,49 @@ def test_corrupted_hdf5_input_is_an_error_naming_the_file(tmp_path, ingested, co
     assert sum(v == "error" for v in outcomes.values()) > len(anywhere) // 2, outcomes
 
 
+def test_corrupted_root_input_is_an_error_naming_the_file(tmp_path, generated_root, config):
+    clean_out = tmp_path / "clean.h5"
+    _ingest(config, [generated_root], clean_out)
+    clean = read_all(clean_out)
+    data = generated_root.read_bytes()
+    rng = np.random.default_rng(9)
+    outcomes = []
+    for offset in [0, *rng.integers(0, len(data), 16)]:  # the signature, then anywhere
+        broken = tmp_path / f"broken_{offset}.root"
+        broken.write_bytes(_corrupt(data, int(offset), rng))
+        out = tmp_path / "out.h5"
+        try:
+            _ingest(config, [broken], out)
+        except InputError as err:
+            assert str(err).startswith(str(broken)), err
+            assert not out.exists() and not temporaries(out)
+            outcomes.append("error")
+            continue
+        assert all(np.array_equal(a, b) for a, b in zip(read_all(out), clean, strict=True))
+        outcomes.append("same")
+        out.unlink()
+    assert outcomes[0] == "error", outcomes
+    assert outcomes.count("error") > len(outcomes) // 2, outcomes
+
+
+def test_missing_input_file_and_missing_hdf5_dataset_or_field(tmp_path, ingested, config):
+    with pytest.raises(InputError, match=r"nowhere\.root: input file does not exist"):
+        _ingest(config, [tmp_path / "nowhere.root"], tmp_path / "out.h5")
+    jets, tracks = read_all(ingested)
+    with h5py.File(tmp_path / "no_tracks.h5", "w") as f:
+        f["jets"] = jets
+    with pytest.raises(
+        InputError, match=r"no_tracks\.h5: no dataset 'tracks'; the file has \['jets'\]"
+    ):
+        _ingest(config, [tmp_path / "no_tracks.h5"], tmp_path / "out.h5")
+    names = [n for n in tracks.dtype.names if n != "z0SinThetaUncertainty"]
+    source = _write_input(tmp_path / "no_sigma.h5", jets, tracks[names])
+    message = r"no_sigma\.h5: dataset 'tracks' lacks fields \['z0SinThetaUncertainty'\]; it has"
+    with pytest.raises(InputError, match=message):
+        _ingest(config, [source], tmp_path / "out.h5")
+    assert list(tmp_path.glob("out.h5*")) == [] and list(tmp_path.glob(".out.h5*")) == []
+
+
 def test_a_failed_ingest_leaves_other_samples_alone_and_no_partial_output(
     tmp_path, ingested, generated_root, config
 ):

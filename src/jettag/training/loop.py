@@ -265,6 +265,7 @@ def train_model(
     state = _resume_state(output_dir / "last.pt", fingerprint)
     history: list[dict] = []
     best_val, stale_epochs, start_epoch = math.inf, 0, 0
+    best: dict | None = None  # best.pt's content, also kept in last.pt
     progress = EpochProgress()
     if state is not None:
         model.load_state_dict(state["model_state"])
@@ -276,6 +277,9 @@ def train_model(
         progress = EpochProgress(**state["epoch_progress"])
         log.info("resuming %s/%d at epoch %d, batch %d", model_name, member, start_epoch,
                  progress.batches_done)  # fmt: skip
+        best = state.get("best_checkpoint")  # None in a last.pt from before it was kept
+        if best is not None:  # Snakemake deletes a rerun job's outputs, best.pt included
+            save_checkpoint(output_dir / "best.pt", best)
 
     meta = {
         "model_name": model_name,
@@ -301,6 +305,7 @@ def train_model(
                 "torch_rng_state": torch.get_rng_state(),
                 "history": history,
                 "best_val_loss": best_val,
+                "best_checkpoint": best,
                 "stale_epochs": stale_epochs,
                 "finished": False,
             },
@@ -345,11 +350,10 @@ def train_model(
             epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             if val_loss < best_val - config.min_delta:
                 best_val, stale_epochs = val_loss, 0
-                save_checkpoint(
-                    output_dir / "best.pt",
-                    {**meta, "epoch": epoch, "val_loss": val_loss,
-                     "model_state": model.state_dict()},
-                )  # fmt: skip
+                best = {**meta, "epoch": epoch, "val_loss": val_loss,
+                        "model_state": {k: v.detach().clone()
+                                        for k, v in model.state_dict().items()}}  # fmt: skip
+                save_checkpoint(output_dir / "best.pt", best)
             else:
                 stale_epochs += 1
             progress = EpochProgress()
