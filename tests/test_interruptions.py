@@ -21,10 +21,12 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import awkward as ak
 import h5py
 import numpy as np
 import pytest
 import torch
+import uproot
 import yaml
 from matplotlib import image
 
@@ -111,6 +113,13 @@ def _same_h5(path: Path, reference: Path) -> None:
             }
 
 
+def _same_root(path: Path, reference: Path) -> None:
+    """Every branch of the jets tree of two ROOT files is equal."""
+    with uproot.open(path) as a, uproot.open(reference) as b:
+        assert a["jets"].keys() == b["jets"].keys()
+        assert ak.array_equal(a["jets"].arrays(), b["jets"].arrays())
+
+
 def _same_text(path: Path, reference: Path) -> None:
     """Equal text files."""
     assert path.read_text() == reference.read_text(), path
@@ -163,6 +172,12 @@ class Stage:
 
 
 STAGES = {
+    "generate": Stage(
+        "generated",
+        lambda ref, out: ["generate", "--config", ref / "config.yaml", "--sample", "ttbar",
+                          "--shard", "0", "--output", out / "0.root"],
+        {"0.root": _same_root},
+    ),
     "ingest": Stage(
         "ingested",
         lambda ref, out: ["ingest", "--config", ref / "config.yaml", "--sample", "ttbar",
