@@ -364,13 +364,18 @@ def test_killed_workflow_reruns_to_the_end_and_training_resumes(tmp_path):
     shutil.copy(REPO / "Snakefile", tmp_path)
     shutil.copy(REPO / "config.yaml", tmp_path)
     shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    # DIPS epochs take ~0.03 s on an idle machine: train 12 of them, so that there is an
+    # epoch left to be killed in whatever the machine's speed
+    ci = yaml.safe_load((tmp_path / CI_CONFIG).read_text())
+    ci["models"]["dips"]["training"].update(epochs=12, patience=12)
+    (tmp_path / CI_CONFIG).write_text(yaml.safe_dump(ci, sort_keys=False))
     command = ["snakemake", "--cores", "2", TARGET, "--configfile", CI_CONFIG]
     rng = np.random.default_rng(11)
     model_dir = tmp_path / "results/models/dips/0"
     last = model_dir / "last.pt"
 
     proc = _start(command, tmp_path / "run1.log", cwd=tmp_path)
-    inside = rng.uniform(0.05, 0.5)  # seconds into the second epoch
+    inside = rng.uniform(0.0, 0.01)  # seconds into the second epoch
     status, sent = _kill_when(proc, signal.SIGTERM, _then(_updated(last), inside))
     assert sent and status != 0
     stopped = load_checkpoint(last)
