@@ -8,13 +8,15 @@ function; no physics lives here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from jettag import config as cfg
@@ -592,6 +594,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class TerminatedError(BaseException):
+    """SIGTERM arrived: unwind (a BaseException, so no `except Exception` swallows it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise once, so that temporary outputs are removed on the way out."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup
+    raise TerminatedError(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises TerminatedError inside the block (main thread only; restored after).
+
+    Without it, SIGTERM ends Python at once and leaves the temporary files of atomic writes
+    behind; with it, they are removed. The training loop installs its own handler while it
+    runs (checkpoint, then stop).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jettag` command."""
     args = _parser().parse_args(argv)
@@ -599,18 +629,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    from jettag.io.readers import InputError
-    from jettag.training.loop import TrainingInterruptedError
-
     start = time.perf_counter()
     try:
-        config = cfg.load_config(args.config)
-        args.func(args, config)
-    except (cfg.ConfigError, InputError) as err:
-        print(f"jettag {args.stage}: error: {err}", file=sys.stderr)
-        return 2
-    except TrainingInterruptedError as err:
-        print(f"jettag {args.stage}: interrupted: {err}", file=sys.stderr)
+        with _sigterm_unwinds():
+            from jettag.io.readers import InputError
+            from jettag.training.loop import TrainingInterruptedError
+
+            try:
+                config = cfg.load_config(args.config)
+                args.func(args, config)
+            except (cfg.ConfigError, InputError) as err:
+                print(f"jettag {args.stage}: error: {err}", file=sys.stderr)
+                return 2
+            except TrainingInterruptedError as err:
+                print(f"jettag {args.stage}: interrupted: {err}", file=sys.stderr)
+                return 128 + signal.SIGTERM
+    except TerminatedError:
+        print(f"jettag {args.stage}: terminated by SIGTERM; no partial output is left,"
+              " rerun the same command", file=sys.stderr)  # fmt: skip
         return 128 + signal.SIGTERM
     log.info("%s finished in %.1f s", args.stage, time.perf_counter() - start)
     return 0

@@ -474,6 +474,7 @@ class IngestConfig:
     compression: str
     chunk_jets: int
     non_finite: str = "error"
+    sort_key: str = "abs_sd0"
 
 
 @dataclasses.dataclass(frozen=True)

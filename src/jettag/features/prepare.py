@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from jettag.io.readers import InputError
 
 log = logging.getLogger(__name__)
 BLOCK_JETS = 200_000
+SCRATCH_PREFIX = ".prepare-"  # pass-1 bucket files, beside the outputs
 
 
 def flavour_labels(truth_label: np.ndarray, config: PrepareConfig) -> np.ndarray:
@@ -72,7 +74,10 @@ def prepare_dataset(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     dropped = 0
     output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".prepare-") as scratch:
+    for stale in output_dir.glob(f"{SCRATCH_PREFIX}*"):  # left by a killed run (SIGKILL)
+        log.info("removing %s, the scratch of an interrupted run", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=SCRATCH_PREFIX) as scratch:
         buckets = _Buckets(Path(scratch))
         for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
             labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)

@@ -324,6 +324,7 @@ def _train(
     state = _resume_state(output_dir / "last.pt", fingerprint)
     history: list[dict] = []
     best_val, stale_epochs, start_epoch = math.inf, 0, 0
+    best: dict | None = None  # best.pt's content, also kept in last.pt
     progress = EpochProgress()
     if state is not None:
         model.load_state_dict(state["model_state"])
@@ -335,6 +336,10 @@ def _train(
         progress = EpochProgress(**state["epoch_progress"])
         log.info("resuming %s/%d at epoch %d, batch %d", model_name, member, start_epoch,
                  progress.batches_done)  # fmt: skip
+        best = state.get("best_checkpoint")  # None in a last.pt from before it was kept
+        # Snakemake deletes a rerun job's outputs, best.pt included
+        if best is not None and ranks.is_main:
+            save_checkpoint(output_dir / "best.pt", best)
 
     meta = {
         "model_name": model_name,
@@ -362,6 +367,7 @@ def _train(
                 "torch_rng_state": torch.get_rng_state(),
                 "history": history,
                 "best_val_loss": best_val,
+                "best_checkpoint": best,
                 "stale_epochs": stale_epochs,
                 "finished": False,
             },
@@ -410,12 +416,11 @@ def _train(
             epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             if val_loss < best_val - config.min_delta:
                 best_val, stale_epochs = val_loss, 0
+                best = {**meta, "epoch": epoch, "val_loss": val_loss,
+                        "model_state": {k: v.detach().clone()
+                                        for k, v in model.state_dict().items()}}  # fmt: skip
                 if ranks.is_main:
-                    save_checkpoint(
-                        output_dir / "best.pt",
-                        {**meta, "epoch": epoch, "val_loss": val_loss,
-                         "model_state": model.state_dict()},
-                    )  # fmt: skip
+                    save_checkpoint(output_dir / "best.pt", best)
             else:
                 stale_epochs += 1
             progress = EpochProgress()
