@@ -63,10 +63,17 @@ def weighted_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, class_weights: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, weight sum): cross-entropy averaged with per-jet x per-class weights."""
+    loss_sum, total = weighted_cross_entropy_sum(logits, labels, weights, class_weights)
+    return loss_sum / total.clamp_min(1e-12), total
+
+
+def weighted_cross_entropy_sum(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, class_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of cross-entropy x per-jet x per-class weight, sum of those weights)."""
     w = weights * class_weights[labels]
     per_jet = F.cross_entropy(logits.float(), labels, reduction="none")
-    total = w.sum()
-    return (per_jet * w).sum() / total.clamp_min(1e-12), total
+    return (per_jet * w).sum(), w.sum()
 
 
 def _fingerprint(
@@ -180,20 +187,22 @@ def _run_epoch(
             tracks, valid, jets, labels, weights, origin = (t.to(device) for t in batch)
             if not config.use_sample_weights:
                 weights = torch.ones_like(weights)
-            jet_weights = weights * class_weights[labels]
-            origin = origin[valid].long()
-            total, n_labelled, stop = ranks.sum(
-                [float(jet_weights.sum()), float((origin >= 0).sum()),
-                 float(training and stop_requested())]
-            )  # fmt: skip
             with autocast:
                 logits, origin_logits = network(tracks, valid, jets)
-            loss_sum = (
-                F.cross_entropy(logits.float(), labels, reduction="none") * jet_weights
-            ).sum()
+            loss_sum, local_total = weighted_cross_entropy_sum(
+                logits, labels, weights, class_weights
+            )
+            if config.track_origin_weight > 0:
+                origin = origin[valid].long()
+                local_labelled = float((origin >= 0).sum())
+            else:
+                local_labelled = 0.0
+            total, n_labelled, stop = ranks.sum(
+                [float(local_total), local_labelled, float(training and stop_requested())]
+            )
             objective = loss_sum * (ranks.world / max(total, 1e-12))
             origin_sum = torch.zeros((), device=device)
-            if config.track_origin_weight > 0 and n_labelled:  # no labelled track: no term
+            if n_labelled:  # with the auxiliary task only; no labelled track, no term
                 origin_sum = F.cross_entropy(
                     origin_logits.float(), origin, ignore_index=-1, reduction="sum"
                 )
@@ -219,7 +228,7 @@ def _run_epoch(
             progress.correct += correct
             progress.jets += int(n_jets)
             progress.origin_loss_sum += origin_total
-            progress.origin_tracks += int(n_labelled) if config.track_origin_weight > 0 else 0
+            progress.origin_tracks += int(n_labelled)
             if stop:
                 break
     return progress
