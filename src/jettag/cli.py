@@ -8,18 +8,17 @@ function; no physics lives here.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jettag import config as cfg
+from jettag.signals import on_sigterm
 
 log = logging.getLogger("jettag")
 
@@ -604,24 +603,6 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise TerminatedError(f"signal {signum}")
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM raises TerminatedError inside the block (main thread only; restored after).
-
-    Without it, SIGTERM ends Python at once and leaves the temporary files of atomic writes
-    behind; with it, they are removed. The training loop installs its own handler while it
-    runs (checkpoint, then stop).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jettag` command."""
     args = _parser().parse_args(argv)
@@ -631,7 +612,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     start = time.perf_counter()
     try:
-        with _sigterm_unwinds():
+        # without a handler SIGTERM ends Python at once and leaves the temporaries of atomic
+        # writes behind; raising unwinds and removes them (training installs its own flag)
+        with on_sigterm(_raise_terminated):
             from jettag.io.readers import InputError
             from jettag.training.loop import TrainingInterruptedError
 

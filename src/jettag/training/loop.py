@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from jettag.atomic import write_text
 from jettag.config import ModelConfig, TrainingConfig, model_from_dict
 from jettag.models.registry import build_model
+from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import InputSpec, TensorData, input_spec
@@ -446,14 +446,8 @@ def _train(
 def _sigterm_flag():
     """Turn SIGTERM into a flag the loop checks between batches (main thread only)."""
     received = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    with on_sigterm(lambda signum, frame: received.set()):
         yield received.is_set
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.set())
-    try:
-        yield received.is_set
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _resume_state(path: Path, fingerprint: str) -> dict | None:
