@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,13 @@ from jettag.simulate.generate import generate_shard
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_EVENTS = 300
+
+
+def copy_workflow(workdir: Path) -> None:
+    """The Snakefile, default config and workflow/ copied into workdir, to run there."""
+    shutil.copy(REPO / "Snakefile", workdir)
+    shutil.copy(REPO / "config.yaml", workdir)
+    shutil.copytree(REPO / "workflow", workdir / "workflow")
 
 
 def minimal_config(**overrides) -> dict:

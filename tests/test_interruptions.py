@@ -33,7 +33,7 @@ from matplotlib import image
 from jettag import config as cfg
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.loop import train_model
-from tests.conftest import REPO, minimal_config
+from tests.conftest import copy_workflow, minimal_config
 
 TIMEOUT = 300
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy",
@@ -366,9 +366,7 @@ def test_killed_workflow_reruns_to_the_end_and_training_resumes(tmp_path):
     """The CI analysis up to the DIPS metrics, interrupted twice while DIPS trains: SIGTERM
     to the whole process group inside an epoch, rerun; SIGKILL to it at the next epoch's
     checkpoint, unlock, rerun the incomplete jobs."""
-    shutil.copy(REPO / "Snakefile", tmp_path)
-    shutil.copy(REPO / "config.yaml", tmp_path)
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    copy_workflow(tmp_path)
     # DIPS epochs take ~0.03 s on an idle machine: train 12 of them, so that there is an
     # epoch left to be killed in whatever the machine's speed
     ci = yaml.safe_load((tmp_path / CI_CONFIG).read_text())

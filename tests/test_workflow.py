@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_workflow
 
 CI_CONFIG = "workflow/configs/ci.yaml"
 
@@ -28,9 +27,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def finished_run(tmp_path_factory) -> Path:
     """A complete run of the CI analysis."""
     workdir = tmp_path_factory.mktemp("workflow")
-    shutil.copy(REPO / "Snakefile", workdir)
-    shutil.copy(REPO / "config.yaml", workdir)
-    shutil.copytree(REPO / "workflow", workdir / "workflow")
+    copy_workflow(workdir)
     run = snakemake(workdir, "--configfile", CI_CONFIG, "-p")
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir
@@ -166,9 +163,7 @@ def _planned_after_edit(run_dir: Path, config: dict) -> set[str]:
 
 @pytest.mark.slow
 def test_members_folds_trials_and_sizes_are_separate_jobs(tmp_path):
-    shutil.copy(REPO / "Snakefile", tmp_path)
-    shutil.copy(REPO / "config.yaml", tmp_path)
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    copy_workflow(tmp_path)
     dry = snakemake(tmp_path, "--configfile", CI_CONFIG, "-n")
     assert dry.returncode == 0, dry.stderr
     counts = _job_counts(dry)
@@ -202,9 +197,7 @@ def _job_counts(run: subprocess.CompletedProcess) -> dict[str, int]:
 @pytest.mark.parametrize(("profile", "gpu"), [("slurm", "gpu=1"), ("htcondor", "request_gpus=1")])
 def test_cluster_profiles_plan_the_dag(tmp_path, profile, gpu):
     """The SLURM and HTCondor profiles plan every job, training ones with a GPU (no cluster)."""
-    shutil.copy(REPO / "Snakefile", tmp_path)
-    shutil.copy(REPO / "config.yaml", tmp_path)
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    copy_workflow(tmp_path)
     local = _job_counts(snakemake(tmp_path, "--configfile", CI_CONFIG, "-n"))
     dry = subprocess.run(
         ["snakemake", "-n", "--profile", f"workflow/profiles/{profile}", "--configfile",
@@ -219,9 +212,7 @@ def test_cluster_profiles_plan_the_dag(tmp_path, profile, gpu):
 
 @pytest.mark.slow
 def test_bad_config_fails_before_any_job(tmp_path):
-    shutil.copy(REPO / "Snakefile", tmp_path)
-    shutil.copy(REPO / "config.yaml", tmp_path)
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    copy_workflow(tmp_path)
     config = yaml.safe_load((REPO / CI_CONFIG).read_text())
     config["models"]["dips"]["training"]["epochz"] = 3
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
@@ -241,9 +232,7 @@ def test_bad_config_fails_before_any_job(tmp_path):
 @pytest.mark.slow
 def test_data_parallel_training_jobs_run_under_torchrun(tmp_path):
     """training.processes: 2 makes the train rule launch two processes with torchrun."""
-    shutil.copy(REPO / "Snakefile", tmp_path)
-    shutil.copy(REPO / "config.yaml", tmp_path)
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    copy_workflow(tmp_path)
     config = yaml.safe_load((REPO / CI_CONFIG).read_text())
     config["models"]["dips"]["training"]["processes"] = 2
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(config))
