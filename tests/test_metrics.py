@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import h5py
 import numpy as np
 import pytest
@@ -9,11 +12,15 @@ import pytest
 from jettag import config as cfg
 from jettag.evaluation.evaluate import evaluate
 from jettag.evaluation.metrics import (
+    REJECTION_LIMIT_CL,
     auc,
     b_discriminant,
     cut_for_efficiency,
     effective_entries,
     efficiency,
+    efficiency_upper_limit,
+    regularized_incomplete_beta,
+    rejection_with_limit,
 )
 from tests.conftest import minimal_config
 
@@ -100,3 +107,120 @@ def test_binomial_band_shrinks_as_one_over_sqrt_n(tmp_path):
         ]
         widths.append(wp["light_rejection_error"] / wp["light_rejection"])
     assert widths[0] / widths[1] == pytest.approx(4.0, rel=0.15)
+
+
+def _brute_force_upper_limit(k: int, n: int, cl: float) -> float:
+    """The p with sum_{i<=k} C(n,i) p^i (1-p)^(n-i) = 1 - cl, by bisection on exact sums."""
+    low, high = 0.0, 1.0
+    for _ in range(100):
+        p = 0.5 * (low + high)
+        cdf = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+        low, high = (p, high) if cdf > 1 - cl else (low, p)
+    return 0.5 * (low + high)
+
+
+def test_clopper_pearson_upper_limit_known_values():
+    assert REJECTION_LIMIT_CL == 0.95
+    # k = 0: P(0 pass) = (1 - p)^n = 0.05
+    assert efficiency_upper_limit(0, 100) == pytest.approx(1 - 0.05 ** (1 / 100), rel=1e-12)
+    assert efficiency_upper_limit(0, 100) == pytest.approx(0.0295130, abs=1e-7)
+    # Beta.ppf(0.95, 4, 47); found independently by the binomial-sum search below
+    assert efficiency_upper_limit(3, 50) == pytest.approx(0.1478372, abs=1e-7)
+    for k, n, cl in ((0, 1, 0.95), (1, 2, 0.95), (3, 50, 0.95), (7, 40, 0.68), (12, 300, 0.99),
+                     (49, 50, 0.95), (0, 1000, 0.9)):  # fmt: skip
+        assert efficiency_upper_limit(k, n, cl) == pytest.approx(
+            _brute_force_upper_limit(k, n, cl), rel=1e-9
+        ), (k, n, cl)
+    assert efficiency_upper_limit(50, 50) == 1.0  # all pass: nothing below 1
+    assert math.isnan(efficiency_upper_limit(0, 0))  # no jets: no limit
+    with pytest.raises(ValueError, match="confidence level"):
+        efficiency_upper_limit(1, 10, 1.0)
+
+
+def test_clopper_pearson_upper_limit_is_monotonic():
+    n = 60
+    in_k = [efficiency_upper_limit(k, n) for k in np.arange(0, n + 0.5, 0.5)]
+    assert np.all(np.diff(in_k) > 0)  # more passing jets: a higher limit
+    assert all(efficiency_upper_limit(k, n) > k / n for k in range(n))
+    in_n = [efficiency_upper_limit(3, n) for n in (4, 5, 10, 30, 100, 1000, 10**5, 10**7)]
+    assert np.all(np.diff(in_n) < 0)  # more jets, the same number passing: a lower limit
+    in_cl = [efficiency_upper_limit(3, 50, cl) for cl in (0.5, 0.68, 0.9, 0.95, 0.99)]
+    assert np.all(np.diff(in_cl) > 0)
+
+
+def test_incomplete_beta_and_weighted_counts_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    special = pytest.importorskip("scipy.special")
+    for a, b, x in ((0.5, 0.5, 0.3), (4.0, 47.0, 0.1), (2.5, 1e4, 3e-4), (300.0, 20.0, 0.95)):
+        assert regularized_incomplete_beta(a, b, x) == pytest.approx(
+            special.betainc(a, b, x), rel=1e-10
+        )
+    # N_eff-scaled counts are not integers: the Beta quantile still defines the limit
+    for k, n in ((0.0, 37.4), (2.6, 37.4), (150.3, 12345.6), (3.0, 1e6)):
+        assert efficiency_upper_limit(k, n) == pytest.approx(
+            stats.beta.ppf(0.95, k + 1, n - k), rel=1e-7
+        ), (k, n)
+
+
+def test_rejection_with_limit_where_nothing_passes():
+    none_pass = rejection_with_limit("light", 0.0, 0.0, 100.0)
+    limit = 1 / (1 - 0.05 ** (1 / 100))
+    assert none_pass["light_rejection"] == pytest.approx(limit, rel=1e-12)
+    assert none_pass["light_rejection_lower_limit"] == none_pass["light_rejection"]
+    assert none_pass["light_rejection_is_lower_limit"] is True
+    assert math.isnan(none_pass["light_rejection_error"])
+    some_pass = rejection_with_limit("c", 0.1, 0.03, 50.0)
+    assert some_pass["c_rejection"] == pytest.approx(10.0)
+    assert some_pass["c_rejection_error"] == pytest.approx(0.03 / 0.1**2)
+    assert some_pass["c_rejection_is_lower_limit"] is False
+    assert some_pass["c_rejection_lower_limit"] == pytest.approx(
+        1 / _brute_force_upper_limit(5, 50, 0.95), rel=1e-9
+    )
+    assert some_pass["c_rejection_lower_limit"] < some_pass["c_rejection"]
+    # weighted jets count as N_eff ones: 2 of N_eff = 20 pass
+    weighted = rejection_with_limit("c", 0.1, 0.07, 20.0)
+    assert weighted["c_rejection_lower_limit"] == pytest.approx(
+        1 / _brute_force_upper_limit(2, 20, 0.95), rel=1e-9
+    )
+    for empty in (rejection_with_limit("c", float("nan"), float("nan"), 0.0),
+                  rejection_with_limit("c", float("nan"), float("nan"), 30.0)):  # fmt: skip
+        assert math.isnan(empty["c_rejection"]) and math.isnan(empty["c_rejection_lower_limit"])
+        assert empty["c_rejection_is_lower_limit"] is False
+
+
+def test_working_point_without_passing_light_jets_quotes_the_limit(tmp_path):
+    # 100 b jets with D_b = 0.1..10; the 77 % WP cut lies between b scores 2.3 and 2.4. No
+    # light jet (D_b <= 0) passes it; 2 of 10 c jets do.
+    b_db = 0.1 * np.arange(1, 101)
+    light_db = np.linspace(-3.0, 0.0, 200)
+    c_db = np.array([5.0, 6.0] + [-1.0] * 8)
+    db = np.concatenate([b_db, light_db, c_db])
+    labels = np.array([0] * 100 + [2] * 200 + [1] * 10)
+    pb = 1 / (1 + np.exp(-db))
+    _predictions(tmp_path / "p.h5", pb, np.zeros_like(pb), 1 - pb, labels)
+    evaluation = cfg.section(
+        cfg.EvaluationConfig,
+        cfg.validate_config(minimal_config(evaluation={"f_c": 0.0, "working_points": [0.77]}))[
+            "evaluation"
+        ],
+    )
+    evaluate(tmp_path / "p.h5", evaluation, tmp_path / "m.json")
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["rejection_limit_cl"] == 0.95
+    wp = metrics["working_points"]["77"]
+    assert wp["b_efficiency"] == pytest.approx(0.77)
+    assert 2.3 < wp["cut"] < 2.4
+    assert wp["light_efficiency"] == 0.0
+    assert wp["light_rejection"] == pytest.approx(1 / (1 - 0.05 ** (1 / 200)), rel=1e-12)
+    assert wp["light_rejection_lower_limit"] == wp["light_rejection"]
+    assert wp["light_rejection_is_lower_limit"] is True
+    assert wp["light_rejection_error"] is None
+    assert wp["light_n_eff"] == pytest.approx(200)
+    assert wp["c_rejection"] == pytest.approx(10 / 2)
+    assert wp["c_rejection_is_lower_limit"] is False
+    assert wp["c_rejection_lower_limit"] == pytest.approx(
+        1 / _brute_force_upper_limit(2, 10, 0.95), rel=1e-9
+    )
+    assert wp["c_rejection_lower_limit"] < wp["c_rejection"]
+    # the ROC grid is unchanged: an infinite rejection there is still null
+    assert None in metrics["roc"]["light_rejection"]

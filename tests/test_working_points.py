@@ -14,6 +14,7 @@ from jettag.evaluation.working_points import (
     score_histograms,
     working_point_table,
 )
+from jettag.plotting import performance
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
 
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
@@ -236,12 +237,124 @@ def test_ensemble_spread_is_the_members_std(tmp_path):
         assert spread["c_rejection_gain"] == pytest.approx(averaged / np.mean(c_members) - 1.0)
         # independent noise averages out: the averaged scores reject more than a single member
         assert spread["c_rejection_gain"] > 0
-        # no light jet passes the averaged scores: an infinite rejection has no finite gain
-        assert metrics["working_points"][wp]["light_rejection"] == np.inf
+        # no light jet passes the averaged scores: the rejection is a lower limit, no gain
+        averaged_light = metrics["working_points"][wp]
+        assert averaged_light["light_rejection_is_lower_limit"] is True
+        assert averaged_light["light_rejection"] == averaged_light["light_rejection_lower_limit"]
+        assert averaged_light["light_rejection"] == pytest.approx(1 / (1 - 0.05 ** (1 / 6000)))
+        assert spread["light_rejection_averaged_is_lower_limit"] is True
         assert spread["light_rejection_gain"] is None
+        assert spread["light_rejection_is_lower_limit_members"] == [False] * 3
+        assert spread["c_rejection_averaged_is_lower_limit"] is False
     assert metrics["ensemble"]["n_members"] == 3
     band = np.array(metrics["ensemble"]["roc"]["light_rejection_std"])
     assert np.all(band[np.isfinite(band)] >= 0) and np.nanmax(band) > 0
+
+
+LIMIT_LABELS = np.repeat([0, 2, 1], [100, 200, 10])
+
+
+def limit_discriminant(light_db=None) -> np.ndarray:
+    """100 b jets (D_b 0.1..10), 200 light jets (D_b <= 0 by default), 10 c jets (2 score high).
+
+    At the 77 % WP (cut between b scores 2.3 and 2.4) no light jet passes and 2 c jets do.
+    """
+    light_db = np.linspace(-3.0, 0.0, 200) if light_db is None else light_db
+    return np.concatenate([0.1 * np.arange(1, 101), light_db, [5.0, 6.0] + [-1.0] * 8])
+
+
+def test_no_light_jet_passing_gives_a_lower_limit_in_json_and_markdown(tmp_path):
+    path = write_discriminant(tmp_path / "p.h5", "t", limit_discriminant(), LIMIT_LABELS)
+    working_point_table([path], 0.018, [0.77], tmp_path / "wp.json", tmp_path / "wp.md")
+    table = json.loads((tmp_path / "wp.json").read_text())
+    assert table["rejection_limit_cl"] == 0.95
+    (row,) = table["rows"]
+    assert row["b_efficiency"] == pytest.approx(0.77)
+    assert row["light_efficiency"] == 0.0
+    limit = 1 / (1 - 0.05 ** (1 / 200))  # Clopper-Pearson, 0 of 200 pass
+    assert row["light_rejection"] == pytest.approx(limit, rel=1e-12)
+    assert row["light_rejection_lower_limit"] == row["light_rejection"]
+    assert row["light_rejection_is_lower_limit"] is True
+    assert row["light_rejection_error"] is None
+    # 2 of 10 c jets pass: a central value with an error, and a limit below it
+    assert row["c_rejection"] == pytest.approx(5.0)
+    assert row["c_rejection_is_lower_limit"] is False
+    assert row["c_rejection_error"] == pytest.approx(np.sqrt(0.2 * 0.8 / 10) / 0.2**2)
+    assert 1.0 < row["c_rejection_lower_limit"] < row["c_rejection"]
+    (md_row,) = [r for r in (tmp_path / "wp.md").read_text().splitlines() if r.startswith("| t ")]
+    cells = [c.strip() for c in md_row.strip("|").split("|")]
+    assert cells[-1] == f"> {limit:.1f} (95 % CL)" == "> 67.3 (95 % CL)"
+    assert cells[5] == "5.0 ± 3.2"  # c rejection: no '>'
+    assert "inf" not in md_row and "∞" not in md_row
+
+
+def test_light_jets_passing_give_no_limit_flag(tmp_path):
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, 3000)
+    db = rng.normal(np.choose(labels, [2.0, 0.5, -1.0]), 1.0)
+    path = write_discriminant(tmp_path / "p.h5", "t", db, labels)
+    rows = working_point_table(
+        [path], 0.018, WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
+    )["rows"]
+    for row in rows:
+        for bkg in ("c", "light"):
+            assert row[f"{bkg}_efficiency"] > 0
+            assert row[f"{bkg}_rejection_is_lower_limit"] is False
+            assert row[f"{bkg}_rejection"] == pytest.approx(1 / row[f"{bkg}_efficiency"])
+            assert row[f"{bkg}_rejection_lower_limit"] < row[f"{bkg}_rejection"]
+    assert ">" not in (tmp_path / "wp.md").read_text().split("|---|")[-1]
+
+
+def test_pt_bins_quote_limits_and_the_plot_draws_them(tmp_path, monkeypatch):
+    # low pT: no light jet passes; high pT: 47 of the 200 light jets score above the cut
+    db = np.concatenate([limit_discriminant(), limit_discriminant(np.linspace(-3.0, 4.0, 200))])
+    labels = np.concatenate([LIMIT_LABELS, LIMIT_LABELS])
+    pt_gev = np.repeat([30.0, 200.0], len(LIMIT_LABELS))
+    write_discriminant(tmp_path / "p.h5", "t", db, labels, pt_gev)
+    result = efficiency_vs_pt(tmp_path / "p.h5", 0.018, 0.77, [20, 100, 300], tmp_path / "pt.json")
+    saved = json.loads((tmp_path / "pt.json").read_text())
+    assert saved["rejection_limit_cl"] == 0.95
+    flat = saved["strategies"]["flat_per_bin"]
+    assert flat["light_rejection_is_lower_limit"] == [True, False]
+    assert flat["light_rejection"][0] == pytest.approx(1 / (1 - 0.05 ** (1 / 200)))
+    assert flat["light_rejection_error"][0] is None
+    assert flat["light_rejection"][1] == pytest.approx(200 / 47)
+    assert flat["light_rejection_lower_limit"][1] < flat["light_rejection"][1]
+    assert result["strategies"]["inclusive"]["c_rejection_is_lower_limit"] == [False, False]
+
+    figures = {}
+    save = performance.save_figure
+
+    def keep(fig, stem, formats):
+        figures[Path(stem).name] = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        return save(fig, stem, formats)
+
+    monkeypatch.setattr(performance, "save_figure", keep)
+    written = plot_efficiency_vs_pt(
+        [tmp_path / "pt.json"], ["T"], tmp_path / "pt", "Internal", 13.6, ["png"]
+    )
+    assert all(path.stat().st_size > 1000 for path in written)
+    note = "No jet passes: lower limit (95% CL)"
+    assert note in figures["pt_light_rejection"]
+    assert note not in figures["pt_c_rejection"] and note not in figures["pt_b_efficiency"]
+
+
+def test_ablation_takes_no_loss_from_a_lower_limit(tmp_path):
+    from jettag.evaluation.ablation import ablation_summary
+
+    nominal = write_discriminant(tmp_path / "n.h5", "t", limit_discriminant(), LIMIT_LABELS)
+    light_db = np.linspace(-3.0, 4.0, 200)  # 47 light jets pass
+    variant = write_discriminant(tmp_path / "v.h5", "t", limit_discriminant(light_db), LIMIT_LABELS)
+    result = ablation_summary("t", nominal, {"g": variant}, {"g": ["sd0"]}, 0.018, 0.77,
+                              tmp_path / "a.json")  # fmt: skip
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert saved["rejection_limit_cl"] == 0.95
+    assert saved["nominal"]["light_rejection_is_lower_limit"] is True
+    group = saved["groups"]["g"]
+    assert group["light_rejection"] == pytest.approx(200 / 47)
+    assert group["light_rejection_loss"] is None  # 1 - R / (a lower limit) is no loss
+    assert group["c_rejection_loss"] == pytest.approx(0.0)  # the c jets are the same
+    assert result["nominal"]["light_rejection"] == pytest.approx(1 / (1 - 0.05 ** (1 / 200)))
 
 
 def _minimal() -> dict:

@@ -7,15 +7,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from jettag.atomic import write_json
+from jettag.evaluation.metrics import REJECTION_LIMIT_CL
 from jettag.evaluation.working_points import performance_at_working_point, read_tagged_jets
 
 
-def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict[str, float | None]:
-    """Light and c rejection (with errors) at a b-efficiency working point."""
+def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict:
+    """Light and c rejection (errors, lower limits) at a b-efficiency working point."""
     perf = performance_at_working_point(read_tagged_jets(Path(prediction), f_c), working_point)
-    return {key: perf[key] for key in (
-        "light_rejection", "light_rejection_error", "c_rejection", "c_rejection_error",
-    )}  # fmt: skip
+    suffixes = ("", "_error", "_lower_limit", "_is_lower_limit")
+    return {f"{bkg}_rejection{s}": perf[f"{bkg}_rejection{s}"] for bkg in ("light", "c")
+            for s in suffixes}  # fmt: skip
 
 
 def ablation_summary(
@@ -40,7 +41,13 @@ def ablation_summary(
                 reference[f"{background}_rejection"],
                 entry[f"{background}_rejection"],
             )
-            finite = math.isfinite(nominal_rej) and math.isfinite(rej)
+            # a lower limit (no jet passes) is no value to take a fraction of
+            finite = (
+                math.isfinite(nominal_rej)
+                and math.isfinite(rej)
+                and not reference[f"{background}_rejection_is_lower_limit"]
+                and not entry[f"{background}_rejection_is_lower_limit"]
+            )
             entry[f"{background}_rejection_loss"] = 1.0 - rej / nominal_rej if finite else None
             entry[f"{background}_rejection_loss_std"] = None  # one retraining: no spread
         entries[group] = entry
@@ -52,6 +59,7 @@ def ablation_summary(
         "x_label": "Rejection lost when retrained without the inputs [%]",
         "b_efficiency": working_point,
         "f_c": f_c,
+        "rejection_limit_cl": REJECTION_LIMIT_CL,
         "repeats": 1,
         "nominal": reference,
         "groups": entries,

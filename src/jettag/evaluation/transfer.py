@@ -18,7 +18,7 @@ import numpy as np
 
 from jettag.atomic import write_json, write_text
 from jettag.config import TRANSFER_STRATEGIES
-from jettag.evaluation.metrics import auc
+from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
 from jettag.evaluation.predict import network_probabilities
 from jettag.evaluation.working_points import performance_at_working_point, tagged_jets
 from jettag.training.checkpoint import load_checkpoint
@@ -47,8 +47,8 @@ def tagger_performance(
     db = jets.discriminant
     return {
         "auc": auc(db[jets.mask("b")], db[jets.mask("light")]),
-        **{k: perf[k] for k in ("light_rejection", "light_rejection_error", "c_rejection",
-                                "c_rejection_error")},
+        **{f"{bkg}_rejection{s}": perf[f"{bkg}_rejection{s}"] for bkg in ("light", "c")
+           for s in ("", "_error", "_lower_limit", "_is_lower_limit")},
     }  # fmt: skip
 
 
@@ -94,6 +94,7 @@ def transfer_summary(
         "sample_label": sample_label,
         "b_efficiency": working_point,
         "f_c": f_c,
+        "rejection_limit_cl": REJECTION_LIMIT_CL,
         "n_test_jets": {c: int((labels == k).sum()) for k, c in enumerate(classes)},
         "n_train_jets_available": n_train,
         "pretrained": {
@@ -120,8 +121,11 @@ def _points(rows: list[dict]) -> dict[str, list[dict]]:
     ):
         point: dict = {"train_jets": jets, "seeds": len(members)}
         for metric in METRICS:
-            # a rejection is infinite when no background jet passes: leave it out of the mean
-            values = np.array([m[metric] for m in members], dtype=float)
+            # no background jet passes: the rejection is a lower limit, left out of the mean
+            values = np.array(
+                [m[metric] for m in members if not m.get(f"{metric}_is_lower_limit", False)],
+                dtype=float,
+            )
             values = values[np.isfinite(values)]
             point[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
             point[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
@@ -133,12 +137,16 @@ def _markdown(result: dict) -> str:
     """Light rejection and AUC per strategy and training-set size, as a markdown table."""
     wp = f"{round(result['b_efficiency'] * 100):d} %"
     reference = result["pretrained"]
+    reference_light = f"{reference['light_rejection']:.1f}"
+    if reference.get("light_rejection_is_lower_limit"):
+        cl = 100 * result.get("rejection_limit_cl", REJECTION_LIMIT_CL)
+        reference_light = f"> {reference_light} ({cl:g} % CL lower limit, no light jet passes)"
     lines = [
         f"# Transfer learning: {result['model']} onto {result['target']}",
         "",
         f"Light rejection at the {wp} b-jet working point and AUC (b vs light) on the target "
         "test split; mean ± std over seeds. The pretrained model without retraining: light "
-        f"rejection {reference['light_rejection']:.1f}, AUC {reference['auc']:.4f}.",
+        f"rejection {reference_light}, AUC {reference['auc']:.4f}.",
         "",
         "| strategy | training jets | seeds | light rejection | c rejection | AUC |",
         "|---|---:|---:|---:|---:|---:|",

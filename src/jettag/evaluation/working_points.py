@@ -7,7 +7,12 @@ plotting code only draws. Jet pT in the canonical and predictions files is in Ge
 
 Jets are unweighted, as in evaluate.py (ATLAS quotes performance on the natural spectrum); the
 binomial errors still go through N_eff = (sum w)^2 / sum w^2 so weights can be added later.
-Infinite or undefined values (no background jet passes, an empty pT bin) are written as null.
+
+Every background rejection comes with `<bkg>_rejection_lower_limit`, the one-sided
+Clopper-Pearson lower limit at the file's `rejection_limit_cl` (metrics.rejection_with_limit).
+Where no background jet passes the cut, `<bkg>_rejection` is that limit, with
+`<bkg>_rejection_is_lower_limit` true and a null error, instead of an infinite value. Undefined
+values (no background jets in a pT bin, or no b jets to define a cut) are written as null.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import numpy as np
 
 from jettag.atomic import write_json, write_text
 from jettag.evaluation.metrics import (
+    REJECTION_LIMIT_CL,
     b_discriminant,
     cut_for_efficiency,
     effective_entries,
     efficiency,
-    rejection,
+    rejection_with_limit,
 )
 from jettag.evaluation.predict import SHORT_CLASS
 
@@ -107,7 +113,7 @@ def performance_at_working_point(jets: TaggedJets, working_point: float) -> dict
 
 
 def performance_at_cut(jets: TaggedJets, selection: np.ndarray, cut: float) -> dict:
-    """Efficiencies, rejections, their binomial errors and N_eff of the selected jets at a cut."""
+    """Efficiencies, rejections (or their lower limits), binomial errors and N_eff at a cut."""
     entry: dict = {"cut": cut}
     for name in FLAVOURS:
         sel = selection & jets.mask(name)
@@ -115,13 +121,12 @@ def performance_at_cut(jets: TaggedJets, selection: np.ndarray, cut: float) -> d
             eff, err = efficiency(jets.discriminant[sel] > cut, jets.weights[sel])
         else:  # no cut could be defined (no b jets): no efficiency either, not zero
             eff, err = float("nan"), float("nan")
+        n_eff = effective_entries(jets.weights[sel])
         entry[f"{name}_efficiency"] = eff
         entry[f"{name}_efficiency_error"] = err
-        entry[f"{name}_n_eff"] = effective_entries(jets.weights[sel])
+        entry[f"{name}_n_eff"] = n_eff
         if name in BACKGROUNDS:
-            rej, rej_err = rejection(eff, err)
-            entry[f"{name}_rejection"] = rej
-            entry[f"{name}_rejection_error"] = rej_err
+            entry.update(rejection_with_limit(name, eff, err, n_eff))
     return entry
 
 
@@ -148,6 +153,7 @@ def working_point_table(
     result = {
         "f_c": f_c,
         "working_points": [float(wp) for wp in working_points],
+        "rejection_limit_cl": REJECTION_LIMIT_CL,
         "sample_label": sample_labels,
         "n_jets": n_jets,
         "rows": rows,
@@ -160,12 +166,14 @@ def working_point_table(
 
 def working_point_markdown(table: dict) -> str:
     """The working-point table as markdown: one row per tagger and working point."""
+    cl = table.get("rejection_limit_cl", REJECTION_LIMIT_CL)
     lines = [
         "# b-tagging working points",
         "",
         f"D_b = log(p_b / (f_c p_c + (1 - f_c) p_light)) with f_c = {table['f_c']:g}; the cut "
         "keeps the WP fraction of all b jets. Errors are binomial with "
-        "N_eff = (sum w)^2 / sum w^2.",
+        "N_eff = (sum w)^2 / sum w^2. Where no background jet passes, the rejection is a "
+        f"one-sided Clopper-Pearson lower limit at {_percent(cl)} % CL ('>').",
         "",
         "| Tagger | WP | D_b cut | b-jet efficiency | c-jet efficiency | c rejection "
         "| light-jet efficiency | light rejection |",
@@ -178,9 +186,9 @@ def working_point_markdown(table: dict) -> str:
             _number(row["cut"], 3),
             _with_error(row["b_efficiency"], row["b_efficiency_error"]),
             _with_error(row["c_efficiency"], row["c_efficiency_error"]),
-            _with_error(row["c_rejection"], row["c_rejection_error"]),
+            _rejection_cell(row, "c", cl),
             _with_error(row["light_efficiency"], row["light_efficiency_error"]),
-            _with_error(row["light_rejection"], row["light_rejection_error"]),
+            _rejection_cell(row, "light", cl),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -224,6 +232,7 @@ def efficiency_vs_pt(
         "f_c": f_c,
         "working_point": float(working_point),
         "inclusive_cut": cut_all,
+        "rejection_limit_cl": REJECTION_LIMIT_CL,
         "pt_bins_gev": edges.tolist(),
         "n_jets": n_jets,
         # per strategy, a column (one value per pT bin) for each quantity
@@ -291,12 +300,24 @@ def _number(value: float | None, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def _percent(cl: float) -> str:
+    """0.95 -> '95' (a confidence level in percent)."""
+    return f"{100 * cl:g}"
+
+
+def _rejection_cell(row: dict, background: str, cl: float) -> str:
+    """'value ± error', or '> limit (95 % CL)' where no background jet passes."""
+    value = row[f"{background}_rejection"]
+    if row.get(f"{background}_rejection_is_lower_limit") and value is not None:
+        digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 0
+        return f"> {value:.{digits}f} ({_percent(cl)} % CL)"
+    return _with_error(value, row[f"{background}_rejection_error"])
+
+
 def _with_error(value: float | None, error: float | None) -> str:
     """'value ± error' with the error to two significant digits and the value to match."""
-    if value is None or math.isnan(value):
+    if value is None or not math.isfinite(value):
         return "–"
-    if math.isinf(value):
-        return "∞ (no jet passes)"
     if error is None or not math.isfinite(error) or error <= 0:
         return f"{value:.4g}"
     decimals = max(0, 1 - math.floor(math.log10(error)))

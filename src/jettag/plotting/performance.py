@@ -2,6 +2,8 @@
 
 Efficiency and rejection vs jet pT (several taggers, inclusive and flat-per-bin cuts) and the
 D_b distribution per flavour with the working-point cuts. Nothing is recomputed here.
+A rejection that is a lower limit (no background jet passes in the bin) is drawn as its marker
+with an upward arrow, and the legend says so.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.path import Path as MarkerPath
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from jettag.evaluation.metrics import REJECTION_LIMIT_CL
 from jettag.plotting.sample import FLAVOUR_STYLE
 from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
 
@@ -32,12 +36,25 @@ STRATEGIES = (
 )
 # fraction of the axis height the data may use; the label and legend go above it
 DATA_FRACTION = 0.55
+# a lower-limit arrow spans this factor on the log rejection axis
+ARROW_FACTOR = 1.6
+# the legend's picture of a limit: a dot with an arrow up from it
+LIMIT_MARKER = MarkerPath.make_compound_path(
+    MarkerPath.circle((0.0, -0.6), 0.22),
+    MarkerPath([(0.0, -0.6), (0.0, 0.5)]),  # the stem
+    MarkerPath([(-0.3, 0.5), (0.0, 1.0), (0.3, 0.5), (0.0, 0.0)], closed=True),  # the head
+)
 PT_TICKS_GEV = (20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 
 
 def _array(values: list) -> np.ndarray:
     """JSON list (None = no value) -> float array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _flags(values: list | None, n: int) -> np.ndarray:
+    """JSON list of booleans (absent in older files: none set) -> (n,) bool array."""
+    return np.zeros(n, dtype=bool) if values is None else np.array(values, dtype=bool)
 
 
 def _headroom(ax, low: float, high: float, log: bool) -> None:
@@ -87,11 +104,13 @@ def plot_efficiency_vs_pt(
         fig, ax = plt.subplots(figsize=(8, 6))
         lows, highs = [], []
         n_not_shown = 0
+        any_limit = False
         for k, r in enumerate(results):
             colour = COLOURS[k % len(COLOURS)]
             for s, (strategy, marker, fill, _) in enumerate(STRATEGIES):
                 column = r["strategies"][strategy]
                 y, err = _array(column[key]), _array(column[f"{key}_error"])
+                limit = _flags(column.get(f"{key}_is_lower_limit"), len(y))
                 # spread the series side by side inside each bin so error bars do not overlap
                 j = k * len(STRATEGIES) + s
                 offset = (j - (n_series - 1) / 2) * 0.6 / n_series
@@ -105,12 +124,17 @@ def plot_efficiency_vs_pt(
                     x, y, yerr=[low_err, err], xerr=[x - edges[:-1], edges[1:] - x],
                     fmt=marker, fillstyle=fill, color=colour, ms=7, lw=1.4, capsize=0,
                 )  # fmt: skip
+                if limit.any():  # no background jet passes: an arrow up from the marker
+                    bound = np.where(limit, y, np.nan)
+                    ax.errorbar(x, bound, yerr=bound * (ARROW_FACTOR - 1), lolims=True,
+                                fmt="none", color=colour, lw=1.4, capsize=4)  # fmt: skip
+                    any_limit = True
+                    highs.extend(y[limit] * ARROW_FACTOR)
                 ok = np.isfinite(y)
-                if log:  # no background jet passes: infinite rejection, written as null
-                    n_not_shown += int(
-                        np.sum(_array(column[key.replace("rejection", "efficiency")]) == 0)
-                    )
-                lows.extend((y - low_err)[ok])
+                if log:  # files without limits: an infinite rejection is null, not drawn
+                    efficiency = _array(column[key.replace("rejection", "efficiency")])
+                    n_not_shown += int(np.sum((efficiency == 0) & ~ok))
+                lows.extend((y - np.where(limit, 0.0, low_err))[ok])
                 highs.extend((y + np.nan_to_num(err))[ok])
         if key == "b_efficiency":
             ax.axhline(wp, color="grey", ls=":", lw=1.2)
@@ -139,6 +163,12 @@ def plot_efficiency_vs_pt(
         ]
         if key == "b_efficiency":
             handles.append(Line2D([], [], color="grey", ls=":", label="Working point"))
+        if any_limit:  # a legend entry drawn as the limits are: a marker and an arrow
+            cl = 100 * reference.get("rejection_limit_cl", REJECTION_LIMIT_CL)
+            handles.append(
+                Line2D([], [], color="black", ls="none", marker=LIMIT_MARKER, ms=14, mew=1.4,
+                       label=f"No jet passes: lower limit ({cl:g}% CL)")
+            )  # fmt: skip
         ax.legend(handles=handles, loc="upper right", fontsize="small")
         # said in the label, above the data, so a missing point is not read as a lost bin
         note = f"\n{n_not_shown} point(s) with no jet passing: not shown" if n_not_shown else ""

@@ -140,6 +140,8 @@ def plot_permutation_importance(
         errors = np.array([100.0 * (groups[n][f"{bkg}_rejection_loss_std"] or 0.0) for n in names])
         nominal = data["nominal"][f"{bkg}_rejection"]
         nominal_text = "inf" if nominal is None else f"{nominal:.3g}"
+        if data["nominal"].get(f"{bkg}_rejection_is_lower_limit"):  # no jet passes
+            nominal_text = f"> {nominal_text}"
         ax.barh(y + offset, values, height=height, color=colour, alpha=0.85,
                 xerr=errors if data["repeats"] > 1 else None, error_kw={"lw": 1},
                 label=f"{text} (nominal rejection {nominal_text})")  # fmt: skip

@@ -42,8 +42,10 @@ def plot_transfer(
                         ms=8, capsize=3, label=STRATEGY_LABELS.get(strategy, strategy))  # fmt: skip
     reference = result["pretrained"]
     for ax, metric in ((ax_rej, "light_rejection"), (ax_auc, "auc")):
-        ax.axhline(reference[metric], color="grey", ls="-.", lw=1.5,
-                   label="Pretrained, not retrained")  # fmt: skip
+        text = "Pretrained, not retrained"
+        if reference.get(f"{metric}_is_lower_limit"):  # no light jet passes
+            text += f" (lower limit, {100 * result.get('rejection_limit_cl', 0.95):g}% CL)"
+        ax.axhline(reference[metric], color="grey", ls="-.", lw=1.5, label=text)
         ax.set_xscale("log")
         ax.set_xlabel("Number of target training jets")
         all_jets = [p["train_jets"] for points in result["points"].values() for p in points]
