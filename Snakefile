@@ -13,6 +13,7 @@ import json
 import os
 
 import jettag.config as jcfg
+from jettag.io.inspect import check_input_files
 
 if workflow.overwrite_configfiles:
     if len(workflow.overwrite_configfiles) != 1:
@@ -34,6 +35,12 @@ if jcfg.validate_config(config, CONFIG_FILE) != CONFIG:
     raise WorkflowError(
         "--config overrides are not passed to jettag commands; write them into a config file"
     )
+# Input files of samples read from ROOT/HDF5: schemas only (names and types), every missing
+# field and every model input a sample cannot provide reported at once, before any job.
+try:
+    check_input_files(CONFIG)
+except jcfg.ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 wildcard_constraints:

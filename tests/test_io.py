@@ -12,7 +12,8 @@ import pytest
 import uproot
 
 from jettag import config as cfg
-from jettag.io.canonical import REQUIRED_TRACK_FIELDS, TRACK_DTYPE, read_all
+from jettag.io import fields
+from jettag.io.canonical import TRACK_DTYPE, read_all
 from jettag.io.ingest import ingest_sample
 from jettag.io.readers import InputError
 from tests.conftest import minimal_config
@@ -58,7 +59,7 @@ def _sample(**extra):
 
 def _ingest(config, sample, files, out, max_tracks=40):
     ingest = cfg.section(cfg.IngestConfig, {**config["ingest"], "max_tracks": max_tracks})
-    return ingest_sample(cfg.sample_config(config, sample), files, ingest, out)
+    return ingest_sample(cfg.sample_config(config, sample), files, ingest, out, sample)
 
 
 def test_root_ingest_sorts_pads_and_truncates(tmp_path):
@@ -109,8 +110,12 @@ def test_h5_with_other_field_names(tmp_path, ingested):
 def test_missing_branch_lists_what_the_file_has(tmp_path):
     tracks = {k: v for k, v in TRACKS.items() if k != "z0SinTheta"}
     path = write_root(tmp_path / "in.root", tracks=tracks)
-    with pytest.raises(InputError, match=r"in\.root.*lacks branches \['trk_z0SinTheta'\].*trk_d0"):
+    with pytest.raises(InputError, match=r"in\.root: sample 's' cannot be read") as err:
         _ingest(_sample(), "s", [path], tmp_path / "out.h5")
+    # the key to set, the derivations that would serve, and what the file has
+    assert "trk_z0SinTheta: set samples.s.branches.trk_z0SinTheta" in str(err.value)
+    assert "z0 sin(theta) from trk_z0, trk_theta" in str(err.value)
+    assert "'trk_d0'" in str(err.value)
     assert not (tmp_path / "out.h5").exists()
 
 
@@ -174,7 +179,9 @@ def test_non_finite_in_h5_padding_is_ignored_and_real_tracks_count(tmp_path, ing
 
 
 def test_canonical_fields_cover_requirements():
-    assert set(REQUIRED_TRACK_FIELDS) <= set(TRACK_DTYPE.names)
+    track_fields = {k.removeprefix("trk_") for k in fields.REQUIRED + fields.OPTIONAL
+                    if k.startswith("trk_")}  # fmt: skip
+    assert track_fields <= set(TRACK_DTYPE.names)
 
 
 def test_root_with_other_branch_names(tmp_path):
@@ -200,9 +207,10 @@ def test_root_with_other_branch_names(tmp_path):
     out_jets, out_tracks = read_all(tmp_path / "out.h5")
     assert out_jets["mass"].tolist() == [5.0, 3.0, 9.0]
     assert out_tracks["pt"][0, :3].tolist() == [5.0, 2.0, 1.0]  # sorted by |d0|/sigma
-    bad = _sample(tree="ntuple", branches={"trk_d00": "x"})
-    with pytest.raises(InputError, match=r"unknown keys \['trk_d00'\]"):
-        _ingest(bad, "s", [path], tmp_path / "out2.h5")
+    with pytest.raises(
+        cfg.ConfigError, match=r"samples\.s\.branches has unknown keys \['trk_d00'\]"
+    ):
+        _sample(tree="ntuple", branches={"trk_d00": "x"})  # at validation, before any job
     wrong_tree = _sample(tree="jets")
     with pytest.raises(InputError, match=r"atlas_like\.root: no tree 'jets'.*ntuple"):
         _ingest(wrong_tree, "s", [path], tmp_path / "out3.h5")

@@ -10,8 +10,8 @@ import yaml
 from jettag.features.reweight import HistogramAccumulator
 from jettag.features.split import assign_split, event_uniform
 from jettag.features.transforms import MeanVarianceAccumulator, apply_transform
-from jettag.features.variables import lifetime_signed_d0_significance
 from jettag.io.canonical import read_all
+from jettag.io.fields import lifetime_signed_d0_significance
 from jettag.simulate import pdg
 
 
@@ -26,10 +26,12 @@ def test_split_fractions_and_event_integrity():
 
 
 def test_lifetime_sign_of_d0():
-    # a track crossing in front of the vertex along the jet (phi_trk > phi_jet, d0 > 0): positive
-    assert lifetime_signed_d0_significance(0.1, 0.01, 0.2, 0.1) == pytest.approx(10)
-    assert lifetime_signed_d0_significance(-0.1, 0.01, 0.0, 0.1) == pytest.approx(10)
-    assert lifetime_signed_d0_significance(0.1, 0.01, 0.0, 0.1) == pytest.approx(-10)
+    # ATLAS: sign(sin(phi_jet - phi_trk) d0), dphi = phi_trk - phi_jet. A b-decay track
+    # leaving the jet axis at dphi > 0 has perigee d0 = L sin(-dphi) < 0: positive sd0
+    assert lifetime_signed_d0_significance(-0.1, 0.01, 0.1) == pytest.approx(10)
+    assert lifetime_signed_d0_significance(0.1, 0.01, -0.1) == pytest.approx(10)
+    assert lifetime_signed_d0_significance(0.1, 0.01, 0.1) == pytest.approx(-10)
+    assert lifetime_signed_d0_significance(-0.1, 0.01, -0.1) == pytest.approx(-10)
 
 
 def test_prepared_files(prepared, ingested):

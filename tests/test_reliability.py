@@ -242,11 +242,15 @@ def test_missing_input_file_and_missing_hdf5_dataset_or_field(tmp_path, ingested
         InputError, match=r"no_tracks\.h5: no dataset 'tracks'; the file has \['jets'\]"
     ):
         _ingest(config, [tmp_path / "no_tracks.h5"], tmp_path / "out.h5")
-    names = [n for n in tracks.dtype.names if n != "z0SinThetaUncertainty"]
+    # neither sigma(z0 sin theta) nor the significance it could be derived from
+    gone = ("z0SinThetaUncertainty", "IP3D_signed_z0_significance")
+    names = [n for n in tracks.dtype.names if n not in gone]
     source = _write_input(tmp_path / "no_sigma.h5", jets, tracks[names])
-    message = r"no_sigma\.h5: dataset 'tracks' lacks fields \['z0SinThetaUncertainty'\]; it has"
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=r"no_sigma\.h5: sample .* cannot be read") as err:
         _ingest(config, [source], tmp_path / "out.h5")
+    assert "trk_z0SinThetaUncertainty: set samples." in str(err.value)
+    assert "trk_IP3D_signed_z0_significance: set samples." in str(err.value)
+    assert "tracks: [" in str(err.value)  # what the file has
     assert list(tmp_path.glob("out.h5*")) == [] and list(tmp_path.glob(".out.h5*")) == []
 
 

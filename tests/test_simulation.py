@@ -10,6 +10,8 @@ import pytest
 import uproot
 
 from jettag import config as cfg
+from jettag.io.fields import lifetime_signed_d0_significance
+from jettag.kinematics import wrap_phi
 from jettag.simulate import pdg
 from jettag.simulate.generate import generate_shard, shard_seeds
 from jettag.simulate.realism import ideal_detector
@@ -28,11 +30,11 @@ def test_prompt_tracks_have_zero_impact_parameters():
 
 
 def test_straight_line_limit_and_exact_helix():
-    # a very stiff track: d0 = x sin(phi) - y cos(phi), z0 = z - (r.u) cot(theta)
+    # a very stiff track: ATLAS's d0 = y cos(phi) - x sin(phi), z0 = z - (r.u) cot(theta)
     x, y, z = np.array([1.0]), np.array([0.5]), np.array([3.0])
     p = perigee_parameters(x, y, z, np.array([1e4]), np.array([0.0]), np.array([1e4]),
                            np.array([1.0]), 2.0)  # fmt: skip
-    assert p.d0[0] == pytest.approx(-0.5, abs=1e-5)
+    assert p.d0[0] == pytest.approx(0.5, abs=1e-5)
     assert p.z0[0] == pytest.approx(2.0, abs=1e-5)
     # a soft track from (0, 2 mm) moving along -x: the circle centre is known exactly
     pt, b = 1.0, 2.0
@@ -40,7 +42,24 @@ def test_straight_line_limit_and_exact_helix():
     p = perigee_parameters(np.array([0.0]), np.array([2.0]), np.array([0.0]), np.array([-pt]),
                            np.array([0.0]), np.array([0.0]), np.array([1.0]), b)  # fmt: skip
     centre = np.array([0.0, 2.0]) + radius * np.array([np.sin(np.pi), -np.cos(np.pi)])
-    assert p.d0[0] == pytest.approx(np.linalg.norm(centre) - radius, rel=1e-9)
+    assert p.d0[0] == pytest.approx(radius - np.linalg.norm(centre), rel=1e-9)
+    assert p.d0[0] == pytest.approx(-2.0, rel=1e-4)  # y cos(phi) - x sin(phi) = 2 cos(pi)
+
+
+@pytest.mark.parametrize("charge", [1.0, -1.0])
+def test_decay_along_the_jet_has_atlas_perigee_sign_and_positive_sd0(charge):
+    # a b-hadron flies 3 mm along phi_jet = 0.4; a stiff daughter leaves at phi_jet + 0.2
+    phi_jet, opening, flight = 0.4, 0.2, 3.0
+    phi = phi_jet + opening
+    p = perigee_parameters(
+        np.array([flight * np.cos(phi_jet)]), np.array([flight * np.sin(phi_jet)]),
+        np.array([0.0]), np.array([500 * np.cos(phi)]), np.array([500 * np.sin(phi)]),
+        np.array([0.0]), np.array([charge]), 2.0,
+    )  # fmt: skip
+    # ATLAS perigee: d0 = L sin(phi_jet - phi_trk), negative for this track
+    assert p.d0[0] == pytest.approx(flight * np.sin(-opening), rel=1e-3)
+    sd0 = lifetime_signed_d0_significance(p.d0, 0.01, wrap_phi(p.phi0 - phi_jet))
+    assert sd0[0] == pytest.approx(abs(p.d0[0]) / 0.01)  # in front of the vertex: positive
 
 
 def test_pdg_classes():

@@ -48,7 +48,7 @@ def cmd_ingest(args: argparse.Namespace, config: dict) -> None:
 
     sample = cfg.sample_config(config, args.sample)
     ingest = cfg.section(cfg.IngestConfig, config["ingest"])
-    stats = ingest_sample(sample, args.inputs, ingest, args.output)
+    stats = ingest_sample(sample, args.inputs, ingest, args.output, args.sample)
     log.info("ingest %s: %s", args.sample, stats)
 
 
@@ -186,9 +186,14 @@ def cmd_evaluate(args: argparse.Namespace, config: dict) -> None:
     evaluation = cfg.section(cfg.EvaluationConfig, config["evaluation"])
     metrics = evaluate(args.predictions, evaluation, args.output)
     wp = metrics["working_points"].get("77") or next(iter(metrics["working_points"].values()))
-    log.info("evaluate %s: AUC(b vs light) %.4f, light rejection %.1f, c rejection %.2f (77%% WP)",
-             metrics["tagger"], metrics["auc"]["b_vs_light"], wp["light_rejection"] or float("inf"),
-             wp["c_rejection"] or float("inf"))  # fmt: skip
+
+    def shown(name: str, digits: int) -> str:
+        text = f"{wp[f'{name}_rejection']:.{digits}f}"
+        return f"> {text} (lower limit)" if wp[f"{name}_rejection_is_lower_limit"] else text
+
+    log.info("evaluate %s: AUC(b vs light) %.4f, light rejection %s, c rejection %s (77%% WP)",
+             metrics["tagger"], metrics["auc"]["b_vs_light"], shown("light", 1),
+             shown("c", 2))  # fmt: skip
 
 
 def cmd_working_points(args: argparse.Namespace, config: dict) -> None:
@@ -442,10 +447,22 @@ def cmd_plot_sample(args: argparse.Namespace, config: dict) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace, config: dict) -> None:
-    """Validate a config and print it with every default filled in."""
+    """Validate a config against the schema and the input files; print it with every default.
+
+    For samples read from files, the fields each file provides are listed after the config
+    as YAML comments: what is read (with units), derived (and from what) and absent.
+    """
     import yaml
 
+    from jettag.io.inspect import check_input_files
+
+    layouts = check_input_files(config)
     sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
+    for name, files in layouts.items():
+        sample = cfg.sample_config(config, name)
+        for path, layout in files.items():
+            sys.stdout.write(f"# sample {name}, {path}:\n")
+            sys.stdout.writelines(f"#   {line}\n" for line in layout.describe(sample))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -615,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # without a handler SIGTERM ends Python at once and leaves the temporaries of atomic
         # writes behind; raising unwinds and removes them (training installs its own flag)
         with on_sigterm(_raise_terminated):
-            from jettag.io.readers import InputError
+            from jettag.errors import InputError
             from jettag.training.loop import TrainingInterruptedError
 
             try:

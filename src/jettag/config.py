@@ -20,11 +20,10 @@ import jsonschema
 import numpy as np
 import yaml
 
+from jettag.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration that does not match the schema or refers to something undefined."""
+__all__ = ["ConfigError", "load_config", "section", "validate_config"]
 
 
 @cache
@@ -81,6 +80,8 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     if errors:
         raise ConfigError("\n".join(_format_error(e, source) for e in errors))
     filled = copy.deepcopy(config)
+    for sample in filled["samples"].values():
+        _apply_preset(sample)
     _fill_defaults(filled, schema(), schema())
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:  # a default that breaks a constraint is a bug in the schema itself
@@ -89,12 +90,43 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     return filled
 
 
+@cache
+def preset(name: str) -> dict[str, Any]:
+    """A shipped sample preset (src/jettag/presets/<name>.yaml): branches, units, labels."""
+    text = resources.files("jettag").joinpath(f"presets/{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _apply_preset(sample: dict[str, Any]) -> None:
+    """Fill a sample section from its preset, in place; the section's own keys win.
+
+    `branches` and `labels` merge key by key (a user maps one branch differently and keeps
+    the rest of the preset); every other key of the preset is a default.
+    """
+    if "preset" not in sample:
+        return
+    for key, value in preset(sample["preset"]).items():
+        if key in ("branches", "labels", "units") and key in sample:
+            sample[key] = {**value, **sample[key]}
+        elif key not in sample:
+            sample[key] = copy.deepcopy(value)
+
+
 SEARCH_SALT = 0x5EA2C4  # trials' random streams, apart from every other seed use
 
 
 def _check_references(config: dict[str, Any], source: str) -> None:
     """Names used across sections must exist: datasets, class names, reference tagger."""
+    from jettag.io.fields import SOURCE_KEYS
+
     samples = config["samples"]
+    for name, sample in samples.items():
+        unknown = sorted(set(sample["branches"]) - set(SOURCE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{source}: samples.{name}.branches has unknown keys {unknown}; known:"
+                f" {list(SOURCE_KEYS)}"
+            )
     class_names = [c["name"] for c in config["prepare"]["classes"]]
     for required in ("b", "c", "light"):
         if required not in class_names:
@@ -451,6 +483,24 @@ class SimulationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnitsConfig:
+    """The units an input file's numbers are in (converted to GeV and mm at ingest)."""
+
+    energy: str = "GeV"
+    length: str = "mm"
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelsConfig:
+    """How jet flavour labels are read: an integer branch mapped, or one-hot branches."""
+
+    values: dict[str, tuple[int, ...]] = dataclasses.field(
+        default_factory=lambda: {"b": (5,), "c": (4,), "light": (0,), "tau": (15,)}
+    )
+    one_hot: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class SampleConfig:
     """One input sample: generated, or read from ROOT/HDF5 files."""
 
@@ -464,6 +514,12 @@ class SampleConfig:
     branches: dict[str, str]
     zprime_masses_gev: tuple[float, ...]
     files: tuple[str, ...] = ()
+    preset: str | None = None
+    units: UnitsConfig = UnitsConfig()
+    labels: LabelsConfig = LabelsConfig()
+    d0_sign: str = "atlas"
+    lifetime_sign_check: str = "error"
+    charged_only: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,10 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import write_json
-from jettag.features.variables import (
-    lifetime_signed_d0_significance,
-    lifetime_signed_z0_significance,
-)
 from jettag.io.canonical import iterate_blocks
 from jettag.simulate import pdg
 
@@ -37,15 +33,9 @@ def sample_histograms(input_path: Path, output: Path) -> dict:
     n_other = 0
     for jets, tracks in iterate_blocks(input_path, BLOCK):
         valid = tracks["valid"]
-        sd0 = lifetime_signed_d0_significance(
-            tracks["d0"], tracks["d0Uncertainty"], tracks["phi"], jets["phi"][:, None]
-        )
-        sz0 = lifetime_signed_z0_significance(
-            tracks["z0SinTheta"],
-            tracks["z0SinThetaUncertainty"],
-            tracks["eta"],
-            jets["eta"][:, None],
-        )
+        # as ingest wrote them: ATLAS's lifetime signs, or the input's own significances
+        sd0 = tracks["IP3D_signed_d0_significance"]
+        sz0 = tracks["IP3D_signed_z0_significance"]
         label = jets["HadronConeExclTruthLabelID"]
         n_other += int((~np.isin(label, [v[0] for v in FLAVOURS.values()])).sum())
         for flavour, ids in FLAVOURS.items():

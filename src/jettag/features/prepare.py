@@ -10,6 +10,7 @@ import logging
 import math
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
@@ -24,15 +25,43 @@ from jettag.features.transforms import (
     apply_transform,
     fit_normalisation,
     normalisation_from_dict,
+    out_of_domain,
 )
 from jettag.features.variables import add_derived_track_fields
-from jettag.io.canonical import CanonicalWriter, iterate_blocks, read_all, with_fields
+from jettag.io.canonical import (
+    CanonicalWriter,
+    absent_fields,
+    iterate_blocks,
+    read_all,
+    sample_name,
+    with_fields,
+)
 from jettag.io.model_inputs import ModelInputWriter
 from jettag.io.readers import InputError
 
 log = logging.getLogger(__name__)
 BLOCK_JETS = 200_000
 SCRATCH_PREFIX = ".prepare-"  # pass-1 bucket files, beside the outputs
+JET_FIELD_PREFIX = "jet_"
+
+
+def check_inputs_available(path: Path, attrs: Mapping, config: PrepareConfig) -> None:
+    """Refuse model inputs that the sample does not provide (placeholders must not be learnt)."""
+    absent = absent_fields(attrs, path)
+    found = {
+        key: names
+        for key, specs, prefix in (
+            ("prepare.track_inputs", config.track_inputs, ""),
+            ("prepare.jet_inputs", config.jet_inputs, JET_FIELD_PREFIX),
+        )
+        if (names := [s.name for s in specs if prefix + s.name in absent])
+    }
+    if found:
+        named = " and ".join(f"{key} names {names}" for key, names in found.items())
+        raise InputError(
+            f"{path}: {named} that sample '{sample_name(attrs, path)}' does not provide (absent"
+            f" from its input files); remove them from {' and '.join(found)}"
+        )
 
 
 def flavour_labels(truth_label: np.ndarray, config: PrepareConfig) -> np.ndarray:
@@ -65,10 +94,12 @@ def prepare_dataset(
     with h5py.File(input_path, "r") as f:
         attrs = dict(f["jets"].attrs)
         n_input = f["jets"].shape[0]
+    check_inputs_available(input_path, attrs, config)
     n_buckets = max(1, math.ceil(n_input / BLOCK_JETS))
     n_classes = len(config.classes)
     counts = {name: np.zeros(n_classes, dtype=np.int64) for name in SPLITS}
-    norm = _NormAccumulator(config)
+    norm = _NormAccumulator(config, input_path)
+    domains = _DomainCheck(config, input_path, n_input)
     edges = np.asarray(config.reweight.pt_bins_gev, dtype=np.float64)
     pt_histogram = HistogramAccumulator(edges, n_classes)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
@@ -80,12 +111,14 @@ def prepare_dataset(
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=SCRATCH_PREFIX) as scratch:
         buckets = _Buckets(Path(scratch))
         for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
+            n_read = len(jets)
             labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
             keep = labels >= 0
             dropped += int((~keep).sum())
             jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
             tracks = add_derived_track_fields(jets, tracks)
             jets = _with_jet_fields(jets, labels)
+            domains.update(jets, tracks, n_read)  # all splits: pass 2 transforms them all
             split = assign_split(jets["eventNumber"], vars(config.split))
             for index, name in enumerate(SPLITS):
                 sel = split == index
@@ -201,11 +234,72 @@ def _check_classes(counts: dict[str, np.ndarray], config: PrepareConfig, path: P
                 )
 
 
+def _input_tables(
+    config: PrepareConfig, jets: np.ndarray, tracks: np.ndarray
+) -> list[tuple[str, tuple, np.ndarray, np.ndarray | None]]:
+    """(group, input specs, table, mask of real entries) of the track and the jet inputs."""
+    return [
+        ("tracks", config.track_inputs, tracks, tracks["valid"]),
+        ("jets", config.jet_inputs, jets, None),
+    ]
+
+
+def _described(group: str, n_values: int) -> str:
+    """'120000 valid tracks' or '5000 jets'."""
+    return f"{n_values} valid tracks" if group == "tracks" else f"{n_values} jets"
+
+
+class _DomainCheck:
+    """Every input's values must suit its transform (log: none negative), in every split.
+
+    Checked block by block in pass 1, so that a bad input fails before any output is written
+    and names the file, the variable and how many values are wrong. The first block with a bad
+    value raises: earlier blocks had none, so the counts so far are the counts of bad values.
+    """
+
+    def __init__(self, config: PrepareConfig, path: Path, n_input: int):
+        self.config, self.path, self.n_input = config, path, n_input
+        self.seen = {"tracks": 0, "jets": 0}
+        self.jets_read = 0
+
+    def update(self, jets: np.ndarray, tracks: np.ndarray, n_read: int) -> None:
+        """Check a block of (kept) jets and their tracks; n_read: input jets it came from."""
+        self.jets_read += n_read
+        problems: list[tuple[str, str, str]] = []
+        first: ValueError | None = None
+        for group, specs, table, mask in _input_tables(self.config, jets, tracks):
+            self.seen[group] += int(np.count_nonzero(mask)) if mask is not None else len(table)
+            for spec in specs:
+                if spec.name not in (table.dtype.names or ()):
+                    continue  # _NormAccumulator names the unknown variable
+                values = table[spec.name][mask] if mask is not None else table[spec.name]
+                if out_of_domain(spec.transform, values):
+                    try:
+                        apply_transform(spec.transform, values)
+                    except ValueError as err:
+                        problems.append((group, spec.name, str(err)))
+                        first = first or err
+        if first is None:
+            return
+        where = ""
+        if self.jets_read < self.n_input:  # a large file: stop at its first bad block
+            where = f" in the first {self.jets_read} of {self.n_input} jets"
+        parts = [
+            f"prepare.{group[:-1]}_inputs '{name}': {message}"
+            f" (of {_described(group, self.seen[group])}{where})"
+            for group, name, message in problems
+        ]
+        hint = "this variable" if len(parts) == 1 else "these variables"
+        raise InputError(
+            f"{self.path}: {'; '.join(parts)}; check the branch mapped to {hint}"
+        ) from first
+
+
 class _NormAccumulator:
     """Mean and std of each transformed input over valid training tracks (and jets)."""
 
-    def __init__(self, config: PrepareConfig):
-        self.config = config
+    def __init__(self, config: PrepareConfig, path: Path):
+        self.config, self.path = config, path
         self.accumulators = {
             "tracks": {s.name: MeanVarianceAccumulator() for s in config.track_inputs},
             "jets": {s.name: MeanVarianceAccumulator() for s in config.jet_inputs},
@@ -213,11 +307,7 @@ class _NormAccumulator:
 
     def update(self, jets: np.ndarray, tracks: np.ndarray) -> None:
         """Add a block of training jets."""
-        valid = tracks["valid"]
-        for group, specs, table, mask in (
-            ("tracks", self.config.track_inputs, tracks, valid),
-            ("jets", self.config.jet_inputs, jets, None),
-        ):
+        for group, specs, table, mask in _input_tables(self.config, jets, tracks):
             for spec in specs:
                 if spec.name not in (table.dtype.names or ()):
                     raise InputError(
@@ -225,7 +315,14 @@ class _NormAccumulator:
                         f" variable; available: {sorted(table.dtype.names)}"
                     )
                 values = table[spec.name][mask] if mask is not None else table[spec.name]
-                self.accumulators[group][spec.name].update(apply_transform(spec.transform, values))
+                try:
+                    transformed = apply_transform(spec.transform, values)
+                except ValueError as err:  # _DomainCheck catches bad values first
+                    raise InputError(
+                        f"{self.path}: prepare.{group[:-1]}_inputs '{spec.name}': {err} (of"
+                        f" {_described(group, values.size)} in a block of training jets)"
+                    ) from err
+                self.accumulators[group][spec.name].update(transformed)
 
     def result(self) -> dict:
         """norm.yaml content: per group and variable, transform, mean and std."""

@@ -12,8 +12,15 @@ from jettag.config import InputConfig
 LOG_FLOOR = 1e-6
 
 
+def out_of_domain(name: str, values: np.ndarray) -> int:
+    """How many values a named transform refuses (the negative ones for log); 0 for the rest."""
+    if name == "log":
+        return int(np.count_nonzero(values < 0))
+    return 0
+
+
 def apply_transform(name: str, values: np.ndarray) -> np.ndarray:
-    """Apply a named transform; log of a non-positive value is an error, not a NaN."""
+    """Apply a named transform; log of a negative value is an error, not a NaN."""
     if name == "none":
         return values
     if name == "abs":
@@ -21,8 +28,9 @@ def apply_transform(name: str, values: np.ndarray) -> np.ndarray:
     if name == "signed_log":
         return np.sign(values) * np.log1p(np.abs(values))
     if name == "log":
-        if np.any(values < 0):
-            raise ValueError(f"log transform of {int((values < 0).sum())} negative values")
+        n_negative = out_of_domain(name, values)
+        if n_negative:
+            raise ValueError(f"log transform of {n_negative} negative values")
         # an exact zero is physical (a one-track jet has dR = 0): floor it, do not make -inf
         return np.log(np.maximum(values, LOG_FLOOR))
     raise ValueError(f"unknown transform '{name}'")

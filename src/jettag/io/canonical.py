@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
 import h5py
 import numpy as np
 
+from jettag.errors import InputError
+
 JET_DTYPE = np.dtype(
     [
         ("pt", "f4"),  # GeV
         ("eta", "f4"),
-        ("phi", "f4"),
-        ("mass", "f4"),  # GeV
+        ("phi", "f4"),  # NaN when the input has none (see the `absent_fields` attribute)
+        ("mass", "f4"),  # GeV; NaN when absent
         ("HadronConeExclTruthLabelID", "i4"),
         ("eventNumber", "i8"),
         ("n_tracks", "i4"),  # associated tracks before truncation to max_tracks
@@ -31,6 +34,11 @@ TRACK_DTYPE = np.dtype(
         ("z0SinTheta", "f4"),  # mm
         ("d0Uncertainty", "f4"),
         ("z0SinThetaUncertainty", "f4"),
+        # lifetime-signed significances (ATLAS signs; as given when the input has them)
+        ("IP3D_signed_d0_significance", "f4"),
+        ("IP3D_signed_z0_significance", "f4"),
+        ("deta", "f4"),  # eta_trk - eta_jet
+        ("dphi", "f4"),  # phi_trk - phi_jet, in [-pi, pi)
         ("ftagTruthOriginLabel", "i4"),  # -1 on padding and where unknown
         # silicon hit counts; -1 where the input does not have them
         ("numberOfPixelHits", "i1"),
@@ -41,11 +49,6 @@ TRACK_DTYPE = np.dtype(
         ("numberOfPixelHoles", "i1"),
     ]
 )
-# Fields an input must provide (the rest are computed or optional).
-REQUIRED_JET_FIELDS = ("pt", "eta", "phi", "mass", "HadronConeExclTruthLabelID", "eventNumber")
-REQUIRED_TRACK_FIELDS = (
-    "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty", "z0SinThetaUncertainty",
-)  # fmt: skip
 HIT_FIELDS = (
     "numberOfPixelHits",
     "numberOfSCTHits",
@@ -54,7 +57,38 @@ HIT_FIELDS = (
     "numberOfPixelSharedHits",
     "numberOfPixelHoles",
 )
-OPTIONAL_TRACK_FIELDS = ("ftagTruthOriginLabel", *HIT_FIELDS)
+# What an input must provide, what may be derived and what may be absent: io/fields.py.
+
+# jets attribute written by ingest: JSON list of the canonical fields the sample's inputs did
+# not provide (track fields by name, jet fields as jet_<name>); their values are placeholders
+ABSENT_FIELDS_ATTR = "absent_fields"
+
+
+def absent_fields(attrs: Mapping, path: Path) -> set[str]:
+    """The fields a canonical file's `absent_fields` attribute names; none without it."""
+    raw = attrs.get(ABSENT_FIELDS_ATTR)
+    if raw is None:  # written before the attribute existed: nothing known to be absent
+        return set()
+    try:
+        names = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(
+            f"{path}: jets attribute '{ABSENT_FIELDS_ATTR}' is not JSON ({err}); rerun ingest"
+        ) from err
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError(
+            f"{path}: jets attribute '{ABSENT_FIELDS_ATTR}' is not a list of field names:"
+            f" {raw!r}; rerun ingest"
+        )
+    return set(names)
+
+
+def sample_name(attrs: Mapping, path: Path) -> str:
+    """The sample a canonical file holds: its `sample` attribute, else the file's stem."""
+    name = attrs.get("sample")
+    if isinstance(name, bytes):
+        name = name.decode()
+    return str(name) if name else path.stem
 
 
 def compression_options(compression: str) -> dict:

@@ -1,11 +1,11 @@
-"""The ingest stage: ROOT or HDF5 inputs -> one canonical HDF5 file."""
+"""The ingest stage: ROOT or HDF5 inputs -> one canonical HDF5 file (GeV, mm, ATLAS signs)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,53 +13,107 @@ import numpy as np
 from jettag.atomic import atomic_path
 from jettag.config import IngestConfig, SampleConfig
 from jettag.io.canonical import JET_DTYPE, TRACK_DTYPE, CanonicalWriter
-from jettag.io.readers import SORT_KEYS, InputError, iterate_h5, iterate_root
+from jettag.io.readers import (
+    LABEL_IDS,
+    SORT_KEYS,
+    InputError,
+    ReadContext,
+    iterate_sample_file,
+    sample_layout,
+)
 
 log = logging.getLogger(__name__)
+SIGNIFICANT = 3.0  # |sd0| beyond which a track counts in the lifetime-sign check
+MIN_SIGNIFICANT_B_TRACKS = 20  # fewer b-jet tracks beyond +-3: too few to judge the sign
 
 
-def _blocks(
-    sample: SampleConfig, inputs: Sequence[Path], ingest: IngestConfig, dropped: Counter
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Canonical blocks of every input file in order (jets dropped for NaN/inf counted)."""
-    for path in inputs:
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"{path}: input file does not exist")
-        if path.suffix in (".h5", ".hdf5"):
-            yield from iterate_h5(path, sample.branches, ingest.max_tracks, ingest.chunk_jets,
-                                  ingest.non_finite, dropped, ingest.sort_key)  # fmt: skip
-        else:
-            yield from iterate_root(
-                path, sample.tree, sample.branches, ingest.max_tracks, ingest.chunk_jets,
-                ingest.non_finite, dropped, ingest.sort_key,
-            )  # fmt: skip
+class LifetimeSignCounts:
+    """Per flavour, valid tracks with sd0 > +3 and < -3 (the lifetime-sign check)."""
+
+    def __init__(self) -> None:
+        self.counts = {name: Counter() for name in ("b", "c", "light")}
+
+    def update(self, jets: np.ndarray, tracks: np.ndarray) -> None:
+        """Add a canonical block."""
+        sd0 = tracks["IP3D_signed_d0_significance"]
+        for name, counter in self.counts.items():
+            sel = tracks["valid"] & (jets["HadronConeExclTruthLabelID"] == LABEL_IDS[name])[:, None]
+            counter["tracks"] += int(sel.sum())
+            counter["positive"] += int((sel & (sd0 > SIGNIFICANT)).sum())
+            counter["negative"] += int((sel & (sd0 < -SIGNIFICANT)).sum())
+
+    def fractions(self) -> dict[str, dict[str, float]]:
+        """Per flavour the fractions of tracks above +3 and below -3, and the track count."""
+        return {
+            name: {
+                "tracks": c["tracks"],
+                "above_plus_3": c["positive"] / c["tracks"] if c["tracks"] else float("nan"),
+                "below_minus_3": c["negative"] / c["tracks"] if c["tracks"] else float("nan"),
+            }
+            for name, c in self.counts.items()
+        }
+
+    def b_skewed_negative(self) -> bool:
+        """Whether b-jet tracks have more sd0 < -3 than > +3 (with enough of them to tell)."""
+        b = self.counts["b"]
+        return b["positive"] + b["negative"] >= MIN_SIGNIFICANT_B_TRACKS and (
+            b["negative"] > b["positive"]
+        )
 
 
 def ingest_sample(
-    sample: SampleConfig, inputs: Sequence[Path], ingest: IngestConfig, output: Path
+    sample: SampleConfig,
+    inputs: Sequence[Path],
+    ingest: IngestConfig,
+    output: Path,
+    sample_name: str = "*",
 ) -> dict[str, int]:
     """Convert all inputs of a sample into one canonical HDF5 file, block by block.
 
     Returns counts: jets, truncated_jets (more than max_tracks), tracks_dropped (by the
-    truncation), zero_track_jets (kept: the taggers handle them) and non_finite_jets.
+    truncation), zero_track_jets (kept: the taggers handle them) and non_finite_jets. The
+    log lists what was read (with units), derived (and from what) and absent, per file.
     """
     stats = {"jets": 0, "truncated_jets": 0, "tracks_dropped": 0, "zero_track_jets": 0}
     dropped: Counter = Counter()
+    signs = LifetimeSignCounts()
+    absent: set[str] = set()
+    sources: dict[str, list[str]] = {}
+    layouts = [sample_layout(Path(p), sample, sample_name) for p in inputs]  # all checked first
     with (
         atomic_path(output) as tmp,
         CanonicalWriter(tmp, JET_DTYPE, TRACK_DTYPE, ingest.max_tracks, ingest.compression) as w,
     ):
-        for jets, tracks in _blocks(sample, inputs, ingest, dropped):
-            over = jets["n_tracks"] > ingest.max_tracks
-            stats["jets"] += len(jets)
-            stats["truncated_jets"] += int(over.sum())
-            stats["tracks_dropped"] += int((jets["n_tracks"][over] - ingest.max_tracks).sum())
-            stats["zero_track_jets"] += int((jets["n_tracks"] == 0).sum())
-            w.append(jets, tracks)
+        next_entry = 0
+        for path, layout in zip(inputs, layouts, strict=True):
+            sources[str(path)] = layout.describe(sample)
+            log.info("%s:\n  %s", path, "\n  ".join(sources[str(path)]))
+            if not layout.has_event_number:
+                log.info("%s has no event number: each entry is its own event (numbered from"
+                         " %d), for the splits and folds", path, next_entry)  # fmt: skip
+            absent |= set(layout.plan.absent)
+            context = ReadContext(
+                Path(path), sample, sample_name, layout, ingest.max_tracks, ingest.non_finite,
+                ingest.sort_key, dropped, first_entry=next_entry,
+            )  # fmt: skip
+            for jets, tracks in iterate_sample_file(context, ingest.chunk_jets):
+                over = jets["n_tracks"] > ingest.max_tracks
+                stats["jets"] += len(jets)
+                stats["truncated_jets"] += int(over.sum())
+                stats["tracks_dropped"] += int((jets["n_tracks"][over] - ingest.max_tracks).sum())
+                stats["zero_track_jets"] += int((jets["n_tracks"] == 0).sum())
+                signs.update(jets, tracks)
+                w.append(jets, tracks)
+            next_entry = context.first_entry
+        _check_lifetime_sign(signs, sample, sample_name, inputs)
+        w.jets.attrs["sample"] = sample_name
         w.jets.attrs["sample_label"] = sample.label
         w.jets.attrs["track_sort_key"] = ingest.sort_key
         w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped))
+        # canonical names of placeholder fields: track fields bare, jet fields jet_-prefixed
+        w.jets.attrs["absent_fields"] = json.dumps(sorted(k.removeprefix("trk_") for k in absent))
+        w.jets.attrs["field_sources"] = json.dumps(sources)
+        w.jets.attrs["lifetime_sign_fractions"] = json.dumps(signs.fractions())
     stats["non_finite_jets"] = dropped["jets"]
     if dropped:
         per_variable = {k: v for k, v in dropped.items() if k != "jets"}
@@ -74,3 +128,30 @@ def ingest_sample(
         ingest.sort_key, SORT_KEYS[ingest.sort_key][0], stats["zero_track_jets"],
     )  # fmt: skip
     return stats
+
+
+def _check_lifetime_sign(
+    signs: LifetimeSignCounts, sample: SampleConfig, sample_name: str, inputs: Sequence[Path]
+) -> None:
+    """Log the sd0 tails per flavour; stop (or warn) when b-jet tracks lean negative."""
+    fractions = signs.fractions()
+    log.info("lifetime-signed sd0 tails per flavour (fraction of tracks > +3 / < -3): %s",
+             {k: f"{v['above_plus_3']:.3f} / {v['below_minus_3']:.3f} of {v['tracks']}"
+              for k, v in fractions.items()})  # fmt: skip
+    if not signs.b_skewed_negative():
+        return
+    b = fractions["b"]
+    message = (
+        f"{', '.join(str(p) for p in inputs)}: b-jet tracks have more sd0 < -3"
+        f" ({b['below_minus_3']:.1%}) than > +3 ({b['above_plus_3']:.1%}). Tracks from b-hadron"
+        " decays cross the jet axis in front of the primary vertex and have positive"
+        " lifetime-signed significances in ATLAS's convention (perigee d0 = y cos(phi) -"
+        " x sin(phi); sign = sign(sin(phi_jet - phi_trk) d0)). The file's d0 (or signed"
+        f" significance) likely has the opposite sign: set samples.{sample_name}.d0_sign:"
+        " opposite to flip d0 at ingest, map a correctly signed significance in"
+        f" samples.{sample_name}.branches, or set samples.{sample_name}.lifetime_sign_check:"
+        " warn to accept the file as it is"
+    )
+    if sample.lifetime_sign_check == "error":
+        raise InputError(message)
+    log.warning("%s", message)

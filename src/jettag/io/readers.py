@@ -1,33 +1,31 @@
 """Read jets and their tracks from ROOT (uproot) or FTAG-layout HDF5, block by block.
 
-Both readers yield blocks in the canonical layout (jets (n,), tracks (n, max_tracks), valid
-tracks packed first, sorted by the truncation key), with errors that name the file and the
+A sample's files are described by its config (`branches`, `units`, `labels`, a `preset`):
+`sample_layout` opens a file's schema only (names and types, cheap) and works out what is
+read, what is derived (io/fields.py) and what is absent, raising one error that lists every
+missing field with the config key to set. `iterate_sample_file` then yields blocks in the
+canonical layout (jets (n,), tracks (n, max_tracks), valid tracks packed first, sorted by
+the truncation key) in GeV and mm with ATLAS's conventions. Errors name the file and the
 branch or field at fault.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import awkward as ak
 import h5py
 import numpy as np
 
-from jettag.io.canonical import (
-    JET_DTYPE,
-    OPTIONAL_TRACK_FIELDS,
-    REQUIRED_JET_FIELDS,
-    REQUIRED_TRACK_FIELDS,
-    TRACK_DTYPE,
-)
+from jettag.config import SampleConfig
+from jettag.errors import InputError
+from jettag.io import fields
+from jettag.io.canonical import JET_DTYPE, TRACK_DTYPE, absent_fields
 
-
-class InputError(ValueError):
-    """An input file that cannot be read as a jet/track collection; the message names it."""
-
+__all__ = ["InputError", "SampleLayout", "iterate_sample_file", "sample_layout", "sort_and_pad"]
 
 # ingest.sort_key: tracks are ordered by this key, descending, before truncation to
 # max_tracks (the lowest are dropped). Named built-ins only, never an expression from config.
@@ -40,6 +38,10 @@ SORT_KEYS: dict[str, tuple[str, Callable[[ak.Array], ak.Array]]] = {
     "abs_d0": ("|d0|", lambda t: np.abs(t.d0)),
     "pt": ("track pT", lambda t: t.pt),
 }
+# Canonical HadronConeExclTruthLabelID of each flavour name of `labels`.
+LABEL_IDS = {"b": 5, "c": 4, "light": 0, "tau": 15}
+NOT_FLOAT = frozenset({"jet_HadronConeExclTruthLabelID", "jet_eventNumber"})
+UNLABELLED = -1  # one-hot inputs with no flag set: outside every class, dropped by prepare
 
 
 def check_sort_key(name: str) -> None:
@@ -54,24 +56,139 @@ def track_sort_key(name: str, tracks: ak.Array) -> ak.Array:
     return SORT_KEYS[name][1](tracks)
 
 
-def default_branches() -> dict[str, str]:
-    """jettag's own ROOT branch names: jet_<field> and trk_<field> (what generate writes)."""
-    names = {f"jet_{f}": f"jet_{f}" for f in REQUIRED_JET_FIELDS if f != "eventNumber"}
-    names["jet_eventNumber"] = "eventNumber"
-    names.update({f"trk_{f}": f"trk_{f}" for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS})
-    return names
+def default_name(key: str, file_kind: str) -> str:
+    """The branch (ROOT, jettag's own layout) or field (HDF5, FTAG) name of a source key."""
+    if key == "jet_eventNumber":
+        return "eventNumber"
+    return key if file_kind == "root" else key.split("_", 1)[1]
 
 
-def _branch_map(overrides: Mapping[str, str], path: Path) -> dict[str, str]:
-    """Default branch names with the config's overrides; unknown keys are errors."""
-    names = default_branches()
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise InputError(
-            f"{path}: samples.*.branches has unknown keys {unknown}; known: {sorted(names)}"
+def file_kind(path: Path) -> str:
+    """'h5' for .h5/.hdf5 files, 'root' otherwise."""
+    return "h5" if Path(path).suffix in (".h5", ".hdf5") else "root"
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleLayout:
+    """How one file of a sample is read: branch names, the field plan, labels, events."""
+
+    names: dict[str, str]  # source key -> branch or field name, for the keys read
+    plan: fields.FieldPlan
+    label_branches: dict[str, str]  # flavour -> one-hot branch; empty: an integer label
+    has_event_number: bool
+
+    def describe(self, sample: SampleConfig) -> list[str]:
+        """What is read (with units), derived and absent: one line each."""
+        lines = []
+        for key in self.plan.read:
+            unit = fields.unit_of(key, sample.units.energy, sample.units.length)
+            lines.append(f"{key} <- '{self.names[key]}'" + (f" [{unit}]" if unit else ""))
+        if self.label_branches:
+            flags = ", ".join(f"{f}: '{b}'" for f, b in self.label_branches.items())
+            lines.append(f"jet_HadronConeExclTruthLabelID <- one-hot {{{flags}}}")
+        else:
+            branch = self.names["jet_HadronConeExclTruthLabelID"]
+            values = {f: list(v) for f, v in sample.labels.values.items()}
+            lines.append(f"jet_HadronConeExclTruthLabelID <- '{branch}', mapped {values}")
+        if self.has_event_number:
+            lines.append(f"jet_eventNumber <- '{self.names['jet_eventNumber']}'")
+        else:
+            lines.append("jet_eventNumber = entry number (the file has none)")
+        return lines + self.plan.describe()
+
+
+def _file_names(path: Path, sample: SampleConfig) -> dict[str, set[str]]:
+    """Per namespace ('jet', 'trk') the names a file offers; ROOT: track names are jagged."""
+    if file_kind(path) == "h5":
+        try:
+            with h5py.File(path, "r") as f:
+                for key in ("jets", "tracks"):
+                    if key not in f:
+                        raise InputError(
+                            f"{path}: no dataset '{key}'; the file has {sorted(f.keys())}"
+                        )
+                # a canonical file's placeholders (absent_fields) are not data
+                absent = absent_fields(f["jets"].attrs, path)
+                jet_absent = {a.removeprefix("jet_") for a in absent if a.startswith("jet_")}
+                trk_absent = {a for a in absent if not a.startswith("jet_")}
+                names = {"jet": set(f["jets"].dtype.names or ()) - jet_absent,
+                         "trk": set(f["tracks"].dtype.names or ()) - trk_absent}  # fmt: skip
+        except InputError:
+            raise
+        except Exception as err:  # not HDF5, or corrupt metadata: h5py raises many types
+            raise InputError(f"{path}: cannot be read as an HDF5 file ({err})") from err
+        if "valid" not in names["trk"]:
+            raise InputError(f"{path}: dataset 'tracks' has no 'valid' field")
+        return names
+    import uproot
+
+    try:
+        with uproot.open(path) as file:
+            if sample.tree not in file:
+                raise InputError(
+                    f"{path}: no tree '{sample.tree}'; the file has"
+                    f" {sorted(file.keys(cycle=False))}"
+                )
+            tree = file[sample.tree]
+            names = set(tree.keys())
+            jagged = {k for k in names if _is_jagged(tree[k].typename)}
+            return {"jet": names - jagged, "trk": jagged}
+    except InputError:
+        raise
+    except Exception as err:  # uproot raises many types for corrupt or truncated files
+        raise InputError(f"{path}: cannot be opened as a ROOT file ({err})") from err
+
+
+def _is_jagged(typename: str) -> bool:
+    """A ROOT branch type with a variable number of entries per event."""
+    return "[]" in typename or "vector" in typename or typename.startswith("var")
+
+
+def sample_layout(path: Path, sample: SampleConfig, sample_name: str = "*") -> SampleLayout:
+    """Open a file's schema and plan how the sample is read; one error lists every problem."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: input file does not exist")
+    offered = _file_names(path, sample)
+    kind = file_kind(path)
+    where = {"jet": "jets" if kind == "h5" else f"tree '{sample.tree}'",
+             "trk": "tracks" if kind == "h5" else f"tree '{sample.tree}' (jagged)"}  # fmt: skip
+    names, problems = {}, []
+    for key in fields.SOURCE_KEYS:
+        name = sample.branches.get(key, default_name(key, kind))
+        if name in offered[key[:3]]:
+            names[key] = name
+        elif key in sample.branches:
+            problems.append(f"samples.{sample_name}.branches.{key} = '{name}' is not in"
+                            f" {where[key[:3]]}")  # fmt: skip
+    label_branches = dict(sample.labels.one_hot)
+    for flavour, branch in label_branches.items():
+        if branch not in offered["jet"]:
+            problems.append(f"samples.{sample_name}.labels.one_hot.{flavour} = '{branch}' is"
+                            f" not in {where['jet']}")  # fmt: skip
+    if not label_branches and "jet_HadronConeExclTruthLabelID" not in names:
+        problems.append(
+            f"no jet label: set samples.{sample_name}.branches.jet_HadronConeExclTruthLabelID"
+            f" (an integer branch, mapped by samples.{sample_name}.labels.values) or"
+            f" samples.{sample_name}.labels.one_hot"
         )
-    names.update(overrides)
-    return names
+    available = set(names) - {"jet_HadronConeExclTruthLabelID", "jet_eventNumber"}
+    plan, missing = fields.plan_fields(available)
+    for target, ways in missing.items():
+        ways_text = "; or derive it as " + " or ".join(ways) if ways else ""
+        problems.append(f"{target}: set samples.{sample_name}.branches.{target}{ways_text}")
+    if problems:
+        raise InputError(
+            f"{path}: sample '{sample_name}' cannot be read by its configuration:\n  - "
+            + "\n  - ".join(problems)
+            + f"\n  the file has {where['jet']}: {sorted(offered['jet'])};"
+            f" {where['trk']}: {sorted(offered['trk'])}"
+        )
+    read_names = {k: names[k] for k in plan.read}
+    for key in ("jet_HadronConeExclTruthLabelID", "jet_eventNumber"):
+        if key in names and not (key == "jet_HadronConeExclTruthLabelID" and label_branches):
+            read_names[key] = names[key]
+    return SampleLayout(read_names, plan, label_branches, "jet_eventNumber" in names)
 
 
 def sort_and_pad(
@@ -87,243 +204,299 @@ def sort_and_pad(
         out[field] = ak.to_numpy(padded)
     out["valid"] = np.arange(max_tracks)[None, :] < n_tracks[:, None]
     out["ftagTruthOriginLabel"][~out["valid"]] = -1
-    for field in OPTIONAL_TRACK_FIELDS:
-        if field not in tracks.fields:  # not in the input: unknown on real tracks
-            out[field][out["valid"]] = -1
     return out, n_tracks
 
 
-def _non_finite_jets(block: Mapping[str, np.ndarray | ak.Array]) -> dict[str, np.ndarray]:
-    """Per float variable with any NaN or inf: the (n_jets,) mask of the jets holding one."""
-    out = {}
-    for name, values in block.items():
-        if isinstance(values, ak.Array):
-            flat = ak.to_numpy(ak.flatten(values, axis=None))
-            if flat.dtype.kind == "f" and not np.all(np.isfinite(flat)):
-                out[name] = ak.to_numpy(ak.any(~np.isfinite(values), axis=1))
-        elif values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-            bad = ~np.isfinite(values)
-            out[name] = bad.reshape(len(bad), -1).any(axis=1)
-    return out
+@dataclasses.dataclass
+class ReadContext:
+    """Everything one file's blocks are converted with."""
+
+    path: Path
+    sample: SampleConfig
+    sample_name: str
+    layout: SampleLayout
+    max_tracks: int
+    non_finite: str = "error"
+    sort_key: str = "abs_sd0"
+    dropped: Counter | None = None
+    first_entry: int = 0  # event number of the file's first entry, when it has none
+    checked_units: bool = False
 
 
-def _finite_jets(
-    jet_block: Mapping[str, np.ndarray | ak.Array],
-    track_block: Mapping[str, np.ndarray | ak.Array],
-    path: Path,
-    policy: str,
-    dropped: Counter | None,
-) -> np.ndarray | None:
-    """The jets to keep under the NaN/inf policy (None: all finite); 'error' raises instead.
-
-    The error names the file, the variable and how many jets hold such values; 'drop' keeps
-    the other jets and counts the dropped ones in `dropped`: in total ('jets') and per
-    variable ('jet_pt', 'trk_d0', ...).
-    """
-    # (what the error calls it, the count's key: named like samples.*.branches) -> jets
-    bad = {(f"jet variable '{k}'", f"jet_{k}"): v for k, v in _non_finite_jets(jet_block).items()}
-    bad.update({(f"track variable '{k}'", f"trk_{k}"): v
-                for k, v in _non_finite_jets(track_block).items()})  # fmt: skip
-    if not bad:
-        return None
-    if policy == "error":
-        (what, _), mask = next(iter(bad.items()))
-        raise InputError(
-            f"{path}: {what} has NaN or inf values in {int(mask.sum())} jets"
-            " (ingest.non_finite: drop would skip such jets and count them)"
-        )
-    any_bad = np.logical_or.reduce(list(bad.values()))
-    if dropped is not None:
-        dropped["jets"] += int(any_bad.sum())
-        for (_, key), mask in bad.items():
-            dropped[key] += int(mask.sum())
-    return ~any_bad
+def iterate_sample_file(context: ReadContext, step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield canonical (jets, tracks) blocks of one file of a sample."""
+    check_sort_key(context.sort_key)
+    reader = _iterate_h5 if file_kind(context.path) == "h5" else _iterate_root
+    entry = context.first_entry
+    for jet_raw, trk_raw, counts in reader(context, step):
+        block = _to_canonical(jet_raw, trk_raw, counts, context, entry)
+        entry += len(counts)
+        context.first_entry = entry  # the next file of the sample numbers on from here
+        yield block
 
 
-def iterate_root(
-    path: Path,
-    tree_name: str,
-    overrides: Mapping[str, str],
-    max_tracks: int,
-    step: int,
-    non_finite: str = "error",
-    dropped: Counter | None = None,
-    sort_key: str = "abs_sd0",
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield canonical (jets, tracks) blocks from a ROOT TTree with one entry per jet.
+def _branches_read(layout: SampleLayout) -> list[str]:
+    """Every branch or field name a file is read with (labels included)."""
+    return sorted(set(layout.names.values()) | set(layout.label_branches.values()))
 
-    non_finite: 'error' (raise on a NaN or inf) or 'drop' (skip such jets, counted in dropped);
-    sort_key: a SORT_KEYS name, the order (descending) in which tracks are kept.
-    """
+
+def _iterate_root(context: ReadContext, step: int):
+    """(jet columns, flat track columns, counts) per chunk of a ROOT tree, by source key."""
     import uproot
 
-    check_sort_key(sort_key)
-    names = _branch_map(overrides, path)
+    layout, path = context.layout, context.path
     try:
         file = uproot.open(path)
     except Exception as err:  # uproot raises many types for corrupt or truncated files
         raise InputError(f"{path}: cannot be opened as a ROOT file ({err})") from err
     with file:
         try:
-            tree, wanted = _root_tree(file, tree_name, names, path)
-        except InputError:
-            raise
-        except Exception as err:  # corrupt directory or streamers: uproot raises many types
-            raise InputError(
-                f"{path}: corrupt ROOT metadata ({type(err).__name__}: {err})"
-            ) from err
-        try:
-            for chunk in tree.iterate(sorted(set(wanted.values())), step_size=step):
-                yield _root_chunk_to_canonical(
-                    chunk, wanted, max_tracks, path, non_finite, dropped, sort_key
-                )
+            tree = file[context.sample.tree]
+            chunks = tree.iterate(_branches_read(layout), step_size=step)
+            for chunk in chunks:
+                jet_raw = {k: ak.to_numpy(chunk[n]) for k, n in layout.names.items()
+                           if k.startswith("jet_")}  # fmt: skip
+                jet_raw |= {f"label_{f}": ak.to_numpy(chunk[b])
+                            for f, b in layout.label_branches.items()}  # fmt: skip
+                track_keys = [k for k in layout.names if k.startswith("trk_")]
+                counts = ak.to_numpy(ak.num(chunk[layout.names[track_keys[0]]], axis=1))
+                trk_raw = {}
+                for key in track_keys:
+                    jagged = chunk[layout.names[key]]
+                    if not np.array_equal(ak.to_numpy(ak.num(jagged, axis=1)), counts):
+                        raise InputError(
+                            f"{path}: branch '{layout.names[key]}' ({key}) has other track"
+                            f" counts than '{layout.names[track_keys[0]]}' ({track_keys[0]})"
+                        )
+                    trk_raw[key] = ak.to_numpy(ak.flatten(jagged))
+                yield jet_raw, trk_raw, counts.astype(np.int64)
         except InputError:
             raise
         except Exception as err:
-            raise InputError(f"{path}: failed while reading tree '{tree_name}': {err}") from err
+            raise InputError(
+                f"{path}: failed while reading tree '{context.sample.tree}': {err}"
+            ) from err
 
 
-def _root_tree(
-    file: Any, tree_name: str, names: Mapping[str, str], path: Path
-) -> tuple[Any, dict[str, str]]:
-    """The tree and the branches to read (optional ones only where the tree has them)."""
-    if tree_name not in file:
-        raise InputError(
-            f"{path}: no tree '{tree_name}'; the file has {sorted(file.keys(cycle=False))}"
-        )
-    tree = file[tree_name]
-    available = set(tree.keys())
-    optional = {names[f"trk_{f}"] for f in OPTIONAL_TRACK_FIELDS}
-    wanted = {key: branch for key, branch in names.items() if branch in available
-              or branch not in optional}  # fmt: skip
-    missing = sorted(b for b in wanted.values() if b not in available)
-    if missing:
-        raise InputError(
-            f"{path}: tree '{tree_name}' lacks branches {missing}; it has {sorted(available)}"
-        )
-    return tree, wanted
-
-
-def _root_chunk_to_canonical(
-    chunk: ak.Array,
-    names: Mapping[str, str],
-    max_tracks: int,
-    path: Path,
-    non_finite: str = "error",
-    dropped: Counter | None = None,
-    sort_key: str = "abs_sd0",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Convert one uproot chunk to canonical numpy blocks."""
-    jets_in = {f: ak.to_numpy(chunk[names[f"jet_{f}"]]) for f in REQUIRED_JET_FIELDS}
-    track_fields = [f for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS if f"trk_{f}" in names]
-    tracks_in = {f: chunk[names[f"trk_{f}"]] for f in track_fields}
-    keep = _finite_jets(jets_in, tracks_in, path, non_finite, dropped)
-    if keep is not None:
-        jets_in = {f: v[keep] for f, v in jets_in.items()}
-        tracks_in = {f: v[keep] for f, v in tracks_in.items()}
-    tracks_jagged = ak.zip(tracks_in)
-    key = track_sort_key(sort_key, tracks_jagged)
-    tracks, n_tracks = sort_and_pad(tracks_jagged, key, max_tracks)
-    jets = np.zeros(len(n_tracks), dtype=JET_DTYPE)
-    for field, values in jets_in.items():
-        jets[field] = values
-    jets["n_tracks"] = n_tracks
-    return jets, tracks
-
-
-def iterate_h5(
-    path: Path,
-    overrides: Mapping[str, str],
-    max_tracks: int,
-    step: int,
-    non_finite: str = "error",
-    dropped: Counter | None = None,
-    sort_key: str = "abs_sd0",
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield canonical blocks from an FTAG-layout HDF5 file (jets table, padded tracks table).
-
-    non_finite: 'error' (raise on a NaN or inf) or 'drop' (skip such jets, counted in dropped);
-    sort_key: a SORT_KEYS name, the order (descending) in which tracks are kept.
-    """
-    check_sort_key(sort_key)
-    _branch_map(overrides, path)  # rejects unknown keys
-    # HDF5 fields default to the canonical names; overrides use the same jet_/trk_ keys
-    jet_names = {f: overrides.get(f"jet_{f}", f) for f in REQUIRED_JET_FIELDS}
-    trk_names = {
-        f: overrides.get(f"trk_{f}", f) for f in REQUIRED_TRACK_FIELDS + OPTIONAL_TRACK_FIELDS
-    }
+def _iterate_h5(context: ReadContext, step: int):
+    """(jet columns, flat track columns, counts) per block of an FTAG-layout HDF5 file."""
+    layout, path = context.layout, context.path
     try:
         file = h5py.File(path, "r")
     except Exception as err:
         raise InputError(f"{path}: cannot be opened as an HDF5 file ({err})") from err
     with file:
-        try:
-            jets_ds, tracks_ds, trk_names = _h5_tables(file, path, jet_names, trk_names)
-        except InputError:
-            raise
-        except Exception as err:  # corrupt metadata: h5py and numpy raise many types
+        jets_ds, tracks_ds = file["jets"], file["tracks"]
+        if tracks_ds.ndim != 2 or tracks_ds.shape[0] != jets_ds.shape[0]:
             raise InputError(
-                f"{path}: corrupt HDF5 metadata ({type(err).__name__}: {err})"
-            ) from err
+                f"{path}: 'tracks' has shape {tracks_ds.shape}, expected ({jets_ds.shape[0]}, n)"
+            )
         for start in range(0, jets_ds.shape[0], step):
             try:
-                jets_raw = jets_ds[start : start + step]
-                tracks_raw = tracks_ds[start : start + step]
+                jets = jets_ds[start : start + step]
+                tracks = tracks_ds[start : start + step]
             except Exception as err:
                 raise InputError(f"{path}: failed reading rows from {start}: {err}") from err
-            yield _h5_block_to_canonical(
-                jets_raw, tracks_raw, jet_names, trk_names, max_tracks, path, non_finite, dropped,
-                sort_key,
-            )  # fmt: skip
+            valid = tracks["valid"].astype(bool)
+            jet_raw = {k: jets[n] for k, n in layout.names.items() if k.startswith("jet_")}
+            jet_raw |= {f"label_{f}": jets[b] for f, b in layout.label_branches.items()}
+            trk_raw = {k: tracks[n][valid] for k, n in layout.names.items() if k.startswith("trk_")}
+            yield jet_raw, trk_raw, valid.sum(axis=1).astype(np.int64)
 
 
-def _h5_tables(
-    file: h5py.File, path: Path, jet_names: Mapping[str, str], trk_names: Mapping[str, str]
-) -> tuple[h5py.Dataset, h5py.Dataset, dict[str, str]]:
-    """The checked jets and tracks datasets, and the track fields to read (optional: if there)."""
-    for key in ("jets", "tracks"):
-        if key not in file:
-            raise InputError(f"{path}: no dataset '{key}'; the file has {sorted(file.keys())}")
-    jets_ds, tracks_ds = file["jets"], file["tracks"]
-    if tracks_ds.ndim != 2 or tracks_ds.shape[0] != jets_ds.shape[0]:
-        raise InputError(
-            f"{path}: 'tracks' has shape {tracks_ds.shape}, expected ({jets_ds.shape[0]}, n)"
-        )
-    _require_fields(path, "jets", jets_ds.dtype.names or (), jet_names.values())
-    track_have = tracks_ds.dtype.names or ()
-    optional = {trk_names[f] for f in OPTIONAL_TRACK_FIELDS}
-    trk_names = {f: n for f, n in trk_names.items() if n in track_have or n not in optional}
-    _require_fields(path, "tracks", track_have, [*trk_names.values(), "valid"])
-    return jets_ds, tracks_ds, trk_names
-
-
-def _require_fields(path: Path, dataset: str, have, wanted) -> None:
-    """Raise listing what the dataset has when a wanted field is missing."""
-    missing = sorted(set(wanted) - set(have))
-    if missing:
-        raise InputError(
-            f"{path}: dataset '{dataset}' lacks fields {missing}; it has {sorted(have)}"
-        )
-
-
-def _h5_block_to_canonical(
-    jets_raw, tracks_raw, jet_names, trk_names, max_tracks: int, path: Path,
-    non_finite: str = "error", dropped: Counter | None = None, sort_key: str = "abs_sd0",
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Convert one block of an FTAG file, re-sorting and re-padding its tracks."""
-    valid = tracks_raw["valid"].astype(bool)
-    keep = _finite_jets(
-        {f: jets_raw[n] for f, n in jet_names.items()},
-        {f: np.where(valid, tracks_raw[n], 0) for f, n in trk_names.items()},
-        path, non_finite, dropped,
-    )  # fmt: skip
+def _to_canonical(
+    jet_raw: dict[str, np.ndarray],
+    trk_raw: dict[str, np.ndarray],
+    counts: np.ndarray,
+    context: ReadContext,
+    first_entry: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Select, check, convert, derive and label one block; then sort, truncate and pad."""
+    sample, layout = context.sample, context.layout
+    entry = np.arange(first_entry, first_entry + len(counts), dtype=np.int64)
+    if sample.charged_only and "trk_charge" in trk_raw:  # particle-flow inputs: tracks only
+        charged = trk_raw["trk_charge"] != 0
+        jet_of_track = np.repeat(np.arange(len(counts)), counts)
+        counts = np.bincount(jet_of_track[charged], minlength=len(counts)).astype(np.int64)
+        trk_raw = {k: v[charged] for k, v in trk_raw.items()}
+    keep = _finite_jets(jet_raw, trk_raw, counts, context)
     if keep is not None:
-        jets_raw, tracks_raw, valid = jets_raw[keep], tracks_raw[keep], valid[keep]
-    counts = valid.sum(axis=1)
-    jagged = ak.unflatten(ak.zip({f: tracks_raw[n][valid] for f, n in trk_names.items()}), counts)
-    tracks, n_tracks = sort_and_pad(jagged, track_sort_key(sort_key, jagged), max_tracks)
-    jets = np.zeros(len(jets_raw), dtype=JET_DTYPE)
-    for field, name in jet_names.items():
-        jets[field] = jets_raw[name]
+        track_keep = np.repeat(keep, counts)
+        jet_raw = {k: v[keep] for k, v in jet_raw.items()}
+        trk_raw = {k: v[track_keep] for k, v in trk_raw.items()}
+        counts, entry = counts[keep], entry[keep]
+    energy, length = sample.units.energy, sample.units.length
+    values = {k: fields.to_canonical_units(k, np.asarray(v, dtype=np.float64), energy, length)
+              for k, v in {**jet_raw, **trk_raw}.items()
+              if k not in NOT_FLOAT and not k.startswith("label_")}  # fmt: skip
+    if sample.d0_sign == "opposite" and "trk_d0" in values:
+        values["trk_d0"] = -values["trk_d0"]
+    _check_plausible(values, context)
+    jet_rules = dataclasses.replace(
+        layout.plan, derived=tuple(d for d in layout.plan.derived if d.target.startswith("jet_"))
+    )
+    track_rules = dataclasses.replace(
+        layout.plan, derived=tuple(d for d in layout.plan.derived if d.target.startswith("trk_"))
+    )
+    jet_values = fields.derive({k: v for k, v in values.items() if k.startswith("jet_")},
+                               jet_rules)  # fmt: skip
+    per_track = {k: np.repeat(v, counts) for k, v in jet_values.items()}
+    trk_values = fields.derive(
+        {**per_track, **{k: v for k, v in values.items() if k.startswith("trk_")}}, track_rules
+    )
+    _check_derived_finite({**jet_values, **trk_values}, layout.plan, context)
+    labels = _labels(jet_raw, context)
+    jets = np.zeros(len(counts), dtype=JET_DTYPE)
+    for name in ("pt", "eta", "phi", "mass"):
+        jets[name] = jet_values.get(f"jet_{name}", np.nan)
+    jets["HadronConeExclTruthLabelID"] = labels
+    jets["eventNumber"] = jet_raw["jet_eventNumber"] if layout.has_event_number else entry
+    flat = {}
+    for name in TRACK_DTYPE.names:
+        if name == "valid":
+            continue
+        placeholder = -1 if TRACK_DTYPE[name].kind == "i" else np.nan
+        column = trk_values.get(f"trk_{name}")
+        if column is None:  # absent from the input (listed in absent_fields)
+            column = np.full(int(counts.sum()), placeholder)
+        flat[name] = column.astype(TRACK_DTYPE[name])
+    tracks_jagged = ak.unflatten(ak.zip(flat), counts)
+    tracks, n_tracks = sort_and_pad(tracks_jagged, track_sort_key(context.sort_key, tracks_jagged),
+                                    context.max_tracks)  # fmt: skip
     jets["n_tracks"] = n_tracks
     return jets, tracks
+
+
+def _check_derived_finite(
+    values: dict[str, np.ndarray], plan: fields.FieldPlan, context: ReadContext
+) -> None:
+    """A derived value that is not finite (|d0 / sd0| with sd0 = 0) is an error, not a NaN."""
+    for rule in plan.derived:
+        bad = ~np.isfinite(values[rule.target])
+        if bad.any():
+            raise InputError(
+                f"{context.path}: {rule.target} = {rule.formula} (from {', '.join(rule.inputs)})"
+                f" is not finite for {int(bad.sum())} of {bad.size} entries; map"
+                f" samples.{context.sample_name}.branches.{rule.target} to a branch instead"
+            )
+
+
+def _labels(jet_raw: dict[str, np.ndarray], context: ReadContext) -> np.ndarray:
+    """HadronConeExclTruthLabelID of each jet: an integer branch mapped, or one-hot flags."""
+    sample, path = context.sample, context.path
+    one_hot = context.layout.label_branches
+    if one_hot:
+        flags = np.stack([np.asarray(jet_raw[f"label_{f}"]) != 0 for f in one_hot], axis=1)
+        several = flags.sum(axis=1) > 1
+        if several.any():
+            raise InputError(
+                f"{path}: {int(several.sum())} jets have more than one of the one-hot labels"
+                f" {dict(one_hot)} set (samples.{context.sample_name}.labels.one_hot)"
+            )
+        ids = np.array([LABEL_IDS[f] for f in one_hot], dtype=np.int32)
+        return np.where(flags.any(axis=1), ids[flags.argmax(axis=1)], UNLABELLED)
+    raw = np.asarray(jet_raw["jet_HadronConeExclTruthLabelID"]).astype(np.int64)
+    out = np.full(len(raw), UNLABELLED, dtype=np.int32)
+    known = np.zeros(len(raw), dtype=bool)
+    for flavour, values in sample.labels.values.items():
+        hit = np.isin(raw, values)
+        out[hit] = LABEL_IDS[flavour]
+        known |= hit
+    if not known.all():
+        unknown = sorted(set(np.unique(raw[~known]).tolist()))
+        raise InputError(
+            f"{path}: label branch '{context.layout.names['jet_HadronConeExclTruthLabelID']}'"
+            f" has values {unknown[:20]} ({int((~known).sum())} jets) that"
+            f" samples.{context.sample_name}.labels.values ({dict(sample.labels.values)}) does"
+            " not map to b, c, light or tau"
+        )
+    return out
+
+
+# Physical ranges of read quantities (GeV, mm): a value outside says "wrong branch".
+_POSITIVE = ("jet_pt", "trk_pt", "trk_d0Uncertainty", "trk_z0SinThetaUncertainty",
+             "trk_z0Uncertainty", "trk_energy", "jet_energy")  # fmt: skip
+JET_PT_MEDIAN_GEV = (5.0, 5000.0)
+D0_MEDIAN_MM = (1.0e-3, 1.0)  # median |d0| of tracks: ~10-50 um for real trackers
+# key, plausible median in GeV/mm, its units key, unit factors, values needed to judge
+_SCALES = (
+    ("jet_pt", JET_PT_MEDIAN_GEV, "energy", fields.ENERGY_TO_GEV, 5),
+    ("trk_d0", D0_MEDIAN_MM, "length", fields.LENGTH_TO_MM, 20),
+)
+
+
+def _check_plausible(values: dict[str, np.ndarray], context: ReadContext) -> None:
+    """Errors for values that cannot be right in GeV/mm, naming the branch and the key."""
+    names, path, sample = context.layout.names, context.path, context.sample_name
+    for key in _POSITIVE:
+        if key in values and np.any(values[key] <= 0):
+            bad = int(np.sum(values[key] <= 0))
+            raise InputError(
+                f"{path}: {key} (branch '{names[key]}') has {bad} values <= 0 of"
+                f" {values[key].size}; is samples.{sample}.branches.{key} mapped to the right"
+                " branch?"
+            )
+    if context.checked_units or "jet_pt" not in values or values["jet_pt"].size < 5:
+        return
+    context.checked_units = True  # once per file: the scale of its first block
+    for key, (lo, hi), unit_key, to_canonical, min_values in _SCALES:
+        if key not in values or values[key].size < min_values:
+            continue
+        median = float(np.median(np.abs(values[key])))
+        if lo <= median <= hi:
+            continue
+        declared = getattr(context.sample.units, unit_key)
+        # the units that would bring the median into range
+        fits = [u for u, f in to_canonical.items()
+                if lo <= median / to_canonical[declared] * f <= hi]  # fmt: skip
+        hint = f"the file looks like {fits[0]}: " if fits else ""
+        canonical = next(u for u, f in to_canonical.items() if f == 1.0)
+        raise InputError(
+            f"{path}: the median |{key}| (branch '{names[key]}') is {median:.4g} {canonical}"
+            f" when read in {declared}, outside the plausible {lo:g}-{hi:g} {canonical}; {hint}"
+            f"set samples.{sample}.units.{unit_key}"
+            + (f": {fits[0]}" if fits else f" ({', '.join(to_canonical)})")
+        )
+
+
+def _finite_jets(
+    jet_raw: Mapping[str, np.ndarray],
+    trk_raw: Mapping[str, np.ndarray],
+    counts: np.ndarray,
+    context: ReadContext,
+) -> np.ndarray | None:
+    """The jets to keep under the NaN/inf policy (None: all finite); 'error' raises instead.
+
+    The error names the file, the variable and how many jets hold such values; 'drop' keeps
+    the other jets and counts the dropped ones in `context.dropped`: in total ('jets') and
+    per source key ('jet_pt', 'trk_d0', ...).
+    """
+    jet_of_track = np.repeat(np.arange(len(counts)), counts)
+    bad: dict[tuple[str, str], np.ndarray] = {}
+    for key, values in {**jet_raw, **trk_raw}.items():
+        values = np.asarray(values)
+        if values.dtype.kind != "f" or np.all(np.isfinite(values)):
+            continue
+        where = ~np.isfinite(values)
+        if key.startswith("trk_"):
+            mask = np.zeros(len(counts), dtype=bool)
+            mask[jet_of_track[where]] = True
+            what = f"track variable '{key[4:]}'"
+        else:
+            mask, what = where, f"jet variable '{key.removeprefix('jet_')}'"
+        bad[(what, key)] = mask
+    if not bad:
+        return None
+    if context.non_finite == "error":
+        (what, key), mask = next(iter(bad.items()))
+        branch = context.layout.names.get(key, key)
+        raise InputError(
+            f"{context.path}: {what} has NaN or inf values in {int(mask.sum())} jets (branch"
+            f" '{branch}'; ingest.non_finite: drop would skip such jets and count them)"
+        )
+    any_bad = np.logical_or.reduce(list(bad.values()))
+    if context.dropped is not None:
+        context.dropped["jets"] += int(any_bad.sum())
+        for (_, key), mask in bad.items():
+            context.dropped[key] += int(mask.sum())
+    return ~any_bad

@@ -1,8 +1,10 @@
 """A parametrised tracker: helix perigee parameters, resolution smearing, selection.
 
 Impact parameters are measured from the reconstructed primary vertex. The transverse
-impact parameter follows the ATLAS perigee convention, d0 = x sin(phi) - y cos(phi) in the
-straight-line limit; the helix in the solenoid field is taken into account exactly.
+impact parameter follows the ATLAS perigee convention: the point of closest approach is
+d0 (-sin(phi0), cos(phi0)), so d0 = y cos(phi) - x sin(phi) in the straight-line limit and a
+track from a decay along the jet has d0 = L sin(phi_jet - phi_trk); the helix in the
+solenoid field is taken into account exactly.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def perigee_parameters(
     cx = x + q * radius * np.sin(phi)
     cy = y - q * radius * np.cos(phi)
     centre_distance = np.hypot(cx, cy)
-    d0 = q * (centre_distance - radius)
+    # ATLAS sign: positive when the z axis lies to the right of the motion at the perigee
+    d0 = q * (radius - centre_distance)
     phi0 = np.arctan2(q * cx, -q * cy)
     # transverse arc length from the perigee to the production point, along the motion
     angle_perigee = np.arctan2(-cy, -cx)
@@ -221,7 +224,9 @@ def reconstruct_tracks(
     pt = true.pt * (
         1.0 + np.hypot(res.constant, res.slope_per_gev * true.pt) * rng.standard_normal(n)
     )
-    d0 = true.d0 + smear(d0_sigma, tracker.tails, rng)
+    # the residual is symmetric; subtracting it keeps every event the realisation it was
+    # before d0 took ATLAS's sign (measured d0 exactly minus the old one)
+    d0 = true.d0 - smear(d0_sigma, tracker.tails, rng)
     z0_sin_theta = true.z0 * np.sin(true.theta) + smear(z0_sigma, tracker.tails, rng)
     eta = -np.log(np.tan(true.theta / 2.0))
     found = rng.random(n) < efficiency(true.pt, eta, tracker.efficiency)
@@ -283,7 +288,7 @@ def fake_tracks(
         eta=eta,
         phi=np.angle(np.exp(1j * (jet_phi + dr * np.sin(angle)))),
         charge=rng.choice([-1.0, 1.0], n),
-        d0=rng.laplace(0.0, fakes.d0_scale_mm, n),
+        d0=-rng.laplace(0.0, fakes.d0_scale_mm, n),  # negated like the residuals (see above)
         z0_sin_theta=rng.laplace(0.0, fakes.z0_sin_theta_scale_mm, n),
         d0_uncertainty=d0_sigma,
         z0_sin_theta_uncertainty=z0_sigma,

@@ -16,10 +16,12 @@ import yaml
 from jettag.features.split import assign_fold
 from jettag.features.transforms import Normalisation, normalisation_from_dict
 from jettag.io import model_inputs
+from jettag.io.canonical import absent_fields, sample_name
 from jettag.io.model_inputs import ORIGIN_FIELD
 from jettag.io.readers import InputError
 
 BUCKET_BATCHES = 32
+SCAN_JETS = 65_536  # rows read at a time when looking for a labelled track
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,69 @@ def load_split_from_tables(
         track_origin=torch.from_numpy(model_inputs.track_origin(tracks)),
         event_number=torch.from_numpy(jets["eventNumber"].astype(np.int64)),
     )
+
+
+def origin_weight_key(model_name: str) -> str:
+    """The config key that turns a model's track-origin task off."""
+    return f"models.{model_name}.training.track_origin_weight"
+
+
+def check_track_origins(paths: Sequence[Path], model_name: str) -> None:
+    """Refuse the track-origin task on prepared files whose tracks have no truth origin.
+
+    Such a file's origins are placeholders (-1): the task would have no labelled track and
+    its loss no value. A file says so in its jets attribute `absent_fields`; a file from
+    before that attribute has no valid track with an origin >= 0.
+    """
+    key = origin_weight_key(model_name)
+    for path in paths:
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = dict(f["jets"].attrs)
+                absent = ORIGIN_FIELD in absent_fields(attrs, path)
+                labelled, n_valid = (False, 0) if absent else _any_labelled_track(f)
+        except (OSError, KeyError) as err:
+            raise InputError(f"{path}: cannot read prepared split ({err})") from err
+        if absent:
+            # a split file's stem is 'train', not the sample: name it only when recorded
+            sample = f"sample '{sample_name(attrs, path)}'" if "sample" in attrs else "its sample"
+            raise InputError(
+                f"{path}: the track-origin task (track_origin_weight > 0) learns each track's"
+                f" '{ORIGIN_FIELD}', which {sample} does not provide (absent from its input"
+                f" files); set {key} to 0"
+            )
+        if not labelled:
+            raise InputError(
+                f"{path}: the track-origin task (track_origin_weight > 0) has no labelled track:"
+                f" '{ORIGIN_FIELD}' is -1 (unknown) on all {n_valid} valid tracks; set {key}"
+                " to 0, or ingest inputs that provide the truth origin"
+            )
+
+
+def _any_labelled_track(f: h5py.File) -> tuple[bool, int]:
+    """(whether a valid track has an origin >= 0, valid tracks scanned); stops at the first."""
+    if model_inputs.GROUP in f:
+        group = f[model_inputs.GROUP]
+        valid, origin = group["valid"], group["track_origin"]
+
+        def read(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+            return valid[rows], origin[rows]
+    else:
+        tracks = f["tracks"]
+        if ORIGIN_FIELD not in (tracks.dtype.names or ()):
+            return False, int(np.count_nonzero(tracks.fields("valid")[:]))
+
+        def read(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+            block = tracks.fields(["valid", ORIGIN_FIELD])[rows]
+            return block["valid"], block[ORIGIN_FIELD]
+
+    n_valid = 0
+    for start in range(0, f["jets"].shape[0], SCAN_JETS):
+        is_valid, labels = read(slice(start, start + SCAN_JETS))
+        if np.any(labels[is_valid] >= 0):
+            return True, n_valid
+        n_valid += int(np.count_nonzero(is_valid))
+    return False, n_valid
 
 
 def kfold_splits(

@@ -26,11 +26,18 @@ from tqdm import tqdm
 
 from jettag.atomic import write_text
 from jettag.config import ModelConfig, TrainingConfig, model_from_dict
+from jettag.io.readers import InputError
 from jettag.models.registry import build_model
 from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
-from jettag.training.data import InputSpec, TensorData, input_spec
+from jettag.training.data import (
+    InputSpec,
+    TensorData,
+    check_track_origins,
+    input_spec,
+    origin_weight_key,
+)
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
 from jettag.training.schedules import make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
@@ -296,6 +303,8 @@ def _train(
         spec = start.spec
     else:
         spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
+    if config.track_origin_weight > 0:  # k-fold members train on both files
+        check_track_origins([data_dir / "train.h5", data_dir / "val.h5"], model_name)
     train, val = training_data(data_dir, spec, model_config, member)
     if len(train) < config.batch_size:
         raise ValueError(
@@ -409,6 +418,8 @@ def _train(
                 network, val, config, class_weights, device, EpochProgress(), ranks=ranks
             )
             val_loss, val_acc = val_progress.result()
+            if config.track_origin_weight > 0:
+                _check_origin_losses(progress, val_progress, data_dir, model_name)
             history.append(
                 {
                     "epoch": epoch,
@@ -440,6 +451,19 @@ def _train(
         _mark_finished(output_dir / "last.pt")
         write_text(output_dir / "history.csv", _history_csv(history))
     return history
+
+
+def _check_origin_losses(
+    train: EpochProgress, val: EpochProgress, data_dir: Path, model_name: str
+) -> None:
+    """An epoch of the track-origin task without a labelled track has no loss: stop, not NaN."""
+    for name, progress in (("training", train), ("validation", val)):
+        if progress.origin_tracks == 0:
+            raise InputError(
+                f"{data_dir}: the {name} jets have no track with a truth origin (all"
+                " 'ftagTruthOriginLabel' -1), so the track-origin loss is undefined; set"
+                f" {origin_weight_key(model_name)} to 0"
+            )
 
 
 @contextlib.contextmanager
