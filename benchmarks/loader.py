@@ -6,6 +6,8 @@ Each way runs in its own process under /usr/bin/time (peak RSS):
   tables   the FTAG jets/tracks tables (lzf), transformed and normalised field by field
   memory   the model_inputs arrays read whole into memory (the time to first batch)
   batches  shuffled batches served from that memory (after the read)
+  batches_subset  the same for a model that reads all but the last track input (an ablation
+           retraining; a transferred model's other normalisation is the same path)
   stream   shuffled epochs streamed from disk in blocks (read, shuffle and batch, with the
            next buffer read in a background thread): what a training loop sees
   stream_bucketed  the same, batches bucketed by multiplicity (the transformer's setting)
@@ -28,7 +30,7 @@ from pathlib import Path
 from record import write_result
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = ("tables", "memory", "batches", "stream", "stream_bucketed")
+MODES = ("tables", "memory", "batches", "batches_subset", "stream", "stream_bucketed")
 TABLE_JETS = 300_000
 EPOCHS = 3  # the table path is slow and holds its jets: a sample of them is enough
 
@@ -41,6 +43,8 @@ def measure(mode: str, data_dir: Path, batch_size: int) -> dict:
     from jettag.training.stream import StreamingSplit
 
     spec = input_spec(data_dir)
+    if mode == "batches_subset":
+        spec = input_spec(data_dir, tuple(n.name for n in spec.track_norms[:-1]))
     path = data_dir / "train.h5"
     generator = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
@@ -49,7 +53,7 @@ def measure(mode: str, data_dir: Path, batch_size: int) -> dict:
     elif mode == "memory":
         n = len(load_split(path, spec))
     else:
-        if mode == "batches":
+        if mode in ("batches", "batches_subset"):
             data = load_split(path, spec)
         else:
             data = StreamingSplit([(path, None)], spec, 16 * batch_size, 4)
