@@ -7,6 +7,7 @@ Snakefile's pre-run check is exercised with `snakemake -n`.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from jettag import config as cfg
 from jettag.io.canonical import read_all
-from tests.conftest import REPO, copy_workflow
+from jettag.io.ingest import ingest_sample
+from jettag.simulate.generate import generate_shard
+from tests.conftest import REPO, SMALL_EVENTS, copy_workflow
 from tests.ntuple_layouts import write_atlas_root, write_atlas_tdd_h5, write_jetclass_root
 
 README = (REPO / "README.md").read_text()
@@ -45,9 +50,23 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def workdir(ingested, tmp_path_factory) -> Path:
+def two_shards(ingested, config, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
+    """The session's shard and one more (enough training jets for a default batch)."""
+    directory = tmp_path_factory.mktemp("second_shard")
+    simulation = cfg.section(cfg.SimulationConfig, config["simulation"])
+    sample = cfg.sample_config(config, "ttbar")
+    generate_shard("ttbar", sample, simulation, config["seed"], 1, directory / "1.root",
+                   n_events=SMALL_EVENTS)  # fmt: skip
+    ingest = cfg.section(cfg.IngestConfig, config["ingest"])
+    ingest_sample(sample, [directory / "1.root"], ingest, directory / "1.h5", "ttbar")
+    parts = [read_all(ingested), read_all(directory / "1.h5")]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@pytest.fixture(scope="module")
+def workdir(two_shards, tmp_path_factory) -> Path:
     """A directory with the README's configs and an ntuple for each, from the same jets."""
-    jets, tracks = read_all(ingested)
+    jets, tracks = two_shards
     keep = np.isin(jets["HadronConeExclTruthLabelID"], [0, 4, 5])
     jets, tracks = jets[keep], tracks[keep]
     directory = tmp_path_factory.mktemp("readme_ntuples")
@@ -59,12 +78,19 @@ def workdir(ingested, tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="module")
+def workflow_dir(workdir) -> Path:
+    """workdir with the Snakefile, config and workflow/ copied in (once)."""
+    copy_workflow(workdir)
+    return workdir
+
+
 def test_readme_has_three_complete_configs_and_two_commands():
     assert sorted(CONFIGS) == ["my_atlas_root.yaml", "my_atlas_tdd.yaml", "my_jetclass.yaml"]
     assert [c.split()[:2] for c in COMMANDS] == [["jettag", "check-config"], ["jettag", "ingest"]]
 
 
-def test_readme_commands_as_printed(workdir, ingested):
+def test_readme_commands_as_printed(workdir, two_shards):
     for command in COMMANDS:
         result = run(command, workdir)
         assert result.returncode == 0, (command, result.stderr)
@@ -74,7 +100,7 @@ def test_readme_commands_as_printed(workdir, ingested):
             assert "#   trk_pt = sin(theta) / |q/p| (from trk_qOverP, trk_theta)" in result.stdout
             assert "#   jet_phi: absent (not in the file, not derivable)" in result.stdout
     jets, tracks = read_all(workdir / "data/ingested/atlas.h5")
-    ref_jets, ref_tracks = read_all(ingested)
+    ref_jets, ref_tracks = two_shards
     keep = np.isin(ref_jets["HadronConeExclTruthLabelID"], [0, 4, 5])
     np.testing.assert_allclose(jets["pt"], ref_jets["pt"][keep], rtol=1e-6)
     np.testing.assert_allclose(tracks["d0Uncertainty"], ref_tracks["d0Uncertainty"][keep],
@@ -97,8 +123,8 @@ def test_the_other_readme_configs_check_and_ingest(workdir, config_file, sample,
     assert set(np.unique(jets["HadronConeExclTruthLabelID"])) == {0, 4, 5}
 
 
-def test_snakemake_checks_input_files_before_any_job(workdir):
-    copy_workflow(workdir)
+def test_snakemake_checks_input_files_before_any_job(workflow_dir):
+    workdir = workflow_dir
     planned = run("snakemake -n --cores 2 --configfile my_jetclass.yaml", workdir)
     assert planned.returncode == 0, planned.stderr
     assert "rule ingest" in planned.stdout
@@ -117,3 +143,21 @@ def test_snakemake_checks_input_files_before_any_job(workdir):
     refused = run("jettag check-config --config typo.yaml", workdir)
     assert refused.returncode == 2
     assert "samples.atlas.branches.trk_d0 = 'jet_trk_dzero' is not in tree" in refused.stderr
+
+
+def test_whole_analysis_on_a_dumper_file_as_printed(workflow_dir):
+    """`snakemake --cores 2 --configfile my_atlas_tdd.yaml`: MeV, derived fields, to the plots."""
+    workdir = workflow_dir
+    command = re.search(r"`(snakemake --cores 2 --configfile my_atlas_tdd\.yaml)`", SECTION)
+    assert command is not None
+    result = run(command.group(1), workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((workdir / "results/metrics/dips.json").read_text())
+    baseline = json.loads((workdir / "results/metrics/ip3d.json").read_text())
+    assert metrics["auc"]["b_vs_light"] > 0.75 and baseline["auc"]["b_vs_light"] > 0.75
+    for name in ("roc.png", "loss_dips.png", "pt_atlas_b_efficiency.png"):
+        assert (workdir / "results/plots" / name).stat().st_size > 10_000
+    # the jet pT reweighting saw GeV: every jet inside the binning, none in the last bin only
+    weights = yaml.safe_load((workdir / "data/prepared/atlas/weights.yaml").read_text())
+    counts = np.asarray(weights["reweighting"]["train_counts"])
+    assert (counts[:, :-1].sum(axis=1) > 0.9 * counts.sum(axis=1)).all()
