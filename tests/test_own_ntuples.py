@@ -282,3 +282,25 @@ def test_derived_value_that_is_not_finite_is_an_error(source, tmp_path):
     expected = r"trk_d0Uncertainty = \|d0 / sd0\| .* not finite for 1 of \d+ entries; map samples"
     with pytest.raises(InputError, match=expected):
         ingest(config_with({"tdd": SAMPLES["tdd"]}), "tdd", [path], tmp_path / "out.h5")
+
+
+def test_check_refuses_an_origin_task_on_a_sample_without_origins(source, tmp_path, monkeypatch):
+    from jettag.io.inspect import check_input_files
+
+    monkeypatch.chdir(tmp_path)
+    write_jetclass_root(tmp_path / "jetclass.root", *source)
+    raw = minimal_config(samples={"jetclass": SAMPLES["jetclass"]})
+    raw["models"]["dips"].update(dataset="jetclass", track_inputs=["d0", "z0SinTheta"])
+    raw["models"]["dips"]["training"]["track_origin_weight"] = 0.5
+    raw["baselines"]["ip3d"]["dataset"] = "jetclass"
+    raw["prepare"] = {"track_inputs": [{"name": "d0"}, {"name": "z0SinTheta"}]}
+    config = cfg.validate_config(raw)
+    with pytest.raises(cfg.ConfigError) as err:
+        check_input_files(config)
+    assert "models.dips.training.track_origin_weight > 0 needs track truth origins" in str(
+        err.value
+    )
+    assert "prepare.track_inputs" not in str(err.value)  # the inputs it has are fine
+    raw["models"]["dips"]["training"]["track_origin_weight"] = 0.0
+    layouts = check_input_files(cfg.validate_config(raw))
+    assert "trk_ftagTruthOriginLabel" in layouts["jetclass"]["jetclass.root"].plan.absent
