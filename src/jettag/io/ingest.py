@@ -12,7 +12,7 @@ import numpy as np
 
 from jettag.atomic import atomic_path
 from jettag.config import IngestConfig, SampleConfig
-from jettag.io.canonical import JET_DTYPE, TRACK_DTYPE, CanonicalWriter
+from jettag.io.canonical import ABSENT_FIELDS_ATTR, JET_DTYPE, TRACK_DTYPE, CanonicalWriter
 from jettag.io.readers import (
     LABEL_IDS,
     SORT_KEYS,
@@ -111,7 +111,8 @@ def ingest_sample(
         w.jets.attrs["track_sort_key"] = ingest.sort_key
         w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped))
         # canonical names of placeholder fields: track fields bare, jet fields jet_-prefixed
-        w.jets.attrs["absent_fields"] = json.dumps(sorted(k.removeprefix("trk_") for k in absent))
+        placeholders = sorted(k.removeprefix("trk_") for k in absent)
+        w.jets.attrs[ABSENT_FIELDS_ATTR] = json.dumps(placeholders)
         w.jets.attrs["field_sources"] = json.dumps(sources)
         w.jets.attrs["lifetime_sign_fractions"] = json.dumps(signs.fractions())
     stats["non_finite_jets"] = dropped["jets"]
