@@ -8,15 +8,18 @@ from pathlib import Path
 
 from jettag.atomic import write_json
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL
-from jettag.evaluation.working_points import performance_at_working_point, read_tagged_jets
+from jettag.evaluation.working_points import (
+    performance_at_working_point,
+    read_tagged_jets,
+    rejections,
+)
 
 
 def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict:
     """Light and c rejection (errors, lower limits) at a b-efficiency working point."""
-    perf = performance_at_working_point(read_tagged_jets(Path(prediction), f_c), working_point)
-    suffixes = ("", "_error", "_lower_limit", "_is_lower_limit")
-    return {f"{bkg}_rejection{s}": perf[f"{bkg}_rejection{s}"] for bkg in ("light", "c")
-            for s in suffixes}  # fmt: skip
+    return rejections(
+        performance_at_working_point(read_tagged_jets(Path(prediction), f_c), working_point)
+    )
 
 
 def ablation_summary(

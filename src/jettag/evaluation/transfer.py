@@ -20,7 +20,7 @@ from jettag.atomic import write_json, write_text
 from jettag.config import TRANSFER_STRATEGIES
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
 from jettag.evaluation.predict import network_probabilities
-from jettag.evaluation.working_points import performance_at_working_point, tagged_jets
+from jettag.evaluation.working_points import performance_at_working_point, rejections, tagged_jets
 from jettag.training.checkpoint import load_checkpoint
 
 METRICS = ("auc", "light_rejection", "c_rejection")
@@ -47,9 +47,8 @@ def tagger_performance(
     db = jets.discriminant
     return {
         "auc": auc(db[jets.mask("b")], db[jets.mask("light")]),
-        **{f"{bkg}_rejection{s}": perf[f"{bkg}_rejection{s}"] for bkg in ("light", "c")
-           for s in ("", "_error", "_lower_limit", "_is_lower_limit")},
-    }  # fmt: skip
+        **rejections(perf),
+    }
 
 
 def transfer_summary(

@@ -130,6 +130,15 @@ def performance_at_cut(jets: TaggedJets, selection: np.ndarray, cut: float) -> d
     return entry
 
 
+REJECTION_SUFFIXES = ("", "_error", "_lower_limit", "_is_lower_limit")
+
+
+def rejections(entry: dict) -> dict:
+    """The light and c rejection keys of a performance_at_cut entry (errors, lower limits)."""
+    return {f"{bkg}_rejection{s}": entry[f"{bkg}_rejection{s}"] for bkg in ("light", "c")
+            for s in REJECTION_SUFFIXES}  # fmt: skip
+
+
 def working_point_table(
     predictions: Sequence[Path],
     f_c: float,
