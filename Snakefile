@@ -4,16 +4,17 @@
 #   snakemake --cores 2 --configfile workflow/configs/ci.yaml   # a tiny one, for tests
 #
 # Each rule runs one `jettag <stage>` command with explicit inputs and outputs; `-p` prints
-# it. Each rule's `params.settings` holds the config it depends on, so that editing one
-# section reruns only the stages that read it (Snakemake's params rerun trigger).
-# Pass a whole config file with --configfile; `--config key=value` overrides would not
-# reach the jettag commands and are refused.
+# it. Each rule's `params.settings` is what its command reads from the config, computed by
+# the same library function the command calls (jettag.stages.stage_settings), so editing a
+# key reruns exactly the jobs that read it (Snakemake's params rerun trigger): a legend label
+# or plot format reruns plots only. Pass a whole config file with --configfile;
+# `--config key=value` overrides would not reach the jettag commands and are refused.
 
-import json
 import os
 
 import jettag.config as jcfg
 from jettag.io.inspect import check_input_files
+from jettag.stages import stage_params
 
 if workflow.overwrite_configfiles:
     if len(workflow.overwrite_configfiles) != 1:
@@ -42,6 +43,10 @@ try:
 except jcfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+# Training takes every core Snakemake gives it (--cores; the cluster profiles set their own).
+# Without --cores (`snakemake --report`, a dry run) no job runs and one thread is planned.
+ALL_CORES = workflow.resource_settings.cores or 1
+
 
 wildcard_constraints:
     sample=r"[A-Za-z][A-Za-z0-9_]*",
@@ -59,23 +64,9 @@ MAIN_DATASET = CONFIG["models"][MODELS[0]]["dataset"]
 PLOT_FORMATS = CONFIG["plots"]["formats"]
 
 
-def settings(**sections):
-    """The config a job depends on, as canonical text: key order and YAML style do not matter."""
-    return json.dumps(sections, sort_keys=True)
-
-
-def training_settings(section):
-    """A model section as one training job depends on it: the ensemble size only matters to
-    K-fold members (it sets the folds), so adding members to an ensemble retrains no old one."""
-    return {k: v for k, v in section.items() if k != "members" or section["kfold"]}
-
-
-def train_launcher(model):
-    """Command prefix of a training job: torchrun for data-parallel training.processes > 1."""
-    processes = CONFIG["models"][model]["training"]["processes"]
-    if processes == 1:
-        return ""
-    return f"torchrun --standalone --nproc-per-node {processes} --no-python "
+def settings(stage, **wildcards):
+    """A rule's params.settings: what its command reads from the config (jettag.stages)."""
+    return stage_params(stage, CONFIG, **wildcards)
 
 
 def tagger_dataset(name):

@@ -39,7 +39,8 @@ def measure(mode: str, data_dir: Path, batch_size: int) -> dict:
     """jets and seconds of one way of reading the train split (in this process)."""
     import torch
 
-    from jettag.training.data import input_spec, load_split, load_split_from_tables
+    from jettag.io.model_inputs import input_spec
+    from jettag.training.data import load_split, load_split_from_tables
     from jettag.training.stream import StreamingSplit
 
     spec = input_spec(data_dir)

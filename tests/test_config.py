@@ -79,8 +79,9 @@ def test_search_trials_sample_the_space_and_are_validated():
         },
     }
     config = cfg.validate_config(raw)
-    trials = [cfg.sample_trial(config, t) for t in range(40)]
-    assert trials == [cfg.sample_trial(config, t) for t in range(40)]  # seeded per trial
+    trials = [cfg.sample_trial(config["seed"], config["search"], t) for t in range(40)]
+    # seeded per trial
+    assert trials == [cfg.sample_trial(config["seed"], config["search"], t) for t in range(40)]
     rates = [t["training.learning_rate"] for t in trials]
     assert all(1e-4 <= r <= 1e-2 for r in rates)
     # log-uniform: about half the draws below the geometric midpoint 1e-3

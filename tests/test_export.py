@@ -16,8 +16,8 @@ from jettag import config as cfg
 from jettag.evaluation.predict import network_probabilities, probabilities
 from jettag.export import export_onnx
 from jettag.features.prepare import prepare_dataset
+from jettag.io.model_inputs import build_inputs
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.data import build_inputs
 from jettag.training.loop import load_trained_model, train_model
 from tests.conftest import minimal_config
 
@@ -70,7 +70,7 @@ def test_onnx_matches_pytorch(tmp_path, prepared, prepared_with_jets, architectu
 
     with h5py.File(data_dir / "test.h5") as f:
         jets, tracks = f["jets"][:], f["tracks"][:]
-    expected = network_probabilities(checkpoint, jets, tracks)
+    expected = network_probabilities(checkpoint, data_dir / "test.h5")
     _, spec = load_trained_model(checkpoint)
     track_x, valid, jet_x = build_inputs(jets, tracks, spec)
     got = _run_onnx(tmp_path / "tagger.onnx", track_x, valid, jet_x)

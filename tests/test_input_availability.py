@@ -20,10 +20,10 @@ import yaml
 from jettag import cli
 from jettag import config as cfg
 from jettag.config import InputConfig
+from jettag.errors import InputError
 from jettag.features.prepare import prepare_dataset
 from jettag.features.split import assign_split
 from jettag.io.canonical import HIT_FIELDS, JET_DTYPE, TRACK_DTYPE, CanonicalWriter
-from jettag.io.readers import InputError
 from jettag.training import loop
 from jettag.training.loop import train_model
 from tests.conftest import minimal_config

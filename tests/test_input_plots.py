@@ -15,6 +15,7 @@ from jettag.evaluation.input_histograms import input_histograms
 from jettag.features.prepare import prepare_dataset
 from jettag.features.split import SPLITS
 from jettag.plotting.inputs import plot_inputs
+from jettag.plotting.style import FigureText
 from tests.conftest import minimal_config
 
 # held-out splits: the normalisation was fitted elsewhere, so agreement is statistical only
@@ -149,12 +150,12 @@ def test_input_plots_are_written(histograms, tmp_path):
     """Stage figures, the jet pT reweighting figure and the reweighted key inputs exist."""
     path, _ = histograms["train"]
     names = ["ptfrac", "IP3D_signed_d0_significance"]
-    written = plot_inputs(path, "$t\\bar{t}$", tmp_path / "inputs", "Internal", 13.0, ["png"],
-                          inputs=names)  # fmt: skip
+    text = FigureText(sqrt_s_tev=13.0, sample="$t\\bar{t}$")
+    written = plot_inputs(path, tmp_path / "inputs", text, ["png"], inputs=names)
     stems = [*names, "jet_pt_reweighting", *(f"{n}_reweighted" for n in names)]
     assert sorted(written) == sorted(tmp_path / f"inputs_{s}.png" for s in stems)
     for p in written:
         assert p.stat().st_size > 10_000, p
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
     with pytest.raises(ValueError, match="no inputs"):
-        plot_inputs(path, "x", tmp_path / "x", "Internal", 13.0, ["png"], inputs=["nonsense"])
+        plot_inputs(path, tmp_path / "x", text, ["png"], inputs=["nonsense"])

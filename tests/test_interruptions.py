@@ -220,8 +220,8 @@ STAGES = {
     ),
     "plot-roc": Stage(
         "plots",
-        lambda ref, out: ["plot-roc", "--config", ref / "config.yaml", "--output-stem",
-                          out / "roc", ref / "metrics/dips.json"],
+        lambda ref, out: ["plot-roc", "--config", ref / "config.yaml", "--dataset", "ttbar",
+                          "--output-stem", out / "roc", ref / "metrics/dips.json"],
         {"roc.png": _valid_png, "roc.pdf": _valid_pdf},
     ),
 }  # fmt: skip

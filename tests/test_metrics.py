@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jettag import config as cfg
-from jettag.evaluation.evaluate import evaluate
+from jettag.evaluation.evaluate import evaluate as evaluate_stage
 from jettag.evaluation.metrics import (
     REJECTION_LIMIT_CL,
     auc,
@@ -23,6 +23,12 @@ from jettag.evaluation.metrics import (
     rejection_with_limit,
 )
 from tests.conftest import minimal_config
+
+
+def evaluate(predictions, evaluation: cfg.EvaluationConfig, output) -> dict:
+    """The evaluate stage with a config's evaluation section."""
+    return evaluate_stage(predictions, evaluation.f_c, evaluation.working_points,
+                          evaluation.roc_b_efficiencies, output)  # fmt: skip
 
 
 def test_discriminant_definition():
@@ -224,3 +230,30 @@ def test_working_point_without_passing_light_jets_quotes_the_limit(tmp_path):
     assert wp["c_rejection_lower_limit"] < wp["c_rejection"]
     # the ROC grid is unchanged: an infinite rejection there is still null
     assert None in metrics["roc"]["light_rejection"]
+
+
+def test_roc_round_trips_through_json_and_refuses_other_grids(tmp_path):
+    from jettag.atomic import json_safe, write_json
+    from jettag.evaluation.performance import Roc, roc, tagged_jets
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 3000)
+    db = rng.normal(np.where(labels == 0, 5.0, 0.0), 1.0)  # no light jet above the b median
+    pb = 1 / (1 + np.exp(-db))
+    probabilities = {"b": pb, "c": (1 - pb) / 2, "light": (1 - pb) / 2}
+    jets = tagged_jets("t", probabilities, ["b", "c", "light"], labels, np.full(3000, 50.0), 0.018)
+    curve = roc(jets, np.linspace(0.5, 1.0, 26))
+    assert np.isinf(curve.rejection["light"][0])  # no light jet passes the tightest cut
+    write_json(tmp_path / "roc.json", curve.to_dict())
+    read = Roc.from_dict(json.loads((tmp_path / "roc.json").read_text()))
+    assert json_safe(read.to_dict()) == json_safe(curve.to_dict())
+    assert np.isinf(read.rejection["light"][0])  # null in JSON reads back as no jet passing
+    ratio, error = read.ratio(curve, "light")
+    finite = np.isfinite(curve.rejection["light"])
+    assert np.allclose(ratio[finite], 1.0) and np.isnan(ratio[~finite]).all()
+    assert np.allclose(
+        error[finite], (curve.rejection_error["light"] / curve.rejection["light"])[finite]
+    )
+    other = roc(jets, np.linspace(0.5, 1.0, 51))
+    with pytest.raises(ValueError, match="different b-efficiency grids"):
+        curve.ratio(other, "light")

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from jettag import config as cfg
+from jettag.errors import InputError
 from jettag.evaluation.metrics import auc, b_discriminant
 from jettag.io.canonical import read_all
 from jettag.io.ingest import ingest_sample
-from jettag.io.readers import InputError
 from jettag.models import ip3d
 from tests.conftest import minimal_config
 from tests.ntuple_layouts import (

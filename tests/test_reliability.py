@@ -19,12 +19,12 @@ import pytest
 
 from jettag import config as cfg
 from jettag.atomic import temporaries, write_json
+from jettag.errors import InputError
 from jettag.evaluation.predict import predict
 from jettag.features.prepare import prepare_dataset
 from jettag.features.split import SPLITS, assign_split
 from jettag.io.canonical import read_all
 from jettag.io.ingest import ingest_sample
-from jettag.io.readers import InputError
 from jettag.models import ip3d
 from jettag.training.loop import train_model
 from tests.conftest import minimal_config

@@ -13,15 +13,17 @@ import torch
 from jettag import config as cfg
 from jettag.evaluation.importance import permutation_importance
 from jettag.evaluation.metrics import b_discriminant, cut_for_efficiency
-from jettag.evaluation.predict import network_probabilities
+from jettag.evaluation.predict import probabilities
 from jettag.evaluation.saliency import SD0, saliency_maps
+from jettag.io.model_inputs import build_inputs, input_spec
 from jettag.models.registry import build_model
 from jettag.plotting.saliency import plot_permutation_importance, plot_saliency
+from jettag.plotting.style import FigureText
 from jettag.training.checkpoint import save_checkpoint
-from jettag.training.data import input_spec
-from jettag.training.loop import train_model
+from jettag.training.loop import load_trained_model, train_model
 
 F_C = 0.1
+TEXT = FigureText(sqrt_s_tev=13.0, sample="$t\\bar{t}$")
 IGNORED = "IP3D_signed_z0_significance"
 
 
@@ -70,8 +72,9 @@ def trained(tmp_path_factory, config, prepared):
 
 
 def _discriminant(checkpoint, jets, tracks):
-    """D_b of each jet, through the predict stage's code (classes b, c, light)."""
-    prob = network_probabilities(checkpoint, jets, tracks)
+    """D_b of each jet from its tables, through the predict stage's code (classes b, c, light)."""
+    model, spec = load_trained_model(checkpoint)
+    prob = probabilities(model, *build_inputs(jets, tracks, spec)).astype(np.float64)
     return b_discriminant(prob[:, 0], prob[:, 1], prob[:, 2], F_C)
 
 
@@ -195,14 +198,14 @@ def test_plots_are_written(tmp_path, prepared, trained, ignoring_checkpoint):
     )
     formats = ["png", "pdf"]
     written = plot_saliency(
-        trained["dir"] / "saliency.json", tmp_path / "saliency", "Internal", 13, formats
+        trained["dir"] / "saliency.json", "DIPS", tmp_path / "saliency", TEXT, formats
     )
     written += plot_permutation_importance(
-        trained["dir"] / "importance.json", tmp_path / "importance", "Internal", 13, formats
+        trained["dir"] / "importance.json", "DIPS", tmp_path / "importance", TEXT, formats
     )
-    written += plot_saliency(tmp_path / "empty.json", tmp_path / "empty", "Internal", 13, ["png"])
+    written += plot_saliency(tmp_path / "empty.json", "DIPS", tmp_path / "empty", TEXT, ["png"])
     written += plot_permutation_importance(
-        tmp_path / "groups.json", tmp_path / "groups", "Internal", 13, ["png"]
+        tmp_path / "groups.json", "DIPS", tmp_path / "groups", TEXT, ["png"]
     )
     expected = ["saliency.png", "saliency.pdf", "importance.png", "importance.pdf"]
     assert [p.name for p in written] == [*expected, "empty.png", "groups.png"]

@@ -20,12 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jettag import config as cfg
-from jettag.features.transforms import Normalisation
-from jettag.io.model_inputs import GROUP
+from jettag.errors import TrainingInterruptedError
+from jettag.io.model_inputs import GROUP, InputSpec, build_inputs, input_spec
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.data import InputSpec, build_inputs, input_spec, load_split
-from jettag.training.loop import TrainingInterruptedError, train_model
+from jettag.training.data import load_split
+from jettag.training.loop import train_model
 from jettag.training.stream import StreamingSplit, plan_blocks, training_data
+from jettag.transforms import Normalisation
 from tests.conftest import minimal_config
 from tests.test_training import _sigterm_once_training_runs
 

@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from jettag import config as cfg
+from jettag.errors import TrainingInterruptedError
 from jettag.evaluation.predict import predict
 from jettag.training.checkpoint import load_checkpoint
 from jettag.training.data import load_split
-from jettag.training.loop import TrainingInterruptedError, load_trained_model, train_model
+from jettag.training.loop import load_trained_model, train_model
 
 
 def _model_config(config, epochs=3):
@@ -141,7 +142,7 @@ def test_track_origin_task_needs_the_origin_field(tmp_path, prepared):
     names = [n for n in tracks.dtype.names if n != "ftagTruthOriginLabel"]
     with h5py.File(tmp_path / "val.h5", "w") as f:
         f["jets"], f["tracks"] = jets, tracks[names]
-    from jettag.training.data import input_spec
+    from jettag.io.model_inputs import input_spec
 
     spec = input_spec(tmp_path)
     assert (load_split(tmp_path / "val.h5", spec).track_origin == -1).all()
@@ -166,8 +167,8 @@ def test_learning_rate_schedules(name):
 
 
 def test_rotation_about_the_jet_axis(tmp_path, config, prepared):
+    from jettag.io.model_inputs import input_spec
     from jettag.training.augment import AxisRotation
-    from jettag.training.data import input_spec
 
     spec = input_spec(prepared)
     data = load_split(prepared / "val.h5", spec)
@@ -212,7 +213,7 @@ def test_rotation_about_the_jet_axis(tmp_path, config, prepared):
 
 
 def test_bucketed_batches_cover_every_jet_once(config, prepared):
-    from jettag.training.data import input_spec
+    from jettag.io.model_inputs import input_spec
 
     data = load_split(prepared / "train.h5", input_spec(prepared))
     batches = data.batch_indices(32, torch.Generator().manual_seed(3), bucket=True)
@@ -256,7 +257,8 @@ def test_ensemble_predictions_keep_members_and_their_spread(tmp_path, config, pr
 
 def test_kfold_members_hold_out_disjoint_folds_of_whole_events(tmp_path, config, prepared):
     from jettag.features.split import assign_fold
-    from jettag.training.data import input_spec, kfold_splits
+    from jettag.io.model_inputs import input_spec
+    from jettag.training.data import kfold_splits
 
     spec = input_spec(prepared)
     n_pool = sum(len(load_split(prepared / f"{s}.h5", spec)) for s in ("train", "val"))

@@ -12,12 +12,12 @@ import yaml
 
 from jettag import config as cfg
 from jettag.cli import main
+from jettag.errors import InputError
 from jettag.evaluation.evaluate import evaluate
 from jettag.evaluation.predict import predict
 from jettag.evaluation.transfer import transfer_summary
 from jettag.features.prepare import prepare_dataset
 from jettag.io.ingest import ingest_sample
-from jettag.io.readers import InputError
 from jettag.simulate.generate import generate_shard
 from jettag.training.checkpoint import load_checkpoint
 from jettag.training.loop import train_model
@@ -131,8 +131,8 @@ def test_summary_agrees_with_predict_and_evaluate(tmp_path, pretrained, zprime):
                     pretrained=None if strategy == "scratch" else pretrained,
                     freeze_track_encoder=strategy == "frozen")  # fmt: skip
         runs[f"{strategy}/100/{seed}"] = out / "best.pt"
-    result = transfer_summary("dips", runs, pretrained, zprime, 0.018, 0.77, "Z'",
-                              tmp_path / "t.json", tmp_path / "t.md")  # fmt: skip
+    result = transfer_summary("dips", runs, pretrained, zprime, 0.018, 0.77, tmp_path / "t.json",
+                              tmp_path / "t.md")  # fmt: skip
     assert [p["seeds"] for p in result["points"]["scratch"]] == [2]
     scratch_runs = [r for r in result["runs"] if r["strategy"] == "scratch"]
     assert result["points"]["scratch"][0]["auc_mean"] == pytest.approx(
@@ -141,7 +141,8 @@ def test_summary_agrees_with_predict_and_evaluate(tmp_path, pretrained, zprime):
     # one run through the predict and evaluate stages gives the very same numbers
     evaluation = cfg.section(cfg.EvaluationConfig, transfer_config()["evaluation"])
     predict("dips", zprime / "test.h5", [runs["frozen/100/0"]], "network", tmp_path / "p.h5")
-    metrics = evaluate(tmp_path / "p.h5", evaluation, tmp_path / "m.json")
+    metrics = evaluate(tmp_path / "p.h5", evaluation.f_c, evaluation.working_points,
+                       evaluation.roc_b_efficiencies, tmp_path / "m.json")  # fmt: skip
     (frozen,) = [r for r in result["runs"] if r["strategy"] == "frozen"]
     assert frozen["auc"] == pytest.approx(metrics["auc"]["b_vs_light"], rel=1e-6)
     assert frozen["light_rejection"] == pytest.approx(
@@ -154,11 +155,15 @@ def test_cli_refuses_inconsistent_transfer_flags(tmp_path, capsys, zprime):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(transfer_config()))
     common = ["train", "--config", str(path), "--model", "dips", "--data-dir", str(zprime),
-              "--output-dir", str(tmp_path / "out"), "--train-jets", "100"]  # fmt: skip
-    assert main([*common, "--transfer", "finetune"]) == 2
+              "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert main([*common, "--variant", "transfer/finetune/100"]) == 2
     assert "--pretrained is required" in capsys.readouterr().err
-    assert main([*common, "--transfer", "scratch", "--member", "2"]) == 2
-    assert "--member 2 outside 0..1" in capsys.readouterr().err
+    assert main([*common, "--variant", "transfer/scratch/100", "--member", "2"]) == 2
+    assert "member 2 of dips (transfer/scratch/100) outside 0..1" in capsys.readouterr().err
+    assert main([*common, "--pretrained", str(zprime / "norm.yaml")]) == 2
+    assert "--pretrained is only for transfer/finetune|frozen" in capsys.readouterr().err
+    assert main([*common, "--variant", "transfer/sideways/100"]) == 2
+    assert "strategy 'sideways' is not one of" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import hashlib
 import json
+import re
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -100,9 +105,19 @@ def test_ci_analysis_diagnostics(finished_run):
 
 
 @pytest.mark.slow
-def test_html_report_collects_the_plots(finished_run):
-    run = snakemake(finished_run, "--configfile", CI_CONFIG, "--report", "results/report.html")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_html_report_as_the_readme_writes_it(finished_run):
+    """`snakemake --report results/report.html`, exactly as the README shows it (no --cores)."""
+    (command,) = set(re.findall(r"`(snakemake --report [^`]*)`", (REPO / "README.md").read_text()))
+    assert command == "snakemake --report results/report.html"
+    # the command reads config.yaml: make it the CI analysis that ran here
+    default = (finished_run / "config.yaml").read_text()
+    (finished_run / "config.yaml").write_text((finished_run / CI_CONFIG).read_text())
+    try:
+        run = subprocess.run(shlex.split(command), cwd=finished_run, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+    finally:
+        (finished_run / "config.yaml").write_text(default)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     html = (finished_run / "results/report.html").read_text(errors="replace")
     for caption in (
         "Saliency map of",
@@ -114,51 +129,137 @@ def test_html_report_collects_the_plots(finished_run):
 
 
 @pytest.mark.slow
+def test_stage_commands_by_hand_as_the_readme_writes_them(finished_run, tmp_path):
+    """The README's `jettag train` and `jettag check-config` lines, run as printed."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("rerun any stage by hand with it, e.g.", 1)[1]
+    block = block.split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("#")[0].strip() for line in block.replace("\\\n", " ").splitlines()]
+    commands = [line for line in lines if line]
+    assert [c.split()[:2] for c in commands] == [["jettag", "train"], ["jettag", "check-config"]]
+    copy_workflow(tmp_path)  # config.yaml: the default analysis; its DIPS on the CI's jets
+    shutil.copytree(finished_run / "data/prepared", tmp_path / "data/prepared")
+    for command in commands:
+        run = subprocess.run(shlex.split(command), cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+        assert run.returncode == 0, (command, run.stderr[-3000:])
+    history = (tmp_path / "results/models/dips/0/history.csv").read_text().splitlines()
+    assert len(history) > 2 and (tmp_path / "results/models/dips/0/best.pt").exists()
+
+
+@pytest.mark.slow
+def test_every_command_read_the_settings_its_rule_recorded(finished_run):
+    """The SHA-256 of the settings each command logged is that of its rule's params.settings.
+
+    Both come from jettag.stages.stage_settings; Snakemake keeps the params of every output in
+    .snakemake/metadata, which is what its rerun trigger compares against.
+    """
+    checked = set()
+    for record_path in (finished_run / ".snakemake/metadata").iterdir():
+        record = json.loads(record_path.read_text())
+        if "jettag " not in (record.get("shellcmd") or ""):
+            continue  # rule all
+        log = (finished_run / record["log"][0]).read_text()
+        (logged,) = re.findall(r"settings sha256:([0-9a-f]{64})", log)
+        params = [ast.literal_eval(p) for p in record["params"]]
+        digests = {hashlib.sha256(p.encode()).hexdigest() for p in params if isinstance(p, str)}
+        assert logged in digests, (record["rule"], record["log"][0])
+        checked.add(record["rule"])
+    assert {"generate", "train", "train_trial", "train_transfer", "evaluate", "plot_roc"} <= checked
+    assert len(checked) >= 30
+
+
+def _edited(config: dict, path: str, value) -> dict:
+    """A copy of a config with one dotted-path key set."""
+    config = copy.deepcopy(config)
+    *parents, leaf = path.split(".")
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return config
+
+
+PLOTS_OF_DIPS = {
+    "plot_roc": 1, "plot_pt": 1, "plot_loss": 1, "plot_learning_curve": 1, "plot_search": 1,
+    "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1,
+}  # fmt: skip
+EVERY_PLOT = {
+    "plot_roc": 1, "plot_pt": 1, "plot_loss": 2, "plot_scores": 3, "plot_learning_curve": 1,
+    "plot_search": 1, "plot_saliency": 2, "plot_importance": 3, "plot_transfer": 1,
+    "plot_sample": 2, "plot_inputs": 1,
+}  # fmt: skip
+EVALUATION = {
+    "evaluate": 3, "working_points": 1, "performance": 3, "saliency": 2, "importance": 2,
+    "ablation": 1, "transfer_summary": 1,
+}  # fmt: skip
+DOWNSTREAM_OF_DIPS_MEMBER = {
+    "export_onnx": 1, "predict": 1, "evaluate": 1, "working_points": 1, "performance": 1,
+    "saliency": 1, "importance": 1, "predict_ablation_nominal": 1, "ablation": 1,
+    "transfer_summary": 1, "plot_roc": 1, "plot_pt": 1, "plot_loss": 1, "plot_scores": 1,
+    "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1,
+}  # fmt: skip
+# (edit, value, the jobs per rule `snakemake -n` plans after it on the finished CI analysis)
+EDIT_TABLE = [
+    ("models.dips.label", "DIPS renamed", {**PLOTS_OF_DIPS, "plot_scores": 1}),
+    ("samples.ttbar.label", "$t\\bar{t}$ renamed",
+     {**EVERY_PLOT, "plot_sample": 1, "plot_transfer": 0}),
+    ("plots.formats", ["png", "svg"], EVERY_PLOT),
+    ("plots.experiment_label", {"experiment": "CMS", "status": "Simulation Preliminary"},
+     EVERY_PLOT),
+    ("evaluation.f_c", 0.05, {**EVALUATION, **EVERY_PLOT, "plot_loss": 0,
+     "plot_learning_curve": 0, "plot_search": 0, "plot_sample": 0, "plot_inputs": 0}),
+    # dips's own trainings: the member, the nominal search trial (the trials draw their own
+    # learning rate), ablation and learning-curve retrainings, and the transfer runs (scratch
+    # and frozen read it; finetune has its own rate but starts from the retrained member)
+    ("models.dips.training.learning_rate", 0.004, {
+        **DOWNSTREAM_OF_DIPS_MEMBER, "train": 1, "train_trial": 1, "search_summary": 1,
+        "plot_search": 1, "train_ablation": 2, "predict_ablation": 2, "train_learning_curve": 2,
+        "learning_curve": 1, "plot_learning_curve": 1, "train_transfer": 6}),
+    # everything made from the ttbar events; the Z' sample and the transfer runs from scratch
+    # on it stay
+    ("samples.ttbar.events_per_shard", 401, {
+        "generate": 2, "ingest": 1, "prepare": 1, "sample_histograms": 1,
+        "input_histograms": 1, "fit_baseline": 1, "train": 3, "train_trial": 4,
+        "search_summary": 1, "train_ablation": 2, "predict_ablation": 2,
+        "train_learning_curve": 2, "learning_curve": 1, "train_transfer": 4, "export_onnx": 3,
+        "predict": 3, "predict_ablation_nominal": 1, **EVALUATION, **EVERY_PLOT,
+        "plot_sample": 1}),
+]  # fmt: skip
+
+
+@pytest.mark.slow
 def test_rerun_logic(finished_run):
     dry = snakemake(finished_run, "--configfile", CI_CONFIG, "-n")
     assert dry.returncode == 0
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
-    downstream_of_dips = {
-        "train", "predict", "evaluate", "plot_roc", "plot_loss", "working_points", "performance",
-        "plot_pt", "plot_scores", "train_ablation", "predict_ablation", "ablation",
-        "train_learning_curve", "learning_curve", "plot_learning_curve", "saliency", "importance",
-        "plot_saliency", "plot_importance", "train_trial", "search_summary", "plot_search",
-        "predict_ablation_nominal", "train_transfer", "transfer_summary", "plot_transfer",
-        "export_onnx", "all",
-    }  # fmt: skip
-    search_rules = {"train_trial", "search_summary", "plot_search"}
     original = yaml.safe_load((finished_run / CI_CONFIG).read_text())
-
-    # Every search trial inherits the searched model's weight decay: all of it reruns.
-    config = copy.deepcopy(original)
-    config["models"]["dips"]["training"]["weight_decay"] = 1.0e-3
-    assert _planned_after_edit(finished_run, config) == downstream_of_dips
+    for path, value, expected in EDIT_TABLE:
+        planned = _counts_after_edit(finished_run, _edited(original, path, value))
+        expected = {rule: n for rule, n in expected.items() if n} | {"all": 1}
+        assert planned == expected, (path, planned)
 
     # The search sets its own epoch count, so the epochs of the nominal model leave it alone.
-    config = copy.deepcopy(original)
-    config["models"]["dips"]["training"]["epochs"] = 5
-    assert _planned_after_edit(finished_run, config) == downstream_of_dips - search_rules
+    planned = _counts_after_edit(finished_run, _edited(original, "models.dips.training.epochs", 5))
+    assert planned["train"] == 1 and "train_trial" not in planned, planned
 
     # A bigger ensemble trains only the new member; the model's predictions are redone.
-    config = copy.deepcopy(original)
-    config["models"]["dips"]["members"] = 2
-    counts = _counts_after_edit(finished_run, config)
+    counts = _counts_after_edit(finished_run, _edited(original, "models.dips.members", 2))
     assert counts["train"] == 1 and counts["predict"] == 1, counts
     assert not {"train_ablation", "train_trial", "train_transfer"} & set(counts), counts
 
 
 def _counts_after_edit(run_dir: Path, config: dict) -> dict[str, int]:
     """Write an edited config over the CI config; the jobs per rule a dry run would run."""
+    original = (run_dir / CI_CONFIG).read_text()
     (run_dir / CI_CONFIG).write_text(yaml.safe_dump(config))
-    dry = snakemake(run_dir, "--configfile", CI_CONFIG, "-n")
+    try:
+        dry = snakemake(run_dir, "--configfile", CI_CONFIG, "-n")
+    finally:
+        (run_dir / CI_CONFIG).write_text(original)
     assert dry.returncode == 0, dry.stderr
     return _job_counts(dry)
-
-
-def _planned_after_edit(run_dir: Path, config: dict) -> set[str]:
-    """The rules a dry run would run after an edit of the CI config."""
-    return set(_counts_after_edit(run_dir, config))
 
 
 @pytest.mark.slow
@@ -239,8 +340,7 @@ def test_data_parallel_training_jobs_run_under_torchrun(tmp_path):
     dry = snakemake(tmp_path, "--configfile", "ddp.yaml", "-n", "-p")
     assert dry.returncode == 0, dry.stderr[-3000:]
     commands = [line for line in dry.stdout.splitlines() if "jettag train" in line]
-    variants = ("--search-trial", "--without-group", "--max-train-jets", "--transfer")
-    ddp = [c for c in commands if "--model dips " in c and not any(v in c for v in variants)]
+    ddp = [c for c in commands if "--model dips --variant member " in c]
     assert ddp and all(
         c.split("Shell command:")[-1]
         .strip()

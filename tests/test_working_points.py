@@ -16,14 +16,14 @@ from jettag.evaluation.working_points import (
 )
 from jettag.plotting import performance
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
+from jettag.plotting.style import FigureText
 
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
+TEXT = FigureText(status="Simulation Internal", sqrt_s_tev=13.6, sample="Test sample")
 TRUTH_ID = np.array([5, 4, 0])  # HadronConeExclTruthLabelID of flavour_label 0, 1, 2
 
 
-def write_predictions(
-    path: Path, tagger: str, pb, pc, pu, labels, pt_gev=None, sample_label="Test sample"
-) -> Path:
+def write_predictions(path: Path, tagger: str, pb, pc, pu, labels, pt_gev=None) -> Path:
     """A predictions file in the FTAG layout: `jets` with <tagger>_pb/_pc/_pu, pt in GeV."""
     labels = np.asarray(labels)
     dtype = [
@@ -44,7 +44,6 @@ def write_predictions(
         f["jets"] = jets
         f["jets"].attrs["flavour_label"] = ["b", "c", "light"]
         f["jets"].attrs["tagger"] = tagger
-        f["jets"].attrs["sample_label"] = sample_label
     return path
 
 
@@ -192,10 +191,10 @@ def test_plots_are_written(tmp_path):
     score_histograms(path, 0.018, WORKING_POINTS, tmp_path / "h.json")
     formats = ["png", "pdf"]
     written = plot_efficiency_vs_pt(
-        pt_files, ["DIPS", "GN2"], tmp_path / "plots" / "pt", "Internal", 13.6, formats
+        pt_files, ["DIPS", "GN2"], tmp_path / "plots" / "pt", TEXT, formats
     )
     written += plot_score_histograms(
-        tmp_path / "h.json", "GN2", tmp_path / "plots" / "db", "Internal", 13.6, formats
+        tmp_path / "h.json", "GN2", tmp_path / "plots" / "db", TEXT, formats
     )
     assert len(written) == 4 * len(formats)
     for path in written:
@@ -218,14 +217,15 @@ def test_ensemble_spread_is_the_members_std(tmp_path):
     with h5py.File(path, "a") as f:
         f["member_probabilities"] = np.stack(members)
     config = cfg.section(cfg.EvaluationConfig, cfg.validate_config(_minimal())["evaluation"])
-    metrics = evaluate(path, config, tmp_path / "ens.json")
+    grid = (config.f_c, config.working_points, config.roc_b_efficiencies)
+    metrics = evaluate(path, *grid, tmp_path / "ens.json")
     # each member alone, through the same tool, gives the rejections whose spread is the band
     singles = []
     for k, probabilities in enumerate(members):
         single = write_predictions(
             tmp_path / f"s{k}.h5", "E", *probabilities.T, jets["flavour_label"]
         )
-        singles.append(evaluate(single, config, tmp_path / f"s{k}.json"))
+        singles.append(evaluate(single, *grid, tmp_path / f"s{k}.json"))
     for wp in ("70", "77"):
         light = [s["working_points"][wp]["light_rejection"] for s in singles]
         spread = metrics["ensemble"]["working_points"][wp]
@@ -330,9 +330,7 @@ def test_pt_bins_quote_limits_and_the_plot_draws_them(tmp_path, monkeypatch):
         return save(fig, stem, formats)
 
     monkeypatch.setattr(performance, "save_figure", keep)
-    written = plot_efficiency_vs_pt(
-        [tmp_path / "pt.json"], ["T"], tmp_path / "pt", "Internal", 13.6, ["png"]
-    )
+    written = plot_efficiency_vs_pt([tmp_path / "pt.json"], ["T"], tmp_path / "pt", TEXT, ["png"])
     assert all(path.stat().st_size > 1000 for path in written)
     note = "No jet passes: lower limit (95% CL)"
     assert note in figures["pt_light_rejection"]

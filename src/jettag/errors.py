@@ -13,3 +13,7 @@ class ConfigError(ValueError):
 
 class InputError(ValueError):
     """An input file that cannot be read as a jet/track collection; the message names it."""
+
+
+class TrainingInterruptedError(RuntimeError):
+    """SIGTERM (a batch system's warning before a kill) arrived; last.pt holds the state."""

@@ -14,32 +14,28 @@ wildcard_constraints:
     jets=r"\d+",
 
 
-rule train_ablation:
-    """The model retrained without one feature group (same seed as member 0)."""
+def ablation_variant(w):
+    """An ablation retraining's variant: the model without one feature group."""
+    return f"ablation/{w.group}"
+
+
+def learning_curve_variant(w):
+    """A learning-curve point's variant: the model on the first {jets} training jets."""
+    return f"learning_curve/{w.jets}"
+
+
+use rule train as train_ablation with:
     input:
-        lambda w: prepared(w.model, "train.h5", "val.h5", "norm.yaml", "weights.yaml"),
+        training_inputs(ablation_variant),
     output:
         best="results/ablation/{model}/{group}/best.pt",
         history="results/ablation/{model}/{group}/history.csv",
     params:
-        settings=lambda w: settings(
-            seed=CONFIG["seed"],
-            model=training_settings(CONFIG["models"][w.model]),
-            group=jcfg.feature_groups(CONFIG, w.model)[w.group],
-        ),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
-    threads: workflow.cores
+        **training_params(ablation_variant),
     benchmark:
         "results/benchmarks/train_ablation/{model}/{group}.tsv"
     log:
         "logs/train_ablation/{model}/{group}.log",
-    resources:
-        runtime=240,
-        mem_mb=8000,
-    shell:
-        "jettag train --config {CONFIG_FILE} --model {wildcards.model} --without-group"
-        " {wildcards.group} --data-dir {params.data_dir} --output-dir results/ablation/"
-        "{wildcards.model}/{wildcards.group} --threads {threads} > {log} 2>&1"
 
 
 rule predict_ablation:
@@ -49,6 +45,8 @@ rule predict_ablation:
         best="results/ablation/{model}/{group}/best.pt",
     output:
         "results/ablation/{model}/{group}/predictions.h5",
+    params:
+        settings=lambda w: settings("predict", tagger=w.model),
     log:
         "logs/predict_ablation/{model}/{group}.log",
     shell:
@@ -63,6 +61,8 @@ rule predict_ablation_nominal:
         best="results/models/{model}/0/best.pt",
     output:
         "results/ablation/{model}/nominal/predictions.h5",
+    params:
+        settings=lambda w: settings("predict", tagger=w.model),
     log:
         "logs/predict_ablation/{model}/nominal.log",
     shell:
@@ -83,7 +83,7 @@ rule ablation:
     output:
         "results/ablation/{model}.json",
     params:
-        settings=lambda w: evaluation_settings("f_c", "pt_working_point"),
+        settings=lambda w: settings("ablation", model=w.model),
         variants=lambda w, input: " ".join(
             f"{g}={p}" for g, p in zip(ABLATION_GROUPS, input.variants)
         ),
@@ -94,28 +94,18 @@ rule ablation:
         " {input.nominal} --output {output} {params.variants} > {log} 2>&1"
 
 
-rule train_learning_curve:
-    """The model trained on the first {jets} training jets (same seed as member 0)."""
+use rule train as train_learning_curve with:
     input:
-        lambda w: prepared(w.model, "train.h5", "val.h5", "norm.yaml", "weights.yaml"),
+        training_inputs(learning_curve_variant),
     output:
         best="results/learning_curve/{model}/{jets}/best.pt",
         history="results/learning_curve/{model}/{jets}/history.csv",
     params:
-        settings=lambda w: settings(seed=CONFIG["seed"], model=training_settings(CONFIG["models"][w.model])),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
-    threads: workflow.cores
+        **training_params(learning_curve_variant),
     benchmark:
         "results/benchmarks/train_learning_curve/{model}/{jets}.tsv"
     log:
         "logs/train_learning_curve/{model}/{jets}.log",
-    resources:
-        runtime=240,
-        mem_mb=8000,
-    shell:
-        "jettag train --config {CONFIG_FILE} --model {wildcards.model} --max-train-jets"
-        " {wildcards.jets} --data-dir {params.data_dir} --output-dir results/learning_curve/"
-        "{wildcards.model}/{wildcards.jets} --threads {threads} > {log} 2>&1"
 
 
 rule learning_curve:
@@ -128,6 +118,7 @@ rule learning_curve:
     output:
         "results/learning_curve/{model}.json",
     params:
+        settings=lambda w: settings("learning-curve", model=w.model),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
     log:
         "logs/learning_curve/{model}.log",
@@ -143,12 +134,12 @@ rule plot_learning_curve:
     output:
         plot_files("results/plots/learning_curve_{model}", "learning_curve", "Training"),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"]),
+        settings=lambda w: settings("plot-learning-curve", model=w.model),
     log:
         "logs/plots/learning_curve_{model}.log",
     shell:
-        "jettag plot-learning-curve --config {CONFIG_FILE} --curve {input}"
-        " --output-stem results/plots/learning_curve_{wildcards.model} > {log} 2>&1"
+        "jettag plot-learning-curve --config {CONFIG_FILE} --model {wildcards.model} --curve"
+        " {input} --output-stem results/plots/learning_curve_{wildcards.model} > {log} 2>&1"
 
 
 rule saliency:
@@ -159,7 +150,7 @@ rule saliency:
     output:
         "results/saliency/{model}.json",
     params:
-        settings=lambda w: evaluation_settings("f_c", "saliency"),
+        settings=lambda w: settings("saliency"),
     log:
         "logs/saliency/{model}.log",
     shell:
@@ -175,11 +166,7 @@ rule importance:
     output:
         "results/importance/{model}.json",
     params:
-        settings=lambda w: settings(
-            seed=CONFIG["seed"],
-            groups=jcfg.feature_groups(CONFIG, w.model),
-            evaluation={k: EVALUATION[k] for k in ("f_c", "pt_working_point")},
-        ),
+        settings=lambda w: settings("importance", model=w.model),
     log:
         "logs/importance/{model}.log",
     shell:
@@ -194,12 +181,12 @@ rule plot_saliency:
     output:
         plot_files("results/plots/saliency_{model}", "saliency", "Diagnostics"),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"]),
+        settings=lambda w: settings("plot-saliency", model=w.model),
     log:
         "logs/plots/saliency_{model}.log",
     shell:
-        "jettag plot-saliency --config {CONFIG_FILE} --saliency {input}"
-        " --output-stem results/plots/saliency_{wildcards.model} > {log} 2>&1"
+        "jettag plot-saliency --config {CONFIG_FILE} --model {wildcards.model} --saliency"
+        " {input} --output-stem results/plots/saliency_{wildcards.model} > {log} 2>&1"
 
 
 rule plot_importance:
@@ -211,9 +198,9 @@ rule plot_importance:
     wildcard_constraints:
         kind="importance|ablation",
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"]),
+        settings=lambda w: settings("plot-importance", model=w.model),
     log:
         "logs/plots/{kind}_{model}.log",
     shell:
-        "jettag plot-importance --config {CONFIG_FILE} --importance {input}"
-        " --output-stem results/plots/{wildcards.kind}_{wildcards.model} > {log} 2>&1"
+        "jettag plot-importance --config {CONFIG_FILE} --model {wildcards.model} --importance"
+        " {input} --output-stem results/plots/{wildcards.kind}_{wildcards.model} > {log} 2>&1"

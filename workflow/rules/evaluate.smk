@@ -17,6 +17,8 @@ rule predict:
         members=tagger_members,
     output:
         "results/predictions/{tagger}.h5",
+    params:
+        settings=lambda w: settings("predict", tagger=w.tagger),
     benchmark:
         "results/benchmarks/predict/{tagger}.tsv"
     log:
@@ -26,11 +28,6 @@ rule predict:
         " --test {input.test} --output {output} {input.members} > {log} 2>&1"
 
 
-def evaluation_settings(*keys):
-    """The evaluation keys a rule reads, as canonical text."""
-    return settings(**{key: CONFIG["evaluation"][key] for key in keys})
-
-
 rule evaluate:
     """AUC, working points and ROC curves as numbers."""
     input:
@@ -38,7 +35,7 @@ rule evaluate:
     output:
         "results/metrics/{tagger}.json",
     params:
-        settings=lambda w: evaluation_settings("f_c", "working_points", "roc_b_efficiencies"),
+        settings=lambda w: settings("evaluate"),
     benchmark:
         "results/benchmarks/evaluate/{tagger}.tsv"
     log:
@@ -61,7 +58,7 @@ rule working_points:
         json="results/working_points/{dataset}.json",
         md="results/working_points/{dataset}.md",
     params:
-        settings=lambda w: evaluation_settings("f_c", "working_points"),
+        settings=lambda w: settings("working-points"),
     benchmark:
         "results/benchmarks/working_points/{dataset}.tsv"
     log:
@@ -79,9 +76,7 @@ rule performance:
         pt="results/performance/{tagger}_pt.json",
         scores="results/performance/{tagger}_scores.json",
     params:
-        settings=lambda w: evaluation_settings(
-            "f_c", "working_points", "pt_bins_gev", "pt_working_point"
-        ),
+        settings=lambda w: settings("performance"),
     benchmark:
         "results/benchmarks/performance/{tagger}.tsv"
     log:

@@ -3,11 +3,7 @@ rule generate:
     output:
         "data/generated/{sample}/{shard}.root",
     params:
-        settings=lambda w: settings(
-            seed=CONFIG["seed"],
-            sample=CONFIG["samples"][w.sample],
-            simulation=CONFIG["simulation"],
-        ),
+        settings=lambda w: settings("generate", sample=w.sample, shard=int(w.shard)),
     benchmark:
         "results/benchmarks/generate/{sample}/{shard}.tsv"
     log:

@@ -17,7 +17,7 @@ rule ingest:
     output:
         "data/ingested/{sample}.h5",
     params:
-        settings=lambda w: settings(sample=CONFIG["samples"][w.sample], ingest=CONFIG["ingest"]),
+        settings=lambda w: settings("ingest", sample=w.sample),
     benchmark:
         "results/benchmarks/ingest/{sample}.tsv"
     log:

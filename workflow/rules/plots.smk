@@ -13,16 +13,15 @@ rule plot_roc:
     output:
         plot_files("results/plots/roc", "roc", "Performance"),
     params:
-        settings=lambda w: settings(
-            plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
-        ),
+        settings=lambda w: settings("plot-roc", dataset=MAIN_DATASET),
+        dataset=MAIN_DATASET,
     benchmark:
         "results/benchmarks/plot_roc.tsv"
     log:
         "logs/plots/roc.log",
     shell:
-        "jettag plot-roc --config {CONFIG_FILE} --output-stem results/plots/roc {input}"
-        " > {log} 2>&1"
+        "jettag plot-roc --config {CONFIG_FILE} --dataset {params.dataset} --output-stem"
+        " results/plots/roc {input} > {log} 2>&1"
 
 
 rule plot_roc_dataset:
@@ -32,16 +31,14 @@ rule plot_roc_dataset:
     output:
         plot_files("results/plots/roc_{dataset}", "roc", "Performance"),
     params:
-        settings=lambda w: settings(
-            plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
-        ),
+        settings=lambda w: settings("plot-roc", dataset=w.dataset),
     benchmark:
         "results/benchmarks/plot_roc/{dataset}.tsv"
     log:
         "logs/plots/roc_{dataset}.log",
     shell:
-        "jettag plot-roc --config {CONFIG_FILE} --output-stem results/plots/roc_{wildcards.dataset}"
-        " {input} > {log} 2>&1"
+        "jettag plot-roc --config {CONFIG_FILE} --dataset {wildcards.dataset} --output-stem"
+        " results/plots/roc_{wildcards.dataset} {input} > {log} 2>&1"
 
 
 rule plot_loss:
@@ -55,7 +52,7 @@ rule plot_loss:
     output:
         plot_files("results/plots/loss_{model}", "loss", "Training"),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"]),
+        settings=lambda w: settings("plot-loss", model=w.model),
     benchmark:
         "results/benchmarks/plot_loss/{model}.tsv"
     log:
@@ -81,6 +78,8 @@ rule sample_histograms:
         "data/ingested/{sample}.h5",
     output:
         "results/validation/{sample}.json",
+    params:
+        settings=lambda w: settings("sample-histograms", sample=w.sample),
     benchmark:
         "results/benchmarks/sample_histograms/{sample}.tsv"
     log:
@@ -97,7 +96,7 @@ rule plot_sample:
     output:
         plot_files("results/plots/sample_{sample}", "sample", "Samples", [f"_{v}" for v in SAMPLE_PLOTS]),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"], sample=CONFIG["samples"][w.sample]),
+        settings=lambda w: settings("plot-sample", sample=w.sample),
     benchmark:
         "results/benchmarks/plot_sample/{sample}.tsv"
     log:
@@ -119,16 +118,14 @@ rule plot_pt:
     output:
         plot_files("results/plots/pt_{dataset}", "pt", "Performance", [f"_{v}" for v in PT_PLOTS]),
     params:
-        settings=lambda w: settings(
-            plots=CONFIG["plots"], labels={t: jcfg.tagger_label(CONFIG, t) for t in TAGGERS}
-        ),
+        settings=lambda w: settings("plot-pt", dataset=w.dataset),
     benchmark:
         "results/benchmarks/plot_pt/{dataset}.tsv"
     log:
         "logs/plots/pt_{dataset}.log",
     shell:
-        "jettag plot-pt --config {CONFIG_FILE} --output-prefix results/plots/pt_{wildcards.dataset}"
-        " {input} > {log} 2>&1"
+        "jettag plot-pt --config {CONFIG_FILE} --dataset {wildcards.dataset} --output-prefix"
+        " results/plots/pt_{wildcards.dataset} {input} > {log} 2>&1"
 
 
 rule plot_scores:
@@ -138,13 +135,13 @@ rule plot_scores:
     output:
         plot_files("results/plots/scores_{tagger}", "scores", "Performance"),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"], label=jcfg.tagger_label(CONFIG, w.tagger)),
+        settings=lambda w: settings("plot-scores", tagger=w.tagger),
     benchmark:
         "results/benchmarks/plot_scores/{tagger}.tsv"
     log:
         "logs/plots/scores_{tagger}.log",
     shell:
-        "jettag plot-scores --config {CONFIG_FILE} --scores {input}"
+        "jettag plot-scores --config {CONFIG_FILE} --tagger {wildcards.tagger} --scores {input}"
         " --output-stem results/plots/scores_{wildcards.tagger} > {log} 2>&1"
 
 
@@ -164,6 +161,8 @@ rule input_histograms:
         "data/prepared/{dataset}/weights.yaml",
     output:
         "results/inputs/{dataset}.json",
+    params:
+        settings=lambda w: settings("input-histograms", dataset=w.dataset),
     log:
         "logs/input_histograms/{dataset}.log",
     shell:
@@ -180,7 +179,7 @@ rule plot_inputs:
             "results/plots/inputs_{dataset}", "inputs", "Inputs", [f"_{n}" for n in input_plot_names()]
         ),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"], sample=CONFIG["samples"][w.dataset]),
+        settings=lambda w: settings("plot-inputs", dataset=w.dataset),
     log:
         "logs/plots/inputs_{dataset}.log",
     shell:

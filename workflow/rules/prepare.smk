@@ -8,7 +8,7 @@ rule prepare:
     output:
         expand("data/prepared/{{dataset}}/{name}", name=PREPARED),
     params:
-        settings=lambda w: settings(seed=CONFIG["seed"], prepare=CONFIG["prepare"]),
+        settings=lambda w: settings("prepare", dataset=w.dataset),
         output_dir=lambda w: f"data/prepared/{w.dataset}",
     benchmark:
         "results/benchmarks/prepare/{dataset}.tsv"

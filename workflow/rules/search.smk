@@ -10,33 +10,23 @@ wildcard_constraints:
     trial=r"nominal|\d+",
 
 
-rule train_trial:
-    """One random-search trial of the searched model (same seed and jets for every trial)."""
+def search_variant(w):
+    """A search trial's training variant."""
+    return f"search/{w.trial}"
+
+
+use rule train as train_trial with:
     input:
-        lambda w: prepared(w.model, "train.h5", "val.h5", "norm.yaml", "weights.yaml"),
+        training_inputs(search_variant),
     output:
         best="results/search/{model}/{trial}/best.pt",
         history="results/search/{model}/{trial}/history.csv",
     params:
-        settings=lambda w: settings(
-            seed=CONFIG["seed"],
-            section=training_settings(
-                jcfg.trial_section(CONFIG, None if w.trial == "nominal" else int(w.trial))
-            ),
-        ),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
-    threads: workflow.cores
+        **training_params(search_variant),
     benchmark:
         "results/benchmarks/train_trial/{model}/{trial}.tsv"
     log:
         "logs/train_trial/{model}/{trial}.log",
-    resources:
-        runtime=240,
-        mem_mb=8000,
-    shell:
-        "jettag train --config {CONFIG_FILE} --model {wildcards.model} --search-trial"
-        " {wildcards.trial} --data-dir {params.data_dir} --output-dir results/search/"
-        "{wildcards.model}/{wildcards.trial} --threads {threads} > {log} 2>&1"
 
 
 rule search_summary:
@@ -50,12 +40,14 @@ rule search_summary:
         md="results/search/{model}.md",
         best="results/search/{model}_best.yaml",
     params:
+        settings=lambda w: settings("search-summary", model=w.model),
         histories=lambda w, input: " ".join(f"{t}={p}" for t, p in zip(SEARCH_TRIALS, input)),
     log:
         "logs/search/{model}.log",
     shell:
-        "jettag search-summary --config {CONFIG_FILE} --output-json {output.json}"
-        " --output-md {output.md} --output-best {output.best} {params.histories} > {log} 2>&1"
+        "jettag search-summary --config {CONFIG_FILE} --model {wildcards.model} --output-json"
+        " {output.json} --output-md {output.md} --output-best {output.best}"
+        " {params.histories} > {log} 2>&1"
 
 
 rule plot_search:
@@ -65,9 +57,9 @@ rule plot_search:
     output:
         plot_files("results/plots/search_{model}", "search", "Training"),
     params:
-        settings=lambda w: settings(plots=CONFIG["plots"]),
+        settings=lambda w: settings("plot-search", model=w.model),
     log:
         "logs/plots/search_{model}.log",
     shell:
-        "jettag plot-search --config {CONFIG_FILE} --search {input}"
+        "jettag plot-search --config {CONFIG_FILE} --model {wildcards.model} --search {input}"
         " --output-stem results/plots/search_{wildcards.model} > {log} 2>&1"

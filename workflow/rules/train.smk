@@ -1,21 +1,79 @@
+# Every training is one job of one rule: `train` (an ensemble member or K-fold fold), and
+# through `use rule train as ...` each search trial (search.smk), transfer run (transfer.smk),
+# ablation retraining and learning-curve point (diagnostics.smk). A variant's model section
+# comes from jettag.config.jobs.training_job, for the rule's params and the command alike.
+
+TRAIN_FILES = ["train.h5", "val.h5", "norm.yaml", "weights.yaml"]
+
+
 def prepared(name, *files):
     """Prepared files of the dataset a tagger uses."""
     return [f"data/prepared/{tagger_dataset(name)}/{f}" for f in files]
 
 
+def job_dataset(model, variant):
+    """The dataset a training job trains on (transfer runs: the target)."""
+    return jcfg.training_job(CONFIG, model, jcfg.parse_variant(variant))["dataset"]
+
+
+def training_inputs(variant_of):
+    """Input function of a training rule: the job's prepared files, and the pretrained model
+    for transfer runs that start from it."""
+
+    def inputs(w):
+        variant = variant_of(w)
+        files = [f"data/prepared/{job_dataset(w.model, variant)}/{f}" for f in TRAIN_FILES]
+        if jcfg.parse_variant(variant).needs_pretrained:
+            files.append(f"results/models/{w.model}/0/best.pt")
+        return files
+
+    return inputs
+
+
+def training_params(variant_of, member_of=lambda w: "0", launcher_of=lambda w: ""):
+    """params of a training rule whose wildcards name a variant (and a member or seed)."""
+
+    def pretrained(w):
+        if jcfg.parse_variant(variant_of(w)).needs_pretrained:
+            return f" --pretrained results/models/{w.model}/0/best.pt"
+        return ""
+
+    return dict(
+        settings=lambda w: settings(
+            "train", model=w.model, variant=variant_of(w), member=int(member_of(w))
+        ),
+        variant=variant_of,
+        member=member_of,
+        pretrained=pretrained,
+        data_dir=lambda w: f"data/prepared/{job_dataset(w.model, variant_of(w))}",
+        output_dir=lambda w, output: os.path.dirname(output.best),
+        launcher=launcher_of,
+    )
+
+
+def train_launcher(w):
+    """Command prefix of a member's training: torchrun for training.processes > 1."""
+    processes = CONFIG["models"][w.model]["training"]["processes"]
+    if processes == 1:
+        return ""
+    return f"torchrun --standalone --nproc-per-node {processes} --no-python "
+
+
+def member_variant(w):
+    """The variant of the train rule: the model as configured."""
+    return "member"
+
+
 rule train:
     """One member of a network tagger; resumes from last.pt after an interruption."""
     input:
-        lambda w: prepared(w.model, "train.h5", "val.h5", "norm.yaml", "weights.yaml"),
+        training_inputs(member_variant),
     output:
         best="results/models/{model}/{member}/best.pt",
         history="results/models/{model}/{member}/history.csv",
     params:
-        settings=lambda w: settings(seed=CONFIG["seed"], model=training_settings(CONFIG["models"][w.model])),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
-        output_dir=lambda w: f"results/models/{w.model}/{w.member}",
-        launcher=lambda w: train_launcher(w.model),
-    threads: workflow.cores
+        **training_params(member_variant, member_of=lambda w: w.member, launcher_of=train_launcher),
+    threads: ALL_CORES
     benchmark:
         "results/benchmarks/train/{model}/{member}.tsv"
     log:
@@ -25,8 +83,9 @@ rule train:
         mem_mb=8000,
     shell:
         "{params.launcher}jettag train --config {CONFIG_FILE} --model {wildcards.model}"
-        " --member {wildcards.member} --data-dir {params.data_dir}"
-        " --output-dir {params.output_dir} --threads {threads} > {log} 2>&1"
+        " --variant {params.variant} --member {params.member}{params.pretrained}"
+        " --data-dir {params.data_dir} --output-dir {params.output_dir} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule fit_baseline:
@@ -36,7 +95,7 @@ rule fit_baseline:
     output:
         "results/models/{tagger}/templates.json",
     params:
-        settings=lambda w: settings(baseline=CONFIG["baselines"][w.tagger]),
+        settings=lambda w: settings("fit-baseline", baseline=w.tagger),
         data_dir=lambda w: f"data/prepared/{tagger_dataset(w.tagger)}",
     benchmark:
         "results/benchmarks/fit_baseline/{tagger}.tsv"
@@ -53,6 +112,8 @@ rule export_onnx:
         "results/models/{model}/{member}/best.pt",
     output:
         "results/onnx/{model}/{member}.onnx",
+    params:
+        settings=lambda w: settings("export-onnx"),
     log:
         "logs/export_onnx/{model}/{member}.log",
     shell:

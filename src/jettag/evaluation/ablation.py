@@ -8,11 +8,12 @@ from pathlib import Path
 
 from jettag.atomic import write_json
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL
-from jettag.evaluation.working_points import (
+from jettag.evaluation.performance import (
     performance_at_working_point,
     read_tagged_jets,
     rejections,
 )
+from jettag.flavours import BACKGROUNDS
 
 
 def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict:
@@ -39,7 +40,7 @@ def ablation_summary(
     entries = {}
     for group, path in variants.items():
         entry: dict = {"inputs": list(groups[group]), **rejections_at(path, f_c, working_point)}
-        for background in ("light", "c"):
+        for background in BACKGROUNDS:
             nominal_rej, rej = (
                 reference[f"{background}_rejection"],
                 entry[f"{background}_rejection"],
@@ -54,10 +55,8 @@ def ablation_summary(
             entry[f"{background}_rejection_loss"] = 1.0 - rej / nominal_rej if finite else None
             entry[f"{background}_rejection_loss_std"] = None  # one retraining: no spread
         entries[group] = entry
-    jets = read_tagged_jets(Path(nominal), f_c)
     result = {
         "tagger": model,
-        "sample_label": jets.sample_label,
         "method": "retrained without the group",
         "x_label": "Rejection lost when retrained without the inputs [%]",
         "b_efficiency": working_point,

@@ -7,7 +7,8 @@ rerun and the D_b cut refitted on the b jets of the permuted prediction, so ligh
 rejection are compared at the same b efficiency. Loss = 1 - R_permuted / R_nominal.
 
 The permutation depends on (seed, repeat) only, so adding a group changes no other result.
-Jets are unweighted, as in evaluate.py. Infinite or undefined values are written as null.
+Rejections come from the evaluation core (performance.py), lower limits included where no
+background jet passes; a loss taken from a limit, infinite or undefined value is null.
 """
 
 from __future__ import annotations
@@ -18,32 +19,24 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import write_json
-from jettag.evaluation.metrics import cut_for_efficiency, efficiency, rejection
-from jettag.evaluation.predict import probabilities
-from jettag.evaluation.saliency import TaggerInputs, discriminant, load_tagger_inputs
-
-BACKGROUNDS = ("light", "c")
+from jettag.evaluation.performance import performance_at_working_point, rejections
+from jettag.evaluation.saliency import TaggerInputs, load_tagger_inputs
+from jettag.flavours import BACKGROUNDS, TAGGING_FLAVOURS
 
 
 def _performance(data: TaggerInputs, track_x: np.ndarray, f_c: float, b_efficiency: float):
-    """{cut, <bkg>_rejection, <bkg>_rejection_error} at fixed b efficiency for these inputs."""
-    db = discriminant(probabilities(data.model, track_x, data.valid, data.jet_x),
-                      data.model_index, f_c)  # fmt: skip
-    is_b = data.is_flavour("b")
-    cut = cut_for_efficiency(db[is_b], np.ones(int(is_b.sum())), b_efficiency)
-    out = {"cut": cut}
-    for name in BACKGROUNDS:
-        sel = data.is_flavour(name)
-        rej, err = rejection(*efficiency(db[sel] > cut, np.ones(int(sel.sum()))))
-        out[f"{name}_rejection"], out[f"{name}_rejection_error"] = rej, err
-    return out
+    """{cut, <bkg>_rejection (error, lower limit)} at fixed b efficiency for these inputs."""
+    entry = performance_at_working_point(data.tagged(track_x, f_c), b_efficiency)
+    return {"cut": entry["cut"], **rejections(entry)}
 
 
-def _relative_loss(nominal: float, permuted: float) -> float:
-    """1 - permuted / nominal; NaN where either rejection is infinite or undefined."""
-    if not (math.isfinite(nominal) and math.isfinite(permuted)):
+def _relative_loss(nominal: dict, permuted: dict, key: str) -> float:
+    """1 - permuted / nominal; NaN where either is infinite, undefined or a lower limit."""
+    values = nominal[key], permuted[key]
+    limits = nominal[f"{key}_is_lower_limit"] or permuted[f"{key}_is_lower_limit"]
+    if limits or not all(math.isfinite(v) for v in values):
         return math.nan
-    return 1.0 - permuted / nominal
+    return 1.0 - values[1] / values[0]
 
 
 def permutation_importance(
@@ -90,10 +83,10 @@ def permutation_importance(
         entry: dict = {"inputs": list(members)}
         for bkg in BACKGROUNDS:
             key = f"{bkg}_rejection"
-            rejections = np.array([run[key] for run in runs])
-            losses = np.array([_relative_loss(nominal[key], r) for r in rejections])
-            entry[key] = float(rejections.mean())
-            entry[f"{key}_std"] = float(rejections.std())
+            values = np.array([run[key] for run in runs])
+            losses = np.array([_relative_loss(nominal, run, key) for run in runs])
+            entry[key] = float(values.mean())
+            entry[f"{key}_std"] = float(values.std())
             entry[f"{key}_loss"] = float(losses.mean())
             entry[f"{key}_loss_std"] = float(losses.std())
         results[group] = entry
@@ -102,12 +95,11 @@ def permutation_importance(
         "tagger": data.tagger,
         "checkpoint": str(checkpoint),
         "split_file": str(split_file),
-        "sample_label": data.sample_label,
         "f_c": f_c,
         "b_efficiency": b_efficiency,
         "seed": seed,
         "repeats": repeats,
-        "n_jets": {c: int(data.is_flavour(c).sum()) for c in ("b", "c", "light")},
+        "n_jets": {c: int(data.is_flavour(c).sum()) for c in TAGGING_FLAVOURS},
         "nominal": nominal,
         "groups": results,
     }

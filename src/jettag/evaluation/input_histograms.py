@@ -2,9 +2,10 @@
 
 The numbers behind the input plots, per flavour, unweighted and pT-reweighted, plus the jet
 pT spectra before and after reweighting. Computed once and saved as JSON; the plotting code
-only draws them. The normalised values come from training.data.build_inputs, so they are
-exactly what a model sees, and their measured mean and std are recorded as a check of
-norm.yaml (about 0 and 1 on train, where the normalisation was fitted).
+only draws them. The normalised values come from io.model_inputs.build_inputs, the function
+that wrote the split's model-ready arrays, so they are exactly what a model sees, and their
+measured mean and std are recorded as a check of norm.yaml (about 0 and 1 on train, where the
+normalisation was fitted).
 
 Layout: inputs.<name>.stages.<raw|transformed|normalised> = {edges, <class>: {counts,
 weighted, counts_flow, weighted_flow}} (flow = [underflow, overflow]; weighted = summed
@@ -24,9 +25,10 @@ import numpy as np
 import yaml
 
 from jettag.atomic import write_json
-from jettag.features.transforms import MeanVarianceAccumulator, apply_transform
-from jettag.io.readers import InputError
-from jettag.training.data import build_inputs, input_spec
+from jettag.errors import InputError
+from jettag.features.normalisation import MeanVarianceAccumulator
+from jettag.io.model_inputs import build_inputs, input_spec
+from jettag.transforms import apply_transform
 
 STAGES = ("raw", "transformed", "normalised")
 QUANTILES = (0.001, 0.999)

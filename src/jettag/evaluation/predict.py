@@ -1,9 +1,7 @@
-"""The predict stage: class probabilities of every tagger on the test split, FTAG layout.
+"""The predict stage: class probabilities of a tagger on the test split (io/predictions.py).
 
-The output `jets` table keeps pt, eta, labels and eventNumber and adds `<tagger>_pb`,
-`<tagger>_pc`, `<tagger>_pu` (puma's convention; the member average) and, for an ensemble,
-`<tagger>_pb_std` etc. (the spread of the members per jet). Each member's probabilities are
-kept in the `member_probabilities` dataset, shape (members, jets, classes).
+A network reads its inputs from the split's model-ready arrays (io/model_inputs.py), the
+very arrays it was trained on; the IP3D-like baseline reads the track table's significances.
 """
 
 from __future__ import annotations
@@ -14,34 +12,15 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import numpy.lib.recfunctions as rfn
 import torch
 
-from jettag.atomic import atomic_path
-from jettag.io.canonical import with_fields
+from jettag.errors import InputError
+from jettag.io.model_inputs import read_model_inputs
+from jettag.io.predictions import write_predictions
 from jettag.models import ip3d
-from jettag.training.data import build_inputs
 from jettag.training.loop import load_trained_model
 
-KEPT_JET_FIELDS = (
-    "pt",
-    "eta",
-    "phi",
-    "HadronConeExclTruthLabelID",
-    "flavour_label",
-    "eventNumber",
-    "n_tracks",
-)
-SHORT_CLASS = {"b": "pb", "c": "pc", "light": "pu", "tau": "ptau"}
 PREDICT_BATCH = 8192
-
-
-def _read_test(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
-    """Jets, tracks, class names and jet attributes of a prepared split."""
-    with h5py.File(path, "r") as f:
-        classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
-        attrs = {k: v for k, v in f["jets"].attrs.items() if k != "flavour_label"}
-        return f["jets"][:], f["tracks"][:], classes, attrs
 
 
 @torch.no_grad()
@@ -60,45 +39,39 @@ def probabilities(
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def network_probabilities(checkpoint: Path, jets: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-    """Softmax outputs (n_jets, n_classes) of one trained member, on the CPU in batches."""
+def network_probabilities(checkpoint: Path, split_file: Path) -> np.ndarray:
+    """Softmax outputs (n_jets, n_classes) of one trained member on a prepared split (CPU)."""
     model, spec = load_trained_model(checkpoint)
-    track_x, valid, jet_x = build_inputs(jets, tracks, spec)
-    if not len(jets):
+    inputs = read_model_inputs(split_file, spec)
+    if not len(inputs["labels"]):
         return np.zeros((0, len(spec.classes)), np.float32)
-    return probabilities(model, track_x, valid, jet_x)
+    return probabilities(model, inputs["tracks"], inputs["valid"], inputs["jets"])
+
+
+def _read_test(path: Path) -> tuple[np.ndarray, list[str], dict]:
+    """Jets, class names and jet attributes of a prepared split."""
+    try:
+        with h5py.File(path, "r") as f:
+            classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
+            return f["jets"][:], classes, dict(f["jets"].attrs)
+    except (OSError, KeyError) as err:
+        raise InputError(f"{path}: cannot read the test split ({err})") from err
 
 
 def predict(
     tagger: str, test_path: Path, member_files: Sequence[Path], kind: str, output: Path
 ) -> None:
     """Score the test split with every member (checkpoints, or IP3D templates) and write them."""
-    jets, tracks, classes, attrs = _read_test(test_path)
+    jets, classes, attrs = _read_test(test_path)
     if kind == "network":
-        members = np.stack([network_probabilities(p, jets, tracks) for p in member_files])
+        members = np.stack([network_probabilities(p, test_path) for p in member_files])
     elif kind == "ip3d":
         templates = ip3d.Templates.from_dict(json.loads(Path(member_files[0]).read_text()))
         if templates.classes != classes:
             raise ValueError(f"{member_files[0]}: classes {templates.classes} != {classes}")
+        with h5py.File(test_path, "r") as f:
+            tracks = f["tracks"][:]
         members = ip3d.score(templates, tracks)[None]
     else:
         raise ValueError(f"unknown tagger kind '{kind}'")
-    mean = members.mean(axis=0)
-    kept = jets[list(KEPT_JET_FIELDS)]
-    names = [f"{tagger}_{SHORT_CLASS.get(c, 'p' + c)}" for c in classes]
-    columns = {name: mean[:, k].astype(np.float32) for k, name in enumerate(names)}
-    if len(members) > 1:  # a deep ensemble: how much its members disagree, jet by jet
-        std = members.std(axis=0, ddof=1)
-        columns.update(
-            {f"{name}_std": std[:, k].astype(np.float32) for k, name in enumerate(names)}
-        )
-    table = with_fields(rfn.repack_fields(kept), columns)
-    with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
-        ds = f.create_dataset("jets", data=table, compression="gzip")
-        ds.attrs["flavour_label"] = classes
-        ds.attrs["tagger"] = tagger
-        for key, value in attrs.items():
-            ds.attrs[key] = value
-        f.create_dataset(
-            "member_probabilities", data=members.astype(np.float32), compression="gzip"
-        )
+    write_predictions(output, tagger, classes, jets, members, attrs)

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from jettag.atomic import write_json
-from jettag.evaluation.metrics import b_discriminant, cut_for_efficiency
+from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, tagged_jets
 from jettag.evaluation.predict import probabilities
+from jettag.flavours import TAGGING_FLAVOURS
+from jettag.io.model_inputs import InputSpec, read_model_inputs
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.data import InputSpec, build_inputs
 from jettag.training.loop import load_trained_model
 
 SD0 = "IP3D_signed_d0_significance"
-FLAVOURS = ("b", "c", "light")
 BATCH = 8192
 
 
@@ -37,19 +37,22 @@ class TaggerInputs:
 
     track_x: (n_jets, max_tracks, n_track_inputs) float32, normalised, zero on padding;
     valid: (n_jets, max_tracks) bool, True = real track; jet_x: (n_jets, n_jet_inputs);
-    truth: (n_jets,) class index into the file's classes; file_index / model_index: flavour
-    name -> index into the file's classes / the network's outputs (they may differ).
+    truth: (n_jets,) class index into the file's classes; pt_gev: (n_jets,) jet pT;
+    sd0: (n_jets, max_tracks) lifetime-signed d0 significance, None when the file has none;
+    file_index / model_index: flavour name -> index into the file's classes / the network's
+    outputs (they may differ).
     """
 
     model: nn.Module
     spec: InputSpec
     tagger: str
-    sample_label: str
-    tracks: np.ndarray
+    file_classes: tuple[str, ...]
     track_x: np.ndarray
     valid: np.ndarray
     jet_x: np.ndarray
     truth: np.ndarray
+    pt_gev: np.ndarray
+    sd0: np.ndarray | None
     file_index: dict[str, int]
     model_index: dict[str, int]
 
@@ -57,32 +60,34 @@ class TaggerInputs:
         """(n_jets,) bool, True for jets of this truth flavour."""
         return self.truth == self.file_index[flavour]
 
+    def tagged(self, track_x: np.ndarray, f_c: float) -> TaggedJets:
+        """The network's D_b on these track inputs (and the split's jet inputs)."""
+        prob = probabilities(self.model, track_x, self.valid, self.jet_x)
+        by_class = {c: prob[:, self.model_index[c]] for c in TAGGING_FLAVOURS}
+        return tagged_jets(self.tagger, by_class, self.file_classes, self.truth, self.pt_gev, f_c)
+
 
 def load_tagger_inputs(checkpoint: Path, split_file: Path) -> TaggerInputs:
     """The network of a checkpoint (eval mode) and a prepared split file, ready to score."""
     model, spec = load_trained_model(checkpoint)
     tagger = str(load_checkpoint(checkpoint).get("model_name", Path(checkpoint).stem))
+    inputs = read_model_inputs(split_file, spec)
     with h5py.File(split_file, "r") as f:
-        jets, tracks = f["jets"][:], f["tracks"][:]
-        file_classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
-        sample_label = str(f["jets"].attrs.get("sample_label", ""))
+        file_classes = tuple(str(c) for c in f["jets"].attrs["flavour_label"])
+        pt_gev = f["jets"].fields("pt")[:]
+        has_sd0 = SD0 in (f["tracks"].dtype.names or ())
+        sd0 = f["tracks"].fields(SD0)[:] if has_sd0 else None
     for classes, where in ((file_classes, split_file), (spec.classes, checkpoint)):
-        missing = [c for c in FLAVOURS if c not in classes]
+        missing = [c for c in TAGGING_FLAVOURS if c not in classes]
         if missing:
             raise ValueError(f"{where}: classes {list(classes)} lack {missing}")
-    track_x, valid, jet_x = build_inputs(jets, tracks, spec)
     return TaggerInputs(
-        model=model, spec=spec, tagger=tagger, sample_label=sample_label, tracks=tracks,
-        track_x=track_x, valid=valid, jet_x=jet_x, truth=jets["flavour_label"],
-        file_index={c: file_classes.index(c) for c in FLAVOURS},
-        model_index={c: spec.classes.index(c) for c in FLAVOURS},
+        model=model, spec=spec, tagger=tagger, file_classes=file_classes,
+        track_x=inputs["tracks"], valid=inputs["valid"], jet_x=inputs["jets"],
+        truth=inputs["labels"], pt_gev=pt_gev, sd0=sd0,
+        file_index={c: file_classes.index(c) for c in TAGGING_FLAVOURS},
+        model_index={c: spec.classes.index(c) for c in TAGGING_FLAVOURS},
     )  # fmt: skip
-
-
-def discriminant(prob: np.ndarray, model_index: dict[str, int], f_c: float) -> np.ndarray:
-    """D_b (n_jets,) from softmax outputs (n_jets, n_classes)."""
-    pb, pc, pu = (prob[:, model_index[c]] for c in FLAVOURS)
-    return b_discriminant(pb, pc, pu, f_c)
 
 
 def _discriminant_torch(logits: torch.Tensor, model_index: dict[str, int], f_c: float):
@@ -152,17 +157,15 @@ def saliency_maps(
 ) -> dict:
     """Mean dD_b/d(input) maps for b jets with n_tracks tracks passing/failing the WP; JSON."""
     data = load_tagger_inputs(checkpoint, split_file)
-    db = discriminant(
-        probabilities(data.model, data.track_x, data.valid, data.jet_x), data.model_index, f_c
-    )
-    is_b = data.is_flavour("b")
-    if not is_b.any():
+    if not data.is_flavour("b").any():
         raise ValueError(f"{split_file}: no b jets to define the working point")
-    cut = cut_for_efficiency(db[is_b], np.ones(int(is_b.sum())), b_efficiency)
+    jets = data.tagged(data.track_x, f_c)
+    db, is_b = jets.discriminant, jets.mask("b")
+    cut = cut_at_efficiency(jets, b_efficiency)
 
     chosen = is_b & (data.valid.sum(axis=1) == n_tracks)
-    order_by = SD0 if SD0 in data.spec.track_names else None
-    sd0 = data.tracks[SD0][chosen] if order_by else None
+    order_by = SD0 if SD0 in data.spec.track_names and data.sd0 is not None else None
+    sd0 = data.sd0[chosen] if order_by else None
     track_x, valid = _rank_tracks(data.track_x[chosen], data.valid[chosen], sd0, n_tracks)
     grads = discriminant_gradients(
         data.model, track_x, valid, data.jet_x[chosen], data.model_index, f_c
@@ -177,7 +180,6 @@ def saliency_maps(
         "tagger": data.tagger,
         "checkpoint": str(checkpoint),
         "split_file": str(split_file),
-        "sample_label": data.sample_label,
         "f_c": f_c,
         "b_efficiency": b_efficiency,
         "cut": cut,

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import write_json
+from jettag.flavours import TRACK_ORIGINS, label_ids
 from jettag.io.canonical import iterate_blocks
-from jettag.simulate import pdg
 
-FLAVOURS = {"b": (5,), "c": (4,), "light": (0,), "tau": (15,)}
+FLAVOURS = label_ids()  # name -> HadronConeExclTruthLabelID values, b first
 BINS = {
     "IP3D_signed_d0_significance": np.linspace(-30, 30, 121),
     "IP3D_signed_z0_significance": np.linspace(-30, 30, 121),
@@ -28,7 +28,7 @@ BLOCK = 200_000
 def sample_histograms(input_path: Path, output: Path) -> dict:
     """Per-flavour histograms of sd0, sz0, track multiplicity, jet and track pT; origin counts."""
     counts = {v: {f: np.zeros(len(b) - 1) for f in FLAVOURS} for v, b in BINS.items()}
-    origins = {f: np.zeros(len(pdg.ORIGIN_NAMES)) for f in FLAVOURS}
+    origins = {f: np.zeros(len(TRACK_ORIGINS)) for f in FLAVOURS}
     n_jets = dict.fromkeys(FLAVOURS, 0)
     n_other = 0
     for jets, tracks in iterate_blocks(input_path, BLOCK):
@@ -37,7 +37,7 @@ def sample_histograms(input_path: Path, output: Path) -> dict:
         sd0 = tracks["IP3D_signed_d0_significance"]
         sz0 = tracks["IP3D_signed_z0_significance"]
         label = jets["HadronConeExclTruthLabelID"]
-        n_other += int((~np.isin(label, [v[0] for v in FLAVOURS.values()])).sum())
+        n_other += int((~np.isin(label, [i for ids in FLAVOURS.values() for i in ids])).sum())
         for flavour, ids in FLAVOURS.items():
             sel = np.isin(label, ids)
             n_jets[flavour] += int(sel.sum())
@@ -56,8 +56,8 @@ def sample_histograms(input_path: Path, output: Path) -> dict:
                     0
                 ]
             origin = tracks["ftagTruthOriginLabel"][trk]
-            origins[flavour] += np.bincount(origin[origin >= 0], minlength=len(pdg.ORIGIN_NAMES))[
-                : len(pdg.ORIGIN_NAMES)
+            origins[flavour] += np.bincount(origin[origin >= 0], minlength=len(TRACK_ORIGINS))[
+                : len(TRACK_ORIGINS)
             ]
     total = sum(n_jets.values()) + n_other
     result = {
@@ -69,7 +69,7 @@ def sample_histograms(input_path: Path, output: Path) -> dict:
             for var, per in counts.items()
         },
         "track_origins": {
-            "names": [pdg.ORIGIN_NAMES[k] for k in sorted(pdg.ORIGIN_NAMES)],
+            "names": [TRACK_ORIGINS[k] for k in sorted(TRACK_ORIGINS)],
             **{f: c.tolist() for f, c in origins.items()},
         },
     }

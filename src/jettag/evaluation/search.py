@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jettag.atomic import write_json, write_text, write_yaml
-from jettag.config import sample_trial
-from jettag.plotting.curves import read_history
-
-NOMINAL = "nominal"
+from jettag.config.jobs import NOMINAL, sample_trial, with_params
+from jettag.io.history import read_history
 
 
 def search_summary(
-    config: dict[str, Any],
+    model: str,
+    seed: int,
+    search: dict[str, Any],
+    section: dict[str, Any],
     histories: Mapping[str, Path],
     output_json: Path,
     output_md: Path,
@@ -24,14 +24,15 @@ def search_summary(
 ) -> dict:
     """Rank the trials (and the nominal model) by best validation loss; write the winner.
 
-    histories: trial name ('0', '1', ..., or 'nominal') -> its history.csv.
+    seed, search: the config's seed and search section (each trial's values are drawn from
+    them again); section: the searched model's section; histories: trial name ('0', '1',
+    ..., or 'nominal') -> its history.csv.
     """
-    model = config["search"]["model"]
     rows = []
     for name, path in histories.items():
         history = read_history(Path(path))
         best = int(history["val_loss"].argmin())
-        params = {} if name == NOMINAL else sample_trial(config, int(name))
+        params = {} if name == NOMINAL else sample_trial(seed, search, int(name))
         rows.append({
             "trial": name,
             "val_loss": float(history["val_loss"][best]),
@@ -46,28 +47,17 @@ def search_summary(
     result = {
         "model": model,
         "tagger": model,
-        "max_train_jets": config["search"]["max_train_jets"],
-        "space": config["search"]["space"],
+        "max_train_jets": search["max_train_jets"],
+        "space": search["space"],
         "best_trial": best["trial"],
         "nominal_val_loss": nominal["val_loss"] if nominal else None,
         "trials": rows,
     }
     write_json(output_json, result)
     write_text(output_md, _markdown(result))
-    write_yaml(output_best, {"models": {model: _best_section(config, best["params"])}})
+    # the searched model's section with the winning values, for a full training
+    write_yaml(output_best, {"models": {model: with_params(section, best["params"])}})
     return result
-
-
-def _best_section(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The searched model's section with the winning values, for a full training."""
-    section = copy.deepcopy(config["models"][config["search"]["model"]])
-    for path, value in params.items():
-        *parents, leaf = path.split(".")
-        node = section
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    return section
 
 
 def _markdown(result: dict) -> str:

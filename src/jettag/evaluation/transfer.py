@@ -19,8 +19,8 @@ import numpy as np
 from jettag.atomic import write_json, write_text
 from jettag.config import TRANSFER_STRATEGIES
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
+from jettag.evaluation.performance import performance_at_working_point, rejections, tagged_jets
 from jettag.evaluation.predict import network_probabilities
-from jettag.evaluation.working_points import performance_at_working_point, rejections, tagged_jets
 from jettag.training.checkpoint import load_checkpoint
 
 METRICS = ("auc", "light_rejection", "c_rejection")
@@ -36,12 +36,12 @@ def parse_run(name: str) -> tuple[str, int, int]:
 
 
 def tagger_performance(
-    checkpoint: Path, test_jets: np.ndarray, test_tracks: np.ndarray, classes: list[str],
-    f_c: float, working_point: float,
+    checkpoint: Path, test_path: Path, test_jets: np.ndarray, classes: list[str], f_c: float,
+    working_point: float,
 ) -> dict:  # fmt: skip
     """AUC (b vs light) and light and c rejection at a working point of one trained network."""
-    prob = network_probabilities(checkpoint, test_jets, test_tracks)
-    jets = tagged_jets(str(checkpoint), "", {c: prob[:, k] for k, c in enumerate(classes)},
+    prob = network_probabilities(checkpoint, test_path)
+    jets = tagged_jets(str(checkpoint), {c: prob[:, k] for k, c in enumerate(classes)},
                        classes, test_jets["flavour_label"], test_jets["pt"], f_c)  # fmt: skip
     perf = performance_at_working_point(jets, working_point)
     db = jets.discriminant
@@ -58,13 +58,13 @@ def transfer_summary(
     data_dir: Path,
     f_c: float,
     working_point: float,
-    sample_label: str,
     output_json: Path,
     output_md: Path,
 ) -> dict:
     """Evaluate every transfer run and the untouched pretrained model on the target test split."""
-    with h5py.File(data_dir / "test.h5", "r") as f:
-        test_jets, test_tracks = f["jets"][:], f["tracks"][:]
+    test_path = data_dir / "test.h5"
+    with h5py.File(test_path, "r") as f:
+        test_jets = f["jets"][:]
         classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
     with h5py.File(data_dir / "train.h5", "r") as f:
         n_train = len(f["jets"])
@@ -82,7 +82,7 @@ def transfer_summary(
                 "best_epoch": int(state["epoch"]),
                 "val_loss": float(state["val_loss"]),
                 "checkpoint": str(checkpoint),
-                **tagger_performance(checkpoint, test_jets, test_tracks, classes, f_c,
+                **tagger_performance(checkpoint, test_path, test_jets, classes, f_c,
                                      working_point),
             }
         )  # fmt: skip
@@ -90,7 +90,6 @@ def transfer_summary(
         "model": model,
         "target": data_dir.name,
         "data_dir": str(data_dir),
-        "sample_label": sample_label,
         "b_efficiency": working_point,
         "f_c": f_c,
         "rejection_limit_cl": REJECTION_LIMIT_CL,
@@ -98,7 +97,7 @@ def transfer_summary(
         "n_train_jets_available": n_train,
         "pretrained": {
             "checkpoint": str(pretrained),
-            **tagger_performance(pretrained, test_jets, test_tracks, classes, f_c, working_point),
+            **tagger_performance(pretrained, test_path, test_jets, classes, f_c, working_point),
         },
         "points": _points(rows),
         "runs": rows,

@@ -17,126 +17,22 @@ values (no background jets in a pT bin, or no b jets to define a cut) are writte
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from jettag.atomic import write_json, write_text
-from jettag.evaluation.metrics import (
-    REJECTION_LIMIT_CL,
-    b_discriminant,
-    cut_for_efficiency,
-    effective_entries,
-    efficiency,
-    rejection_with_limit,
+from jettag.evaluation.metrics import REJECTION_LIMIT_CL
+from jettag.evaluation.performance import (
+    cut_at_efficiency,
+    performance_at_cut,
+    performance_at_working_point,
+    read_tagged_jets,
+    wp_name,
 )
-from jettag.evaluation.predict import SHORT_CLASS
-
-FLAVOURS = ("b", "c", "light")
-BACKGROUNDS = ("c", "light")
-
-
-@dataclasses.dataclass(frozen=True)
-class TaggedJets:
-    """One tagger's discriminant, flavour and pT for every jet of a predictions file."""
-
-    tagger: str
-    sample_label: str
-    discriminant: np.ndarray  # (n_jets,) D_b
-    flavour: np.ndarray  # (n_jets,) class index into the file's flavour_label attribute
-    pt_gev: np.ndarray  # (n_jets,)
-    weights: np.ndarray  # (n_jets,) unit weights
-    index: dict[str, int]  # "b", "c", "light" -> class index
-
-    def mask(self, flavour: str) -> np.ndarray:
-        """(n_jets,) bool, True for jets of this flavour."""
-        return self.flavour == self.index[flavour]
-
-
-def tagged_jets(
-    tagger: str,
-    sample_label: str,
-    probabilities: dict[str, np.ndarray],
-    classes: Sequence[str],
-    flavour: np.ndarray,
-    pt_gev: np.ndarray,
-    f_c: float,
-) -> TaggedJets:
-    """D_b (with f_c), flavour and pT of every jet from its b, c and light probabilities."""
-    prob = {name: np.asarray(probabilities[name], dtype=np.float64) for name in FLAVOURS}
-    return TaggedJets(
-        tagger=tagger,
-        sample_label=sample_label,
-        discriminant=b_discriminant(prob["b"], prob["c"], prob["light"], f_c),
-        flavour=np.asarray(flavour),
-        pt_gev=np.asarray(pt_gev, dtype=np.float64),
-        weights=np.ones(len(flavour)),
-        index={name: list(classes).index(name) for name in FLAVOURS},
-    )
-
-
-def read_tagged_jets(path: Path, f_c: float) -> TaggedJets:
-    """Read a predictions file and compute D_b with the given f_c."""
-    with h5py.File(path, "r") as f:
-        jets = f["jets"][:]
-        classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
-        tagger = str(f["jets"].attrs["tagger"])
-        sample_label = str(f["jets"].attrs.get("sample_label", ""))
-    missing = [name for name in FLAVOURS if name not in classes]
-    if missing:
-        raise ValueError(f"{path}: classes {classes} lack {missing}")
-    prob = {name: jets[f"{tagger}_{SHORT_CLASS[name]}"] for name in FLAVOURS}
-    return tagged_jets(tagger, sample_label, prob, classes, jets["flavour_label"], jets["pt"], f_c)
-
-
-def wp_name(working_point: float) -> str:
-    """0.77 -> '77' (the percent label of a working point)."""
-    return f"{round(working_point * 100):d}"
-
-
-def inclusive_cut(jets: TaggedJets, working_point: float) -> float:
-    """The D_b cut keeping the fraction working_point of all b jets of the file."""
-    is_b = jets.mask("b")
-    if not is_b.any():
-        raise ValueError(f"tagger {jets.tagger}: no b jets to define a working point")
-    return cut_for_efficiency(jets.discriminant[is_b], jets.weights[is_b], working_point)
-
-
-def performance_at_working_point(jets: TaggedJets, working_point: float) -> dict:
-    """performance_at_cut over all jets, at the inclusive cut of a b-efficiency working point."""
-    everything = np.ones(len(jets.flavour), dtype=bool)
-    return performance_at_cut(jets, everything, inclusive_cut(jets, working_point))
-
-
-def performance_at_cut(jets: TaggedJets, selection: np.ndarray, cut: float) -> dict:
-    """Efficiencies, rejections (or their lower limits), binomial errors and N_eff at a cut."""
-    entry: dict = {"cut": cut}
-    for name in FLAVOURS:
-        sel = selection & jets.mask(name)
-        if math.isfinite(cut):
-            eff, err = efficiency(jets.discriminant[sel] > cut, jets.weights[sel])
-        else:  # no cut could be defined (no b jets): no efficiency either, not zero
-            eff, err = float("nan"), float("nan")
-        n_eff = effective_entries(jets.weights[sel])
-        entry[f"{name}_efficiency"] = eff
-        entry[f"{name}_efficiency_error"] = err
-        entry[f"{name}_n_eff"] = n_eff
-        if name in BACKGROUNDS:
-            entry.update(rejection_with_limit(name, eff, err, n_eff))
-    return entry
-
-
-REJECTION_SUFFIXES = ("", "_error", "_lower_limit", "_is_lower_limit")
-
-
-def rejections(entry: dict) -> dict:
-    """The light and c rejection keys of a performance_at_cut entry (errors, lower limits)."""
-    return {f"{bkg}_rejection{s}": entry[f"{bkg}_rejection{s}"] for bkg in ("light", "c")
-            for s in REJECTION_SUFFIXES}  # fmt: skip
+from jettag.flavours import TAGGING_FLAVOURS
 
 
 def working_point_table(
@@ -149,13 +45,11 @@ def working_point_table(
     """D_b cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown."""
     rows = []
     n_jets = {}
-    sample_labels = {}
     for path in predictions:
         jets = read_tagged_jets(Path(path), f_c)
         if jets.tagger in n_jets:  # rows are told apart by tagger name only
             raise ValueError(f"{path}: tagger '{jets.tagger}' appears in two predictions files")
-        n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in FLAVOURS}
-        sample_labels[jets.tagger] = jets.sample_label
+        n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in TAGGING_FLAVOURS}
         for wp in working_points:
             entry = performance_at_working_point(jets, wp)
             rows.append({"tagger": jets.tagger, "working_point": float(wp), **entry})
@@ -163,7 +57,6 @@ def working_point_table(
         "f_c": f_c,
         "working_points": [float(wp) for wp in working_points],
         "rejection_limit_cl": REJECTION_LIMIT_CL,
-        "sample_label": sample_labels,
         "n_jets": n_jets,
         "rows": rows,
         "predictions": [str(p) for p in predictions],
@@ -218,26 +111,21 @@ def efficiency_vs_pt(
     # bin k holds edges[k] <= pt < edges[k + 1]; jets outside the edges are in no bin
     bin_of_jet = np.searchsorted(edges, jets.pt_gev, side="right") - 1
     # the inclusive cut is the one of the working-point table: defined once on all b jets
-    cut_all = inclusive_cut(jets, working_point)
-    is_b = jets.mask("b")
+    cut_all = cut_at_efficiency(jets, working_point)
     strategies: dict[str, list[dict]] = {"inclusive": [], "flat_per_bin": []}
-    n_jets: dict[str, list[int]] = {name: [] for name in FLAVOURS}
+    n_jets: dict[str, list[int]] = {name: [] for name in TAGGING_FLAVOURS}
     for k in range(len(edges) - 1):
         in_bin = bin_of_jet == k
-        for name in FLAVOURS:
+        for name in TAGGING_FLAVOURS:
             n_jets[name].append(int((in_bin & jets.mask(name)).sum()))
-        strategies["inclusive"].append(performance_at_cut(jets, in_bin, cut_all))
-        b_in_bin = in_bin & is_b
-        if b_in_bin.any():
-            cut_bin = cut_for_efficiency(
-                jets.discriminant[b_in_bin], jets.weights[b_in_bin], working_point
-            )
+        strategies["inclusive"].append(performance_at_cut(jets, cut_all, in_bin))
+        if (in_bin & jets.mask("b")).any():
+            cut_bin = cut_at_efficiency(jets, working_point, in_bin)
         else:
             cut_bin = float("nan")  # no b jets: no cut can be defined in this bin
-        strategies["flat_per_bin"].append(performance_at_cut(jets, in_bin, cut_bin))
+        strategies["flat_per_bin"].append(performance_at_cut(jets, cut_bin, in_bin))
     result = {
         "tagger": jets.tagger,
-        "sample_label": jets.sample_label,
         "f_c": f_c,
         "working_point": float(working_point),
         "inclusive_cut": cut_all,
@@ -261,7 +149,7 @@ def score_histograms(
 ) -> dict:
     """D_b histograms per flavour, normalised to unit area, with the inclusive WP cuts."""
     jets = read_tagged_jets(Path(prediction), f_c)
-    labelled = np.isin(jets.flavour, [jets.index[name] for name in FLAVOURS])
+    labelled = np.isin(jets.flavour, [jets.index[name] for name in TAGGING_FLAVOURS])
     finite = jets.discriminant[labelled]
     # a few extreme jets (probabilities at the floor) would stretch the axis; fold them in
     low, high = np.percentile(finite, [0.05, 99.95]) if finite.size else (0.0, 1.0)
@@ -270,7 +158,7 @@ def score_histograms(
     edges = np.linspace(low, high, n_bins + 1)
     widths = np.diff(edges)
     histograms = {}
-    for name in FLAVOURS:
+    for name in TAGGING_FLAVOURS:
         sel = jets.mask(name)
         clipped = np.clip(jets.discriminant[sel], edges[0], edges[-1])
         counts, _ = np.histogram(clipped, bins=edges, weights=jets.weights[sel])
@@ -282,10 +170,11 @@ def score_histograms(
             "density_error": (np.sqrt(sum_w2) / norm).tolist(),
             "n_jets": int(sel.sum()),
         }
-    cuts = [{"working_point": float(wp), "cut": inclusive_cut(jets, wp)} for wp in working_points]
+    cuts = [
+        {"working_point": float(wp), "cut": cut_at_efficiency(jets, wp)} for wp in working_points
+    ]
     result = {
         "tagger": jets.tagger,
-        "sample_label": jets.sample_label,
         "f_c": f_c,
         "edges": edges.tolist(),
         "overflow": "folded into the first and last bins",

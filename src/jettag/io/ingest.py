@@ -107,7 +107,6 @@ def ingest_sample(
             next_entry = context.first_entry
         _check_lifetime_sign(signs, sample, sample_name, inputs)
         w.jets.attrs["sample"] = sample_name
-        w.jets.attrs["sample_label"] = sample.label
         w.jets.attrs["track_sort_key"] = ingest.sort_key
         w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped))
         # canonical names of placeholder fields: track fields bare, jet fields jet_-prefixed

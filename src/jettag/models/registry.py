@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from jettag.config import ModelConfig
+from jettag.flavours import TRACK_ORIGINS
 from jettag.models.deepsets import DeepSets
 from jettag.models.transformer import TransformerTagger
-from jettag.simulate.pdg import ORIGIN_NAMES
 
 
 def build_model(
@@ -17,7 +17,7 @@ def build_model(
 
     A track-origin head is built when training.track_origin_weight > 0.
     """
-    n_origins = len(ORIGIN_NAMES) if config.training.track_origin_weight > 0 else 0
+    n_origins = len(TRACK_ORIGINS) if config.training.track_origin_weight > 0 else 0
     if config.architecture == "deepsets":
         return DeepSets(n_track_features, n_jet_features, n_classes, config.deepsets, n_origins)
     if config.architecture == "transformer":

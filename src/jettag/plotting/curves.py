@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,24 +10,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from jettag.plotting.style import atlas_label, save_figure, use_style
-
-
-def read_history(path: Path) -> dict[str, np.ndarray]:
-    """history.csv columns as float arrays."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path}: history has no epochs")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+from jettag.io.history import read_history
+from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
 
 
 def plot_loss(
     history_files: Sequence[Path],
     label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Training and validation loss vs epoch for each member, best epoch marked."""
@@ -52,7 +42,7 @@ def plot_loss(
     ax.legend(loc="upper right")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.45 * (hi - lo))
-    atlas_label(ax, atlas_text, sqrt_s_tev, label)
+    experiment_label(ax, text, text.with_sample(label))
     return save_figure(fig, stem, formats)
 
 
@@ -60,8 +50,7 @@ def plot_learning_curve(
     curve_file: Path,
     label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Training and validation loss vs number of training jets (log x)."""
@@ -77,7 +66,7 @@ def plot_learning_curve(
     ax.legend(loc="upper right")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.45 * (hi - lo))
-    atlas_label(ax, atlas_text, sqrt_s_tev, f"{label}\nbest epoch of each training")
+    experiment_label(ax, text, text.with_sample(label, "best epoch of each training"))
     return save_figure(fig, stem, formats)
 
 
@@ -85,8 +74,7 @@ def plot_search(
     search_file: Path,
     label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Validation loss of every search trial vs each searched hyper-parameter."""
@@ -118,8 +106,7 @@ def plot_search(
         ax.set_ylim(lo, hi + 0.6 * (hi - lo))
     # one legend, in the last panel: the first holds the ATLAS label
     axes[0][-1].legend(loc="upper right", fontsize="small")
-    atlas_label(axes[0][0], atlas_text, sqrt_s_tev,
-                f"{label}: random search\n"
-                f"{result['max_train_jets'] or 'all'} training jets")  # fmt: skip
+    jets = f"{result['max_train_jets'] or 'all'} training jets"
+    experiment_label(axes[0][0], text, text.with_sample(f"{label}: random search", jets))
     fig.tight_layout()
     return save_figure(fig, stem, formats)

@@ -12,8 +12,14 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from jettag.plotting.sample import FLAVOUR_STYLE
-from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
+from jettag.plotting.style import (
+    COLOURS,
+    FLAVOUR_STYLE,
+    FigureText,
+    experiment_label,
+    save_figure,
+    use_style,
+)
 
 # name -> (symbol in math mode, unit, words before the symbol on the raw axis)
 VARIABLES = {
@@ -50,16 +56,15 @@ PT_TICKS = (20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 
 @dataclass(frozen=True)
 class _Label:
-    """What every figure carries: the ATLAS label, its sample text, and the output formats."""
+    """What every figure carries: the experiment label, its sample text, the output formats."""
 
-    atlas_text: str
-    sqrt_s_tev: float
+    text: FigureText
     extra: str
     formats: tuple[str, ...]
 
     def draw(self, ax, extra: str = "") -> None:
-        """ATLAS Simulation label with the sample text (and more) below it."""
-        atlas_label(ax, self.atlas_text, self.sqrt_s_tev, self.extra + extra)
+        """The experiment label with the sample text (and more) below it."""
+        experiment_label(ax, self.text, self.extra + extra)
 
 
 def axis_label(name: str, transform: str, stage: str) -> str:
@@ -88,10 +93,8 @@ def axis_label(name: str, transform: str, stage: str) -> str:
 
 def plot_inputs(
     histograms_file: Path,
-    sample_label: str,
     stem_prefix: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
     inputs: Sequence[str] | None = None,
 ) -> list[Path]:
@@ -105,8 +108,7 @@ def plot_inputs(
     unknown = sorted(set(names) - set(data["inputs"]))
     if unknown:
         raise ValueError(f"{histograms_file}: no inputs {unknown}; have {sorted(data['inputs'])}")
-    label = _Label(atlas_text, sqrt_s_tev, f"{sample_label}\n{data['split'].capitalize()} split",
-                   tuple(formats))  # fmt: skip
+    label = _Label(text, text.with_sample(f"{data['split'].capitalize()} split"), tuple(formats))
     written = []
     for name in names:
         written += _plot_stages(name, data, label, Path(f"{stem_prefix}_{name}"))

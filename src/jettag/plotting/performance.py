@@ -20,8 +20,14 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL
-from jettag.plotting.sample import FLAVOUR_STYLE
-from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
+from jettag.plotting.style import (
+    COLOURS,
+    FLAVOUR_STYLE,
+    FigureText,
+    experiment_label,
+    save_figure,
+    use_style,
+)
 
 # (JSON key, axis label, log y)
 PT_QUANTITIES = (
@@ -70,8 +76,7 @@ def plot_efficiency_vs_pt(
     pt_files: Sequence[Path],
     labels: Sequence[str] | None,
     stem_prefix: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """b efficiency, c and light rejection vs jet pT: one figure each, all taggers overlaid."""
@@ -94,10 +99,9 @@ def plot_efficiency_vs_pt(
     last_bin = max((int(w[-1]) for w in with_b if w.size), default=len(edges) - 2)
     x_max = edges[last_bin + 1]
     wp = reference["working_point"]
-    samples = ", ".join(dict.fromkeys(r["sample_label"] for r in results if r["sample_label"]))
-    extra = (
-        samples + "\n" if samples else ""
-    ) + f"$f_c$ = {reference['f_c']:g}, {round(100 * wp):d}% $b$-jet efficiency WP"
+    extra = text.with_sample(
+        f"$f_c$ = {reference['f_c']:g}, {round(100 * wp):d}% $b$-jet efficiency WP"
+    )
     n_series = len(results) * len(STRATEGIES)
     written = []
     for key, ylabel, log in PT_QUANTITIES:
@@ -158,8 +162,8 @@ def plot_efficiency_vs_pt(
             Line2D([], [], color=COLOURS[k % len(COLOURS)], lw=2, label=label)
             for k, label in enumerate(labels)
         ] + [
-            Line2D([], [], color="black", ls="none", marker=m, fillstyle=f, ms=7, label=text)
-            for _, m, f, text in STRATEGIES
+            Line2D([], [], color="black", ls="none", marker=m, fillstyle=f, ms=7, label=name)
+            for _, m, f, name in STRATEGIES
         ]
         if key == "b_efficiency":
             handles.append(Line2D([], [], color="grey", ls=":", label="Working point"))
@@ -172,7 +176,7 @@ def plot_efficiency_vs_pt(
         ax.legend(handles=handles, loc="upper right", fontsize="small")
         # said in the label, above the data, so a missing point is not read as a lost bin
         note = f"\n{n_not_shown} point(s) with no jet passing: not shown" if n_not_shown else ""
-        atlas_label(ax, atlas_text, sqrt_s_tev, extra + note)
+        experiment_label(ax, text, extra + note)
         written += save_figure(fig, Path(f"{stem_prefix}_{key}"), formats)
     return written
 
@@ -181,8 +185,7 @@ def plot_score_histograms(
     histograms_file: Path,
     label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """D_b per flavour (unit area, log y) with dashed lines at the working-point cuts."""
@@ -217,8 +220,5 @@ def plot_score_histograms(
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color="black", ls="--", lw=1.2, label="WP cut ($b$-eff.)"))
     ax.legend(handles=handles, loc="upper right", fontsize="small")
-    extra = "\n".join(
-        t for t in (data.get("sample_label", ""), label, f"$f_c$ = {data['f_c']:g}") if t
-    )
-    atlas_label(ax, atlas_text, sqrt_s_tev, extra)
+    experiment_label(ax, text, text.with_sample(label, f"$f_c$ = {data['f_c']:g}"))
     return save_figure(fig, stem, formats)

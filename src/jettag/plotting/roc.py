@@ -1,4 +1,8 @@
-"""ROC curves: light and c rejection vs b efficiency, with ratio panels against a reference."""
+"""ROC curves: light and c rejection vs b efficiency, with ratio panels against a reference.
+
+The curves are the Roc objects of the metrics files (evaluation/performance.py); a ratio of
+curves on different b-efficiency grids is refused there, not interpolated here.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from jettag.plotting.style import COLOURS, atlas_label, save_figure, use_style
+from jettag.evaluation.performance import Roc
+from jettag.plotting.style import COLOURS, FigureText, experiment_label, save_figure, use_style
 
 BACKGROUNDS = (("light", "-", "Light-jet"), ("c", "--", "$c$-jet"))
 
@@ -21,13 +26,17 @@ def _array(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Values with infinities (no background jet passes) as NaN: no point is drawn there."""
+    return np.where(np.isfinite(values), values, np.nan)
+
+
 def plot_roc(
     metrics_files: Sequence[Path],
     labels: Sequence[str],
     reference: str | None,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Draw the ROC figure from saved metrics; `reference` is the tagger of the ratio panels."""
@@ -43,23 +52,23 @@ def plot_roc(
         gridspec_kw={"height_ratios": [3, 1, 1], "hspace": 0.06},
     )
     main = axes[0]
-    ref_roc = curves[ref_index]["roc"]
+    rocs = [Roc.from_dict(curve["roc"]) for curve in curves]
+    ref_roc = rocs[ref_index]
     ratio_range: dict[int, list[float]] = {1: [1.0], 2: [1.0]}
     n_members = 0
-    for k, curve in enumerate(curves):
-        roc = curve["roc"]
-        eff = _array(roc["signal_efficiency"])
+    for k, (curve, roc) in enumerate(zip(curves, rocs, strict=True)):
+        eff = roc.signal_efficiency
         colour = COLOURS[k % len(COLOURS)]
         for panel, (bkg, style, _) in enumerate(BACKGROUNDS, start=1):
-            rej, err = _array(roc[f"{bkg}_rejection"]), _array(roc[f"{bkg}_rejection_error"])
+            rej, err = _finite(roc.rejection[bkg]), roc.rejection_error[bkg]
             low = np.maximum(rej - err, 1.0)  # a log axis cannot show a band below 1
             main.plot(eff, rej, style, color=colour, lw=1.8)
             main.fill_between(eff, low, rej + err, color=colour, alpha=0.2, lw=0)
-            ref = _array(ref_roc[f"{bkg}_rejection"])
-            ratio = rej / ref
+            ratio, ratio_err = roc.ratio(ref_roc, bkg)
+            ref = _finite(ref_roc.rejection[bkg])
             axes[panel].plot(eff, ratio, style, color=colour, lw=1.8)
             axes[panel].fill_between(
-                eff, low / ref, (rej + err) / ref, color=colour, alpha=0.2, lw=0
+                eff, low / ref, ratio + ratio_err, color=colour, alpha=0.2, lw=0
             )
             ratio_range[panel].extend(ratio[np.isfinite(ratio)].tolist())
             ensemble = curve.get("ensemble")
@@ -73,7 +82,7 @@ def plot_roc(
                 n_members = max(n_members, ensemble["n_members"])
     main.set_yscale("log")
     main.set_ylabel("Background rejection")
-    ymax = np.nanmax([np.nanmax(_array(c["roc"]["light_rejection"])) for c in curves])
+    ymax = np.nanmax([np.nanmax(_finite(r.rejection["light"])) for r in rocs])
     # headroom on the log axis for the label and legends above the curves
     main.set_ylim(1, ymax**1.7 if np.isfinite(ymax) and ymax > 1 else 10)
     tagger_handles = [
@@ -91,8 +100,7 @@ def plot_roc(
     below_taggers = 0.97 - 0.068 * (len(labels) + 1)
     main.legend(handles=bkg_handles, loc="upper right", bbox_to_anchor=(1.0, below_taggers),
                 fontsize="small", ncols=2)  # fmt: skip
-    sample = curves[0].get("sample_label", "")
-    atlas_label(main, atlas_text, sqrt_s_tev, f"{sample}\n$f_c$ = {curves[0]['f_c']:g}")
+    experiment_label(main, text, text.with_sample(f"$f_c$ = {curves[0]['f_c']:g}"))
     ref_label = labels[ref_index]
     for panel, (_, _, name) in enumerate(BACKGROUNDS, start=1):
         axes[panel].set_ylabel(f"{name.split('-')[0]} rej.\nratio", fontsize="small")
@@ -102,6 +110,6 @@ def plot_roc(
     axes[1].text(0.02, 0.92, f"Ratio to {ref_label}", transform=axes[1].transAxes,
                  fontsize="x-small", va="top")  # fmt: skip
     axes[-1].set_xlabel("$b$-jet efficiency")
-    eff = _array(ref_roc["signal_efficiency"])
+    eff = ref_roc.signal_efficiency
     axes[-1].set_xlim(eff.min(), eff.max())
     return save_figure(fig, stem, formats)

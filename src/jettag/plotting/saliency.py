@@ -9,8 +9,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jettag.plotting.sample import FLAVOUR_STYLE
-from jettag.plotting.style import atlas_label, save_figure, use_style
+from jettag.plotting.style import (
+    FLAVOUR_STYLE,
+    FigureText,
+    experiment_label,
+    save_figure,
+    use_style,
+)
 
 INPUT_LABELS = {
     "IP3D_signed_d0_significance": "$s_{d_0}$",
@@ -37,20 +42,20 @@ def input_label(name: str) -> str:
     return INPUT_LABELS.get(name, name)
 
 
-def _header(fig, grid_cell, atlas_text: str, sqrt_s_tev: float, lines: Sequence[str]) -> None:
-    """An axis-less strip with the ATLAS label on the left and the details on the right."""
+def _header(fig, grid_cell, text: FigureText, lines: Sequence[str]) -> None:
+    """An axis-less strip with the experiment label on the left and the details on the right."""
     header = fig.add_subplot(grid_cell)
     header.axis("off")
-    atlas_label(header, atlas_text, sqrt_s_tev)
+    experiment_label(header, text)
     header.text(1.0, 1.0, "\n".join(lines), transform=header.transAxes, ha="right", va="top",
                 fontsize="small")  # fmt: skip
 
 
 def plot_saliency(
     saliency_file: Path,
+    label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Heat maps of dD_b/dx (inputs vs track rank) for b jets passing and failing the WP."""
@@ -68,8 +73,8 @@ def plot_saliency(
         hspace=0.08, wspace=0.06,
     )  # fmt: skip
     wp = f"{round(100 * data['b_efficiency']):d}%"
-    _header(fig, grid[0, :], atlas_text, sqrt_s_tev, [
-        f"{data['sample_label']}, {data['tagger']}".strip(", "),
+    _header(fig, grid[0, :], text, [
+        ", ".join(t for t in (text.sample, label) if t),
         f"$b$-jets with {n_tracks} tracks, $f_c$ = {data['f_c']:g}",
         "$x$: normalised track input",
     ])  # fmt: skip
@@ -101,9 +106,9 @@ def plot_saliency(
 
 def plot_permutation_importance(
     importance_file: Path,
+    label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Horizontal bars of the light and c rejection lost per input group (shuffled or removed)."""
@@ -129,13 +134,13 @@ def plot_permutation_importance(
     grid = fig.add_gridspec(2, 1, height_ratios=[1.0, 0.45 * len(names) + 1.2], hspace=0.04)
     wp = f"{round(100 * data['b_efficiency']):d}%"
     repeats = f", {data['repeats']} permutations" if data["repeats"] > 1 else ""
-    _header(fig, grid[0], atlas_text, sqrt_s_tev, [
-        f"{data['sample_label']}, {data['tagger']}".strip(", "),
+    _header(fig, grid[0], text, [
+        ", ".join(t for t in (text.sample, label) if t),
         f"$f_c$ = {data['f_c']:g}, {wp} $b$-jet WP{repeats}",
     ])  # fmt: skip
     ax = fig.add_subplot(grid[1])
     for offset, bkg in ((height / 2, "light"), (-height / 2, "c")):
-        colour, text = FLAVOUR_STYLE[bkg]
+        colour, legend = FLAVOUR_STYLE[bkg]
         values = np.array([loss(n, bkg) for n in names])
         errors = np.array([100.0 * (groups[n][f"{bkg}_rejection_loss_std"] or 0.0) for n in names])
         nominal = data["nominal"][f"{bkg}_rejection"]
@@ -144,7 +149,7 @@ def plot_permutation_importance(
             nominal_text = f"> {nominal_text}"
         ax.barh(y + offset, values, height=height, color=colour, alpha=0.85,
                 xerr=errors if data["repeats"] > 1 else None, error_kw={"lw": 1},
-                label=f"{text} (nominal rejection {nominal_text})")  # fmt: skip
+                label=f"{legend} (nominal rejection {nominal_text})")  # fmt: skip
     ax.axvline(0.0, color="black", lw=1)
     ax.set_yticks(y, labels)
     ax.minorticks_off()

@@ -9,13 +9,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jettag.plotting.style import atlas_label, save_figure, use_style
+from jettag.plotting.style import (
+    FLAVOUR_STYLE,
+    FigureText,
+    experiment_label,
+    save_figure,
+    use_style,
+)
 
-FLAVOUR_STYLE = {
-    "b": ("#1f77b4", "$b$-jets"),
-    "c": ("#2ca02c", "$c$-jets"),
-    "light": ("#d62728", "Light-jets"),
-}
 AXIS_LABELS = {
     "IP3D_signed_d0_significance": ("Track lifetime-signed $d_0/\\sigma(d_0)$", True),
     "IP3D_signed_z0_significance": (
@@ -29,18 +30,15 @@ AXIS_LABELS = {
 
 
 def plot_sample(
-    histograms_file: Path, sample_label: str, stem_prefix: Path, atlas_text: str,
-    sqrt_s_tev: float, formats: Sequence[str],
+    histograms_file: Path, stem_prefix: Path, text: FigureText, formats: Sequence[str],
 ) -> list[Path]:  # fmt: skip
     """One normalised per-flavour plot per variable, plus the track-origin composition."""
     use_style()
     data = json.loads(Path(histograms_file).read_text())
     written = []
     fractions = data["fractions"]
-    extra = (
-        sample_label
-        + "\n"
-        + ", ".join(f"{FLAVOUR_STYLE[f][1]} {100 * fractions[f]:.1f}%" for f in FLAVOUR_STYLE)
+    extra = text.with_sample(
+        ", ".join(f"{FLAVOUR_STYLE[f][1]} {100 * fractions[f]:.1f}%" for f in FLAVOUR_STYLE)
     )
     for var, (xlabel, logy) in AXIS_LABELS.items():
         h = data["histograms"][var]
@@ -67,14 +65,13 @@ def plot_sample(
             "Normalised number of " + ("jets" if var in ("n_tracks", "jet_pt") else "tracks")
         )
         ax.legend(loc="upper right")
-        atlas_label(ax, atlas_text, sqrt_s_tev, extra)
+        experiment_label(ax, text, extra)
         written += save_figure(fig, Path(f"{stem_prefix}_{var}"), formats)
-    written += _plot_origins(data, extra, Path(f"{stem_prefix}_track_origins"), atlas_text,
-                             sqrt_s_tev, formats)  # fmt: skip
+    written += _plot_origins(data, extra, Path(f"{stem_prefix}_track_origins"), text, formats)
     return written
 
 
-def _plot_origins(data, extra, stem, atlas_text, sqrt_s_tev, formats) -> list[Path]:
+def _plot_origins(data, extra, stem, text, formats) -> list[Path]:
     """Stacked fractions of track truth origins per jet flavour."""
     names = data["track_origins"]["names"]
     flavours = list(FLAVOUR_STYLE)
@@ -91,5 +88,5 @@ def _plot_origins(data, extra, stem, atlas_text, sqrt_s_tev, formats) -> list[Pa
     ax.set_ylabel("Fraction of associated tracks")
     ax.set_ylim(0, 1.6)
     ax.legend(loc="upper right", ncol=2, fontsize="x-small", title="Track truth origin")
-    atlas_label(ax, atlas_text, sqrt_s_tev, extra)
+    experiment_label(ax, text, extra)
     return save_figure(fig, stem, formats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,8 +13,26 @@ import matplotlib.pyplot as plt
 import mplhep
 
 from jettag.atomic import atomic_path
+from jettag.flavours import FLAVOURS, TAGGING_FLAVOURS
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+# colour and legend text of b, c and light jets (jettag.flavours), in that order
+FLAVOUR_STYLE = {name: (FLAVOURS[name].colour, FLAVOURS[name].legend) for name in TAGGING_FLAVOURS}
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureText:
+    """What every figure states: the experiment label (plots.experiment_label), sqrt(s) and
+    the sample (its config label); none of it comes from a numbers file."""
+
+    experiment: str = "ATLAS"
+    status: str = "Simulation Internal"
+    sqrt_s_tev: float = 13.0
+    sample: str = ""
+
+    def with_sample(self, *lines: str) -> str:
+        """The sample text and further lines, one per line (empty parts left out)."""
+        return "\n".join(line for line in (self.sample, *lines) if line)
 
 
 def use_style() -> None:
@@ -21,9 +40,20 @@ def use_style() -> None:
     mplhep.style.use("ATLAS")
 
 
-def atlas_label(ax, text: str, sqrt_s_tev: float, extra: str = "") -> None:
-    """'ATLAS Simulation <text>', sqrt(s) and the sample, in the top-left corner."""
-    mplhep.atlas.label(text=text, data=False, com=f"{sqrt_s_tev:g}", lumi=None, ax=ax, loc=4)
+def experiment_label(ax, text: FigureText, extra: str = "") -> None:
+    """'ATLAS Simulation Internal' (or the configured text), sqrt(s), and extra lines below.
+
+    ATLAS and CMS get mplhep's own label (bold italic ATLAS, bold CMS); any other experiment
+    name, e.g. for a generated sample, is written in bold with the status after it.
+    """
+    options = dict(text=text.status, data=True, com=f"{text.sqrt_s_tev:g}", lumi=None, ax=ax,
+                   loc=4)  # fmt: skip
+    if text.experiment == "ATLAS":
+        mplhep.atlas.label(**options)
+    elif text.experiment == "CMS":
+        mplhep.cms.label(**options)
+    else:
+        mplhep.label.exp_label(exp=text.experiment, **options)
     if extra:
         ax.text(0.05, 0.80, extra, transform=ax.transAxes, va="top", ha="left", fontsize="small")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jettag.plotting.style import atlas_label, save_figure, use_style
+from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
 
 STRATEGY_LABELS = {
     "scratch": "Trained from scratch",
@@ -23,8 +23,7 @@ def plot_transfer(
     summary_file: Path,
     label: str,
     stem: Path,
-    atlas_text: str,
-    sqrt_s_tev: float,
+    text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Two panels vs training jets (log x): light rejection at the WP (log y) and AUC."""
@@ -42,10 +41,10 @@ def plot_transfer(
                         ms=8, capsize=3, label=STRATEGY_LABELS.get(strategy, strategy))  # fmt: skip
     reference = result["pretrained"]
     for ax, metric in ((ax_rej, "light_rejection"), (ax_auc, "auc")):
-        text = "Pretrained, not retrained"
+        legend = "Pretrained, not retrained"
         if reference.get(f"{metric}_is_lower_limit"):  # no light jet passes
-            text += f" (lower limit, {100 * result.get('rejection_limit_cl', 0.95):g}% CL)"
-        ax.axhline(reference[metric], color="grey", ls="-.", lw=1.5, label=text)
+            legend += f" (lower limit, {100 * result.get('rejection_limit_cl', 0.95):g}% CL)"
+        ax.axhline(reference[metric], color="grey", ls="-.", lw=1.5, label=legend)
         ax.set_xscale("log")
         ax.set_xlabel("Number of target training jets")
         all_jets = [p["train_jets"] for points in result["points"].values() for p in points]
@@ -63,8 +62,7 @@ def plot_transfer(
     ax_auc.legend(loc="upper left", fontsize="small")
     n_seeds = max(p["seeds"] for points in result["points"].values() for p in points)
     seeds = f"mean and std of {n_seeds} trainings" if n_seeds > 1 else "one training each"
-    atlas_label(ax_rej, atlas_text, sqrt_s_tev,
-                f"{result['sample_label']}\n{label}\n{seeds}")  # fmt: skip
+    experiment_label(ax_rej, text, text.with_sample(label, seeds))
     fig.tight_layout()
     return save_figure(fig, stem, formats)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Truth origin of a track, as ATLAS's ftagTruthOriginLabel.
+from jettag.flavours import FLAVOURS, TRACK_ORIGINS
+
+# Truth origin of a track, as ATLAS's ftagTruthOriginLabel (names: jettag.flavours).
 ORIGIN_PILEUP = 0
 ORIGIN_FAKE = 1
 ORIGIN_PRIMARY = 2
@@ -13,22 +15,13 @@ ORIGIN_FROM_BC = 4
 ORIGIN_FROM_C = 5
 ORIGIN_FROM_TAU = 6
 ORIGIN_OTHER_SECONDARY = 7
-ORIGIN_NAMES = {
-    ORIGIN_PILEUP: "pile-up",
-    ORIGIN_FAKE: "fake",
-    ORIGIN_PRIMARY: "primary",
-    ORIGIN_FROM_B: "from B",
-    ORIGIN_FROM_BC: "from B->C",
-    ORIGIN_FROM_C: "from C",
-    ORIGIN_FROM_TAU: "from tau",
-    ORIGIN_OTHER_SECONDARY: "other secondary",
-}
+ORIGIN_NAMES = TRACK_ORIGINS
 
 # HadronConeExclTruthLabelID values.
-LABEL_B = 5
-LABEL_C = 4
-LABEL_TAU = 15
-LABEL_LIGHT = 0
+LABEL_B = FLAVOURS["b"].label_id
+LABEL_C = FLAVOURS["c"].label_id
+LABEL_TAU = FLAVOURS["tau"].label_id
+LABEL_LIGHT = FLAVOURS["light"].label_id
 
 NEUTRINOS = (12, 14, 16)
 # Long-lived light particles whose decays (or conversions) make displaced tracks.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from jettag.training.data import InputSpec
+from jettag.io.model_inputs import InputSpec
 
 
 class AxisRotation:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -26,28 +24,20 @@ from tqdm import tqdm
 
 from jettag.atomic import write_text
 from jettag.config import ModelConfig, TrainingConfig, model_from_dict
-from jettag.io.readers import InputError
+from jettag.errors import InputError, TrainingInterruptedError
+from jettag.io.history import history_csv
+from jettag.io.model_inputs import InputSpec, input_spec
 from jettag.models.registry import build_model
 from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
-from jettag.training.data import (
-    InputSpec,
-    TensorData,
-    check_track_origins,
-    input_spec,
-    origin_weight_key,
-)
+from jettag.training.data import TensorData, check_track_origins, origin_weight_key
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
 from jettag.training.schedules import make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
 from jettag.training.transfer import freeze_encoder, load_pretrained
 
 log = logging.getLogger(__name__)
-HISTORY_COLUMNS = (
-    "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate",
-    "epoch_seconds", "train_track_origin_loss", "val_track_origin_loss",
-)  # fmt: skip
 
 
 def member_seed(seed: int, model_name: str, member: int) -> int:
@@ -97,10 +87,6 @@ def _fingerprint(
         stat = (data_dir / name).stat()
         h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
     return h.hexdigest()
-
-
-class TrainingInterruptedError(RuntimeError):
-    """SIGTERM (a batch system's warning before a kill) arrived; last.pt holds the state."""
 
 
 @dataclass
@@ -239,15 +225,6 @@ def _run_epoch(
             if stop:
                 break
     return progress
-
-
-def _history_csv(rows: list[dict]) -> str:
-    """history.csv text."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def train_model(
@@ -446,10 +423,10 @@ def _train(
             progress = EpochProgress()
             save_last(epoch + 1, progress)
             if ranks.is_main:
-                write_text(output_dir / "history.csv", _history_csv(history))
+                write_text(output_dir / "history.csv", history_csv(history))
     if ranks.is_main:
         _mark_finished(output_dir / "last.pt")
-        write_text(output_dir / "history.csv", _history_csv(history))
+        write_text(output_dir / "history.csv", history_csv(history))
     return history
 
 

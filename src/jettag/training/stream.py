@@ -23,18 +23,11 @@ import numpy as np
 import torch
 
 from jettag.config import ModelConfig
+from jettag.errors import InputError
 from jettag.features.split import assign_fold
 from jettag.io import model_inputs
-from jettag.io.readers import InputError
-from jettag.training.data import (
-    InputSpec,
-    ModelInputReader,
-    TensorData,
-    batch_indices,
-    has_model_inputs,
-    kfold_splits,
-    load_split,
-)
+from jettag.io.model_inputs import InputSpec, ModelInputReader, has_model_inputs
+from jettag.training.data import TensorData, batch_indices, kfold_splits, load_split
 
 log = logging.getLogger(__name__)
 # loader 'auto' streams a training split whose model inputs exceed this
@@ -154,7 +147,7 @@ class StreamingSplit:
     def _batch(self, slot: int, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The model's tensors of a slot's rows (copies: the slot will be refilled)."""
         stored = {name: np.take(values, rows, axis=0) for name, values in self.slots[slot].items()}
-        return self.readers[0].to_tensors(stored).batch(slice(None))
+        return TensorData.from_arrays(self.readers[0].to_model(stored)).batch(slice(None))
 
     def batches(
         self,

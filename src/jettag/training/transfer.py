@@ -15,9 +15,9 @@ import yaml
 from torch import nn
 
 from jettag.config import ModelConfig, model_from_dict
-from jettag.io.readers import InputError
+from jettag.errors import InputError
+from jettag.io.model_inputs import InputSpec
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.data import InputSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,190 @@
+"""Read, validate and default-fill an analysis configuration; typed views of its sections.
+
+The JSON Schema in workflow/schemas/config.schema.yaml is the single source of truth for
+keys, types and defaults (config/schema.py). Snakemake and the CLI both go through
+`load_config`, so a bad key fails the same way, before any work starts, wherever it is run
+from. The typed sections are in config/sections.py; the model section of every training job
+(members, search trials, transfer runs, ablation, learning curve) in config/jobs.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jettag.config.jobs import (
+    TRANSFER_STRATEGIES,
+    TrainingVariant,
+    check_training_jobs,
+    feature_groups,
+    parse_variant,
+    sample_trial,
+    training_job,
+    transfer_section,
+    trial_section,
+)
+from jettag.config.schema import apply_preset, check_schema, fill_defaults, preset, schema
+from jettag.config.sections import *  # noqa: F403 (the typed sections, as cfg.<Name>)
+from jettag.config.sections import (
+    BaselineConfig,
+    ModelConfig,
+    SampleConfig,
+    model_from_dict,
+    section,
+)
+from jettag.errors import ConfigError
+
+__all__ = [
+    "TRANSFER_STRATEGIES",
+    "ConfigError",
+    "TrainingVariant",
+    "feature_groups",
+    "load_config",
+    "model_from_dict",
+    "parse_variant",
+    "preset",
+    "sample_trial",
+    "section",
+    "training_job",
+    "transfer_section",
+    "trial_section",
+    "validate_config",
+]
+
+
+def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate against the schema, fill in defaults and check cross-references; return a copy."""
+    check_schema(config, source)
+    filled = copy.deepcopy(config)
+    for sample in filled["samples"].values():
+        apply_preset(sample)
+    fill_defaults(filled, schema(), schema())
+    # a default that breaks a constraint is a bug in the schema itself
+    check_schema(filled, source + " (defaults)")
+    _check_references(filled, source)
+    return filled
+
+
+def _check_references(config: dict[str, Any], source: str) -> None:
+    """Names used across sections must exist: datasets, class names, reference tagger."""
+    samples = config["samples"]
+    class_names = [c["name"] for c in config["prepare"]["classes"]]
+    for required in ("b", "c", "light"):
+        if required not in class_names:
+            raise ConfigError(
+                f"{source}: prepare.classes must include '{required}' (have {class_names})"
+            )
+    if len(set(class_names)) != len(class_names):
+        raise ConfigError(f"{source}: prepare.classes has duplicate names {class_names}")
+    split = config["prepare"]["split"]
+    if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-9:
+        raise ConfigError(f"{source}: prepare.split fractions must add up to 1, got {split}")
+    if config["prepare"]["reweight"]["target"] not in class_names:
+        raise ConfigError(
+            f"{source}: prepare.reweight.target '{config['prepare']['reweight']['target']}'"
+            f" is not a class in {class_names}"
+        )
+    track_names = [t["name"] for t in config["prepare"]["track_inputs"]]
+    jet_names = [t["name"] for t in config["prepare"]["jet_inputs"]]
+    taggers = {**config["models"], **config["baselines"]}
+    clash = set(config["models"]) & set(config["baselines"])
+    if clash:
+        raise ConfigError(f"{source}: names used by both models and baselines: {sorted(clash)}")
+    for name, entry in taggers.items():
+        kind = "models" if name in config["models"] else "baselines"
+        if entry["dataset"] not in samples:
+            raise ConfigError(
+                f"{source}: {kind}.{name}.dataset '{entry['dataset']}' is not in samples"
+                f" ({sorted(samples)})"
+            )
+        for group, available in (("track_inputs", track_names), ("jet_inputs", jet_names)):
+            for var in entry.get(group) or []:
+                if var not in available:
+                    raise ConfigError(
+                        f"{source}: {kind}.{name}.{group}: '{var}' is not in"
+                        f" prepare.{group} ({available})"
+                    )
+    for name, model in config["models"].items():
+        if model["kfold"] and model["members"] < 2:
+            raise ConfigError(
+                f"{source}: models.{name}.kfold needs members >= 2 (K = members), got"
+                f" {model['members']}"
+            )
+    check_training_jobs(config, source)
+    evaluation = config["evaluation"]
+    for group, names in evaluation["feature_groups"].items():
+        unknown = [n for n in names if n not in track_names]
+        if unknown:
+            raise ConfigError(
+                f"{source}: evaluation.feature_groups.{group}: {unknown} not in"
+                f" prepare.track_inputs ({track_names})"
+            )
+    for key, model in (
+        ("ablation", evaluation["ablation"]),
+        ("learning_curve.model", evaluation["learning_curve"]["model"]),
+    ):
+        if model is not None and model not in config["models"]:
+            raise ConfigError(
+                f"{source}: evaluation.{key} '{model}' is not a model ({sorted(config['models'])})"
+            )
+    reference = config["plots"]["reference"]
+    if reference is not None and reference not in taggers:
+        raise ConfigError(f"{source}: plots.reference '{reference}' is not a model or baseline")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config with safe_load, validate it and fill defaults."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: config file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping at the top level")
+    return validate_config(raw, str(path))
+
+
+def tagger_label(config: dict[str, Any], name: str) -> str:
+    """Legend text of a model or baseline."""
+    entry = config["models"].get(name) or config["baselines"].get(name)
+    if entry is None:
+        raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
+    return entry.get("label") or name
+
+
+def tagger_dataset(config: dict[str, Any], name: str) -> str:
+    """The dataset a model or baseline is trained and evaluated on."""
+    entry = config["models"].get(name) or config["baselines"].get(name)
+    if entry is None:
+        raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
+    return entry["dataset"]
+
+
+def model_config(config: dict[str, Any], name: str) -> ModelConfig:
+    """The typed section of one model, with a clear error for an unknown name."""
+    if name not in config["models"]:
+        raise ConfigError(f"model '{name}' is not in the config (have {sorted(config['models'])})")
+    return section(ModelConfig, config["models"][name])
+
+
+def baseline_config(config: dict[str, Any], name: str) -> BaselineConfig:
+    """The typed section of one baseline."""
+    if name not in config["baselines"]:
+        raise ConfigError(
+            f"baseline '{name}' is not in the config (have {sorted(config['baselines'])})"
+        )
+    return section(BaselineConfig, config["baselines"][name])
+
+
+def sample_config(config: dict[str, Any], name: str) -> SampleConfig:
+    """The typed section of one sample."""
+    if name not in config["samples"]:
+        raise ConfigError(
+            f"sample '{name}' is not in the config (have {sorted(config['samples'])})"
+        )
+    return section(SampleConfig, config["samples"][name])

@@ -1,0 +1,300 @@
+"""Training jobs: every training of a model is a variant of one job, derived in one place.
+
+A model's ensemble members, its random-search trials, its transfer-learning runs, its
+ablation retrainings (without a feature group) and its learning-curve points (on fewer
+training jets) all run `jettag train` on a model section made by
+`training_job(config, model, variant)`. The Snakefile's rerun trigger and the command that
+trains read the same section (jettag.stages), which holds only what training reads: no
+legend label, and the ensemble size only where it sets the K folds.
+
+A variant is written as text in commands and rules:
+  member                        the model as configured (its members differ by seed)
+  search/nominal, search/<k>    random-search trial k (or the model as configured) on the
+                                search's training subset
+  transfer/<strategy>/<jets>    transfer.model carried to transfer.target: scratch,
+                                finetune or frozen, on the first <jets> target jets
+  ablation/<group>              retrained without an evaluation.feature_groups group
+  learning_curve/<jets>         trained on the first <jets> training jets
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from jettag.config.schema import schema_errors
+from jettag.errors import ConfigError
+
+VARIANT_KINDS = ("member", "search", "transfer", "ablation", "learning_curve")
+TRANSFER_STRATEGIES = ("scratch", "finetune", "frozen")
+NOMINAL = "nominal"
+SEARCH_SALT = 0x5EA2C4  # trials' random streams, apart from every other seed use
+# Keys of model, baseline and sample sections that only presentation reads.
+PRESENTATION_KEYS = ("label",)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingVariant:
+    """Which training of a model a job is (see the module docstring for the text forms)."""
+
+    kind: str = "member"
+    trial: int | None = None  # search: None is the model as configured ('nominal')
+    strategy: str | None = None  # transfer
+    train_jets: int | None = None  # transfer, learning_curve
+    group: str | None = None  # ablation
+
+    def __str__(self) -> str:
+        if self.kind == "search":
+            return f"search/{NOMINAL if self.trial is None else self.trial}"
+        if self.kind == "transfer":
+            return f"transfer/{self.strategy}/{self.train_jets}"
+        if self.kind == "ablation":
+            return f"ablation/{self.group}"
+        if self.kind == "learning_curve":
+            return f"learning_curve/{self.train_jets}"
+        return "member"
+
+    @property
+    def needs_pretrained(self) -> bool:
+        """Whether the job starts from a pretrained model (transfer: finetune, frozen)."""
+        return self.kind == "transfer" and self.strategy != "scratch"
+
+    @property
+    def freezes_track_encoder(self) -> bool:
+        """Whether only what follows the per-track network is trained (transfer: frozen)."""
+        return self.kind == "transfer" and self.strategy == "frozen"
+
+
+def parse_variant(text: str) -> TrainingVariant:
+    """A TrainingVariant from its text form; an unknown or malformed one is a ConfigError."""
+    kind, _, rest = text.partition("/")
+    parts = rest.split("/") if rest else []
+
+    def number(value: str) -> int:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"training variant '{text}': '{value}' is not a positive integer")
+        return int(value)
+
+    if kind == "member" and not parts:
+        return TrainingVariant()
+    if kind == "search" and len(parts) == 1:
+        trial = parts[0]
+        if trial != NOMINAL and not trial.isdigit():
+            raise ConfigError(f"training variant '{text}': trial must be '{NOMINAL}' or a number")
+        return TrainingVariant("search", trial=None if trial == NOMINAL else int(trial))
+    if kind == "transfer" and len(parts) == 2:
+        if parts[0] not in TRANSFER_STRATEGIES:
+            raise ConfigError(
+                f"training variant '{text}': strategy '{parts[0]}' is not one of"
+                f" {TRANSFER_STRATEGIES}"
+            )
+        return TrainingVariant("transfer", strategy=parts[0], train_jets=number(parts[1]))
+    if kind == "ablation" and len(parts) == 1 and parts[0]:
+        return TrainingVariant("ablation", group=parts[0])
+    if kind == "learning_curve" and len(parts) == 1:
+        return TrainingVariant("learning_curve", train_jets=number(parts[0]))
+    raise ConfigError(
+        f"training variant '{text}' is not one of: member, search/nominal, search/<trial>,"
+        " transfer/<scratch|finetune|frozen>/<jets>, ablation/<group>, learning_curve/<jets>"
+    )
+
+
+def without_presentation(section: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a model, baseline or sample section without the keys only plots read."""
+    return {k: copy.deepcopy(v) for k, v in section.items() if k not in PRESENTATION_KEYS}
+
+
+def run_name(model: str, variant: TrainingVariant) -> str:
+    """The name a job's random seed is drawn from (transfer runs have their own streams)."""
+    return f"{model}_transfer" if variant.kind == "transfer" else model
+
+
+def member_count(config: dict[str, Any], model: str, variant: TrainingVariant) -> int:
+    """How many members (seeds) a variant has: the ensemble, the transfer seeds, else one."""
+    if variant.kind == "member":
+        return config["models"][model]["members"]
+    if variant.kind == "transfer":
+        return config["transfer"]["seeds"]
+    return 1  # search trials, ablation and learning-curve points share member 0's seed
+
+
+def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -> dict[str, Any]:
+    """The model section one training job reads, for any variant of a model's training."""
+    if model not in config["models"]:
+        raise ConfigError(f"model '{model}' is not in the config (have {sorted(config['models'])})")
+    if variant.kind == "search":
+        section = _search_job(config, model, variant.trial)
+    elif variant.kind == "transfer":
+        section = _transfer_job(config, model, variant)
+    else:
+        section = copy.deepcopy(config["models"][model])
+        if variant.kind == "ablation":
+            section["track_inputs"] = list(_inputs_without(config, model, variant.group))
+        elif variant.kind == "learning_curve":
+            section["training"]["max_train_jets"] = variant.train_jets
+        elif variant.kind != "member":
+            raise ConfigError(f"unknown training variant kind '{variant.kind}'")
+    if not section["kfold"]:
+        section["members"] = 1  # the ensemble size sets only the K folds: more members retrain none
+    return without_presentation(section)
+
+
+def _search_job(config: dict[str, Any], model: str, trial: int | None) -> dict[str, Any]:
+    """A random-search trial of the searched model (None: the model as configured)."""
+    search = config["search"]
+    if search["model"] != model:
+        raise ConfigError(f"search trial of '{model}': search.model is {search['model']!r}")
+    if trial is not None and not 0 <= trial < search["trials"]:
+        raise ConfigError(f"search trial {trial} outside 0..{search['trials'] - 1}")
+    return trial_section(config, trial)
+
+
+def _transfer_job(config: dict[str, Any], model: str, variant: TrainingVariant) -> dict[str, Any]:
+    """A transfer-learning run of transfer.model onto transfer.target."""
+    transfer = config["transfer"]
+    if transfer["model"] != model:
+        raise ConfigError(f"transfer run of '{model}': transfer.model is {transfer['model']!r}")
+    return transfer_section(config, variant.strategy, variant.train_jets)
+
+
+def _inputs_without(config: dict[str, Any], model: str, group: str) -> tuple[str, ...]:
+    """A model's track inputs less those of one feature group (ablation)."""
+    groups = feature_groups(config, model)
+    if group not in groups:
+        raise ConfigError(f"ablation group '{group}' is not one of {sorted(groups)}")
+    kept = tuple(n for n in model_track_inputs(config, model) if n not in groups[group])
+    if not kept:
+        raise ConfigError(f"removing '{group}' leaves {model} with no track inputs")
+    return kept
+
+
+def model_track_inputs(config: dict[str, Any], model: str) -> tuple[str, ...]:
+    """The track inputs a model reads: its own list, else every prepared track input."""
+    chosen = config["models"][model].get("track_inputs")
+    return tuple(chosen or (t["name"] for t in config["prepare"]["track_inputs"]))
+
+
+def feature_groups(config: dict[str, Any], model: str) -> dict[str, tuple[str, ...]]:
+    """The feature groups of a model's track inputs: configured ones, else one per input."""
+    inputs = model_track_inputs(config, model)
+    groups = config["evaluation"]["feature_groups"] or {name: [name] for name in inputs}
+    return {
+        name: tuple(v for v in members if v in inputs)
+        for name, members in groups.items()
+        if any(v in inputs for v in members)
+    }
+
+
+def sample_trial(seed: int, search: dict[str, Any], trial: int) -> dict[str, Any]:
+    """The hyper-parameters of one search trial, drawn from search.space (seeded per trial)."""
+    rng = np.random.default_rng([seed, SEARCH_SALT, trial])
+    params: dict[str, Any] = {}
+    for path in sorted(search["space"]):
+        ((kind, values),) = search["space"][path].items()
+        if kind == "log_uniform":
+            params[path] = float(np.exp(rng.uniform(np.log(values[0]), np.log(values[1]))))
+        elif kind == "uniform":
+            params[path] = float(rng.uniform(values[0], values[1]))
+        else:
+            params[path] = copy.deepcopy(values[int(rng.integers(len(values)))])
+    return params
+
+
+def with_params(section: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a model section with dotted paths ('training.learning_rate') set."""
+    section = copy.deepcopy(section)
+    for path, value in params.items():
+        *parents, leaf = path.split(".")
+        node = section
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise ConfigError(f"search.space: '{path}' is not a path in a model section")
+            node = node[key]
+        node[leaf] = value
+    return section
+
+
+def trial_section(config: dict[str, Any], trial: int | None) -> dict[str, Any]:
+    """The model section of a search trial (None: the model as configured) on the search subset."""
+    search = config["search"]
+    params = sample_trial(config["seed"], search, trial) if trial is not None else {}
+    section = with_params(config["models"][search["model"]], params)
+    section["training"]["max_train_jets"] = search["max_train_jets"]
+    if search["epochs"] is not None:
+        section["training"]["epochs"] = search["epochs"]
+    return section
+
+
+def transfer_section(config: dict[str, Any], strategy: str, train_jets: int) -> dict[str, Any]:
+    """The model section of one transfer-learning job: the pretrained model's, on the target."""
+    transfer = config["transfer"]
+    if strategy not in TRANSFER_STRATEGIES:
+        raise ConfigError(f"transfer strategy '{strategy}' is not one of {TRANSFER_STRATEGIES}")
+    section = copy.deepcopy(config["models"][transfer["model"]])
+    section.update(dataset=transfer["target"], members=1, kfold=False)
+    training = section["training"]
+    training.update(
+        max_train_jets=train_jets, batch_size=transfer["batch_size"], epochs=transfer["epochs"],
+        patience=transfer["patience"],
+    )  # fmt: skip
+    if strategy == "finetune":
+        training["learning_rate"] = transfer["finetune_learning_rate"]
+    elif transfer["learning_rate"] is not None:
+        training["learning_rate"] = transfer["learning_rate"]
+    return section
+
+
+def check_training_jobs(config: dict[str, Any], source: str) -> None:
+    """The searched and transferred models exist and every derived section is valid."""
+    _check_search(config, source)
+    _check_transfer(config, source)
+
+
+def _check_derived(config: dict[str, Any], model: str, section: dict, source: str) -> None:
+    """A derived model section must pass the schema as the model's own would."""
+    patched = {**config, "models": {**config["models"], model: section}}
+    errors = schema_errors(patched, source)
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+def _check_search(config: dict[str, Any], source: str) -> None:
+    """The searched model exists and every trial's sampled section is a valid model section."""
+    model = config["search"]["model"]
+    if model is None:
+        return
+    if model not in config["models"]:
+        raise ConfigError(
+            f"{source}: search.model '{model}' is not a model ({sorted(config['models'])})"
+        )
+    for trial in range(config["search"]["trials"]):
+        section = trial_section(config, trial)
+        _check_derived(config, model, section, f"{source} (search trial {trial})")
+
+
+def _check_transfer(config: dict[str, Any], source: str) -> None:
+    """The transferred model and target exist, and every job's model section is valid."""
+    transfer = config["transfer"]
+    if transfer["model"] is None:
+        return
+    if transfer["model"] not in config["models"]:
+        raise ConfigError(
+            f"{source}: transfer.model '{transfer['model']}' is not a model"
+            f" ({sorted(config['models'])})"
+        )
+    if transfer["target"] not in config["samples"]:
+        raise ConfigError(
+            f"{source}: transfer.target '{transfer['target']}' is not a sample"
+            f" ({sorted(config['samples'])})"
+        )
+    if min(transfer["train_jets"]) < transfer["batch_size"]:
+        raise ConfigError(
+            f"{source}: transfer.train_jets {min(transfer['train_jets'])} is smaller than one"
+            f" batch (transfer.batch_size {transfer['batch_size']})"
+        )
+    for strategy in transfer["strategies"]:
+        section = transfer_section(config, strategy, min(transfer["train_jets"]))
+        _check_derived(config, transfer["model"], section, f"{source} (transfer {strategy})")

@@ -1,0 +1,514 @@
+"""Typed, frozen views of the config sections that library functions take.
+
+Built from a validated, default-filled config mapping with `section(cls, mapping)`; a
+function takes the section it needs, not the whole config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+from jettag.config.schema import fill_defaults, schema
+from jettag.flavours import label_ids
+
+T = TypeVar("T")
+__all__ = [
+    "AssociationCone",
+    "BaselineConfig",
+    "ClassConfig",
+    "DeepSetsConfig",
+    "DenseConfig",
+    "EfficiencyConfig",
+    "EvaluationConfig",
+    "ExperimentLabelConfig",
+    "FakesConfig",
+    "HitsConfig",
+    "IngestConfig",
+    "InputConfig",
+    "JetsConfig",
+    "LabellingConfig",
+    "LabelsConfig",
+    "LearningCurveConfig",
+    "MaterialConfig",
+    "ModelConfig",
+    "OverlapRemovalConfig",
+    "PileupConfig",
+    "PlotsConfig",
+    "PrepareConfig",
+    "PtResolution",
+    "Resolution",
+    "ReweightConfig",
+    "RocGrid",
+    "SaliencyConfig",
+    "SampleConfig",
+    "ScheduleConfig",
+    "SimulationConfig",
+    "SplitConfig",
+    "TailsConfig",
+    "TrackerConfig",
+    "TrainingConfig",
+    "TransformerConfig",
+    "UnitsConfig",
+    "model_from_dict",
+    "section",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class JetsConfig:
+    """Jet definition of generated samples."""
+
+    radius: float
+    pt_min_gev: float
+    abs_eta_max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LabellingConfig:
+    """Hadron cone labelling (HadronConeExclTruthLabelID)."""
+
+    hadron_pt_min_gev: float
+    delta_r: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolution:
+    """sigma = sqrt(constant^2 + (multiple_scattering / (pT sqrt(sin theta)))^2)."""
+
+    constant: float
+    multiple_scattering: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PtResolution:
+    """sigma(pT)/pT = sqrt(constant^2 + (slope_per_gev pT)^2)."""
+
+    constant: float
+    slope_per_gev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AssociationCone:
+    """dR < a + exp(b + c_per_mev pT[MeV])."""
+
+    a: float
+    b: float
+    c_per_mev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EfficiencyConfig:
+    """Track reconstruction efficiency versus pT and eta."""
+
+    plateau: float
+    forward_loss: float
+    turn_on_gev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TailsConfig:
+    """Core plus wide Gaussian impact-parameter smearing."""
+
+    enabled: bool
+    fraction: float
+    scale: float
+
+
+@dataclasses.dataclass(frozen=True)
+class HitsConfig:
+    """Silicon layers, hit efficiencies and hit-count quality cuts."""
+
+    pixel_radii_mm: tuple[float, ...]
+    sct_radii_mm: tuple[float, ...]
+    pixel_hit_efficiency: float
+    sct_hit_efficiency: float
+    min_pixel_hits: int
+    min_silicon_hits: int
+    max_pixel_holes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MaterialConfig:
+    """Hadronic interactions in the beam pipe and pixel layers."""
+
+    enabled: bool
+    layer_radii_mm: tuple[float, ...]
+    interaction_probability: tuple[float, ...]
+    mean_charged_secondaries: float
+    charged_energy_fraction: float
+    mean_kt_gev: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseConfig:
+    """Merged clusters in dense jet cores."""
+
+    enabled: bool
+    cluster_size_rphi_mm: float
+    cluster_size_z_mm: float
+    merged_loss_probability: float
+    shared_resolution_factor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FakesConfig:
+    """Fake tracks per jet."""
+
+    enabled: bool
+    per_jet_constant: float
+    per_jet_per_100gev: float
+    pt_mean_above_min_gev: float
+    d0_scale_mm: float
+    z0_sin_theta_scale_mm: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerConfig:
+    """The parametrised tracker."""
+
+    b_field_tesla: float
+    pt_min_gev: float
+    abs_eta_max: float
+    efficiency: EfficiencyConfig
+    d0_resolution_mm: Resolution
+    z0_resolution_mm: Resolution
+    pt_resolution: PtResolution
+    no_innermost_hit_resolution_factor: float
+    tails: TailsConfig
+    hits: HitsConfig
+    material: MaterialConfig
+    dense: DenseConfig
+    fakes: FakesConfig
+    primary_vertex_z_resolution_mm: float
+    max_abs_d0_mm: float
+    max_abs_z0_sin_theta_mm: float
+    association_cone: AssociationCone
+
+
+@dataclasses.dataclass(frozen=True)
+class PileupConfig:
+    """Charged particles from pile-up interactions."""
+
+    enabled: bool
+    mu: float
+    charged_per_vertex: float
+    pt_min_gev: float
+    pt_mean_above_min_gev: float
+    abs_eta_max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class OverlapRemovalConfig:
+    """Removal of jets made by prompt isolated leptons."""
+
+    enabled: bool
+    lepton_pt_min_gev: float
+    isolation_cone: float
+    max_isolation_fraction: float
+    delta_r: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """Everything the generator needs beyond the sample itself."""
+
+    jets: JetsConfig
+    labelling: LabellingConfig
+    tracker: TrackerConfig
+    beam_spot_sigma_z_mm: float
+    long_lived_decays: bool
+    pileup: PileupConfig
+    overlap_removal: OverlapRemovalConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitsConfig:
+    """The units an input file's numbers are in (converted to GeV and mm at ingest)."""
+
+    energy: str = "GeV"
+    length: str = "mm"
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelsConfig:
+    """How jet flavour labels are read: an integer branch mapped, or one-hot branches."""
+
+    values: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=label_ids)
+    one_hot: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    """One input sample: generated, or read from ROOT/HDF5 files.
+
+    Every field has a default so that a stage can be given only the keys it reads
+    (jettag.stages); a validated config has them all.
+    """
+
+    source: str = "generate"
+    label: str = ""
+    process: str = "ttbar"
+    sqrt_s_gev: float = 13000.0
+    n_shards: int = 1
+    events_per_shard: int = 1
+    tree: str = "jets"
+    branches: dict[str, str] = dataclasses.field(default_factory=dict)
+    zprime_masses_gev: tuple[float, ...] = ()
+    files: tuple[str, ...] = ()
+    preset: str | None = None
+    units: UnitsConfig = UnitsConfig()
+    labels: LabelsConfig = LabelsConfig()
+    d0_sign: str = "atlas"
+    lifetime_sign_check: str = "error"
+    charged_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    """Canonical HDF5 writing."""
+
+    max_tracks: int
+    compression: str
+    chunk_jets: int
+    non_finite: str = "error"
+    sort_key: str = "abs_sd0"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassConfig:
+    """One output class and the truth labels that make it."""
+
+    name: str
+    truth_labels: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Event fractions of the three splits."""
+
+    train: float
+    val: float
+    test: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ReweightConfig:
+    """pT reweighting of each flavour to a target flavour."""
+
+    enabled: bool
+    target: str
+    pt_bins_gev: tuple[float, ...]
+    max_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """A model input: variable name, transform, and whether to normalise it."""
+
+    name: str
+    transform: str
+    normalise: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """Preprocessing: classes, splits, reweighting and model inputs."""
+
+    classes: tuple[ClassConfig, ...]
+    split: SplitConfig
+    reweight: ReweightConfig
+    track_inputs: tuple[InputConfig, ...]
+    jet_inputs: tuple[InputConfig, ...]
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in output order."""
+        return [c.name for c in self.classes]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule."""
+
+    name: str
+    warmup_fraction: float
+    min_lr_factor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Optimiser, schedule and stopping."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    l1: float
+    gradient_clip_norm: float | None
+    schedule: ScheduleConfig
+    patience: int
+    min_delta: float
+    rotate_about_jet_axis: bool
+    bucket_by_multiplicity: bool
+    use_sample_weights: bool
+    use_class_weights: bool
+    max_train_jets: int | None
+    device: str
+    num_threads: int | None
+    track_origin_weight: float
+    # defaults: checkpoints written before these keys existed still load
+    loader: str = "auto"
+    loader_block_jets: int = 16384
+    loader_buffer_blocks: int = 4
+    processes: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepSetsConfig:
+    """DIPS-like Deep Sets sizes."""
+
+    track_layers: tuple[int, ...]
+    jet_layers: tuple[int, ...]
+    activation: str
+    dropout: float
+    normalisation: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """GN2-like transformer sizes."""
+
+    embed_dim: int
+    num_heads: int
+    num_layers: int
+    ffn_multiplier: int
+    init_layers: tuple[int, ...]
+    jet_layers: tuple[int, ...]
+    registers: int
+    activation: str
+    dropout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A trained tagger."""
+
+    dataset: str
+    architecture: str
+    members: int
+    kfold: bool
+    deepsets: DeepSetsConfig
+    transformer: TransformerConfig
+    training: TrainingConfig
+    label: str | None = None
+    track_inputs: tuple[str, ...] | None = None
+    jet_inputs: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+    """A tagger without training."""
+
+    dataset: str
+    kind: str
+    sd0_bins: tuple[float, ...]
+    sz0_bins: tuple[float, ...]
+    label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RocGrid:
+    """b-efficiency grid for stored ROC curves."""
+
+    start: float
+    stop: float
+    points: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SaliencyConfig:
+    """Which b jets the saliency maps average over."""
+
+    n_tracks: int
+    working_point: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningCurveConfig:
+    """Training-set sizes of the bias/variance diagnostic."""
+
+    model: str | None
+    train_jets: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Discriminant, working points and diagnostics."""
+
+    f_c: float
+    working_points: tuple[float, ...]
+    roc_b_efficiencies: RocGrid
+    pt_bins_gev: tuple[float, ...]
+    pt_working_point: float
+    saliency: SaliencyConfig
+    feature_groups: dict[str, tuple[str, ...]]
+    ablation: str | None
+    learning_curve: LearningCurveConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentLabelConfig:
+    """The experiment text of every figure: 'ATLAS' and 'Simulation Internal' by default."""
+
+    experiment: str = "ATLAS"
+    status: str = "Simulation Internal"
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotsConfig:
+    """Plot appearance."""
+
+    reference: str | None = None
+    experiment_label: ExperimentLabelConfig = ExperimentLabelConfig()
+    formats: tuple[str, ...] = ("png", "pdf")
+
+
+def section(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a frozen dataclass (recursively) from a validated config mapping."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name not in data:
+            continue
+        kwargs[field.name] = _convert(hints[field.name], data[field.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """Convert one value to the annotated type: nested dataclasses, tuples."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return section(hint, value)
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_convert(item, v) for v in value)
+    if origin is dict:
+        return dict(value)
+    return value
+
+
+def model_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """A model section as stored (e.g. in a checkpoint), with keys added since filled in."""
+    filled = copy.deepcopy(data)
+    fill_defaults(filled, {"$ref": "#/$defs/model"}, schema())
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    return section(ModelConfig, {k: v for k, v in filled.items() if k in known})

@@ -1,0 +1,225 @@
+"""The evaluation core: a tagger's D_b on labelled jets, its performance at a cut, ROC curves.
+
+Every efficiency and rejection jettag reports (metrics, the working-point table, the pT
+dependence, permutation importance, ablation, transfer learning, ensemble spreads) comes from
+`performance_at_cut` on a TaggedJets; a ROC curve is that function on a grid of b
+efficiencies, kept as a Roc object that writes and reads its JSON and refuses a ratio
+between curves on different grids.
+
+Jets are unweighted (ATLAS quotes performance on the natural spectrum); binomial errors go
+through N_eff = (sum w)^2 / sum w^2 so that weights can be added. Where no background jet
+passes a cut, `<bkg>_rejection` is the one-sided Clopper-Pearson lower limit (metrics.py),
+flagged by `<bkg>_rejection_is_lower_limit`, unless limits are switched off (ROC grids keep
+the infinite rejection, null in JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jettag.evaluation.metrics import (
+    b_discriminant,
+    cut_for_efficiency,
+    effective_entries,
+    efficiency,
+    rejection,
+    rejection_with_limit,
+)
+from jettag.flavours import BACKGROUNDS, SIGNAL, TAGGING_FLAVOURS
+from jettag.io.predictions import Predictions, read_predictions
+
+REJECTION_SUFFIXES = ("", "_error", "_lower_limit", "_is_lower_limit")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedJets:
+    """One tagger's discriminant, flavour and pT for every jet of a sample."""
+
+    tagger: str
+    discriminant: np.ndarray  # (n_jets,) D_b
+    flavour: np.ndarray  # (n_jets,) class index into `classes`
+    pt_gev: np.ndarray  # (n_jets,)
+    weights: np.ndarray  # (n_jets,) unit weights
+    index: dict[str, int]  # "b", "c", "light" -> class index
+
+    def mask(self, flavour: str) -> np.ndarray:
+        """(n_jets,) bool, True for jets of this flavour."""
+        return self.flavour == self.index[flavour]
+
+
+def tagged_jets(
+    tagger: str,
+    probabilities: Mapping[str, np.ndarray],
+    classes: Sequence[str],
+    flavour: np.ndarray,
+    pt_gev: np.ndarray,
+    f_c: float,
+) -> TaggedJets:
+    """D_b (with f_c), flavour and pT of every jet from its b, c and light probabilities."""
+    prob = {name: np.asarray(probabilities[name], dtype=np.float64) for name in TAGGING_FLAVOURS}
+    return TaggedJets(
+        tagger=tagger,
+        discriminant=b_discriminant(prob["b"], prob["c"], prob["light"], f_c),
+        flavour=np.asarray(flavour),
+        pt_gev=np.asarray(pt_gev, dtype=np.float64),
+        weights=np.ones(len(flavour)),
+        index={name: list(classes).index(name) for name in TAGGING_FLAVOURS},
+    )
+
+
+def predictions_jets(predictions: Predictions, f_c: float, member: int | None = None) -> TaggedJets:
+    """TaggedJets of a predictions file: the ensemble average, or one member's outputs."""
+    if member is None:
+        prob = {name: predictions.probability(name) for name in TAGGING_FLAVOURS}
+    else:
+        prob = predictions.member_probabilities(member)
+    jets = predictions.jets
+    return tagged_jets(predictions.tagger, prob, predictions.classes, jets["flavour_label"],
+                       jets["pt"], f_c)  # fmt: skip
+
+
+def read_tagged_jets(path: Path, f_c: float) -> TaggedJets:
+    """Read a predictions file and compute D_b with the given f_c."""
+    return predictions_jets(read_predictions(Path(path)), f_c)
+
+
+def wp_name(working_point: float) -> str:
+    """0.77 -> '77' (the percent label of a working point)."""
+    return f"{round(working_point * 100):d}"
+
+
+def cut_at_efficiency(
+    jets: TaggedJets, working_point: float, selection: np.ndarray | None = None
+) -> float:
+    """The D_b cut keeping the fraction working_point of the (selected) b jets."""
+    is_b = jets.mask(SIGNAL) if selection is None else jets.mask(SIGNAL) & selection
+    if not is_b.any():
+        raise ValueError(f"tagger {jets.tagger}: no b jets to define a working point")
+    return cut_for_efficiency(jets.discriminant[is_b], jets.weights[is_b], working_point)
+
+
+def performance_at_cut(
+    jets: TaggedJets, cut: float, selection: np.ndarray | None = None, limits: bool = True
+) -> dict:
+    """Efficiency (error, N_eff) of each flavour and rejection of each background at a cut.
+
+    selection: (n_jets,) bool, the jets counted (all by default). limits: where no background
+    jet passes, quote the rejection's lower limit (flagged), else the infinite rejection.
+    """
+    entry: dict = {"cut": cut}
+    for name in TAGGING_FLAVOURS:
+        sel = jets.mask(name) if selection is None else jets.mask(name) & selection
+        if math.isfinite(cut):
+            eff, err = efficiency(jets.discriminant[sel] > cut, jets.weights[sel])
+        else:  # no cut could be defined (no b jets): no efficiency either, not zero
+            eff, err = float("nan"), float("nan")
+        n_eff = effective_entries(jets.weights[sel])
+        entry[f"{name}_efficiency"] = eff
+        entry[f"{name}_efficiency_error"] = err
+        entry[f"{name}_n_eff"] = n_eff
+        if name not in BACKGROUNDS:
+            continue
+        if limits:
+            entry.update(rejection_with_limit(name, eff, err, n_eff))
+        else:
+            entry[f"{name}_rejection"], entry[f"{name}_rejection_error"] = rejection(eff, err)
+    return entry
+
+
+def performance_at_working_point(jets: TaggedJets, working_point: float) -> dict:
+    """performance_at_cut over all jets, at the cut keeping working_point of all b jets."""
+    return performance_at_cut(jets, cut_at_efficiency(jets, working_point))
+
+
+def rejections(entry: dict) -> dict:
+    """The light and c rejection keys of a performance_at_cut entry (errors, lower limits)."""
+    return {f"{bkg}_rejection{s}": entry[f"{bkg}_rejection{s}"] for bkg in BACKGROUNDS
+            for s in REJECTION_SUFFIXES}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Roc:
+    """Background rejections (and binomial errors) at each b efficiency of a grid.
+
+    signal_efficiency, cuts: (points,); rejection, rejection_error: background -> (points,),
+    infinite (null in JSON) where no background jet passes; n_eff: background -> N_eff.
+    """
+
+    signal_efficiency: np.ndarray
+    cuts: np.ndarray
+    rejection: dict[str, np.ndarray]
+    rejection_error: dict[str, np.ndarray]
+    n_eff: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """The JSON form (metrics files' `roc`)."""
+        out: dict = {
+            "signal_efficiency": self.signal_efficiency.tolist(),
+            "cut": self.cuts.tolist(),
+        }
+        for name in self.rejection:
+            out[f"{name}_rejection"] = self.rejection[name].tolist()
+            out[f"{name}_rejection_error"] = self.rejection_error[name].tolist()
+            out[f"{name}_n_eff"] = self.n_eff[name]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Roc:
+        """Inverse of to_dict (null -> inf for rejections, NaN for errors)."""
+        names = [k.removesuffix("_n_eff") for k in data if k.endswith("_n_eff")]
+
+        def array(values: list, missing: float) -> np.ndarray:
+            return np.array([missing if v is None else v for v in values], dtype=float)
+
+        return cls(
+            signal_efficiency=array(data["signal_efficiency"], np.nan),
+            cuts=array(data["cut"], np.nan),
+            rejection={n: array(data[f"{n}_rejection"], np.inf) for n in names},
+            rejection_error={n: array(data[f"{n}_rejection_error"], np.nan) for n in names},
+            n_eff={n: float(data[f"{n}_n_eff"]) for n in names},
+        )
+
+    def ratio(self, reference: Roc, background: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rejection / reference rejection, its error from this curve's error alone).
+
+        NaN where either rejection is infinite (no background jet passes). Curves on
+        different b-efficiency grids cannot be divided point by point: a ValueError, not an
+        interpolation.
+        """
+        if not np.array_equal(self.signal_efficiency, reference.signal_efficiency):
+            raise ValueError(
+                "ROC ratio of curves on different b-efficiency grids"
+                f" ({_grid_text(self)} vs {_grid_text(reference)})"
+            )
+        rej, ref = self.rejection[background], reference.rejection[background]
+        defined = np.isfinite(rej) & np.isfinite(ref)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(defined, rej / ref, np.nan)
+            error = np.where(defined, self.rejection_error[background] / ref, np.nan)
+        return ratio, error
+
+
+def _grid_text(roc: Roc) -> str:
+    """'0.5-1 in 101 points' for an error message."""
+    eff = roc.signal_efficiency
+    return f"{eff.min():g}-{eff.max():g} in {eff.size} points" if eff.size else "empty"
+
+
+def roc(jets: TaggedJets, signal_efficiencies: np.ndarray) -> Roc:
+    """The ROC of a tagger on a grid of b efficiencies (rejections without limits)."""
+    cuts = [cut_at_efficiency(jets, float(e)) for e in signal_efficiencies]
+    entries = [performance_at_cut(jets, cut, limits=False) for cut in cuts]
+    return Roc(
+        signal_efficiency=np.asarray(signal_efficiencies, dtype=float),
+        cuts=np.asarray(cuts, dtype=float),
+        rejection={b: np.array([e[f"{b}_rejection"] for e in entries]) for b in BACKGROUNDS},
+        rejection_error={
+            b: np.array([e[f"{b}_rejection_error"] for e in entries]) for b in BACKGROUNDS
+        },
+        n_eff={b: effective_entries(jets.weights[jets.mask(b)]) for b in BACKGROUNDS},
+    )

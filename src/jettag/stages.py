@@ -1,0 +1,360 @@
+"""What each stage reads from the config: one function for both the command and its rule.
+
+`stage_settings(stage, config, **wildcards)` returns exactly the part of a validated config
+that `jettag <stage>` reads for one job (the wildcards name the job: a sample, a model, a
+training variant, ...). The CLI hands a stage only this mapping; the Snakefile puts the same
+mapping, as canonical JSON (`stage_params`), into the rule's `params`, so that editing a key
+reruns the jobs that read it and nothing else (Snakemake's params rerun trigger), and the
+two cannot drift. Every command logs the SHA-256 of its settings, which tests compare with
+the params Snakemake recorded.
+
+Presentation (legend labels, sample text, the experiment label, plot formats) reaches only
+the plot stages: no data file, checkpoint or numbers file depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from jettag.config import tagger_dataset
+from jettag.config.jobs import (
+    feature_groups,
+    member_count,
+    parse_variant,
+    training_job,
+    without_presentation,
+)
+from jettag.errors import ConfigError
+
+Settings = dict[str, Any]
+STAGES: dict[str, Callable[..., Settings]] = {}
+
+# sample keys each stage reads (generation: the physics; ingest: how files are read)
+GENERATION_KEYS = ("process", "sqrt_s_gev", "events_per_shard")
+INGEST_KEYS = (
+    "source", "tree", "branches", "units", "labels", "d0_sign", "lifetime_sign_check",
+    "charged_only",
+)  # fmt: skip
+
+
+def stage(name: str) -> Callable[[Callable[..., Settings]], Callable[..., Settings]]:
+    """Register the settings function of a stage under its command name."""
+
+    def register(func: Callable[..., Settings]) -> Callable[..., Settings]:
+        STAGES[name] = func
+        return func
+
+    return register
+
+
+def stage_settings(name: str, config: dict[str, Any], **wildcards: Any) -> Settings:
+    """The config one job of a stage reads (see the module docstring)."""
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage '{name}' (known: {sorted(STAGES)})")
+    return STAGES[name](config, **wildcards)
+
+
+def settings_json(settings: Settings) -> str:
+    """Canonical text of settings: key order and YAML style do not matter."""
+    return json.dumps(settings, sort_keys=True)
+
+
+def stage_params(name: str, config: dict[str, Any], **wildcards: Any) -> str:
+    """A rule's `params.settings`: stage_settings as canonical JSON."""
+    return settings_json(stage_settings(name, config, **wildcards))
+
+
+def settings_digest(settings: Settings) -> str:
+    """SHA-256 of the canonical JSON of settings (logged by every command)."""
+    return hashlib.sha256(settings_json(settings).encode()).hexdigest()
+
+
+def _pick(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The named keys of a section."""
+    return {key: section[key] for key in keys}
+
+
+def _section(config: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """config[kind][name] with an error naming what exists."""
+    if name not in config[kind]:
+        raise ConfigError(f"'{name}' is not in {kind} (have {sorted(config[kind])})")
+    return config[kind][name]
+
+
+def _evaluation(config: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The evaluation keys a stage reads."""
+    return {"evaluation": _pick(config["evaluation"], keys)}
+
+
+# ---------------------------------------------------------------------------------------
+# Data: generation, ingestion, preparation.
+
+
+@stage("generate")
+def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
+    """Seed, the sample's physics (not its shard count: adding shards regenerates none)."""
+    section = _section(config, "samples", sample)
+    if section["source"] != "generate":
+        raise ConfigError(f"sample '{sample}' has source '{section['source']}', not generate")
+    if not 0 <= int(shard) < section["n_shards"]:
+        raise ConfigError(f"shard {shard} outside 0..{section['n_shards'] - 1}")
+    keys = GENERATION_KEYS + (("zprime_masses_gev",) if section["process"] == "zprime" else ())
+    return {
+        "seed": config["seed"],
+        "sample": _pick(section, keys),
+        "simulation": config["simulation"],
+    }
+
+
+@stage("ingest")
+def _ingest(config: dict[str, Any], sample: str) -> Settings:
+    """How the sample's files are read, and the canonical file's layout."""
+    return {
+        "sample": _pick(_section(config, "samples", sample), INGEST_KEYS),
+        "ingest": config["ingest"],
+    }
+
+
+@stage("prepare")
+def _prepare(config: dict[str, Any], dataset: str) -> Settings:
+    """Seed (splits) and the preprocessing section."""
+    _section(config, "samples", dataset)
+    return {"seed": config["seed"], "prepare": config["prepare"]}
+
+
+@stage("sample-histograms")
+def _sample_histograms(config: dict[str, Any], sample: str) -> Settings:
+    """Nothing: the histograms depend on the ingested file alone."""
+    _section(config, "samples", sample)
+    return {}
+
+
+@stage("input-histograms")
+def _input_histograms(config: dict[str, Any], dataset: str) -> Settings:
+    """Nothing: the histograms depend on the prepared files alone."""
+    _section(config, "samples", dataset)
+    return {}
+
+
+# ---------------------------------------------------------------------------------------
+# Training and scoring.
+
+
+@stage("train")
+def _train(
+    config: dict[str, Any], model: str, variant: str = "member", member: int = 0
+) -> Settings:
+    """Seed and the model section of this training variant (config/jobs.py)."""
+    parsed = parse_variant(variant)
+    section = training_job(config, model, parsed)
+    count = member_count(config, model, parsed)
+    if not 0 <= int(member) < count:
+        raise ConfigError(f"member {member} of {model} ({parsed}) outside 0..{count - 1}")
+    return {"seed": config["seed"], "model": section}
+
+
+@stage("fit-baseline")
+def _fit_baseline(config: dict[str, Any], baseline: str) -> Settings:
+    """The baseline section (binning of the templates)."""
+    return {"baseline": without_presentation(_section(config, "baselines", baseline))}
+
+
+@stage("export-onnx")
+def _export_onnx(config: dict[str, Any]) -> Settings:
+    """Nothing: the checkpoint carries the model and its input normalisation."""
+    return {}
+
+
+@stage("predict")
+def _predict(config: dict[str, Any], tagger: str) -> Settings:
+    """What scores the jets: a network's members, or a baseline's kind."""
+    if tagger in config["models"]:
+        return {"kind": "network"}
+    return {"kind": _section(config, "baselines", tagger)["kind"]}
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation: every number of the plots.
+
+
+@stage("evaluate")
+def _evaluate(config: dict[str, Any]) -> Settings:
+    """f_c, working points and the ROC grid."""
+    return _evaluation(config, "f_c", "working_points", "roc_b_efficiencies")
+
+
+@stage("working-points")
+def _working_points(config: dict[str, Any]) -> Settings:
+    """f_c and the working points."""
+    return _evaluation(config, "f_c", "working_points")
+
+
+@stage("performance")
+def _performance(config: dict[str, Any]) -> Settings:
+    """f_c, working points, the pT bins and the working point of the pT dependence."""
+    return _evaluation(config, "f_c", "working_points", "pt_bins_gev", "pt_working_point")
+
+
+@stage("saliency")
+def _saliency(config: dict[str, Any]) -> Settings:
+    """f_c and which b jets the maps average over."""
+    return _evaluation(config, "f_c", "saliency")
+
+
+@stage("importance")
+def _importance(config: dict[str, Any], model: str) -> Settings:
+    """Seed (the permutations), the model's feature groups, f_c and the working point."""
+    _section(config, "models", model)
+    return {
+        "seed": config["seed"],
+        "groups": feature_groups(config, model),
+        **_evaluation(config, "f_c", "pt_working_point"),
+    }
+
+
+@stage("ablation")
+def _ablation(config: dict[str, Any], model: str) -> Settings:
+    """The model's feature groups, f_c and the working point."""
+    _section(config, "models", model)
+    return {
+        "groups": feature_groups(config, model),
+        **_evaluation(config, "f_c", "pt_working_point"),
+    }
+
+
+@stage("learning-curve")
+def _learning_curve(config: dict[str, Any], model: str) -> Settings:
+    """Nothing: each checkpoint carries the section it was trained with."""
+    _section(config, "models", model)
+    return {}
+
+
+@stage("search-summary")
+def _search_summary(config: dict[str, Any], model: str) -> Settings:
+    """Seed and search space (each trial's values) and the searched model's section."""
+    if config["search"]["model"] != model:
+        raise ConfigError(
+            f"search-summary: search.model is {config['search']['model']!r}, not '{model}'"
+        )
+    return {
+        "seed": config["seed"],
+        "search": config["search"],
+        "model": without_presentation(config["models"][model]),
+    }
+
+
+@stage("transfer-summary")
+def _transfer_summary(config: dict[str, Any], model: str) -> Settings:
+    """The target sample's name, f_c and the working point."""
+    if config["transfer"]["model"] != model:
+        raise ConfigError(
+            f"transfer-summary: transfer.model is {config['transfer']['model']!r}, not '{model}'"
+        )
+    return {
+        "target": config["transfer"]["target"],
+        **_evaluation(config, "f_c", "pt_working_point"),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Plots: the only stages that read presentation keys.
+
+
+def _figure(config: dict[str, Any], sample: str) -> Settings:
+    """What every figure of a sample shows: experiment label, formats, sample text, sqrt(s)."""
+    section = _section(config, "samples", sample)
+    plots = config["plots"]
+    return {
+        "plots": _pick(plots, ("experiment_label", "formats")),
+        "sample": _pick(section, ("label", "sqrt_s_gev")),
+    }
+
+
+def _tagger_label(config: dict[str, Any], name: str) -> str:
+    """Legend text of a model or baseline (its name when it has no label)."""
+    entry = config["models"].get(name) or _section(config, "baselines", name)
+    return entry.get("label") or name
+
+
+def _dataset_taggers(config: dict[str, Any], dataset: str) -> list[str]:
+    """Baselines then models evaluated on a dataset, in config order."""
+    names = [*config["baselines"], *config["models"]]
+    return [n for n in names if tagger_dataset(config, n) == dataset]
+
+
+def _tagger_figure(config: dict[str, Any], tagger: str) -> Settings:
+    """A figure of one tagger: its label, and its dataset's figure settings."""
+    label = _tagger_label(config, tagger)
+    return {**_figure(config, tagger_dataset(config, tagger)), "labels": {tagger: label}}
+
+
+@stage("plot-roc")
+def _plot_roc(config: dict[str, Any], dataset: str) -> Settings:
+    """The dataset's figure settings, its taggers' labels and the ratio reference."""
+    taggers = _dataset_taggers(config, dataset)
+    if not taggers:
+        raise ConfigError(f"no tagger is evaluated on dataset '{dataset}'")
+    reference = config["plots"]["reference"]
+    if reference not in taggers:  # the first baseline of the dataset, else its first tagger
+        reference = taggers[0]
+    return {
+        **_figure(config, dataset),
+        "labels": {t: _tagger_label(config, t) for t in taggers},
+        "reference": reference,
+    }
+
+
+@stage("plot-pt")
+def _plot_pt(config: dict[str, Any], dataset: str) -> Settings:
+    """The dataset's figure settings and its taggers' labels."""
+    taggers = _dataset_taggers(config, dataset)
+    return {**_figure(config, dataset), "labels": {t: _tagger_label(config, t) for t in taggers}}
+
+
+@stage("plot-scores")
+def _plot_scores(config: dict[str, Any], tagger: str) -> Settings:
+    """The tagger's label and its dataset's figure settings."""
+    return _tagger_figure(config, tagger)
+
+
+def _model_figure(config: dict[str, Any], model: str) -> Settings:
+    """A figure of one model: its label and its dataset's figure settings."""
+    _section(config, "models", model)
+    return _tagger_figure(config, model)
+
+
+# figures of one model's results: loss curves, learning curve, search, saliency, importance
+# and ablation (plot-importance draws both); each reads what _model_figure returns
+for _name in ("plot-loss", "plot-learning-curve", "plot-search", "plot-saliency",
+              "plot-importance"):  # fmt: skip
+    STAGES[_name] = _model_figure
+
+
+@stage("plot-transfer")
+def _plot_transfer(config: dict[str, Any], model: str) -> Settings:
+    """The target's figure settings, the model's label and the source sample it came from."""
+    transfer = config["transfer"]
+    if transfer["model"] != model:
+        raise ConfigError(f"plot-transfer: transfer.model is {transfer['model']!r}, not '{model}'")
+    dataset = tagger_dataset(config, model)
+    source = _section(config, "samples", dataset)
+    return {
+        **_figure(config, transfer["target"]),
+        "labels": {model: _tagger_label(config, model)},
+        "source": {"name": dataset, **_pick(source, ("source", "process"))},
+    }
+
+
+@stage("plot-sample")
+def _plot_sample(config: dict[str, Any], sample: str) -> Settings:
+    """The sample's figure settings."""
+    return _figure(config, sample)
+
+
+@stage("plot-inputs")
+def _plot_inputs(config: dict[str, Any], dataset: str) -> Settings:
+    """The dataset's figure settings."""
+    return _figure(config, dataset)

@@ -1,0 +1,240 @@
+"""What each stage reads from the config (jettag.stages) and the training jobs (config/jobs.py).
+
+Presentation (labels, the experiment text, plot formats) must reach the plot stages only;
+every other job's settings, hence its rerun trigger and its outputs, must not move when it
+changes. The workflow tests check the same on the planned DAG (tests/test_workflow.py).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from jettag import config as cfg
+from jettag.config.jobs import TrainingVariant, parse_variant, training_job
+from jettag.stages import STAGES, stage_params, stage_settings
+from tests.conftest import REPO
+
+CI_CONFIG = REPO / "workflow/configs/ci.yaml"
+
+# One job of every non-plot stage of the CI analysis (stage, wildcards).
+DATA_JOBS = [
+    ("generate", {"sample": "ttbar", "shard": 1}),
+    ("generate", {"sample": "zprime", "shard": 0}),
+    ("ingest", {"sample": "ttbar"}),
+    ("prepare", {"dataset": "ttbar"}),
+    ("sample-histograms", {"sample": "ttbar"}),
+    ("input-histograms", {"dataset": "ttbar"}),
+    ("train", {"model": "dips", "variant": "member", "member": 0}),
+    ("train", {"model": "transformer", "variant": "member", "member": 1}),
+    ("train", {"model": "dips", "variant": "search/nominal"}),
+    ("train", {"model": "dips", "variant": "search/2"}),
+    ("train", {"model": "dips", "variant": "transfer/finetune/150"}),
+    ("train", {"model": "dips", "variant": "ablation/hits"}),
+    ("train", {"model": "dips", "variant": "learning_curve/250"}),
+    ("fit-baseline", {"baseline": "ip3d"}),
+    ("export-onnx", {}),
+    ("predict", {"tagger": "dips"}),
+    ("predict", {"tagger": "ip3d"}),
+    ("evaluate", {}),
+    ("working-points", {}),
+    ("performance", {}),
+    ("saliency", {}),
+    ("importance", {"model": "dips"}),
+    ("ablation", {"model": "dips"}),
+    ("learning-curve", {"model": "dips"}),
+    ("search-summary", {"model": "dips"}),
+    ("transfer-summary", {"model": "dips"}),
+]
+PLOT_JOBS = [
+    ("plot-roc", {"dataset": "ttbar"}),
+    ("plot-pt", {"dataset": "ttbar"}),
+    ("plot-scores", {"tagger": "ip3d"}),
+    ("plot-loss", {"model": "dips"}),
+    ("plot-learning-curve", {"model": "dips"}),
+    ("plot-search", {"model": "dips"}),
+    ("plot-saliency", {"model": "transformer"}),
+    ("plot-importance", {"model": "dips"}),
+    ("plot-transfer", {"model": "dips"}),
+    ("plot-sample", {"sample": "zprime"}),
+    ("plot-inputs", {"dataset": "ttbar"}),
+]
+PRESENTATION_EDITS = [
+    ("models.dips.label", "Renamed"),
+    ("baselines.ip3d.label", "Renamed baseline"),
+    ("samples.ttbar.label", "Renamed sample"),
+    ("samples.zprime.label", "Renamed target"),
+    ("plots.formats", ["svg"]),
+    ("plots.experiment_label", {"experiment": "CMS", "status": "Simulation Preliminary"}),
+]
+
+
+def _config(**edits) -> dict:
+    """The CI config with dotted-path edits, validated."""
+    raw = cfg.load_config(CI_CONFIG)
+    for path, value in edits.items():
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return cfg.validate_config(raw)
+
+
+def test_every_stage_is_classified():
+    assert {s for s, _ in DATA_JOBS} | {s for s, _ in PLOT_JOBS} == set(STAGES)
+    assert all(s.startswith("plot-") for s, _ in PLOT_JOBS)
+
+
+@pytest.mark.parametrize(("path", "value"), PRESENTATION_EDITS)
+def test_presentation_reaches_plots_only(path, value):
+    before, after = _config(), _config(**{path: value})
+    for stage, wildcards in DATA_JOBS:
+        assert stage_params(stage, before, **wildcards) == stage_params(stage, after, **wildcards)
+    changed = [
+        stage
+        for stage, wildcards in PLOT_JOBS
+        if stage_params(stage, before, **wildcards) != stage_params(stage, after, **wildcards)
+    ]
+    assert changed  # some plot shows it (which ones: the DAG table in test_workflow.py)
+
+
+def test_labels_reach_only_the_plots_that_draw_them():
+    before, after = _config(), _config(**{"models.dips.label": "Renamed"})
+    changed = {
+        (stage, tuple(w.values()))
+        for stage, w in PLOT_JOBS
+        if stage_settings(stage, before, **w) != stage_settings(stage, after, **w)
+    }
+    assert changed == {
+        ("plot-roc", ("ttbar",)), ("plot-pt", ("ttbar",)), ("plot-loss", ("dips",)),
+        ("plot-learning-curve", ("dips",)), ("plot-search", ("dips",)),
+        ("plot-importance", ("dips",)), ("plot-transfer", ("dips",)),
+    }  # fmt: skip
+    assert stage_settings("plot-roc", after, dataset="ttbar")["labels"]["dips"] == "Renamed"
+
+
+def test_physics_edits_reach_the_jobs_that_read_them():
+    base = _config()
+    more_shards = _config(**{"samples.ttbar.n_shards": 5})
+    more_events = _config(**{"samples.ttbar.events_per_shard": 401})
+    job = {"sample": "ttbar", "shard": 0}
+    # adding shards regenerates no existing shard; more events per shard regenerate them all
+    assert stage_params("generate", base, **job) == stage_params("generate", more_shards, **job)
+    assert stage_params("generate", base, **job) != stage_params("generate", more_events, **job)
+    # f_c: evaluation stages, never training
+    f_c = _config(**{"evaluation.f_c": 0.05})
+    for stage, wildcards in DATA_JOBS:
+        changed = stage_params(stage, base, **wildcards) != stage_params(stage, f_c, **wildcards)
+        reads_f_c = "f_c" in stage_settings(stage, base, **wildcards).get("evaluation", {})
+        assert changed == reads_f_c, stage
+
+
+def test_settings_are_only_what_the_stage_reads():
+    config = _config()
+    assert stage_settings("generate", config, sample="ttbar", shard=0)["sample"] == {
+        "process": "ttbar", "sqrt_s_gev": 13000, "events_per_shard": 400,
+    }  # fmt: skip
+    zprime = stage_settings("generate", config, sample="zprime", shard=0)["sample"]
+    assert zprime["zprime_masses_gev"] == [1500]
+    assert set(stage_settings("evaluate", config)["evaluation"]) == {
+        "f_c", "working_points", "roc_b_efficiencies",
+    }  # fmt: skip
+    assert stage_settings("export-onnx", config) == {}
+    with pytest.raises(cfg.ConfigError, match=r"shard 2 outside 0\.\.1"):
+        stage_settings("generate", config, sample="ttbar", shard=2)
+    with pytest.raises(cfg.ConfigError, match="unknown stage 'plot-everything'"):
+        stage_settings("plot-everything", config)
+
+
+def test_roc_reference_falls_back_to_the_datasets_first_tagger():
+    config = _config(**{"plots.reference": "dips"})
+    assert stage_settings("plot-roc", config, dataset="ttbar")["reference"] == "dips"
+    config = _config(**{"plots.reference": None})
+    assert stage_settings("plot-roc", config, dataset="ttbar")["reference"] == "ip3d"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["member", "search/nominal", "search/3", "transfer/frozen/300", "ablation/hits",
+     "learning_curve/250"],
+)  # fmt: skip
+def test_variants_read_back(text):
+    assert str(parse_variant(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("members", "is not one of: member, search/nominal"),
+        ("search", "is not one of"),
+        ("search/best", "trial must be 'nominal' or a number"),
+        ("transfer/sideways/100", "strategy 'sideways' is not one of"),
+        ("transfer/finetune/0", "'0' is not a positive integer"),
+        ("learning_curve/many", "'many' is not a positive integer"),
+        ("ablation/", "is not one of"),
+    ],
+)
+def test_malformed_variants_are_errors(text, message):
+    with pytest.raises(cfg.ConfigError, match=message):
+        parse_variant(text)
+
+
+def test_training_jobs_of_every_variant():
+    config = _config()
+    model = config["models"]["dips"]
+    member = training_job(config, "dips", TrainingVariant())
+    assert "label" not in member and member["members"] == 1
+    assert {k: v for k, v in member.items() if k not in ("label", "members")} == {
+        k: v for k, v in model.items() if k not in ("label", "members")
+    }
+    # K-fold members: the ensemble size sets the folds, so it stays
+    assert training_job(config, "transformer", TrainingVariant())["members"] == 2
+    trial = training_job(config, "dips", parse_variant("search/1"))
+    params = cfg.sample_trial(config["seed"], config["search"], 1)
+    assert trial["training"]["learning_rate"] == params["training.learning_rate"]
+    assert trial["deepsets"]["dropout"] == params["deepsets.dropout"]
+    assert trial["training"]["max_train_jets"] == config["search"]["max_train_jets"]
+    nominal = training_job(config, "dips", parse_variant("search/nominal"))
+    assert nominal["training"]["learning_rate"] == model["training"]["learning_rate"]
+    finetune = training_job(config, "dips", parse_variant("transfer/finetune/150"))
+    assert finetune["dataset"] == "zprime" and finetune["training"]["max_train_jets"] == 150
+    assert finetune["training"]["learning_rate"] == config["transfer"]["finetune_learning_rate"]
+    scratch = training_job(config, "dips", parse_variant("transfer/scratch/150"))
+    assert scratch["training"]["learning_rate"] == model["training"]["learning_rate"]
+    ablation = training_job(config, "dips", parse_variant("ablation/hits"))
+    hits = config["evaluation"]["feature_groups"]["hits"]
+    assert ablation["track_inputs"] and not set(hits) & set(ablation["track_inputs"])
+    curve = training_job(config, "dips", parse_variant("learning_curve/250"))
+    assert curve["training"]["max_train_jets"] == 250
+
+
+def test_training_jobs_that_make_no_sense_are_errors():
+    config = _config()
+    with pytest.raises(cfg.ConfigError, match=r"search\.model is 'dips'"):
+        training_job(config, "transformer", parse_variant("search/0"))
+    with pytest.raises(cfg.ConfigError, match=r"search trial 3 outside 0\.\.2"):
+        training_job(config, "dips", parse_variant("search/3"))
+    with pytest.raises(cfg.ConfigError, match=r"transfer\.model is 'dips'"):
+        training_job(config, "transformer", parse_variant("transfer/scratch/150"))
+    with pytest.raises(cfg.ConfigError, match=r"ablation group 'tracks' is not one of"):
+        training_job(config, "dips", parse_variant("ablation/tracks"))
+    with pytest.raises(cfg.ConfigError, match=r"member 1 of dips \(member\) outside 0\.\.0"):
+        stage_settings("train", config, model="dips", variant="member", member=1)
+    with pytest.raises(cfg.ConfigError, match=r"member 1 of dips \(search/0\) outside 0\.\.0"):
+        stage_settings("train", config, model="dips", variant="search/0", member=1)
+
+
+def test_more_members_retrain_no_member_unless_they_are_folds():
+    config = _config()
+    bigger = copy.deepcopy(config)
+    bigger["models"]["dips"]["members"] = 3
+    bigger["models"]["transformer"]["members"] = 3
+    job = {"variant": "member", "member": 0}
+    assert stage_params("train", config, model="dips", **job) == stage_params(
+        "train", bigger, model="dips", **job
+    )
+    assert stage_params("train", config, model="transformer", **job) != stage_params(
+        "train", bigger, model="transformer", **job
+    )
