@@ -47,7 +47,7 @@ def test_puma_probability_columns():
 
 def test_track_origins_are_ftag_truth_origin_labels():
     assert TRACK_ORIGINS[pdg.ORIGIN_FROM_B] == "from B" and len(TRACK_ORIGINS) == 8
-    assert pdg.ORIGIN_NAMES is TRACK_ORIGINS
+    assert [TRACK_ORIGINS[k] for k in (pdg.ORIGIN_PILEUP, pdg.ORIGIN_FAKE)] == ["pile-up", "fake"]
 
 
 def test_schema_knows_every_source_key():

@@ -150,7 +150,7 @@ def test_input_plots_are_written(histograms, tmp_path):
     """Stage figures, the jet pT reweighting figure and the reweighted key inputs exist."""
     path, _ = histograms["train"]
     names = ["ptfrac", "IP3D_signed_d0_significance"]
-    text = FigureText(sqrt_s_tev=13.0, sample="$t\\bar{t}$")
+    text = FigureText("ATLAS", "Simulation Internal", 13.0, "$t\\bar{t}$")
     written = plot_inputs(path, tmp_path / "inputs", text, ["png"], inputs=names)
     stems = [*names, "jet_pt_reweighting", *(f"{n}_reweighted" for n in names)]
     assert sorted(written) == sorted(tmp_path / f"inputs_{s}.png" for s in stems)

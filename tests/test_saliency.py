@@ -23,7 +23,7 @@ from jettag.training.checkpoint import save_checkpoint
 from jettag.training.loop import load_trained_model, train_model
 
 F_C = 0.1
-TEXT = FigureText(sqrt_s_tev=13.0, sample="$t\\bar{t}$")
+TEXT = FigureText("ATLAS", "Simulation Internal", 13.0, "$t\\bar{t}$")
 IGNORED = "IP3D_signed_z0_significance"
 
 

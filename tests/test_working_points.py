@@ -19,7 +19,7 @@ from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histog
 from jettag.plotting.style import FigureText
 
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
-TEXT = FigureText(status="Simulation Internal", sqrt_s_tev=13.6, sample="Test sample")
+TEXT = FigureText("ATLAS", "Simulation Internal", 13.6, "Test sample")
 TRUTH_ID = np.array([5, 4, 0])  # HadronConeExclTruthLabelID of flavour_label 0, 1, 2
 
 

@@ -17,12 +17,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jettag import config as cfg
 from jettag.errors import ConfigError, InputError, TrainingInterruptedError
 from jettag.signals import on_sigterm
 from jettag.stages import settings_digest, stage_settings
+
+if TYPE_CHECKING:  # plotting imports matplotlib: only the plot commands load it
+    from jettag.plotting.style import FigureText
 
 log = logging.getLogger("jettag")
 Settings = dict[str, Any]
@@ -32,7 +35,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> None:
     """Generate one shard of a sample with Pythia 8 + FastJet + the parametrised tracker."""
     from jettag.simulate.generate import generate_shard
 
-    sample = cfg.section(cfg.SampleConfig, settings["sample"])
+    sample = cfg.section(cfg.GenerationConfig, settings["sample"])
     simulation = cfg.section(cfg.SimulationConfig, settings["simulation"])
     stats = generate_shard(args.sample, sample, simulation, settings["seed"], args.shard,
                            args.output)  # fmt: skip
@@ -43,7 +46,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
     """Convert a sample's ROOT/HDF5 files into the canonical HDF5 file."""
     from jettag.io.ingest import ingest_sample
 
-    sample = cfg.section(cfg.SampleConfig, settings["sample"])
+    sample = cfg.section(cfg.ReadingConfig, settings["sample"])
     ingest = cfg.section(cfg.IngestConfig, settings["ingest"])
     stats = ingest_sample(sample, args.inputs, ingest, args.output, args.sample)
     log.info("ingest %s: %s", args.sample, stats)
@@ -96,12 +99,12 @@ def cmd_fit_baseline(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.atomic import write_json
     from jettag.models import ip3d
 
-    baseline = cfg.section(cfg.BaselineConfig, settings["baseline"])
+    binning = settings["baseline"]
     with h5py.File(args.data_dir / "train.h5", "r") as f:
         jets, tracks = f["jets"][:], f["tracks"][:]
         classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
     templates = ip3d.fit_templates(
-        tracks, jets["flavour_label"], classes, baseline.sd0_bins, baseline.sz0_bins
+        tracks, jets["flavour_label"], classes, binning["sd0_bins"], binning["sz0_bins"]
     )
     write_json(args.output, templates.to_dict())
 
@@ -253,7 +256,7 @@ def cmd_transfer_summary(args: argparse.Namespace, settings: Settings) -> None:
 # Plots: drawn from numbers files; every text on them comes from the plot stage's settings.
 
 
-def _figure_text(settings: Settings):
+def _figure_text(settings: Settings) -> FigureText:
     """The experiment label, sqrt(s) and sample text of a plot stage's settings."""
     from jettag.plotting.style import FigureText
 
@@ -364,7 +367,7 @@ def cmd_plot_transfer(args: argparse.Namespace, settings: Settings) -> None:
     label = _label(settings, args.summary, args.model, key="model")
     source = settings["source"]
     name = source["name"]
-    if source["source"] == "generate":  # the process in symbols, as physicists write it
+    if "process" in source:  # a generated sample: its process in symbols
         name = {"ttbar": "$t\\bar{t}$", "zprime": "$Z'$"}[source["process"]]
     plot_transfer(args.summary, f"{label} pretrained on {name}", args.output_stem,
                   _figure_text(settings), settings["plots"]["formats"])  # fmt: skip
@@ -399,7 +402,7 @@ def cmd_check_config(args: argparse.Namespace, config: dict) -> None:
     layouts = check_input_files(config)
     sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
     for name, files in layouts.items():
-        sample = cfg.sample_config(config, name)
+        sample = cfg.section(cfg.ReadingConfig, config["samples"][name])
         for path, layout in files.items():
             sys.stdout.write(f"# sample {name}, {path}:\n")
             sys.stdout.writelines(f"#   {line}\n" for line in layout.describe(sample))

@@ -14,12 +14,13 @@ the plot stages: no data file, checkpoint or numbers file depends on it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from jettag.config import tagger_dataset
+from jettag.config import GenerationConfig, ReadingConfig, tagger_dataset, tagger_label
 from jettag.config.jobs import (
     feature_groups,
     member_count,
@@ -32,12 +33,10 @@ from jettag.errors import ConfigError
 Settings = dict[str, Any]
 STAGES: dict[str, Callable[..., Settings]] = {}
 
-# sample keys each stage reads (generation: the physics; ingest: how files are read)
-GENERATION_KEYS = ("process", "sqrt_s_gev", "events_per_shard")
-INGEST_KEYS = (
-    "source", "tree", "branches", "units", "labels", "d0_sign", "lifetime_sign_check",
-    "charged_only",
-)  # fmt: skip
+# the sample keys generation and ingest read: the fields of the sections they are given, so
+# that a key the stage's code reads but its settings lack is an AttributeError, not a default
+GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationConfig))
+READING_KEYS = tuple(f.name for f in dataclasses.fields(ReadingConfig))
 
 
 def stage(name: str) -> Callable[[Callable[..., Settings]], Callable[..., Settings]]:
@@ -72,7 +71,7 @@ def settings_digest(settings: Settings) -> str:
     return hashlib.sha256(settings_json(settings).encode()).hexdigest()
 
 
-def _pick(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+def _pick(section: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     """The named keys of a section."""
     return {key: section[key] for key in keys}
 
@@ -101,7 +100,9 @@ def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
         raise ConfigError(f"sample '{sample}' has source '{section['source']}', not generate")
     if not 0 <= int(shard) < section["n_shards"]:
         raise ConfigError(f"shard {shard} outside 0..{section['n_shards'] - 1}")
-    keys = GENERATION_KEYS + (("zprime_masses_gev",) if section["process"] == "zprime" else ())
+    keys = [
+        k for k in GENERATION_KEYS if k != "zprime_masses_gev" or section["process"] == "zprime"
+    ]
     return {
         "seed": config["seed"],
         "sample": _pick(section, keys),
@@ -113,7 +114,7 @@ def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
 def _ingest(config: dict[str, Any], sample: str) -> Settings:
     """How the sample's files are read, and the canonical file's layout."""
     return {
-        "sample": _pick(_section(config, "samples", sample), INGEST_KEYS),
+        "sample": _pick(_section(config, "samples", sample), READING_KEYS),
         "ingest": config["ingest"],
     }
 
@@ -158,8 +159,8 @@ def _train(
 
 @stage("fit-baseline")
 def _fit_baseline(config: dict[str, Any], baseline: str) -> Settings:
-    """The baseline section (binning of the templates)."""
-    return {"baseline": without_presentation(_section(config, "baselines", baseline))}
+    """The binning of the templates (the only keys fitting reads)."""
+    return {"baseline": _pick(_section(config, "baselines", baseline), ("sd0_bins", "sz0_bins"))}
 
 
 @stage("export-onnx")
@@ -248,15 +249,12 @@ def _search_summary(config: dict[str, Any], model: str) -> Settings:
 
 @stage("transfer-summary")
 def _transfer_summary(config: dict[str, Any], model: str) -> Settings:
-    """The target sample's name, f_c and the working point."""
+    """f_c and the working point (the target's files are the command's --data-dir)."""
     if config["transfer"]["model"] != model:
         raise ConfigError(
             f"transfer-summary: transfer.model is {config['transfer']['model']!r}, not '{model}'"
         )
-    return {
-        "target": config["transfer"]["target"],
-        **_evaluation(config, "f_c", "pt_working_point"),
-    }
+    return _evaluation(config, "f_c", "pt_working_point")
 
 
 # ---------------------------------------------------------------------------------------
@@ -273,12 +271,6 @@ def _figure(config: dict[str, Any], sample: str) -> Settings:
     }
 
 
-def _tagger_label(config: dict[str, Any], name: str) -> str:
-    """Legend text of a model or baseline (its name when it has no label)."""
-    entry = config["models"].get(name) or _section(config, "baselines", name)
-    return entry.get("label") or name
-
-
 def _dataset_taggers(config: dict[str, Any], dataset: str) -> list[str]:
     """Baselines then models evaluated on a dataset, in config order."""
     names = [*config["baselines"], *config["models"]]
@@ -287,7 +279,7 @@ def _dataset_taggers(config: dict[str, Any], dataset: str) -> list[str]:
 
 def _tagger_figure(config: dict[str, Any], tagger: str) -> Settings:
     """A figure of one tagger: its label, and its dataset's figure settings."""
-    label = _tagger_label(config, tagger)
+    label = tagger_label(config, tagger)
     return {**_figure(config, tagger_dataset(config, tagger)), "labels": {tagger: label}}
 
 
@@ -302,7 +294,7 @@ def _plot_roc(config: dict[str, Any], dataset: str) -> Settings:
         reference = taggers[0]
     return {
         **_figure(config, dataset),
-        "labels": {t: _tagger_label(config, t) for t in taggers},
+        "labels": {t: tagger_label(config, t) for t in taggers},
         "reference": reference,
     }
 
@@ -311,7 +303,7 @@ def _plot_roc(config: dict[str, Any], dataset: str) -> Settings:
 def _plot_pt(config: dict[str, Any], dataset: str) -> Settings:
     """The dataset's figure settings and its taggers' labels."""
     taggers = _dataset_taggers(config, dataset)
-    return {**_figure(config, dataset), "labels": {t: _tagger_label(config, t) for t in taggers}}
+    return {**_figure(config, dataset), "labels": {t: tagger_label(config, t) for t in taggers}}
 
 
 @stage("plot-scores")
@@ -343,8 +335,10 @@ def _plot_transfer(config: dict[str, Any], model: str) -> Settings:
     source = _section(config, "samples", dataset)
     return {
         **_figure(config, transfer["target"]),
-        "labels": {model: _tagger_label(config, model)},
-        "source": {"name": dataset, **_pick(source, ("source", "process"))},
+        "labels": {model: tagger_label(config, model)},
+        # a generated source is named by its process, as physicists write it
+        "source": {"name": dataset}
+        | ({"process": source["process"]} if source["source"] == "generate" else {}),
     }
 
 

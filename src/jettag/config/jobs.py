@@ -78,7 +78,7 @@ def parse_variant(text: str) -> TrainingVariant:
             raise ConfigError(f"training variant '{text}': '{value}' is not a positive integer")
         return int(value)
 
-    if kind == "member" and not parts:
+    if text == "member":
         return TrainingVariant()
     if kind == "search" and len(parts) == 1:
         trial = parts[0]
@@ -139,6 +139,8 @@ def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -
             raise ConfigError(f"unknown training variant kind '{variant.kind}'")
     if not section["kfold"]:
         section["members"] = 1  # the ensemble size sets only the K folds: more members retrain none
+    if variant.kind != "member":
+        section["training"]["processes"] = 1  # one process: torchrun launches members only
     return without_presentation(section)
 
 

@@ -24,8 +24,8 @@ __all__ = [
     "DenseConfig",
     "EfficiencyConfig",
     "EvaluationConfig",
-    "ExperimentLabelConfig",
     "FakesConfig",
+    "GenerationConfig",
     "HitsConfig",
     "IngestConfig",
     "InputConfig",
@@ -37,9 +37,9 @@ __all__ = [
     "ModelConfig",
     "OverlapRemovalConfig",
     "PileupConfig",
-    "PlotsConfig",
     "PrepareConfig",
     "PtResolution",
+    "ReadingConfig",
     "Resolution",
     "ReweightConfig",
     "RocGrid",
@@ -243,21 +243,17 @@ class LabelsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SampleConfig:
-    """One input sample: generated, or read from ROOT/HDF5 files.
+    """One input sample: generated, or read from ROOT/HDF5 files (the whole section)."""
 
-    Every field has a default so that a stage can be given only the keys it reads
-    (jettag.stages); a validated config has them all.
-    """
-
-    source: str = "generate"
-    label: str = ""
-    process: str = "ttbar"
-    sqrt_s_gev: float = 13000.0
-    n_shards: int = 1
-    events_per_shard: int = 1
-    tree: str = "jets"
-    branches: dict[str, str] = dataclasses.field(default_factory=dict)
-    zprime_masses_gev: tuple[float, ...] = ()
+    source: str
+    label: str
+    process: str
+    sqrt_s_gev: float
+    n_shards: int
+    events_per_shard: int
+    tree: str
+    branches: dict[str, str]
+    zprime_masses_gev: tuple[float, ...]
     files: tuple[str, ...] = ()
     preset: str | None = None
     units: UnitsConfig = UnitsConfig()
@@ -265,6 +261,30 @@ class SampleConfig:
     d0_sign: str = "atlas"
     lifetime_sign_check: str = "error"
     charged_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationConfig:
+    """What generating a shard reads of its sample (jettag.stages gives the stage these)."""
+
+    process: str
+    sqrt_s_gev: float
+    events_per_shard: int
+    zprime_masses_gev: tuple[float, ...] = ()  # read for process 'zprime' only
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadingConfig:
+    """How a sample's files are read into the canonical layout (what ingest reads of it)."""
+
+    source: str
+    tree: str
+    branches: dict[str, str]
+    units: UnitsConfig
+    labels: LabelsConfig
+    d0_sign: str
+    lifetime_sign_check: str
+    charged_only: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -458,23 +478,6 @@ class EvaluationConfig:
     feature_groups: dict[str, tuple[str, ...]]
     ablation: str | None
     learning_curve: LearningCurveConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentLabelConfig:
-    """The experiment text of every figure: 'ATLAS' and 'Simulation Internal' by default."""
-
-    experiment: str = "ATLAS"
-    status: str = "Simulation Internal"
-
-
-@dataclasses.dataclass(frozen=True)
-class PlotsConfig:
-    """Plot appearance."""
-
-    reference: str | None = None
-    experiment_label: ExperimentLabelConfig = ExperimentLabelConfig()
-    formats: tuple[str, ...] = ("png", "pdf")
 
 
 def section(cls: type[T], data: dict[str, Any]) -> T:

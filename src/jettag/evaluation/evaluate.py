@@ -46,8 +46,9 @@ def evaluate(
         "tagger": jets.tagger,
         "f_c": f_c,
         "n_jets": {name: int(jets.mask(name).sum()) for name in TAGGING_FLAVOURS},
-        "auc": {
-            f"b_vs_{bkg}": auc(db[jets.mask(SIGNAL)], db[jets.mask(bkg)]) for bkg in ("light", "c")
+        "auc": {  # light first, as the figures quote it
+            f"{SIGNAL}_vs_{bkg}": auc(db[jets.mask(SIGNAL)], db[jets.mask(bkg)])
+            for bkg in reversed(BACKGROUNDS)
         },
         "rejection_limit_cl": REJECTION_LIMIT_CL,
         "working_points": at_wps,

@@ -24,7 +24,9 @@ from jettag.evaluation.saliency import TaggerInputs, load_tagger_inputs
 from jettag.flavours import BACKGROUNDS, TAGGING_FLAVOURS
 
 
-def _performance(data: TaggerInputs, track_x: np.ndarray, f_c: float, b_efficiency: float):
+def _performance(
+    data: TaggerInputs, track_x: np.ndarray, f_c: float, b_efficiency: float
+) -> dict[str, float | bool]:
     """{cut, <bkg>_rejection (error, lower limit)} at fixed b efficiency for these inputs."""
     entry = performance_at_working_point(data.tagged(track_x, f_c), b_efficiency)
     return {"cut": entry["cut"], **rejections(entry)}
@@ -85,8 +87,12 @@ def permutation_importance(
             key = f"{bkg}_rejection"
             values = np.array([run[key] for run in runs])
             losses = np.array([_relative_loss(nominal, run, key) for run in runs])
-            entry[key] = float(values.mean())
-            entry[f"{key}_std"] = float(values.std())
+            # a run where no background jet passes gives a lower limit: no mean, no spread
+            limit = any(run[f"{key}_is_lower_limit"] for run in runs)
+            entry[key] = None if limit else float(values.mean())
+            entry[f"{key}_std"] = None if limit else float(values.std())
+            entry[f"{key}_is_lower_limit"] = limit
+            entry[f"{key}_lower_limit_runs"] = [run[f"{key}_lower_limit"] for run in runs]
             entry[f"{key}_loss"] = float(losses.mean())
             entry[f"{key}_loss_std"] = float(losses.std())
         results[group] = entry

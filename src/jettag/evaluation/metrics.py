@@ -183,32 +183,3 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
         sums = np.bincount(inverse, weights=np.arange(1, len(values) + 1))
         ranks[order] = (sums / counts)[inverse]
     return ranks
-
-
-def roc_curve(
-    discriminant: np.ndarray,
-    labels: np.ndarray,
-    weights: np.ndarray,
-    signal: int,
-    backgrounds: dict[str, int],
-    signal_efficiencies: np.ndarray,
-) -> dict[str, list[float]]:
-    """Background rejections (and errors) at each signal efficiency of the grid."""
-    is_signal = labels == signal
-    out: dict[str, list[float]] = {"signal_efficiency": [float(e) for e in signal_efficiencies]}
-    cuts = [
-        cut_for_efficiency(discriminant[is_signal], weights[is_signal], e)
-        for e in signal_efficiencies
-    ]
-    out["cut"] = cuts
-    for name, label in backgrounds.items():
-        sel = labels == label
-        rej, err = [], []
-        for cut in cuts:
-            r, e = rejection(*efficiency(discriminant[sel] > cut, weights[sel]))
-            rej.append(r)
-            err.append(e)
-        out[f"{name}_rejection"] = rej
-        out[f"{name}_rejection_error"] = err
-        out[f"{name}_n_eff"] = effective_entries(weights[sel])
-    return out

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from jettag.atomic import write_json
+from jettag.errors import InputError
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, tagged_jets
 from jettag.evaluation.predict import probabilities
 from jettag.flavours import TAGGING_FLAVOURS
@@ -77,6 +78,10 @@ def load_tagger_inputs(checkpoint: Path, split_file: Path) -> TaggerInputs:
         pt_gev = f["jets"].fields("pt")[:]
         has_sd0 = SD0 in (f["tracks"].dtype.names or ())
         sd0 = f["tracks"].fields(SD0)[:] if has_sd0 else None
+        valid_tracks = f["tracks"].fields("valid")[:] if has_sd0 else None
+    # sd0 (ranking) comes from the tables, the inputs from model_inputs: the same rows
+    if sd0 is not None and not np.array_equal(valid_tracks, inputs["valid"]):
+        raise InputError(f"{split_file}: tracks table and model_inputs disagree; rerun prepare")
     for classes, where in ((file_classes, split_file), (spec.classes, checkpoint)):
         missing = [c for c in TAGGING_FLAVOURS if c not in classes]
         if missing:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import atomic_path
-from jettag.config import IngestConfig, SampleConfig
+from jettag.config import IngestConfig, ReadingConfig
+from jettag.flavours import TAGGING_FLAVOURS
 from jettag.io.canonical import ABSENT_FIELDS_ATTR, JET_DTYPE, TRACK_DTYPE, CanonicalWriter
 from jettag.io.readers import (
     LABEL_IDS,
@@ -31,7 +32,7 @@ class LifetimeSignCounts:
     """Per flavour, valid tracks with sd0 > +3 and < -3 (the lifetime-sign check)."""
 
     def __init__(self) -> None:
-        self.counts = {name: Counter() for name in ("b", "c", "light")}
+        self.counts = {name: Counter() for name in TAGGING_FLAVOURS}
 
     def update(self, jets: np.ndarray, tracks: np.ndarray) -> None:
         """Add a canonical block."""
@@ -62,7 +63,7 @@ class LifetimeSignCounts:
 
 
 def ingest_sample(
-    sample: SampleConfig,
+    sample: ReadingConfig,
     inputs: Sequence[Path],
     ingest: IngestConfig,
     output: Path,
@@ -131,7 +132,7 @@ def ingest_sample(
 
 
 def _check_lifetime_sign(
-    signs: LifetimeSignCounts, sample: SampleConfig, sample_name: str, inputs: Sequence[Path]
+    signs: LifetimeSignCounts, sample: ReadingConfig, sample_name: str, inputs: Sequence[Path]
 ) -> None:
     """Log the sd0 tails per flavour; stop (or warn) when b-jet tracks lean negative."""
     fractions = signs.fractions()

@@ -21,7 +21,8 @@ def sample_layouts(config: dict[str, Any], name: str) -> dict[str, SampleLayout]
     sample = cfg.sample_config(config, name)
     if sample.source == "generate":
         return {}
-    return {path: sample_layout(Path(path), sample, name) for path in sample.files
+    reading = cfg.section(cfg.ReadingConfig, config["samples"][name])
+    return {path: sample_layout(Path(path), reading, name) for path in sample.files
             if Path(path).exists()}  # fmt: skip
 
 

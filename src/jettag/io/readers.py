@@ -20,8 +20,9 @@ import awkward as ak
 import h5py
 import numpy as np
 
-from jettag.config import SampleConfig
+from jettag.config import ReadingConfig
 from jettag.errors import InputError
+from jettag.flavours import FLAVOURS
 from jettag.io import fields
 from jettag.io.canonical import JET_DTYPE, TRACK_DTYPE, absent_fields
 
@@ -38,8 +39,8 @@ SORT_KEYS: dict[str, tuple[str, Callable[[ak.Array], ak.Array]]] = {
     "abs_d0": ("|d0|", lambda t: np.abs(t.d0)),
     "pt": ("track pT", lambda t: t.pt),
 }
-# Canonical HadronConeExclTruthLabelID of each flavour name of `labels`.
-LABEL_IDS = {"b": 5, "c": 4, "light": 0, "tau": 15}
+# Canonical HadronConeExclTruthLabelID of each flavour name of `labels` (jettag.flavours).
+LABEL_IDS = {name: flavour.label_id for name, flavour in FLAVOURS.items()}
 NOT_FLOAT = frozenset({"jet_HadronConeExclTruthLabelID", "jet_eventNumber"})
 UNLABELLED = -1  # one-hot inputs with no flag set: outside every class, dropped by prepare
 
@@ -77,7 +78,7 @@ class SampleLayout:
     label_branches: dict[str, str]  # flavour -> one-hot branch; empty: an integer label
     has_event_number: bool
 
-    def describe(self, sample: SampleConfig) -> list[str]:
+    def describe(self, sample: ReadingConfig) -> list[str]:
         """What is read (with units), derived and absent: one line each."""
         lines = []
         for key in self.plan.read:
@@ -97,7 +98,7 @@ class SampleLayout:
         return lines + self.plan.describe()
 
 
-def _file_names(path: Path, sample: SampleConfig) -> dict[str, set[str]]:
+def _file_names(path: Path, sample: ReadingConfig) -> dict[str, set[str]]:
     """Per namespace ('jet', 'trk') the names a file offers; ROOT: track names are jagged."""
     if file_kind(path) == "h5":
         try:
@@ -144,7 +145,7 @@ def _is_jagged(typename: str) -> bool:
     return "[]" in typename or "vector" in typename or typename.startswith("var")
 
 
-def sample_layout(path: Path, sample: SampleConfig, sample_name: str = "*") -> SampleLayout:
+def sample_layout(path: Path, sample: ReadingConfig, sample_name: str = "*") -> SampleLayout:
     """Open a file's schema and plan how the sample is read; one error lists every problem."""
     path = Path(path)
     if not path.exists():
@@ -212,7 +213,7 @@ class ReadContext:
     """Everything one file's blocks are converted with."""
 
     path: Path
-    sample: SampleConfig
+    sample: ReadingConfig
     sample_name: str
     layout: SampleLayout
     max_tracks: int

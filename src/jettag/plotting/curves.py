@@ -104,7 +104,7 @@ def plot_search(
         ax.set_ylabel("Best validation loss")
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo, hi + 0.6 * (hi - lo))
-    # one legend, in the last panel: the first holds the ATLAS label
+    # one legend, in the last panel: the first holds the experiment label
     axes[0][-1].legend(loc="upper right", fontsize="small")
     jets = f"{result['max_train_jets'] or 'all'} training jets"
     experiment_label(axes[0][0], text, text.with_sample(f"{label}: random search", jets))

@@ -16,9 +16,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from jettag.evaluation.performance import Roc
+from jettag.flavours import FLAVOURS
 from jettag.plotting.style import COLOURS, FigureText, experiment_label, save_figure, use_style
 
-BACKGROUNDS = (("light", "-", "Light-jet"), ("c", "--", "$c$-jet"))
+# (background, line style, legend text), light first: the panel every ROC figure leads with
+BACKGROUNDS = tuple(
+    (name, style, FLAVOURS[name].legend.removesuffix("s"))
+    for name, style in (("light", "-"), ("c", "--"))
+)
 
 
 def _array(values: list) -> np.ndarray:

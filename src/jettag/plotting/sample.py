@@ -71,7 +71,9 @@ def plot_sample(
     return written
 
 
-def _plot_origins(data, extra, stem, text, formats) -> list[Path]:
+def _plot_origins(
+    data: dict, extra: str, stem: Path, text: FigureText, formats: Sequence[str]
+) -> list[Path]:
     """Stacked fractions of track truth origins per jet flavour."""
     names = data["track_origins"]["names"]
     flavours = list(FLAVOUR_STYLE)

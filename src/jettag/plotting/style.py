@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # plots are files; never ask for a display
 import matplotlib.pyplot as plt
 import mplhep
+from matplotlib.axes import Axes
 
 from jettag.atomic import atomic_path
 from jettag.flavours import FLAVOURS, TAGGING_FLAVOURS
@@ -25,10 +26,10 @@ class FigureText:
     """What every figure states: the experiment label (plots.experiment_label), sqrt(s) and
     the sample (its config label); none of it comes from a numbers file."""
 
-    experiment: str = "ATLAS"
-    status: str = "Simulation Internal"
-    sqrt_s_tev: float = 13.0
-    sample: str = ""
+    experiment: str  # "ATLAS"
+    status: str  # "Simulation Internal"
+    sqrt_s_tev: float
+    sample: str
 
     def with_sample(self, *lines: str) -> str:
         """The sample text and further lines, one per line (empty parts left out)."""
@@ -40,7 +41,7 @@ def use_style() -> None:
     mplhep.style.use("ATLAS")
 
 
-def experiment_label(ax, text: FigureText, extra: str = "") -> None:
+def experiment_label(ax: Axes, text: FigureText, extra: str = "") -> None:
     """'ATLAS Simulation Internal' (or the configured text), sqrt(s), and extra lines below.
 
     ATLAS and CMS get mplhep's own label (bold italic ATLAS, bold CMS); any other experiment

@@ -52,7 +52,7 @@ def plot_transfer(
     ax_rej.set_yscale("log")
     ax_rej.set_ylabel(f"Light-jet rejection at {wp} b-jet efficiency")
     ax_auc.set_ylabel("AUC (b vs light jets)")
-    # data in the lower part of each panel: the ATLAS label (left) and legend (right) go above
+    # data in the lower part of each panel: the experiment label (left) and legend go above
     lo, hi = _data_range(result, "light_rejection")
     lo /= 1.5
     ax_rej.set_ylim(lo, lo * (hi / lo) ** (1 / 0.55))

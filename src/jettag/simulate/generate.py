@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jettag.atomic import atomic_path
-from jettag.config import SampleConfig, SimulationConfig
+from jettag.config import GenerationConfig, SimulationConfig
 from jettag.io.canonical import HIT_FIELDS
 from jettag.kinematics import delta_r, pt_eta_phi_m
 from jettag.simulate import pdg
@@ -80,7 +80,7 @@ def shard_seeds(seed: int, sample: str, shard: int) -> tuple[int, np.random.Seed
 
 def generate_shard(
     sample_name: str,
-    sample: SampleConfig,
+    sample: GenerationConfig,
     simulation: SimulationConfig,
     seed: int,
     shard: int,

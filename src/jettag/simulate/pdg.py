@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jettag.flavours import FLAVOURS, TRACK_ORIGINS
+from jettag.flavours import FLAVOURS
 
 # Truth origin of a track, as ATLAS's ftagTruthOriginLabel (names: jettag.flavours).
 ORIGIN_PILEUP = 0
@@ -15,7 +15,6 @@ ORIGIN_FROM_BC = 4
 ORIGIN_FROM_C = 5
 ORIGIN_FROM_TAU = 6
 ORIGIN_OTHER_SECONDARY = 7
-ORIGIN_NAMES = TRACK_ORIGINS
 
 # HadronConeExclTruthLabelID values.
 LABEL_B = FLAVOURS["b"].label_id

@@ -1,4 +1,4 @@
-"""Model inputs from prepared HDF5 files: transformed, normalised, padded tensors."""
+"""A prepared split as a model's tensors (read by io.model_inputs), batches and K folds."""
 
 from __future__ import annotations
 
