@@ -8,6 +8,7 @@ changes. The workflow tests check the same on the planned DAG (tests/test_workfl
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -238,3 +239,19 @@ def test_more_members_retrain_no_member_unless_they_are_folds():
     assert stage_params("train", config, model="transformer", **job) != stage_params(
         "train", bigger, model="transformer", **job
     )
+
+
+def test_plot_commands_refuse_results_of_other_taggers(tmp_path, capsys):
+    from jettag.cli import main
+
+    (tmp_path / "scores.json").write_text(json.dumps({"tagger": "ip3d"}))
+    argv = ["plot-scores", "--config", str(CI_CONFIG), "--tagger", "dips", "--scores",
+            str(tmp_path / "scores.json"), "--output-stem", str(tmp_path / "scores")]  # fmt: skip
+    assert main(argv) == 2
+    assert "scores.json: results of 'ip3d', not of 'dips'" in capsys.readouterr().err
+    (tmp_path / "zprime.json").write_text(json.dumps({"tagger": "ip3d_zprime"}))
+    argv = ["plot-roc", "--config", str(CI_CONFIG), "--dataset", "ttbar", "--output-stem",
+            str(tmp_path / "roc"), str(tmp_path / "zprime.json")]  # fmt: skip
+    assert main(argv) == 2
+    assert "results of taggers this plot does not draw" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))
