@@ -29,16 +29,17 @@ JETS = 30_000
 TAGGERS = ("ip3d", "dips", "transformer")
 
 
-def write_predictions(path: Path, tagger: str, rng: np.random.Generator) -> Path:
-    """A predictions file in the FTAG layout: b, c and light jets, softmax probabilities."""
-    labels = rng.choice(3, JETS, p=[0.34, 0.12, 0.54])
+def write_predictions(
+    path: Path, tagger: str, labels: np.ndarray, rng: np.random.Generator
+) -> Path:
+    """A predictions file in the FTAG layout: these jets' softmax probabilities."""
     logits = rng.normal(size=(JETS, 3)) + 2.5 * np.eye(3)[labels]
     prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     dtype = [("pt", "f4"), ("eta", "f4"), ("flavour_label", "i4"),
              *((f"{tagger}_{s}", "f4") for s in ("pb", "pc", "pu"))]  # fmt: skip
     jets = np.zeros(JETS, dtype=dtype)
-    jets["pt"] = rng.exponential(60.0, JETS) + 20.0
-    jets["eta"] = rng.uniform(-2.5, 2.5, JETS)
+    jets["pt"] = np.linspace(20.0, 500.0, JETS)  # the same test jets for every tagger
+    jets["eta"] = np.linspace(-2.5, 2.5, JETS)
     jets["flavour_label"] = labels
     for k, suffix in enumerate(("pb", "pc", "pu")):
         jets[f"{tagger}_{suffix}"] = prob[:, k]
@@ -49,14 +50,23 @@ def write_predictions(path: Path, tagger: str, rng: np.random.Generator) -> Path
     return path
 
 
-def commands(work: Path) -> dict[str, list[str]]:
-    """The timed commands (same arguments for every tree), by name."""
+def takes_dataset(tree: Path) -> bool:
+    """Whether a tree's working-points command names its dataset (since issue 15)."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    run = subprocess.run([sys.executable, "-m", "jettag.cli", "working-points", "--help"],
+                         env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    return "--dataset" in run.stdout
+
+
+def commands(work: Path, tree: Path) -> dict[str, list[str]]:
+    """The timed commands of a tree, by name (the same but for the arguments it needs)."""
     config = str(REPO / "workflow/configs/ci.yaml")
     preds = [str(work / f"{t}.h5") for t in TAGGERS]
+    dataset = ["--dataset", "ttbar"] if takes_dataset(tree) else []
     return {
         "import jettag.cli": [sys.executable, "-c", "import jettag.cli"],
         "jettag working-points": [
-            sys.executable, "-m", "jettag.cli", "working-points", "--config", config,
+            sys.executable, "-m", "jettag.cli", "working-points", "--config", config, *dataset,
             "--output-json", str(work / "wp.json"), "--output-md", str(work / "wp.md"), *preds,
         ],
         "jettag evaluate": [
@@ -99,17 +109,19 @@ def main() -> int:
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        labels = rng.choice(3, JETS, p=[0.34, 0.12, 0.54])
         for tagger in TAGGERS:
-            write_predictions(work / f"{tagger}.h5", tagger, rng)
-        timed = commands(work)
-        seconds = {(t, name): [] for t in trees for name in timed}
+            write_predictions(work / f"{tagger}.h5", tagger, labels, rng)
+        timed = {tree: commands(work, tree) for tree in trees}
+        names = list(timed[REPO])
+        seconds = {(t, name): [] for t in trees for name in names}
         for _ in range(args.repeats):  # interleaved, so that machine noise hits every tree
-            for name, command in timed.items():
+            for name in names:
                 for tree in trees:
-                    seconds[tree, name].append(run_once(command, tree))
+                    seconds[tree, name].append(run_once(timed[tree][name], tree))
     rows = {}
     print(f"{'command':<24}" + "".join(f"{t!s:>28}" for t in trees))
-    for name in timed:
+    for name in names:
         medians = [statistics.median(seconds[t, name]) for t in trees]
         rows[name] = {str(t): {"median_s": m, "runs_s": seconds[t, name]}
                       for t, m in zip(trees, medians, strict=True)}  # fmt: skip

@@ -218,10 +218,18 @@ STAGES = {
                           ref / "predictions/dips.h5", "--output", out / "dips.json"],
         {"dips.json": _same_json},
     ),
+    "working-points": Stage(
+        "working_points",
+        lambda ref, out: ["working-points", "--config", ref / "config.yaml", "--dataset",
+                          "ttbar", "--output-json", out / "ttbar.json", "--output-md",
+                          out / "ttbar.md", ref / "predictions/dips.h5"],
+        {"ttbar.json": _same_json, "ttbar.md": _same_text},
+    ),
     "plot-roc": Stage(
         "plots",
         lambda ref, out: ["plot-roc", "--config", ref / "config.yaml", "--dataset", "ttbar",
-                          "--output-stem", out / "roc", ref / "metrics/dips.json"],
+                          "--comparison", ref / "working_points/ttbar.json", "--output-stem",
+                          out / "roc", ref / "metrics/dips.json"],
         {"roc.png": _valid_png, "roc.pdf": _valid_pdf},
     ),
 }  # fmt: skip

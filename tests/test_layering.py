@@ -119,15 +119,14 @@ def without_torch(tmp_path) -> dict:
     return {"PYTHONPATH": str(tmp_path / "blocker"), "MPLBACKEND": "Agg"}
 
 
-def _predictions(path: Path, tagger: str, rng: np.random.Generator) -> Path:
-    """A hand-built predictions file (FTAG layout) of 600 jets."""
-    labels = rng.integers(0, 3, 600)
+def _predictions(path: Path, tagger: str, labels: np.ndarray, rng: np.random.Generator) -> Path:
+    """A hand-built predictions file (FTAG layout) of 600 jets with these labels."""
     logits = rng.normal(size=(600, 3)) + 2.0 * np.eye(3)[labels]
     prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     dtype = [("pt", "f4"), ("eta", "f4"), ("flavour_label", "i4"), (f"{tagger}_pb", "f4"),
              (f"{tagger}_pc", "f4"), (f"{tagger}_pu", "f4")]  # fmt: skip
     jets = np.zeros(600, dtype=dtype)
-    jets["pt"] = rng.uniform(20, 250, 600)
+    jets["pt"] = 20.0 + np.arange(600) % 230
     jets["flavour_label"] = labels
     for k, suffix in enumerate(("pb", "pc", "pu")):
         jets[f"{tagger}_{suffix}"] = prob[:, k]
@@ -144,16 +143,18 @@ def test_evaluation_and_plot_stages_run_without_torch(tmp_path, without_torch):
     env = {**os.environ, **without_torch}
     config = REPO / "workflow/configs/ci.yaml"
     rng = np.random.default_rng(4)
-    dips = _predictions(tmp_path / "dips.h5", "dips", rng)
-    ip3d = _predictions(tmp_path / "ip3d.h5", "ip3d", rng)
+    labels = rng.integers(0, 3, 600)  # one test split, two taggers
+    dips = _predictions(tmp_path / "dips.h5", "dips", labels, rng)
+    ip3d = _predictions(tmp_path / "ip3d.h5", "ip3d", labels, rng)
     commands = [
         ["evaluate", "--predictions", dips, "--output", tmp_path / "dips.json"],
         ["evaluate", "--predictions", ip3d, "--output", tmp_path / "ip3d.json"],
-        ["working-points", "--output-json", tmp_path / "wp.json", "--output-md",
-         tmp_path / "wp.md", ip3d, dips],
+        ["working-points", "--dataset", "ttbar", "--output-json", tmp_path / "wp.json",
+         "--output-md", tmp_path / "wp.md", ip3d, dips],
         ["performance", "--predictions", dips, "--output-pt", tmp_path / "pt.json",
          "--output-scores", tmp_path / "scores.json"],
-        ["plot-roc", "--dataset", "ttbar", "--output-stem", tmp_path / "roc",
+        ["plot-roc", "--dataset", "ttbar", "--comparison", tmp_path / "wp.json",
+         "--output-stem", tmp_path / "roc",
          tmp_path / "ip3d.json", tmp_path / "dips.json"],
     ]  # fmt: skip
     blocked = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True)

@@ -12,14 +12,16 @@ import pytest
 from jettag import config as cfg
 from jettag.evaluation.evaluate import evaluate as evaluate_stage
 from jettag.evaluation.metrics import (
+    INTERVAL_CL,
     REJECTION_LIMIT_CL,
     auc,
     b_discriminant,
     cut_for_efficiency,
     effective_entries,
     efficiency,
+    efficiency_interval,
     efficiency_upper_limit,
-    regularized_incomplete_beta,
+    rejection_interval,
     rejection_with_limit,
 )
 from tests.conftest import minimal_config
@@ -154,18 +156,54 @@ def test_clopper_pearson_upper_limit_is_monotonic():
     assert np.all(np.diff(in_cl) > 0)
 
 
-def test_incomplete_beta_and_weighted_counts_match_scipy():
+def test_weighted_counts_match_the_beta_quantile():
     stats = pytest.importorskip("scipy.stats")
-    special = pytest.importorskip("scipy.special")
-    for a, b, x in ((0.5, 0.5, 0.3), (4.0, 47.0, 0.1), (2.5, 1e4, 3e-4), (300.0, 20.0, 0.95)):
-        assert regularized_incomplete_beta(a, b, x) == pytest.approx(
-            special.betainc(a, b, x), rel=1e-10
-        )
     # N_eff-scaled counts are not integers: the Beta quantile still defines the limit
     for k, n in ((0.0, 37.4), (2.6, 37.4), (150.3, 12345.6), (3.0, 1e6)):
         assert efficiency_upper_limit(k, n) == pytest.approx(
             stats.beta.ppf(0.95, k + 1, n - k), rel=1e-7
         ), (k, n)
+
+
+def _binomial_tail(k: int, n: int, p: float, at_least: bool) -> float:
+    """P(X >= k) or P(X <= k) for X ~ Binomial(n, p), by the sum."""
+    terms = range(k, n + 1) if at_least else range(k + 1)
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in terms)
+
+
+def test_central_interval_by_the_binomial_sums():
+    alpha = (1 - INTERVAL_CL) / 2
+    for k, n in ((0, 10), (1, 10), (5, 40), (39, 40), (40, 40), (12, 300)):
+        low, high = efficiency_interval(k, n)
+        # Clopper-Pearson: each end is where the tail beyond the observation is alpha
+        if k > 0:
+            assert _binomial_tail(k, n, low, at_least=True) == pytest.approx(alpha, rel=1e-9)
+        else:
+            assert low == 0.0
+        if k < n:
+            assert _binomial_tail(k, n, high, at_least=False) == pytest.approx(alpha, rel=1e-9)
+        else:
+            assert high == 1.0
+        assert low <= k / n <= high
+
+
+def test_central_interval_covers_at_least_its_confidence_level():
+    n = 25
+    intervals = [efficiency_interval(k, n) for k in range(n + 1)]
+    for p in np.linspace(0.01, 0.99, 50):
+        coverage = sum(math.comb(n, k) * p**k * (1 - p) ** (n - k)
+                       for k, (low, high) in enumerate(intervals) if low <= p <= high)  # fmt: skip
+        assert coverage >= INTERVAL_CL - 1e-12, (p, coverage)
+
+
+def test_rejection_intervals_of_few_passing_jets_are_the_garwood_ones():
+    """5 and 10 of 16,738 light jets pass (60 % WP): the issue's 68 % Garwood intervals."""
+    for k, garwood in ((5, (2001, 5875)), (10, (1175, 2424))):
+        low, high = rejection_interval(*efficiency_interval(k, 16738))
+        assert low == pytest.approx(garwood[0], rel=0.005)
+        assert high == pytest.approx(garwood[1], rel=0.005)
+        assert low < 16738 / k < high  # asymmetric about the measured rejection
+    assert rejection_interval(*efficiency_interval(0, 100))[1] == math.inf
 
 
 def test_rejection_with_limit_where_nothing_passes():

@@ -129,8 +129,13 @@ def test_each_layout_gives_the_canonical_file(name, layouts, source):
         assert jets["eventNumber"].tolist() == list(range(len(jets)))
         _assert_same(jets, ref_jets, ["phi"], name)
         _assert_same(tracks, ref_tracks, ["phi"], name)
-        # sqrt(E^2 - p^2) of a float32 energy: float precision of E, relative 1e-3 of m
-        np.testing.assert_allclose(jets["mass"], ref_jets["mass"], rtol=1e-3)
+        # sqrt(E^2 - p^2) of a float32 energy and momentum: dm = E dE / m, dE a few float
+        # roundings of E (relative 1e-3 of m for most jets, more for light, energetic ones)
+        m = ref_jets["mass"].astype(np.float64)
+        energy = np.hypot(ref_jets["pt"] * np.cosh(ref_jets["eta"]), m)
+        tolerance = 8 * np.finfo(np.float32).eps * energy**2 / m
+        assert np.all(np.abs(jets["mass"] - m) <= tolerance)
+        assert np.median(np.abs(jets["mass"] / m - 1)) < 1e-4
         assert (tracks["ftagTruthOriginLabel"][tracks["valid"]] == -1).all()
         assert "jet_eventNumber = entry number (the file has none)" in lines
 

@@ -65,7 +65,9 @@ def test_prepared_files(prepared, ingested):
     # lifetime-signed sd0 of tracks from B decays is mostly positive, of primary tracks symmetric
     sd0 = train_tracks["IP3D_signed_d0_significance"][valid]
     origin = train_tracks["ftagTruthOriginLabel"][valid]
-    assert np.mean(sd0[origin == pdg.ORIGIN_FROM_B] > 0) > 0.8
+    # signed about the reconstructed (smeared) jet axis: 82 % on the default sample, 83 %
+    # about the truth axis (benchmarks/realism_ablation.py --quick)
+    assert np.mean(sd0[origin == pdg.ORIGIN_FROM_B] > 0) > 0.75
     assert 0.4 < np.mean(sd0[origin == pdg.ORIGIN_PRIMARY] > 0) < 0.65
 
     # pT reweighting: each class's weighted pT shape equals the b shape (bins not clipped)

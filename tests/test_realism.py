@@ -40,7 +40,9 @@ def _prompt_pions(n: int, rng, pt=5.0, z=0.0) -> Particles:
 
 def _significance_tail(sim: cfg.SimulationConfig, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
-    tracks = reconstruct_tracks(_prompt_pions(20_000, rng), 0.0, sim.tracker, rng)
+    # the vertex is not smeared here, so its term stays out of the uncertainty too
+    tracker = dataclasses.replace(sim.tracker, primary_vertex_in_uncertainty=False)
+    tracks = reconstruct_tracks(_prompt_pions(20_000, rng), 0.0, tracker, rng)
     return float(np.mean(np.abs(tracks.d0 / tracks.d0_uncertainty) > 4))
 
 
@@ -75,6 +77,10 @@ def test_hit_pattern_follows_production_radius():
 
 def test_tracks_made_beyond_the_innermost_layer_have_worse_resolution():
     sim = _simulation(tails={"enabled": False}, dense={"enabled": False})
+    # the track fit's lever arm: the vertex term, the same for both, is left out
+    sim = dataclasses.replace(
+        sim, tracker=dataclasses.replace(sim.tracker, primary_vertex_in_uncertainty=False)
+    )
     rng = np.random.default_rng(2)
     prompt = _prompt_pions(2000, rng)
     # made at r = 40 mm along the flight direction (d0 = 0), past the innermost layer
@@ -148,3 +154,117 @@ def test_fake_rate_grows_with_jet_pt():
     assert high == pytest.approx(0.05 + 0.15 * 5.0, rel=0.1)
     t = fake_tracks(500.0, 1.0, 2.0, 0.4, tracker, rng)
     assert (t.origin == pdg.ORIGIN_FAKE).all()
+
+
+def _real_and_fake_tracks(sim: cfg.SimulationConfig, seed: int = 7):
+    """Prompt 0.5-10 GeV pion tracks and fakes in 500 GeV jets, from the same tracker."""
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    phi, eta = rng.uniform(-np.pi, np.pi, n), rng.uniform(-2.4, 2.4, n)
+    pt = rng.uniform(0.5, 10.0, n)
+    pions = Particles.make(
+        x=np.zeros(n), y=np.zeros(n), z=np.zeros(n), px=pt * np.cos(phi), py=pt * np.sin(phi),
+        pz=pt * np.sinh(eta), charge=rng.choice([-1.0, 1.0], n),
+        origin=np.full(n, pdg.ORIGIN_PRIMARY), record_index=np.arange(n),
+    )  # fmt: skip
+    real = reconstruct_tracks(pions, 0.0, sim.tracker, rng)
+    fakes = [fake_tracks(500.0, 0.0, 0.0, 0.4, sim.tracker, rng) for _ in range(4000)]
+    return real, {k: np.concatenate([f.hits[k] for f in fakes]) for k in real.hits}
+
+
+def _crude_hit_cut(hits: dict[str, np.ndarray]) -> np.ndarray:
+    """The review's crude fake finder: < 8 SCT hits, shared pixel hits or an impossible pattern."""
+    inner = hits["numberOfInnermostPixelLayerHits"] + hits["numberOfNextToInnermostPixelLayerHits"]
+    return (
+        (hits["numberOfSCTHits"] < 8)
+        | (hits["numberOfPixelSharedHits"] > 0)
+        | (hits["numberOfPixelHits"] < inner)
+    )
+
+
+def test_fakes_have_the_hit_patterns_of_real_tracks_but_for_the_configured_excess():
+    sim = _simulation(dense={"enabled": False})
+    real, fake = _real_and_fake_tracks(sim)
+    assert fake["numberOfPixelHits"].size > 2000
+    impossible = fake["numberOfPixelHits"] < (
+        fake["numberOfInnermostPixelLayerHits"] + fake["numberOfNextToInnermostPixelLayerHits"]
+    )
+    assert not impossible.any()
+    removed_real, removed_fake = _crude_hit_cut(real.hits).mean(), _crude_hit_cut(fake).mean()
+    # the excess: 1 % more missed hits per layer and 3 % shared innermost hits, nothing like
+    # the 97 % of the old random patterns
+    assert removed_fake < removed_real + 0.15, (removed_real, removed_fake)
+    assert removed_fake > removed_real, (removed_real, removed_fake)
+    for name in ("numberOfPixelHits", "numberOfSCTHits", "numberOfInnermostPixelLayerHits"):
+        assert fake[name].mean() == pytest.approx(real.hits[name].mean(), abs=0.25), name
+    shared = (fake["numberOfPixelSharedHits"] > 0).mean()
+    assert 0.03 < shared < 0.09, shared  # about 1 - 0.97^2 with two innermost hits
+
+    # with the switch off, the old random patterns: the crude cut finds nearly every fake
+    old = dataclasses.replace(
+        sim.tracker, fakes=dataclasses.replace(sim.tracker.fakes, realistic_hit_patterns=False)
+    )
+    _, old_fake = _real_and_fake_tracks(dataclasses.replace(sim, tracker=old))
+    assert _crude_hit_cut(old_fake).mean() > 0.9
+
+
+def test_more_excess_makes_fakes_more_separable():
+    sim = _simulation(dense={"enabled": False})
+    worse = dataclasses.replace(
+        sim.tracker,
+        fakes=dataclasses.replace(
+            sim.tracker.fakes, extra_hit_inefficiency=0.1, shared_hit_probability=0.3
+        ),
+    )
+    _, nominal = _real_and_fake_tracks(sim)
+    _, excess = _real_and_fake_tracks(dataclasses.replace(sim, tracker=worse))
+    assert _crude_hit_cut(excess).mean() > _crude_hit_cut(nominal).mean() + 0.3
+
+
+def test_efficiency_turn_on_is_atlas_like():
+    config = _simulation().tracker.efficiency
+    pt = np.array([0.45, 0.5, 0.6, 1.0, 5.0])
+    relative = efficiency(pt, np.zeros(pt.size), config) / config.plateau
+    # ATLAS Loose tracks: ~80 % of the plateau at 500 MeV, flat above ~1 GeV (the old
+    # turn_on_gev 0.25 gave 33 % at 500 MeV)
+    assert relative[1] == pytest.approx(0.81, abs=0.03)
+    assert relative[2] > 0.95 and relative[3] > 0.999 and relative[4] == pytest.approx(1.0)
+    assert relative[0] < relative[1]
+    slow = efficiency(pt, np.zeros(pt.size), dataclasses.replace(config, turn_on_gev=0.25))
+    assert slow[1] / config.plateau == pytest.approx(0.33, abs=0.02)
+
+
+def _prompt_pulls(tracker, n_events: int = 1500, seed: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """d0 and z0 sin(theta) pulls of 40 GeV prompt tracks, the vertex redrawn per event."""
+    rng = np.random.default_rng(seed)
+    d0, z0 = [], []
+    for _ in range(n_events):
+        pv_z = tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
+        pv_xy = tuple(tracker.primary_vertex_xy_resolution_mm * rng.standard_normal(2))
+        t = reconstruct_tracks(_prompt_pions(8, rng, pt=40.0), pv_z, tracker, rng, pv_xy)
+        d0.append(t.d0 / t.d0_uncertainty)
+        z0.append(t.z0_sin_theta / t.z0_sin_theta_uncertainty)
+    return np.concatenate(d0), np.concatenate(z0)
+
+
+def _core(pulls: np.ndarray) -> float:
+    """Gaussian-equivalent width of the central 68 %."""
+    return float(np.diff(np.quantile(pulls, [0.16, 0.84]))[0] / 2)
+
+
+def test_vertex_resolution_enters_impact_parameters_and_their_uncertainties():
+    sim = _simulation(tails={"enabled": False}, dense={"enabled": False})
+    tracker = sim.tracker
+    assert tracker.primary_vertex_xy_resolution_mm > 0 and tracker.primary_vertex_in_uncertainty
+    d0, z0 = _prompt_pulls(tracker)
+    # the vertex error is in the measured values and in the uncertainties: unit pulls
+    assert _core(d0) == pytest.approx(1.0, abs=0.05)
+    assert _core(z0) == pytest.approx(1.0, abs=0.05)
+    # measured from a smeared vertex but with the fit's uncertainty only: pulls too wide
+    fit_only = dataclasses.replace(tracker, primary_vertex_in_uncertainty=False)
+    d0_wide, z0_wide = _prompt_pulls(fit_only)
+    assert _core(d0_wide) > 1.2 and _core(z0_wide) > 1.05
+    # the old sample: vertex on the beam line, no xy term, so d0 pulls stay unit
+    old = dataclasses.replace(fit_only, primary_vertex_xy_resolution_mm=0.0)
+    d0_old, _ = _prompt_pulls(old)
+    assert _core(d0_old) == pytest.approx(1.0, abs=0.05)

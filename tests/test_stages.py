@@ -39,7 +39,7 @@ DATA_JOBS = [
     ("predict", {"tagger": "dips"}),
     ("predict", {"tagger": "ip3d"}),
     ("evaluate", {}),
-    ("working-points", {}),
+    ("working-points", {"dataset": "ttbar"}),
     ("performance", {}),
     ("saliency", {}),
     ("importance", {"model": "dips"}),
@@ -250,8 +250,10 @@ def test_plot_commands_refuse_results_of_other_taggers(tmp_path, capsys):
     assert main(argv) == 2
     assert "scores.json: results of 'ip3d', not of 'dips'" in capsys.readouterr().err
     (tmp_path / "zprime.json").write_text(json.dumps({"tagger": "ip3d_zprime"}))
-    argv = ["plot-roc", "--config", str(CI_CONFIG), "--dataset", "ttbar", "--output-stem",
-            str(tmp_path / "roc"), str(tmp_path / "zprime.json")]  # fmt: skip
+    (tmp_path / "wp.json").write_text(json.dumps({"paired": {"reference": "ip3d"}}))
+    argv = ["plot-roc", "--config", str(CI_CONFIG), "--dataset", "ttbar", "--comparison",
+            str(tmp_path / "wp.json"), "--output-stem", str(tmp_path / "roc"),
+            str(tmp_path / "zprime.json")]  # fmt: skip
     assert main(argv) == 2
     assert "results of taggers this plot does not draw" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.png"))

@@ -186,12 +186,17 @@ def test_rotation_about_the_jet_axis(tmp_path, config, prepared):
     torch.testing.assert_close(dr_rotated[valid], dr[valid], rtol=1e-4, atol=1e-5)  # a rotation
     assert not torch.allclose(rotated[valid], data.tracks[valid])  # deta, dphi did change
     assert (rotated[~valid] == 0).all()  # padding stays zero
-    others = [k for k, n in enumerate(names) if n not in ("deta", "dphi")]
+    # d0 and z0 sin(theta) are re-signed (tests/test_augment.py); nothing else changes
+    others = [k for k, n in enumerate(names) if n not in ("deta", "dphi", "d0", "z0SinTheta")]
     assert torch.equal(rotated[..., others], data.tracks[..., others])
+    for name in ("d0", "z0SinTheta"):
+        torch.testing.assert_close(
+            raw(rotated, name).abs()[valid], raw(data.tracks, name).abs()[valid]
+        )
 
     # a model trained with rotation on rotation-invariant inputs: rotating changes nothing
     model = _model_config(config, 2)
-    invariant = [n for n in names if n not in ("deta", "dphi")]
+    invariant = [n for n in names if n not in ("deta", "dphi", "d0", "z0SinTheta")]
     model = dataclasses.replace(
         model, track_inputs=tuple(invariant),
         training=dataclasses.replace(model.training, rotate_about_jet_axis=False),

@@ -9,6 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
+from jettag.errors import InputError
+from jettag.evaluation.metrics import efficiency_interval
 from jettag.evaluation.working_points import (
     efficiency_vs_pt,
     score_histograms,
@@ -105,12 +107,16 @@ def test_working_points_match_sort_and_count(tmp_path):
                 assert row[f"{name}_rejection_error"] == pytest.approx(
                     np.sqrt(eff * (1 - eff) / len(scores)) / eff**2, rel=1e-9
                 )
+                low, high = efficiency_interval(n_pass, len(scores))
+                assert row[f"{name}_efficiency_interval"] == pytest.approx([low, high])
+                assert row[f"{name}_rejection_interval"] == pytest.approx([1 / high, 1 / low])
+                assert row[f"{name}_passing"] == pytest.approx(n_pass)
     lines = (tmp_path / "wp.md").read_text().splitlines()
     table_rows = [line for line in lines if line.startswith("| ") and "Tagger" not in line]
     assert len(table_rows) == 2 * len(WORKING_POINTS)
     expected = [f"| {t} | {round(100 * wp)} % |" for t in ("A", "B") for wp in WORKING_POINTS]
     assert [row[: len(e)] for row, e in zip(table_rows, expected, strict=True)] == expected
-    assert all(row.count("±") == 5 for row in table_rows)
+    assert all(row.count(" [") == 5 for row in table_rows)  # value [low, high] each
 
 
 def test_flat_per_bin_cut_is_flat_and_inclusive_cut_is_not(tmp_path):
@@ -284,7 +290,8 @@ def test_no_light_jet_passing_gives_a_lower_limit_in_json_and_markdown(tmp_path)
     (md_row,) = [r for r in (tmp_path / "wp.md").read_text().splitlines() if r.startswith("| t ")]
     cells = [c.strip() for c in md_row.strip("|").split("|")]
     assert cells[-1] == f"> {limit:.1f} (95 % CL)" == "> 67.3 (95 % CL)"
-    assert cells[5] == "5.0 ± 3.2"  # c rejection: no '>'
+    # c rejection: 2 of 10 c jets pass, so no '>', but a mark for so few passing jets
+    assert cells[5] == "5.0 [2.5, 13.9] †"
     assert "inf" not in md_row and "∞" not in md_row
 
 
@@ -360,3 +367,36 @@ def _minimal() -> dict:
     from tests.conftest import minimal_config
 
     return minimal_config()
+
+
+def test_table_states_paired_ratios_to_the_reference(tmp_path):
+    rng = np.random.default_rng(7)
+    labels = rng.choice(3, 6000, p=[0.35, 0.15, 0.5])
+    db_a = rng.normal(np.choose(labels, [3.0, 1.0, 0.0]), 1.0)
+    db_b = db_a + rng.normal(0.0, 0.8, labels.size)  # B: A degraded by noise, same jets
+    files = [write_discriminant(tmp_path / f"{t}.h5", t, db, labels)
+             for t, db in (("A", db_a), ("B", db_b))]  # fmt: skip
+    grid = np.linspace(0.5, 0.9, 5)
+    table = working_point_table(files, 0.018, [0.70, 0.77], tmp_path / "wp.json",
+                                tmp_path / "wp.md", reference="A", roc_efficiencies=grid,
+                                replicas=50, seed=3)  # fmt: skip
+    paired = json.loads((tmp_path / "wp.json").read_text())["paired"]
+    assert paired["reference"] == "A" and paired["replicas"] == 50
+    assert paired["roc"]["signal_efficiency"] == pytest.approx(grid.tolist())
+    assert paired["working_points"]["A"]["light_ratio"] == [1.0, 1.0]
+    rows = {(r["tagger"], r["working_point"]): r for r in table["rows"]}
+    for k, wp in enumerate((0.70, 0.77)):
+        ratio = paired["working_points"]["B"]["light_ratio"][k]
+        assert ratio == pytest.approx(
+            rows["B", wp]["light_rejection"] / rows["A", wp]["light_rejection"]
+        )
+        low, high = paired["working_points"]["B"]["light_ratio_interval"][k]
+        assert low <= ratio <= high < 1.0  # the noisier tagger rejects less, significantly
+    md = (tmp_path / "wp.md").read_text()
+    assert "light rej. / A | c rej. / A |" in md and "paired bootstrap" in md
+    a_row = next(line for line in md.splitlines() if line.startswith("| A | 77 %"))
+    assert a_row.endswith("| 1 [1, 1] | 1 [1, 1] |")
+    other = write_discriminant(tmp_path / "C.h5", "C", db_a[::-1].copy(), labels[::-1].copy())
+    with pytest.raises(InputError, match="not scored on the same jets"):
+        working_point_table([files[0], other], 0.018, [0.77], tmp_path / "x.json",
+                            tmp_path / "x.md", reference="A")  # fmt: skip

@@ -97,16 +97,21 @@ def cmd_fit_baseline(args: argparse.Namespace, settings: Settings) -> None:
     import h5py
 
     from jettag.atomic import write_json
+    from jettag.io.canonical import absent_fields
     from jettag.models import ip3d
 
-    binning = settings["baseline"]
-    with h5py.File(args.data_dir / "train.h5", "r") as f:
+    baseline = settings["baseline"]
+    path = args.data_dir / "train.h5"
+    with h5py.File(path, "r") as f:
         jets, tracks = f["jets"][:], f["tracks"][:]
         classes = [str(c) for c in f["jets"].attrs["flavour_label"]]
-    templates = ip3d.fit_templates(
-        tracks, jets["flavour_label"], classes, binning["sd0_bins"], binning["sz0_bins"]
-    )
+        absent = absent_fields(f["jets"].attrs, path)
+    grading = ip3d.choose_grading(baseline["track_grades"], tracks, absent, str(path))
+    templates = ip3d.fit_templates(tracks, jets["flavour_label"], classes, baseline["sd0_bins"],
+                                   baseline["sz0_bins"], grading)  # fmt: skip
     write_json(args.output, templates.to_dict())
+    log.info("fit-baseline %s: templates of %d track grades (%s)", args.baseline,
+             len(grading.grades), grading.name)  # fmt: skip
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
@@ -137,11 +142,18 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_working_points(args: argparse.Namespace, settings: Settings) -> None:
     """Table of cuts, efficiencies and rejections at every working point, several taggers."""
+    import numpy as np
+
     from jettag.evaluation.working_points import working_point_table
 
     evaluation = settings["evaluation"]
-    working_point_table(args.predictions, evaluation["f_c"], evaluation["working_points"],
-                        args.output_json, args.output_md)  # fmt: skip
+    grid = evaluation["roc_b_efficiencies"]
+    working_point_table(
+        args.predictions, evaluation["f_c"], evaluation["working_points"], args.output_json,
+        args.output_md, reference=settings["reference"],
+        roc_efficiencies=np.linspace(grid["start"], grid["stop"], grid["points"]),
+        replicas=evaluation["bootstrap_replicas"], seed=settings["seed"],
+    )  # fmt: skip
 
 
 def cmd_performance(args: argparse.Namespace, settings: Settings) -> None:
@@ -293,7 +305,11 @@ def cmd_plot_roc(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.plotting.roc import plot_roc
 
     taggers = [_tagger_of(p) for p in args.metrics]
-    plot_roc(args.metrics, _labels(settings, taggers, args.metrics), settings["reference"],
+    paired = json.loads(Path(args.comparison).read_text()).get("paired") or {}
+    if paired.get("reference") != settings["reference"]:
+        raise ConfigError(f"{args.comparison}: ratios to {paired.get('reference')!r}, the"
+                          f" config's reference is '{settings['reference']}'")  # fmt: skip
+    plot_roc(args.metrics, _labels(settings, taggers, args.metrics), args.comparison,
              args.output_stem, _figure_text(settings), settings["plots"]["formats"])  # fmt: skip
 
 
@@ -480,7 +496,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", required=True)
     p.add_argument("--histograms", type=Path, required=True)
     p.add_argument("--output-prefix", type=Path, required=True)
-    p = stage("working-points", cmd_working_points, "working-point table of several taggers")
+    p = stage("working-points", cmd_working_points, "working-point table of several taggers",
+              ("dataset",))  # fmt: skip
+    p.add_argument("--dataset", required=True, help="the dataset the taggers are tested on")
     p.add_argument("--output-json", type=Path, required=True)
     p.add_argument("--output-md", type=Path, required=True)
     p.add_argument("predictions", type=Path, nargs="+")
@@ -566,6 +584,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output-stem", type=Path, required=True)
     p = stage("plot-roc", cmd_plot_roc, "ROC curves with ratio panels", ("dataset",))
     p.add_argument("--dataset", required=True)
+    p.add_argument("--comparison", type=Path, required=True,
+                   help="the dataset's working-points JSON (paired ratios)")  # fmt: skip
     p.add_argument("--output-stem", type=Path, required=True, help="path without extension")
     p.add_argument("metrics", type=Path, nargs="+")
     p = stage("plot-loss", cmd_plot_loss, "loss curves of a model", ("model",))

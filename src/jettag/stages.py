@@ -159,8 +159,9 @@ def _train(
 
 @stage("fit-baseline")
 def _fit_baseline(config: dict[str, Any], baseline: str) -> Settings:
-    """The binning of the templates (the only keys fitting reads)."""
-    return {"baseline": _pick(_section(config, "baselines", baseline), ("sd0_bins", "sz0_bins"))}
+    """The binning of the templates and whether tracks are graded (the keys fitting reads)."""
+    keys = ("sd0_bins", "sz0_bins", "track_grades")
+    return {"baseline": _pick(_section(config, "baselines", baseline), keys)}
 
 
 @stage("export-onnx")
@@ -188,9 +189,17 @@ def _evaluate(config: dict[str, Any]) -> Settings:
 
 
 @stage("working-points")
-def _working_points(config: dict[str, Any]) -> Settings:
-    """f_c and the working points."""
-    return _evaluation(config, "f_c", "working_points")
+def _working_points(config: dict[str, Any], dataset: str) -> Settings:
+    """f_c, the working points, and the paired ratios to the dataset's reference tagger.
+
+    The ratios are taken at the working points and on the ROC grid, with a paired bootstrap
+    over the test jets (its replicas drawn from the seed).
+    """
+    return {
+        "seed": config["seed"],
+        "reference": ratio_reference(config, dataset),
+        **_evaluation(config, "f_c", "working_points", "roc_b_efficiencies", "bootstrap_replicas"),
+    }
 
 
 @stage("performance")
@@ -271,6 +280,16 @@ def _figure(config: dict[str, Any], sample: str) -> Settings:
     }
 
 
+def ratio_reference(config: dict[str, Any], dataset: str) -> str:
+    """The tagger the others of a dataset are divided by: plots.reference where it is
+    evaluated on the dataset, else the dataset's first baseline, else its first model."""
+    taggers = _dataset_taggers(config, dataset)
+    if not taggers:
+        raise ConfigError(f"no tagger is evaluated on dataset '{dataset}'")
+    reference = config["plots"]["reference"]
+    return reference if reference in taggers else taggers[0]
+
+
 def _dataset_taggers(config: dict[str, Any], dataset: str) -> list[str]:
     """Baselines then models evaluated on a dataset, in config order."""
     names = [*config["baselines"], *config["models"]]
@@ -287,15 +306,10 @@ def _tagger_figure(config: dict[str, Any], tagger: str) -> Settings:
 def _plot_roc(config: dict[str, Any], dataset: str) -> Settings:
     """The dataset's figure settings, its taggers' labels and the ratio reference."""
     taggers = _dataset_taggers(config, dataset)
-    if not taggers:
-        raise ConfigError(f"no tagger is evaluated on dataset '{dataset}'")
-    reference = config["plots"]["reference"]
-    if reference not in taggers:  # the first baseline of the dataset, else its first tagger
-        reference = taggers[0]
     return {
         **_figure(config, dataset),
         "labels": {t: tagger_label(config, t) for t in taggers},
-        "reference": reference,
+        "reference": ratio_reference(config, dataset),
     }
 
 

@@ -58,14 +58,14 @@ rule working_points:
         json="results/working_points/{dataset}.json",
         md="results/working_points/{dataset}.md",
     params:
-        settings=lambda w: settings("working-points"),
+        settings=lambda w: settings("working-points", dataset=w.dataset),
     benchmark:
         "results/benchmarks/working_points/{dataset}.tsv"
     log:
         "logs/working_points/{dataset}.log",
     shell:
-        "jettag working-points --config {CONFIG_FILE} --output-json {output.json}"
-        " --output-md {output.md} {input} > {log} 2>&1"
+        "jettag working-points --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        " --output-json {output.json} --output-md {output.md} {input} > {log} 2>&1"
 
 
 rule performance:

@@ -9,7 +9,8 @@ def dataset_metrics(dataset):
 rule plot_roc:
     """Rejection vs b efficiency of every tagger on the main dataset, ratio to the reference."""
     input:
-        dataset_metrics(MAIN_DATASET),
+        metrics=dataset_metrics(MAIN_DATASET),
+        comparison=f"results/working_points/{MAIN_DATASET}.json",
     output:
         plot_files("results/plots/roc", "roc", "Performance"),
     params:
@@ -20,14 +21,15 @@ rule plot_roc:
     log:
         "logs/plots/roc.log",
     shell:
-        "jettag plot-roc --config {CONFIG_FILE} --dataset {params.dataset} --output-stem"
-        " results/plots/roc {input} > {log} 2>&1"
+        "jettag plot-roc --config {CONFIG_FILE} --dataset {params.dataset} --comparison"
+        " {input.comparison} --output-stem results/plots/roc {input.metrics} > {log} 2>&1"
 
 
 rule plot_roc_dataset:
     """The ROC figure of the taggers of another dataset (e.g. the high-pT Z' sample)."""
     input:
-        lambda w: dataset_metrics(w.dataset),
+        metrics=lambda w: dataset_metrics(w.dataset),
+        comparison="results/working_points/{dataset}.json",
     output:
         plot_files("results/plots/roc_{dataset}", "roc", "Performance"),
     params:
@@ -37,8 +39,9 @@ rule plot_roc_dataset:
     log:
         "logs/plots/roc_{dataset}.log",
     shell:
-        "jettag plot-roc --config {CONFIG_FILE} --dataset {wildcards.dataset} --output-stem"
-        " results/plots/roc_{wildcards.dataset} {input} > {log} 2>&1"
+        "jettag plot-roc --config {CONFIG_FILE} --dataset {wildcards.dataset} --comparison"
+        " {input.comparison} --output-stem results/plots/roc_{wildcards.dataset}"
+        " {input.metrics} > {log} 2>&1"
 
 
 rule plot_loss:

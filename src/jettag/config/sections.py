@@ -29,6 +29,7 @@ __all__ = [
     "HitsConfig",
     "IngestConfig",
     "InputConfig",
+    "JetReconstructionConfig",
     "JetsConfig",
     "LabellingConfig",
     "LabelsConfig",
@@ -59,12 +60,27 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
+class JetReconstructionConfig:
+    """Reconstructed jets: truth jets with a smeared pT (JES, JER) and axis."""
+
+    enabled: bool
+    energy_scale: float
+    noise_gev: float
+    stochastic: float
+    constant: float
+    angular_gev: float
+    angular_constant: float
+    truth_pt_min_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
 class JetsConfig:
     """Jet definition of generated samples."""
 
     radius: float
     pt_min_gev: float
     abs_eta_max: float
+    reconstruction: JetReconstructionConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +122,7 @@ class EfficiencyConfig:
 
     plateau: float
     forward_loss: float
+    threshold_gev: float
     turn_on_gev: float
 
 
@@ -159,6 +176,9 @@ class FakesConfig:
     """Fake tracks per jet."""
 
     enabled: bool
+    realistic_hit_patterns: bool
+    extra_hit_inefficiency: float
+    shared_hit_probability: float
     per_jet_constant: float
     per_jet_per_100gev: float
     pt_mean_above_min_gev: float
@@ -184,6 +204,8 @@ class TrackerConfig:
     dense: DenseConfig
     fakes: FakesConfig
     primary_vertex_z_resolution_mm: float
+    primary_vertex_xy_resolution_mm: float
+    primary_vertex_in_uncertainty: bool
     max_abs_d0_mm: float
     max_abs_z0_sin_theta_mm: float
     association_cone: AssociationCone
@@ -438,6 +460,7 @@ class BaselineConfig:
     sd0_bins: tuple[float, ...]
     sz0_bins: tuple[float, ...]
     label: str | None = None
+    track_grades: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,6 +501,7 @@ class EvaluationConfig:
     feature_groups: dict[str, tuple[str, ...]]
     ablation: str | None
     learning_curve: LearningCurveConfig
+    bootstrap_replicas: int = 200
 
 
 def section(cls: type[T], data: dict[str, Any]) -> T:

@@ -90,6 +90,9 @@ def _member_spread(
                 f"{name}_rejection_mean": float(values.mean()) if central else None,
                 f"{name}_rejection_std": float(values.std(ddof=1)) if central else None,
                 f"{name}_rejection_members": values.tolist(),
+                f"{name}_rejection_interval_members": [
+                    m[f"{name}_rejection_interval"] for m in at_wp
+                ],
                 f"{name}_rejection_lower_limit_members": [
                     m[f"{name}_rejection_lower_limit"] for m in at_wp
                 ],

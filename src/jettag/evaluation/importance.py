@@ -93,6 +93,7 @@ def permutation_importance(
             entry[f"{key}_std"] = None if limit else float(values.std())
             entry[f"{key}_is_lower_limit"] = limit
             entry[f"{key}_lower_limit_runs"] = [run[f"{key}_lower_limit"] for run in runs]
+            entry[f"{key}_interval_runs"] = [run[f"{key}_interval"] for run in runs]
             entry[f"{key}_loss"] = float(losses.mean())
             entry[f"{key}_loss_std"] = float(losses.std())
         results[group] = entry

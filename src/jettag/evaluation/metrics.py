@@ -1,12 +1,13 @@
-"""Discriminant, efficiencies with binomial errors, working points, ROC curves and AUC.
+"""Discriminant, efficiencies with binomial errors and Clopper-Pearson intervals, AUC.
 
-A ROC is computed once, as numbers, and saved; plotting only draws what is saved.
-
-Where no background jet passes a cut, the rejection 1/eff is infinite; a working point then
-quotes the lower limit 1/U on the rejection instead, U being the one-sided Clopper-Pearson
-upper limit on the efficiency at REJECTION_LIMIT_CL (k = eff N_eff of n = N_eff jets pass,
-so weighted jets count as N_eff unit-weight ones). The limit is written at every working
-point, passing jets or not, so a reader can always compare the two.
+Every efficiency comes with its central Clopper-Pearson interval at INTERVAL_CL (68.27 %,
+the 1-sigma band of a Gaussian), and every rejection 1/eff with the interval that maps onto
+(1/high, 1/low): asymmetric, and exact for few passing jets, where the Gaussian binomial
+error is not. k = eff N_eff of n = N_eff jets pass, so weighted jets count as N_eff
+unit-weight ones. Where no background jet passes a cut, the rejection is infinite; a
+working point then quotes the lower limit 1/U instead, U being the one-sided upper limit on
+the efficiency at REJECTION_LIMIT_CL. The limit is written at every working point, passing
+jets or not, so a reader can always compare the two.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import betaincinv
 
 PROBABILITY_FLOOR = 1e-10
 REJECTION_LIMIT_CL = 0.95  # confidence level of the rejection lower limits
-_CF_EPS = 1e-15  # relative convergence of the incomplete-beta continued fraction
-_CF_TINY = 1e-300
-_CF_MAX_TERMS = 100_000  # NR: O(sqrt(max(a, b))) terms are needed in the worst case
+INTERVAL_CL = 0.6827  # central intervals of efficiencies and rejections: +-1 sigma
+FEW_PASSING = 10  # fewer passing jets than this: a rough figure, marked where quoted
 
 
 def b_discriminant(pb: np.ndarray, pc: np.ndarray, pu: np.ndarray, f_c: float) -> np.ndarray:
@@ -52,44 +53,10 @@ def rejection(eff: float, eff_error: float) -> tuple[float, float]:
     return 1.0 / eff, eff_error / eff**2
 
 
-def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the Beta(a, b) CDF at x, from its continued fraction (a, b > 0)."""
-    if not (a > 0 and b > 0):
-        raise ValueError(f"incomplete beta needs a, b > 0, got a={a}, b={b}")
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    # the fraction converges fast below the mean; above it, use I_x(a, b) = 1 - I_(1-x)(b, a)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """The continued fraction of I_x(a, b), by the modified Lentz method."""
-
-    def floored(value: float) -> float:
-        return value if abs(value) > _CF_TINY else _CF_TINY
-
-    c = 1.0
-    d = 1.0 / floored(1.0 - (a + b) * x / (a + 1.0))
-    h = d
-    for m in range(1, _CF_MAX_TERMS):
-        even = m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m))
-        d = 1.0 / floored(1.0 + even * d)
-        c = floored(1.0 + even / c)
-        h *= d * c
-        odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0))
-        d = 1.0 / floored(1.0 + odd * d)
-        c = floored(1.0 + odd / c)
-        h *= d * c
-        if abs(d * c - 1.0) < _CF_EPS:
-            return h
-    raise ArithmeticError(f"incomplete beta I_{x}({a}, {b}): continued fraction did not converge")
+def _check_cl(cl: float) -> None:
+    """A confidence level must lie strictly between 0 and 1."""
+    if not 0.0 < cl < 1.0:
+        raise ValueError(f"confidence level must lie in (0, 1), got {cl}")
 
 
 def efficiency_upper_limit(n_pass: float, n_total: float, cl: float = REJECTION_LIMIT_CL) -> float:
@@ -99,27 +66,38 @@ def efficiency_upper_limit(n_pass: float, n_total: float, cl: float = REJECTION_
     quantile at cl; 1 - (1 - cl)^(1/n_total) for n_pass = 0. Counts may be N_eff-scaled
     (non-integer). NaN for n_total <= 0.
     """
-    if not 0.0 < cl < 1.0:
-        raise ValueError(f"confidence level must lie in (0, 1), got {cl}")
+    _check_cl(cl)
     if not (math.isfinite(n_total) and n_total > 0) or not math.isfinite(n_pass):
         return float("nan")
     n_pass = min(max(n_pass, 0.0), n_total)
-    if n_pass == 0.0:
-        return -math.expm1(math.log1p(-cl) / n_total)
-    a, b = n_pass + 1.0, n_total - n_pass
-    if b <= 0.0:  # every jet passes: nothing bounds the efficiency below 1
+    if n_total - n_pass <= 0.0:  # every jet passes: nothing bounds the efficiency below 1
         return 1.0
-    # I_x(a, b) rises monotonically in x: bisect [0, 1] for I_x = cl
-    low, high = 0.0, 1.0
-    for _ in range(200):
-        middle = 0.5 * (low + high)
-        if regularized_incomplete_beta(a, b, middle) < cl:
-            low = middle
-        else:
-            high = middle
-        if high - low <= 4e-16 * high:
-            break
-    return 0.5 * (low + high)
+    return float(betaincinv(n_pass + 1.0, n_total - n_pass, cl))
+
+
+def efficiency_interval(
+    n_pass: float, n_total: float, cl: float = INTERVAL_CL
+) -> tuple[float, float]:
+    """Central Clopper-Pearson interval (low, high) of an efficiency: n_pass of n_total pass.
+
+    Each side leaves (1 - cl) / 2 outside: low is the Beta(n_pass, n_total - n_pass + 1)
+    quantile at (1 - cl) / 2 (0 when nothing passes), high the Beta(n_pass + 1, n_total -
+    n_pass) quantile at (1 + cl) / 2 (1 when everything passes). NaN without jets.
+    """
+    _check_cl(cl)
+    if not (math.isfinite(n_total) and n_total > 0) or not math.isfinite(n_pass):
+        return float("nan"), float("nan")
+    k = min(max(n_pass, 0.0), n_total)
+    low = float(betaincinv(k, n_total - k + 1.0, 0.5 * (1.0 - cl))) if k > 0 else 0.0
+    high = float(betaincinv(k + 1.0, n_total - k, 0.5 * (1.0 + cl))) if k < n_total else 1.0
+    return low, high
+
+
+def rejection_interval(eff_low: float, eff_high: float) -> tuple[float, float]:
+    """The rejection interval (1/high, 1/low) of an efficiency interval; inf for low = 0."""
+    low = 1.0 / eff_high if eff_high > 0 else float("inf")
+    high = 1.0 / eff_low if eff_low > 0 else float("inf")
+    return low, high
 
 
 def rejection_with_limit(

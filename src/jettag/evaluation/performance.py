@@ -23,17 +23,20 @@ from pathlib import Path
 import numpy as np
 
 from jettag.evaluation.metrics import (
+    FEW_PASSING,
     b_discriminant,
     cut_for_efficiency,
     effective_entries,
     efficiency,
+    efficiency_interval,
     rejection,
+    rejection_interval,
     rejection_with_limit,
 )
 from jettag.flavours import BACKGROUNDS, SIGNAL, TAGGING_FLAVOURS
 from jettag.io.predictions import Predictions, read_predictions
 
-REJECTION_SUFFIXES = ("", "_error", "_lower_limit", "_is_lower_limit")
+REJECTION_SUFFIXES = ("", "_error", "_interval", "_lower_limit", "_is_lower_limit", "_few_passing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,10 +109,13 @@ def cut_at_efficiency(
 def performance_at_cut(
     jets: TaggedJets, cut: float, selection: np.ndarray | None = None, limits: bool = True
 ) -> dict:
-    """Efficiency (error, N_eff) of each flavour and rejection of each background at a cut.
+    """Efficiency (error, interval, N_eff) of each flavour, rejection of each background at a cut.
 
-    selection: (n_jets,) bool, the jets counted (all by default). limits: where no background
-    jet passes, quote the rejection's lower limit (flagged), else the infinite rejection.
+    Intervals are central Clopper-Pearson ones (metrics.INTERVAL_CL); `<bkg>_passing` is the
+    number of background jets that pass (N_eff-scaled), `<bkg>_rejection_few_passing` flags
+    fewer than metrics.FEW_PASSING. selection: (n_jets,) bool, the jets counted (all by
+    default). limits: where no background jet passes, quote the rejection's lower limit
+    (flagged), else the infinite rejection.
     """
     entry: dict = {"cut": cut}
     for name in TAGGING_FLAVOURS:
@@ -119,8 +125,10 @@ def performance_at_cut(
         else:  # no cut could be defined (no b jets): no efficiency either, not zero
             eff, err = float("nan"), float("nan")
         n_eff = effective_entries(jets.weights[sel])
+        interval = efficiency_interval(eff * n_eff, n_eff)
         entry[f"{name}_efficiency"] = eff
         entry[f"{name}_efficiency_error"] = err
+        entry[f"{name}_efficiency_interval"] = list(interval)
         entry[f"{name}_n_eff"] = n_eff
         if name not in BACKGROUNDS:
             continue
@@ -128,6 +136,9 @@ def performance_at_cut(
             entry.update(rejection_with_limit(name, eff, err, n_eff))
         else:
             entry[f"{name}_rejection"], entry[f"{name}_rejection_error"] = rejection(eff, err)
+        entry[f"{name}_rejection_interval"] = list(rejection_interval(*interval))
+        entry[f"{name}_passing"] = eff * n_eff
+        entry[f"{name}_rejection_few_passing"] = bool(eff * n_eff < FEW_PASSING)
     return entry
 
 
@@ -147,13 +158,17 @@ class Roc:
     """Background rejections (and binomial errors) at each b efficiency of a grid.
 
     signal_efficiency, cuts: (points,); rejection, rejection_error: background -> (points,),
-    infinite (null in JSON) where no background jet passes; n_eff: background -> N_eff.
+    infinite (null in JSON) where no background jet passes; rejection_interval: background ->
+    (points, 2) central Clopper-Pearson interval (metrics.INTERVAL_CL); passing: background ->
+    (points,) background jets passing (N_eff-scaled); n_eff: background -> N_eff.
     """
 
     signal_efficiency: np.ndarray
     cuts: np.ndarray
     rejection: dict[str, np.ndarray]
     rejection_error: dict[str, np.ndarray]
+    rejection_interval: dict[str, np.ndarray]
+    passing: dict[str, np.ndarray]
     n_eff: dict[str, float]
 
     def to_dict(self) -> dict:
@@ -165,22 +180,31 @@ class Roc:
         for name in self.rejection:
             out[f"{name}_rejection"] = self.rejection[name].tolist()
             out[f"{name}_rejection_error"] = self.rejection_error[name].tolist()
+            out[f"{name}_rejection_interval"] = self.rejection_interval[name].tolist()
+            out[f"{name}_passing"] = self.passing[name].tolist()
             out[f"{name}_n_eff"] = self.n_eff[name]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Roc:
-        """Inverse of to_dict (null -> inf for rejections, NaN for errors)."""
+        """Inverse of to_dict (null -> inf for rejections and interval ends, NaN for errors)."""
         names = [k.removesuffix("_n_eff") for k in data if k.endswith("_n_eff")]
 
         def array(values: list, missing: float) -> np.ndarray:
-            return np.array([missing if v is None else v for v in values], dtype=float)
+            return np.array(
+                [[missing if x is None else x for x in v] if isinstance(v, list) else
+                 (missing if v is None else v) for v in values], dtype=float,
+            )  # fmt: skip
 
         return cls(
             signal_efficiency=array(data["signal_efficiency"], np.nan),
             cuts=array(data["cut"], np.nan),
             rejection={n: array(data[f"{n}_rejection"], np.inf) for n in names},
             rejection_error={n: array(data[f"{n}_rejection_error"], np.nan) for n in names},
+            rejection_interval={
+                n: array(data[f"{n}_rejection_interval"], np.inf).reshape(-1, 2) for n in names
+            },
+            passing={n: array(data[f"{n}_passing"], np.nan) for n in names},
             n_eff={n: float(data[f"{n}_n_eff"]) for n in names},
         )
 
@@ -221,5 +245,10 @@ def roc(jets: TaggedJets, signal_efficiencies: np.ndarray) -> Roc:
         rejection_error={
             b: np.array([e[f"{b}_rejection_error"] for e in entries]) for b in BACKGROUNDS
         },
+        rejection_interval={
+            b: np.array([e[f"{b}_rejection_interval"] for e in entries]).reshape(-1, 2)
+            for b in BACKGROUNDS
+        },
+        passing={b: np.array([e[f"{b}_passing"] for e in entries]) for b in BACKGROUNDS},
         n_eff={b: effective_entries(jets.weights[jets.mask(b)]) for b in BACKGROUNDS},
     )

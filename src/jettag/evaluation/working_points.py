@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jettag.atomic import write_json, write_text
-from jettag.evaluation.metrics import REJECTION_LIMIT_CL
+from jettag.atomic import json_safe, write_json, write_text
+from jettag.evaluation.metrics import FEW_PASSING, INTERVAL_CL, REJECTION_LIMIT_CL
+from jettag.evaluation.paired import check_same_jets, paired_ratios
 from jettag.evaluation.performance import (
     cut_at_efficiency,
     performance_at_cut,
@@ -41,14 +42,26 @@ def working_point_table(
     working_points: Sequence[float],
     output_json: Path,
     output_md: Path,
+    reference: str | None = None,
+    roc_efficiencies: Sequence[float] = (),
+    replicas: int = 200,
+    seed: int = 0,
 ) -> dict:
-    """D_b cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown."""
+    """D_b cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown.
+
+    With a reference tagger, every tagger's light and c rejection is also divided by the
+    reference's, at each working point and on the ROC grid (roc_efficiencies), with the
+    paired-bootstrap interval of the ratio (paired.py): `paired` in the JSON, which the ROC
+    figure's ratio panels draw, and two columns of the markdown table.
+    """
     rows = []
     n_jets = {}
+    taggers = []
     for path in predictions:
         jets = read_tagged_jets(Path(path), f_c)
         if jets.tagger in n_jets:  # rows are told apart by tagger name only
             raise ValueError(f"{path}: tagger '{jets.tagger}' appears in two predictions files")
+        taggers.append(jets)
         n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in TAGGING_FLAVOURS}
         for wp in working_points:
             entry = performance_at_working_point(jets, wp)
@@ -57,41 +70,79 @@ def working_point_table(
         "f_c": f_c,
         "working_points": [float(wp) for wp in working_points],
         "rejection_limit_cl": REJECTION_LIMIT_CL,
+        "interval_cl": INTERVAL_CL,
+        "few_passing": FEW_PASSING,
         "n_jets": n_jets,
         "rows": rows,
         "predictions": [str(p) for p in predictions],
     }
+    if reference is not None:
+        check_same_jets(taggers, [str(p) for p in predictions])
+        grid = [float(wp) for wp in working_points] + [float(e) for e in roc_efficiencies]
+        ratios = paired_ratios(taggers, reference, grid, replicas, seed)
+        n_wp = len(working_points)
+        result["paired"] = {
+            "reference": reference,
+            "replicas": replicas,
+            "seed": seed,
+            "interval_cl": INTERVAL_CL,
+            "working_points": {t: {k: v[:n_wp] for k, v in r.items()} for t, r in ratios.items()},
+            "roc": {
+                "signal_efficiency": grid[n_wp:],
+                **{t: {k: v[n_wp:] for k, v in r.items()} for t, r in ratios.items()},
+            },
+        }
     write_json(output_json, result)
-    write_text(output_md, working_point_markdown(result))
+    write_text(output_md, working_point_markdown(json_safe(result)))
     return result
 
 
 def working_point_markdown(table: dict) -> str:
     """The working-point table as markdown: one row per tagger and working point."""
     cl = table.get("rejection_limit_cl", REJECTION_LIMIT_CL)
+    interval_cl = table.get("interval_cl", INTERVAL_CL)
+    paired = table.get("paired")
     lines = [
         "# b-tagging working points",
         "",
         f"D_b = log(p_b / (f_c p_c + (1 - f_c) p_light)) with f_c = {table['f_c']:g}; the cut "
-        "keeps the WP fraction of all b jets. Errors are binomial with "
-        "N_eff = (sum w)^2 / sum w^2. Where no background jet passes, the rejection is a "
-        f"one-sided Clopper-Pearson lower limit at {_percent(cl)} % CL ('>').",
-        "",
-        "| Tagger | WP | D_b cut | b-jet efficiency | c-jet efficiency | c rejection "
-        "| light-jet efficiency | light rejection |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "keeps the WP fraction of all b jets. Efficiencies and rejections are quoted with "
+        f"their central Clopper-Pearson interval at {_percent(interval_cl)} % CL, [low, "
+        "high], with N_eff = (sum w)^2 / sum w^2 jets. Where no background jet passes, the "
+        f"rejection is a one-sided lower limit at {_percent(cl)} % CL ('>'); where fewer "
+        f"than {table.get('few_passing', FEW_PASSING)} pass it is marked †.",
     ]
+    header = ("| Tagger | WP | D_b cut | b-jet efficiency | c-jet efficiency | c rejection "
+              "| light-jet efficiency | light rejection |")  # fmt: skip
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    if paired:
+        lines += [
+            "",
+            f"Ratios to {paired['reference']}: the taggers are tested on the same jets, so the "
+            f"interval is a paired bootstrap over them ({paired['replicas']} replicas), "
+            "not the two rejections' errors combined.",
+        ]
+        header += f" light rej. / {paired['reference']} | c rej. / {paired['reference']} |"
+        rule += "---:|---:|"
+    lines += ["", header, rule]
     for row in table["rows"]:
         cells = [
             row["tagger"],
             f"{wp_name(row['working_point'])} %",
             _number(row["cut"], 3),
-            _with_error(row["b_efficiency"], row["b_efficiency_error"]),
-            _with_error(row["c_efficiency"], row["c_efficiency_error"]),
+            _with_interval(row["b_efficiency"], row["b_efficiency_interval"]),
+            _with_interval(row["c_efficiency"], row["c_efficiency_interval"]),
             _rejection_cell(row, "c", cl),
-            _with_error(row["light_efficiency"], row["light_efficiency_error"]),
+            _with_interval(row["light_efficiency"], row["light_efficiency_interval"]),
             _rejection_cell(row, "light", cl),
         ]
+        if paired:
+            ratios = paired["working_points"][row["tagger"]]
+            k = table["working_points"].index(row["working_point"])
+            cells += [
+                _with_interval(ratios[f"{bkg}_ratio"][k], ratios[f"{bkg}_ratio_interval"][k])
+                for bkg in ("light", "c")
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -204,19 +255,24 @@ def _percent(cl: float) -> str:
 
 
 def _rejection_cell(row: dict, background: str, cl: float) -> str:
-    """'value ± error', or '> limit (95 % CL)' where no background jet passes."""
+    """'value [low, high]' (marked † for few passing jets), or '> limit (95 % CL)'."""
     value = row[f"{background}_rejection"]
     if row.get(f"{background}_rejection_is_lower_limit") and value is not None:
         digits = max(0, 2 - math.floor(math.log10(value))) if value > 0 else 0
         return f"> {value:.{digits}f} ({_percent(cl)} % CL)"
-    return _with_error(value, row[f"{background}_rejection_error"])
+    cell = _with_interval(value, row[f"{background}_rejection_interval"])
+    return cell + (" †" if row.get(f"{background}_rejection_few_passing") else "")
 
 
-def _with_error(value: float | None, error: float | None) -> str:
-    """'value ± error' with the error to two significant digits and the value to match."""
+def _with_interval(value: float | None, interval: Sequence[float | None] | None) -> str:
+    """'value [low, high]' with the interval's half-width to two significant digits."""
     if value is None or not math.isfinite(value):
         return "–"
-    if error is None or not math.isfinite(error) or error <= 0:
-        return f"{value:.4g}"
-    decimals = max(0, 1 - math.floor(math.log10(error)))
-    return f"{value:.{decimals}f} ± {error:.{decimals}f}"
+    low, high = interval if interval is not None else (None, None)
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{value:.4g}" + (f" [{low:.4g}, ∞]" if low is not None else "")
+    half = 0.5 * (high - low)
+    if half <= 0:
+        return f"{value:.4g} [{low:.4g}, {high:.4g}]"
+    decimals = max(0, 1 - math.floor(math.log10(half)))
+    return f"{value:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"

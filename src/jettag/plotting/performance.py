@@ -19,7 +19,7 @@ from matplotlib.path import Path as MarkerPath
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from jettag.evaluation.metrics import REJECTION_LIMIT_CL
+from jettag.evaluation.metrics import FEW_PASSING, REJECTION_LIMIT_CL
 from jettag.plotting.style import (
     COLOURS,
     FLAVOUR_STYLE,
@@ -56,6 +56,15 @@ PT_TICKS_GEV = (20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 def _array(values: list) -> np.ndarray:
     """JSON list (None = no value) -> float array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _intervals(values: list | None, n: int) -> np.ndarray:
+    """JSON list of [low, high] per bin (null: none) -> (n, 2) float array with NaN."""
+    if values is None:
+        return np.full((n, 2), np.nan)
+    rows = [[np.nan, np.nan] if v is None else [np.nan if x is None else x for x in v]
+            for v in values]  # fmt: skip
+    return np.array(rows, dtype=float)
 
 
 def _flags(values: list | None, n: int) -> np.ndarray:
@@ -109,12 +118,15 @@ def plot_efficiency_vs_pt(
         lows, highs = [], []
         n_not_shown = 0
         any_limit = False
+        any_few = False
         for k, r in enumerate(results):
             colour = COLOURS[k % len(COLOURS)]
             for s, (strategy, marker, fill, _) in enumerate(STRATEGIES):
                 column = r["strategies"][strategy]
-                y, err = _array(column[key]), _array(column[f"{key}_error"])
+                y = _array(column[key])
+                interval = _intervals(column[f"{key}_interval"], len(y))
                 limit = _flags(column.get(f"{key}_is_lower_limit"), len(y))
+                few = _flags(column.get(f"{key}_few_passing"), len(y)) & ~limit
                 # spread the series side by side inside each bin so error bars do not overlap
                 j = k * len(STRATEGIES) + s
                 offset = (j - (n_series - 1) / 2) * 0.6 / n_series
@@ -122,12 +134,21 @@ def plot_efficiency_vs_pt(
                     x = centres * (edges[1:] / edges[:-1]) ** offset
                 else:
                     x = centres + offset * np.diff(edges)
-                # a log axis cannot show a bar below zero; stop it just above
-                low_err = np.minimum(err, 0.95 * y) if log else err
-                ax.errorbar(
-                    x, y, yerr=[low_err, err], xerr=[x - edges[:-1], edges[1:] - x],
-                    fmt=marker, fillstyle=fill, color=colour, ms=7, lw=1.4, capsize=0,
-                )  # fmt: skip
+                # asymmetric: the central Clopper-Pearson interval; none on a lower limit
+                low_err = np.where(limit, np.nan, y - interval[:, 0])
+                high_err = np.where(limit | ~np.isfinite(interval[:, 1]), np.nan,
+                                    interval[:, 1] - y)  # fmt: skip
+                if log:  # a log axis cannot show a bar below zero; stop it just above
+                    low_err = np.minimum(low_err, 0.95 * y)
+                for shown, alpha in ((~few, 1.0), (few, 0.35)):  # few passing jets: faded
+                    if not shown.any():
+                        continue
+                    ax.errorbar(
+                        x[shown], y[shown], yerr=[low_err[shown], high_err[shown]],
+                        xerr=[(x - edges[:-1])[shown], (edges[1:] - x)[shown]], fmt=marker,
+                        fillstyle=fill, color=colour, ms=7, lw=1.4, capsize=0, alpha=alpha,
+                    )  # fmt: skip
+                any_few |= bool(few.any())
                 if limit.any():  # no background jet passes: an arrow up from the marker
                     bound = np.where(limit, y, np.nan)
                     ax.errorbar(x, bound, yerr=bound * (ARROW_FACTOR - 1), lolims=True,
@@ -138,8 +159,8 @@ def plot_efficiency_vs_pt(
                 if log:  # files without limits: an infinite rejection is null, not drawn
                     efficiency = _array(column[key.replace("rejection", "efficiency")])
                     n_not_shown += int(np.sum((efficiency == 0) & ~ok))
-                lows.extend((y - np.where(limit, 0.0, low_err))[ok])
-                highs.extend((y + np.nan_to_num(err))[ok])
+                lows.extend((y - np.nan_to_num(low_err))[ok])
+                highs.extend((y + np.nan_to_num(high_err))[ok])
         if key == "b_efficiency":
             ax.axhline(wp, color="grey", ls=":", lw=1.2)
             lows.append(wp)
@@ -173,6 +194,9 @@ def plot_efficiency_vs_pt(
                 Line2D([], [], color="black", ls="none", marker=LIMIT_MARKER, ms=14, mew=1.4,
                        label=f"No jet passes: lower limit ({cl:g}% CL)")
             )  # fmt: skip
+        if any_few:
+            handles.append(Line2D([], [], color="black", ls="none", marker="o", alpha=0.35,
+                                  label=f"Fewer than {FEW_PASSING} jets pass"))  # fmt: skip
         ax.legend(handles=handles, loc="upper right", fontsize="small")
         # said in the label, above the data, so a missing point is not read as a lost bin
         note = f"\n{n_not_shown} point(s) with no jet passing: not shown" if n_not_shown else ""

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from jettag.evaluation.metrics import FEW_PASSING
 from jettag.evaluation.performance import Roc
 from jettag.flavours import FLAVOURS
 from jettag.plotting.style import COLOURS, FigureText, experiment_label, save_figure, use_style
@@ -39,16 +40,28 @@ def _finite(values: np.ndarray) -> np.ndarray:
 def plot_roc(
     metrics_files: Sequence[Path],
     labels: Sequence[str],
-    reference: str | None,
+    comparison_file: Path,
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """Draw the ROC figure from saved metrics; `reference` is the tagger of the ratio panels."""
+    """Draw the ROC figure from saved metrics and the paired ratios of the working-point file.
+
+    Main panel: each tagger's rejections with their central Clopper-Pearson band, faded where
+    fewer than FEW_PASSING background jets pass. Ratio panels: each tagger over the
+    reference with the paired-bootstrap band (working_points.json `paired`), since the
+    taggers share their test jets and so their fluctuations.
+    """
     use_style()
     curves = [json.loads(Path(p).read_text()) for p in metrics_files]
     taggers = [c["tagger"] for c in curves]
-    ref_index = taggers.index(reference) if reference in taggers else 0
+    paired = json.loads(Path(comparison_file).read_text()).get("paired")
+    if paired is None:
+        raise ValueError(f"{comparison_file}: no paired ratios (working points without reference)")
+    reference = paired["reference"]
+    if reference not in taggers:
+        raise ValueError(f"{comparison_file}: reference '{reference}' is not among {taggers}")
+    ref_index = taggers.index(reference)
     fig, axes = plt.subplots(
         3,
         1,
@@ -59,25 +72,45 @@ def plot_roc(
     main = axes[0]
     rocs = [Roc.from_dict(curve["roc"]) for curve in curves]
     ref_roc = rocs[ref_index]
+    grid = np.asarray(paired["roc"]["signal_efficiency"], dtype=float)
+    for path, roc in zip(metrics_files, rocs, strict=True):
+        if not np.array_equal(roc.signal_efficiency, grid):
+            raise ValueError(
+                f"{path}: ROC grid differs from the paired ratios' ({comparison_file})"
+            )
     ratio_range: dict[int, list[float]] = {1: [1.0], 2: [1.0]}
     n_members = 0
+    any_few = False
     for k, (curve, roc) in enumerate(zip(curves, rocs, strict=True)):
         eff = roc.signal_efficiency
         colour = COLOURS[k % len(COLOURS)]
+        ratios = paired["roc"][curve["tagger"]]
         for panel, (bkg, style, _) in enumerate(BACKGROUNDS, start=1):
-            rej, err = _finite(roc.rejection[bkg]), roc.rejection_error[bkg]
-            low = np.maximum(rej - err, 1.0)  # a log axis cannot show a band below 1
-            main.plot(eff, rej, style, color=colour, lw=1.8)
-            main.fill_between(eff, low, rej + err, color=colour, alpha=0.2, lw=0)
-            ratio, ratio_err = roc.ratio(ref_roc, bkg)
-            ref = _finite(ref_roc.rejection[bkg])
+            rej = _finite(roc.rejection[bkg])
+            band = roc.rejection_interval[bkg]
+            low = np.maximum(_finite(band[:, 0]), 1.0)  # a log axis cannot show a band below 1
+            few = roc.passing[bkg] < FEW_PASSING
+            any_few |= bool(few.any())
+            main.plot(eff, np.where(few, np.nan, rej), style, color=colour, lw=1.8)
+            # fewer than FEW_PASSING background jets pass: drawn, but faded
+            main.plot(eff, np.where(few | np.roll(few, -1), rej, np.nan), style, color=colour,
+                      lw=1.4, alpha=0.35)  # fmt: skip
+            main.fill_between(eff, low, _finite(band[:, 1]), color=colour, alpha=0.2, lw=0)
+            ratio = _array(ratios[f"{bkg}_ratio"])
+            interval = np.array(
+                [
+                    [np.nan if v is None else v for v in pair]
+                    for pair in ratios[f"{bkg}_ratio_interval"]
+                ],
+                dtype=float,
+            ).reshape(-1, 2)
             axes[panel].plot(eff, ratio, style, color=colour, lw=1.8)
-            axes[panel].fill_between(
-                eff, low / ref, ratio + ratio_err, color=colour, alpha=0.2, lw=0
-            )
+            axes[panel].fill_between(eff, interval[:, 0], interval[:, 1], color=colour,
+                                     alpha=0.2, lw=0)  # fmt: skip
             ratio_range[panel].extend(ratio[np.isfinite(ratio)].tolist())
             ensemble = curve.get("ensemble")
             if ensemble:
+                ref = _finite(ref_roc.rejection[bkg])
                 mean = _array(ensemble["roc"][f"{bkg}_rejection_mean"])
                 std = _array(ensemble["roc"][f"{bkg}_rejection_std"])
                 for ax, scale in ((main, 1.0), (axes[panel], ref)):
@@ -95,7 +128,10 @@ def plot_roc(
         for k, label in enumerate(labels)
     ]
     bkg_handles = [Line2D([], [], color="black", ls=s, label=n) for _, s, n in BACKGROUNDS]
-    bkg_handles.append(Patch(facecolor="grey", alpha=0.3, label="Stat. unc."))
+    bkg_handles.append(Patch(facecolor="grey", alpha=0.3, label="Stat. unc. (68 % CL)"))
+    if any_few:
+        bkg_handles.append(Line2D([], [], color="grey", alpha=0.35, lw=1.4,
+                                  label=f"< {FEW_PASSING} jets pass"))  # fmt: skip
     if n_members:
         bkg_handles.append(Patch(facecolor="none", edgecolor="grey", hatch="////",
                                  label=f"Ensemble std ({n_members})"))  # fmt: skip
@@ -112,8 +148,8 @@ def plot_roc(
         axes[panel].axhline(1.0, color="grey", lw=1)
         lo, hi = np.percentile(ratio_range[panel], [1, 99])
         axes[panel].set_ylim(max(0.0, lo - 0.15 * (hi - lo + 0.2)), hi + 0.35 * (hi - lo + 0.2))
-    axes[1].text(0.02, 0.92, f"Ratio to {ref_label}", transform=axes[1].transAxes,
-                 fontsize="x-small", va="top")  # fmt: skip
+    axes[1].text(0.02, 0.92, f"Ratio to {ref_label} (paired bootstrap band)",
+                 transform=axes[1].transAxes, fontsize="x-small", va="top")  # fmt: skip
     axes[-1].set_xlabel("$b$-jet efficiency")
     eff = ref_roc.signal_efficiency
     axes[-1].set_xlim(eff.min(), eff.max())

@@ -21,6 +21,7 @@ from jettag.config import GenerationConfig, SimulationConfig
 from jettag.io.canonical import HIT_FIELDS
 from jettag.kinematics import delta_r, pt_eta_phi_m
 from jettag.simulate import pdg
+from jettag.simulate.jets import Jets, reconstruct_jets
 from jettag.simulate.material import hadronic_interactions
 from jettag.simulate.particles import Particles
 from jettag.simulate.pileup import pileup_particles
@@ -68,6 +69,10 @@ _JET_BRANCHES = {
     "jet_mass": np.float32,
     "jet_HadronConeExclTruthLabelID": np.int32,
     "eventNumber": np.int64,
+    # the truth-particle jet the reconstructed one (jet_pt, ...) was made from; it carries the label
+    "jet_truth_pt": np.float32,
+    "jet_truth_eta": np.float32,
+    "jet_truth_phi": np.float32,
 }
 
 
@@ -147,7 +152,12 @@ def _simulate_detector(
     pileup = pileup_particles(simulation.pileup, pv[2], simulation.beam_spot_sigma_z_mm, rng)
     particles = Particles.concatenate([particles, pileup])
     particles = hadronic_interactions(particles, simulation.tracker.material, rng)
-    pv_z_reco = simulation.tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
+    tracker = simulation.tracker
+    pv_z_reco = tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
+    pv_xy_reco = (0.0, 0.0)
+    if tracker.primary_vertex_xy_resolution_mm > 0:  # no draw when off: the old stream
+        x, y = tracker.primary_vertex_xy_resolution_mm * rng.standard_normal(2)
+        pv_xy_reco = (float(x), float(y))
     overlap = simulation.overlap_removal
     leptons = (
         prompt_isolated_leptons(
@@ -163,7 +173,7 @@ def _simulate_detector(
         number=shard * MAX_EVENT_NUMBER_PER_SHARD + index,
         record=record,
         visible=visible,
-        tracks=reconstruct_tracks(particles, pv_z_reco, simulation.tracker, rng),
+        tracks=reconstruct_tracks(particles, pv_z_reco, tracker, rng, pv_xy_reco),
         hadrons=labelling_particles(record, simulation.labelling.hadron_pt_min_gev),
         leptons=leptons,
         rng=rng,
@@ -183,22 +193,47 @@ def _cluster_and_fill(
     }
     particles = ak.unflatten(ak.zip(cols, with_name="Momentum4D"), counts)
     sequence = fastjet.ClusterSequence(particles, jet_definition)
-    jets = sequence.inclusive_jets(min_pt=simulation.jets.pt_min_gev)
+    jets = sequence.inclusive_jets(min_pt=_truth_pt_min(simulation))
     for event, event_jets in zip(pending, jets, strict=True):
         _fill_event(event, event_jets, simulation, out)
+
+
+def _truth_pt_min(simulation: SimulationConfig) -> float:
+    """pT above which truth jets are clustered: below the cut when reconstruction smears them."""
+    jets = simulation.jets
+    if jets.reconstruction.enabled:
+        return jets.pt_min_gev * jets.reconstruction.truth_pt_min_fraction
+    return jets.pt_min_gev
 
 
 def _fill_event(
     event: _PendingEvent, event_jets, simulation: SimulationConfig, out: _Output
 ) -> None:
-    """Label one event's jets, associate tracks to them and append the selected jets."""
+    """Label one event's jets, associate tracks to them and append the selected jets.
+
+    Labels come from the truth jets; everything else (the pT and eta cuts, overlap removal,
+    track association, the fakes, the written kinematics) from the reconstructed ones.
+    """
     if len(event_jets) == 0:
         return
-    pt, eta, phi, mass = pt_eta_phi_m(
-        *(ak.to_numpy(event_jets[k]).astype(np.float64) for k in ("px", "py", "pz", "E"))
+    truth = Jets(
+        *pt_eta_phi_m(
+            *(ak.to_numpy(event_jets[k]).astype(np.float64) for k in ("px", "py", "pz", "E"))
+        )
     )
+    label = _truth_labels(event, truth, simulation)
+    reco = reconstruct_jets(truth, simulation.jets.reconstruction, event.rng)
+    if simulation.jets.reconstruction.enabled:
+        kept = reco.pt >= simulation.jets.pt_min_gev
+        truth, reco, label = truth.select(kept), reco.select(kept), label[kept]
+    _fill_jets(event, truth, reco, label, simulation, out)
+
+
+def _truth_labels(event: _PendingEvent, truth: Jets, simulation: SimulationConfig) -> np.ndarray:
+    """HadronConeExclTruthLabelID of the truth jets: each hadron labels its closest jet."""
     record = event.record
-    label = np.full(pt.size, pdg.LABEL_LIGHT, dtype=np.int32)
+    eta, phi = truth.eta, truth.phi
+    label = np.full(truth.pt.size, pdg.LABEL_LIGHT, dtype=np.int32)
     # tau, then c, then b: a later assignment overrides an earlier one
     for value in (pdg.LABEL_TAU, pdg.LABEL_C, pdg.LABEL_B):
         hadrons = event.hadrons[value]
@@ -210,6 +245,20 @@ def _fill_event(
         closest = dr.argmin(axis=1)
         matched = dr[np.arange(hadrons.size), closest] < simulation.labelling.delta_r
         label[closest[matched]] = value
+    return label
+
+
+def _fill_jets(
+    event: _PendingEvent,
+    truth: Jets,
+    reco: Jets,
+    label: np.ndarray,
+    simulation: SimulationConfig,
+    out: _Output,
+) -> None:
+    """Associate tracks to the reconstructed jets and append the central, non-lepton ones."""
+    record = event.record
+    pt, eta, phi, mass = reco.pt, reco.eta, reco.phi, reco.mass
     owner = _associate_tracks(event.tracks, pt, eta, phi, simulation)
     central = np.abs(eta) < simulation.jets.abs_eta_max
     if event.leptons.size:
@@ -227,6 +276,9 @@ def _fill_event(
         out.jets["jet_mass"].append(mass[j])
         out.jets["jet_HadronConeExclTruthLabelID"].append(label[j])
         out.jets["eventNumber"].append(event.number)
+        out.jets["jet_truth_pt"].append(truth.pt[j])
+        out.jets["jet_truth_eta"].append(truth.eta[j])
+        out.jets["jet_truth_phi"].append(truth.phi[j])
         out.n_tracks.append(len(tracks))
         out.tracks["pt"].append(tracks.pt)
         out.tracks["eta"].append(tracks.eta)

@@ -23,6 +23,33 @@ class HitPattern:
     n_sct: np.ndarray
     n_pixel_holes: np.ndarray
 
+    @staticmethod
+    def from_layers(
+        pixel_hit: np.ndarray, n_sct: np.ndarray, pixel_crossed: np.ndarray | None = None
+    ) -> HitPattern:
+        """Counts from the pixel hits per layer (n, n_layers); None: every layer crossed."""
+        crossed = np.ones_like(pixel_hit) if pixel_crossed is None else pixel_crossed
+        # a hole is a crossed layer without a hit, after the first hit (before it, none is expected)
+        after_first = np.cumsum(pixel_hit, axis=1) > 0
+        holes = (crossed & ~pixel_hit & after_first).sum(axis=1)
+        return HitPattern(
+            pixel_hit=pixel_hit,
+            n_pixel=pixel_hit.sum(axis=1).astype(np.int32),
+            n_sct=np.asarray(n_sct).astype(np.int32),
+            n_pixel_holes=holes.astype(np.int32),
+        )
+
+    def columns(self, n_shared: np.ndarray) -> dict[str, np.ndarray]:
+        """The stored hit-count columns (HIT_FIELDS), with the shared-hit counts given."""
+        return {
+            "numberOfPixelHits": self.n_pixel,
+            "numberOfSCTHits": self.n_sct,
+            "numberOfInnermostPixelLayerHits": self.n_innermost,
+            "numberOfNextToInnermostPixelLayerHits": self.n_next_to_innermost,
+            "numberOfPixelSharedHits": n_shared,
+            "numberOfPixelHoles": self.n_pixel_holes,
+        }
+
     @property
     def n_innermost(self) -> np.ndarray:
         """Hits on the innermost pixel layer (IBL)."""
@@ -49,15 +76,7 @@ def hit_pattern(
     sct_hits = (
         sct_crossed[:, :, None] & (rng.random((n, sct.size, 2)) < config.sct_hit_efficiency)
     ).sum(axis=(1, 2))
-    # a hole is a crossed layer without a hit, after the first hit (before it, none is expected)
-    after_first = np.cumsum(pixel_hit, axis=1) > 0
-    holes = (pixel_crossed & ~pixel_hit & after_first).sum(axis=1)
-    return HitPattern(
-        pixel_hit=pixel_hit,
-        n_pixel=pixel_hit.sum(axis=1).astype(np.int32),
-        n_sct=sct_hits.astype(np.int32),
-        n_pixel_holes=holes.astype(np.int32),
-    )
+    return HitPattern.from_layers(pixel_hit, sct_hits, pixel_crossed)
 
 
 def passes_quality(hits: HitPattern, config: HitsConfig) -> np.ndarray:

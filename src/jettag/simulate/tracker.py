@@ -1,6 +1,7 @@
 """A parametrised tracker: helix perigee parameters, resolution smearing, selection.
 
-Impact parameters are measured from the reconstructed primary vertex. The transverse
+Impact parameters are measured from the reconstructed primary vertex, whose resolution
+enters the reported uncertainties as in ATLAS's impact-parameter estimator. The transverse
 impact parameter follows the ATLAS perigee convention: the point of closest approach is
 d0 (-sin(phi0), cos(phi0)), so d0 = y cos(phi) - x sin(phi) in the straight-line limit and a
 track from a decay along the jet has d0 = L sin(phi_jet - phi_trk); the helix in the
@@ -17,7 +18,7 @@ import numpy as np
 from jettag.config import DenseConfig, EfficiencyConfig, TailsConfig, TrackerConfig
 from jettag.io.canonical import HIT_FIELDS
 from jettag.simulate import pdg
-from jettag.simulate.hits import hit_pattern, passes_quality
+from jettag.simulate.hits import HitPattern, hit_pattern, passes_quality
 from jettag.simulate.particles import Particles
 
 # radius [m] = pT [GeV] / (C * B [T] * |q|)
@@ -67,9 +68,41 @@ def perigee_parameters(
     return Perigee(d0=d0, z0=z0, phi0=phi0, theta=theta, pt=pt)
 
 
-def resolution(constant: float, multiple_scattering: float, pt: np.ndarray, theta: np.ndarray):
+def resolution(
+    constant: float, multiple_scattering: float, pt: np.ndarray, theta: np.ndarray
+) -> np.ndarray:
     """sigma = constant (+) multiple_scattering / (pT sqrt(sin theta)), added in quadrature."""
     return np.hypot(constant, multiple_scattering / (pt * np.sqrt(np.sin(theta))))
+
+
+def fit_uncertainties(
+    pt: np.ndarray,
+    theta: np.ndarray,
+    n_innermost: np.ndarray,
+    n_shared: np.ndarray,
+    tracker: TrackerConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Track-fit sigma(d0), sigma(z0 sin theta): pT, theta and the hit pattern's lever arm."""
+    lever_arm = np.where(n_innermost == 0, tracker.no_innermost_hit_resolution_factor, 1.0)
+    d0, z0 = tracker.d0_resolution_mm, tracker.z0_resolution_mm
+    d0_sigma = lever_arm * resolution(d0.constant, d0.multiple_scattering, pt, theta)
+    z0_sigma = lever_arm * resolution(z0.constant, z0.multiple_scattering, pt, theta)
+    if tracker.dense.enabled:
+        shared = np.where(n_shared > 0, tracker.dense.shared_resolution_factor, 1.0)
+        d0_sigma, z0_sigma = d0_sigma * shared, z0_sigma * shared
+    return d0_sigma, z0_sigma
+
+
+def with_vertex_uncertainty(
+    d0_sigma: np.ndarray, z0_sigma: np.ndarray, theta: np.ndarray, tracker: TrackerConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reported sigma(d0), sigma(z0 sin theta): the fit's, with the vertex resolution added."""
+    if not tracker.primary_vertex_in_uncertainty:
+        return d0_sigma, z0_sigma
+    return (
+        np.hypot(d0_sigma, tracker.primary_vertex_xy_resolution_mm),
+        np.hypot(z0_sigma, tracker.primary_vertex_z_resolution_mm * np.sin(theta)),
+    )
 
 
 @dataclass(frozen=True)
@@ -109,7 +142,7 @@ class Tracks:
 def efficiency(pt: np.ndarray, eta: np.ndarray, config: EfficiencyConfig) -> np.ndarray:
     """Reconstruction efficiency: a pT turn-on times an eta-dependent plateau."""
     plateau = config.plateau - config.forward_loss * (np.abs(eta) / 2.5) ** 2
-    turn_on = 1.0 - np.exp(-np.maximum(pt - 0.4, 0.0) / config.turn_on_gev)
+    turn_on = 1.0 - np.exp(-np.maximum(pt - config.threshold_gev, 0.0) / config.turn_on_gev)
     return np.clip(plateau * turn_on, 0.0, 1.0)
 
 
@@ -179,12 +212,16 @@ def _close_pairs(phi: np.ndarray, z: np.ndarray, max_dphi: float, max_dz: float)
 
 
 def reconstruct_tracks(
-    particles: Particles, pv_z_reco: float, tracker: TrackerConfig, rng: np.random.Generator
+    particles: Particles,
+    pv_z_reco: float,
+    tracker: TrackerConfig,
+    rng: np.random.Generator,
+    pv_xy_reco: tuple[float, float] = (0.0, 0.0),
 ) -> Tracks:
     """Hits, resolution (with tails), merged clusters, efficiency and selection of particles.
 
-    Particle positions are relative to the true primary vertex; `pv_z_reco` is the
-    reconstructed vertex z (relative to the true one), from which z0 is measured.
+    Particle positions are relative to the true primary vertex; (`pv_xy_reco`, `pv_z_reco`)
+    is the reconstructed vertex (relative to the true one), from which d0 and z0 are measured.
     """
     # particles far outside the acceptance cost time and can never make a track
     pt_all = particles.pt
@@ -193,19 +230,11 @@ def reconstruct_tracks(
         (pt_all > 0.8 * tracker.pt_min_gev) & (np.abs(rough_eta) < tracker.abs_eta_max + 0.1)
     )
     true = perigee_parameters(
-        p.x, p.y, p.z - pv_z_reco, p.px, p.py, p.pz, p.charge, tracker.b_field_tesla
-    )
+        p.x - pv_xy_reco[0], p.y - pv_xy_reco[1], p.z - pv_z_reco, p.px, p.py, p.pz, p.charge,
+        tracker.b_field_tesla,
+    )  # fmt: skip
     n = len(p)
     hits = hit_pattern(p.production_radius, p.end_radius, tracker.hits, rng)
-    lever_arm = np.where(hits.n_innermost == 0, tracker.no_innermost_hit_resolution_factor, 1.0)
-    d0_sigma = lever_arm * resolution(
-        tracker.d0_resolution_mm.constant, tracker.d0_resolution_mm.multiple_scattering,
-        true.pt, true.theta,
-    )  # fmt: skip
-    z0_sigma = lever_arm * resolution(
-        tracker.z0_resolution_mm.constant, tracker.z0_resolution_mm.multiple_scattering,
-        true.pt, true.theta,
-    )  # fmt: skip
     lost = np.zeros(n, dtype=bool)
     n_shared = np.zeros(n, dtype=np.int32)
     if tracker.dense.enabled:
@@ -218,8 +247,7 @@ def reconstruct_tracks(
         merged = shared.all(axis=1)
         lost = merged & (rng.random(n) < tracker.dense.merged_loss_probability)
         n_shared = shared.sum(axis=1).astype(np.int32)
-        factor = np.where(n_shared > 0, tracker.dense.shared_resolution_factor, 1.0)
-        d0_sigma, z0_sigma = d0_sigma * factor, z0_sigma * factor
+    d0_sigma, z0_sigma = fit_uncertainties(true.pt, true.theta, hits.n_innermost, n_shared, tracker)
     res = tracker.pt_resolution
     pt = true.pt * (
         1.0 + np.hypot(res.constant, res.slope_per_gev * true.pt) * rng.standard_normal(n)
@@ -230,6 +258,8 @@ def reconstruct_tracks(
     z0_sin_theta = true.z0 * np.sin(true.theta) + smear(z0_sigma, tracker.tails, rng)
     eta = -np.log(np.tan(true.theta / 2.0))
     found = rng.random(n) < efficiency(true.pt, eta, tracker.efficiency)
+    # the residuals above are the fit's; the vertex error is already in the measured values
+    d0_sigma, z0_sigma = with_vertex_uncertainty(d0_sigma, z0_sigma, true.theta, tracker)
     keep = (
         found
         & ~lost
@@ -239,14 +269,7 @@ def reconstruct_tracks(
         & (np.abs(d0) < tracker.max_abs_d0_mm)
         & (np.abs(z0_sin_theta) < tracker.max_abs_z0_sin_theta_mm)
     )
-    hit_columns = {
-        "numberOfPixelHits": hits.n_pixel,
-        "numberOfSCTHits": hits.n_sct,
-        "numberOfInnermostPixelLayerHits": hits.n_innermost,
-        "numberOfNextToInnermostPixelLayerHits": hits.n_next_to_innermost,
-        "numberOfPixelSharedHits": n_shared,
-        "numberOfPixelHoles": hits.n_pixel_holes,
-    }
+    hit_columns = hits.columns(n_shared)
     return Tracks(
         record_index=p.record_index[keep],
         origin=p.origin[keep],
@@ -263,9 +286,19 @@ def reconstruct_tracks(
 
 
 def fake_tracks(
-    jet_pt: float, jet_eta: float, jet_phi: float, cone: float, tracker: TrackerConfig, rng
+    jet_pt: float,
+    jet_eta: float,
+    jet_phi: float,
+    cone: float,
+    tracker: TrackerConfig,
+    rng: np.random.Generator,
 ) -> Tracks:
-    """Fake tracks in one jet: random hit combinations near its axis, wide impact parameters."""
+    """Fake tracks in one jet: random hit combinations near its axis, wide impact parameters.
+
+    With `fakes.realistic_hit_patterns` their hit counts are those of real prompt tracks (with
+    the configured excess of missing and shared hits) and their uncertainties follow from
+    them as for a real track; otherwise the old uniform random patterns are drawn.
+    """
     fakes = tracker.fakes
     mean = fakes.per_jet_constant + fakes.per_jet_per_100gev * jet_pt / 100.0
     n = rng.poisson(mean) if fakes.enabled else 0
@@ -274,19 +307,86 @@ def fake_tracks(
     eta = jet_eta + dr * np.cos(angle)
     pt = tracker.pt_min_gev + rng.exponential(fakes.pt_mean_above_min_gev, n)
     theta = 2.0 * np.arctan(np.exp(-eta))
+    phi = np.angle(np.exp(1j * (jet_phi + dr * np.sin(angle))))
+    if not fakes.realistic_hit_patterns:
+        return _random_hit_fakes(pt, eta, phi, theta, tracker, rng)
+    charge = rng.choice([-1.0, 1.0], n)
+    d0 = -rng.laplace(0.0, fakes.d0_scale_mm, n)  # negated like the residuals (see above)
+    z0_sin_theta = rng.laplace(0.0, fakes.z0_sin_theta_scale_mm, n)
+    hits, n_shared, passes = fake_hit_patterns(n, tracker, rng)
+    d0_sigma, z0_sigma = fit_uncertainties(pt, theta, hits.n_innermost, n_shared, tracker)
+    d0_sigma, z0_sigma = with_vertex_uncertainty(d0_sigma, z0_sigma, theta, tracker)
+    tracks = Tracks(
+        record_index=np.full(n, -1, np.int64),
+        origin=np.full(n, pdg.ORIGIN_FAKE, np.int32),
+        pt=pt,
+        eta=eta,
+        phi=phi,
+        charge=charge,
+        d0=d0,
+        z0_sin_theta=z0_sin_theta,
+        d0_uncertainty=d0_sigma,
+        z0_sin_theta_uncertainty=z0_sigma,
+        hits=hits.columns(n_shared),
+    )
+    # the same acceptance as real tracks: a fake outside it would be recognisable by eta alone
+    return tracks.select(passes & (np.abs(eta) < tracker.abs_eta_max))
+
+
+FAKE_PATTERN_TRIES = 50
+
+
+def fake_hit_patterns(
+    n: int, tracker: TrackerConfig, rng: np.random.Generator
+) -> tuple[HitPattern, np.ndarray, np.ndarray]:
+    """Hit patterns of n fakes, the number of shared hits of each, and whether each passes.
+
+    A fake is drawn as a track from the beam line would be (so its counts are always
+    possible ones), with every layer's hit efficiency lowered by `extra_hit_inefficiency`,
+    and redrawn until it passes the Loose hit cuts (as every reconstructed track does); each
+    of its hits on the two innermost layers is shared with probability `shared_hit_probability`.
+    """
+    fakes = tracker.fakes
+    keep = 1.0 - fakes.extra_hit_inefficiency
+    config = dataclasses.replace(
+        tracker.hits,
+        pixel_hit_efficiency=tracker.hits.pixel_hit_efficiency * keep,
+        sct_hit_efficiency=tracker.hits.sct_hit_efficiency * keep,
+    )
+    pattern = hit_pattern(np.zeros(n), np.full(n, np.inf), config, rng)
+    pixel_hit, n_sct = pattern.pixel_hit.copy(), pattern.n_sct.copy()
+    passes = passes_quality(pattern, tracker.hits)
+    for _ in range(FAKE_PATTERN_TRIES):
+        redo = np.flatnonzero(~passes)
+        if redo.size == 0:
+            break
+        again = hit_pattern(np.zeros(redo.size), np.full(redo.size, np.inf), config, rng)
+        pixel_hit[redo], n_sct[redo] = again.pixel_hit, again.n_sct
+        passes[redo] = passes_quality(again, tracker.hits)
+    hits = HitPattern.from_layers(pixel_hit, n_sct)
+    innermost = pixel_hit[:, :2]
+    shared = innermost & (rng.random(innermost.shape) < fakes.shared_hit_probability)
+    return hits, shared.sum(axis=1).astype(np.int32), passes
+
+
+def _random_hit_fakes(pt, eta, phi, theta, tracker: TrackerConfig, rng) -> Tracks:
+    """The old fakes: uncertainties of a real track of that pT, uniform random hit counts."""
+    fakes = tracker.fakes
+    n = pt.size
     d0_sigma = resolution(
         tracker.d0_resolution_mm.constant, tracker.d0_resolution_mm.multiple_scattering, pt, theta
     )
     z0_sigma = resolution(
         tracker.z0_resolution_mm.constant, tracker.z0_resolution_mm.multiple_scattering, pt, theta
     )
+    d0_sigma, z0_sigma = with_vertex_uncertainty(d0_sigma, z0_sigma, theta, tracker)
     n_pixel = rng.integers(tracker.hits.min_pixel_hits, len(tracker.hits.pixel_radii_mm) + 1, n)
     return Tracks(
         record_index=np.full(n, -1, np.int64),
         origin=np.full(n, pdg.ORIGIN_FAKE, np.int32),
         pt=pt,
         eta=eta,
-        phi=np.angle(np.exp(1j * (jet_phi + dr * np.sin(angle)))),
+        phi=phi,
         charge=rng.choice([-1.0, 1.0], n),
         d0=-rng.laplace(0.0, fakes.d0_scale_mm, n),  # negated like the residuals (see above)
         z0_sin_theta=rng.laplace(0.0, fakes.z0_sin_theta_scale_mm, n),
