@@ -85,8 +85,8 @@ def analysis_config(shards: int, events: int, simulation: dict) -> dict:
     """A small analysis: the ttbar sample, DIPS and the IP3D-like baseline."""
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     base["samples"] = {"ttbar": {**base["samples"]["ttbar"], "n_shards": shards,
-                                 "events_per_shard": events}}  # fmt: skip
-    base["models"] = {"dips": base["models"]["dips"]}
+                                 "test_shards": 0, "events_per_shard": events}}  # fmt: skip
+    base["models"] = {"dips": {**base["models"]["dips"], "members": 1}}  # one training a variant
     base["baselines"] = {"ip3d": base["baselines"]["ip3d"]}
     base["simulation"] = simulation
     # these name the zprime sample, which the ablation does not have
@@ -120,10 +120,10 @@ def run_variant(name: str, simulation: dict, shards: int, events: int, root: Pat
     for tagger in ("ip3d", "dips"):
         metrics = json.loads((workdir / f"results/metrics/{tagger}.json").read_text())
         wp = metrics["working_points"]["77"]
-        row[f"{tagger}_light_rej"] = wp["light_rejection"]
-        row[f"{tagger}_light_rej_err"] = wp["light_rejection_error"]
-        row[f"{tagger}_c_rej"] = wp["c_rejection"]
-        row[f"{tagger}_c_rej_err"] = wp["c_rejection_error"]
+        for bkg in ("light", "c"):
+            row[f"{tagger}_{bkg}_rej"] = wp[f"{bkg}_rejection"]
+            row[f"{tagger}_{bkg}_rej_err"] = wp[f"{bkg}_rejection_error"]
+            row[f"{tagger}_{bkg}_rej_interval"] = wp[f"{bkg}_rejection_interval"]
         row["n_test_jets"] = metrics["n_jets"]
     return row
 
@@ -136,7 +136,8 @@ def markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         cells = [
-            f"{r[f'{t}_{b}_rej']:.1f} ± {r[f'{t}_{b}_rej_err']:.1f}"
+            f"{r[f'{t}_{b}_rej']:.1f} [{r[f'{t}_{b}_rej_interval'][0]:.1f}, "
+            f"{r[f'{t}_{b}_rej_interval'][1]:.1f}]"
             if r[f"{t}_{b}_rej"] is not None else "inf"
             for t in ("ip3d", "dips") for b in ("light", "c")
         ]  # fmt: skip
@@ -200,14 +201,17 @@ def core_width(pulls: np.ndarray) -> float:
     return float(min(core, tail) if fraction > 0.5 else max(core, tail))
 
 
-def _rejection(score_b, score_bkg) -> tuple[float, float]:
-    """Background rejection at B_EFFICIENCY and its binomial error."""
+def _rejection(score_b, score_bkg) -> tuple[float, list[float]]:
+    """Background rejection at B_EFFICIENCY and its central 68 % Clopper-Pearson interval."""
+    from scipy.stats import beta
+
     cut = np.quantile(score_b, 1 - B_EFFICIENCY)
-    passed = int((score_bkg > cut).sum())
-    if passed == 0:
-        return float("inf"), float("nan")
-    eff = passed / score_bkg.size
-    return 1 / eff, np.sqrt(eff * (1 - eff) / score_bkg.size) / eff**2
+    passed, n = int((score_bkg > cut).sum()), score_bkg.size
+    # scipy here, not jettag.evaluation: quick mode also runs against older checkouts
+    low = beta.ppf(0.15865, passed, n - passed + 1) if passed else 0.0
+    high = beta.ppf(0.84135, passed + 1, n - passed)
+    rejection = n / passed if passed else float("inf")
+    return rejection, [1 / high, 1 / low if low > 0 else float("inf")]
 
 
 def quick_ip3d(jets: dict, tracks: dict, counts: np.ndarray) -> dict[str, float]:
@@ -242,8 +246,8 @@ def quick_ip3d(jets: dict, tracks: dict, counts: np.ndarray) -> dict[str, float]
     test = ~train_jet
     out = {}
     for name, flavour in (("light", 0), ("c", 4)):
-        rej, err = _rejection(score[test & (label == 5)], score[test & (label == flavour)])
-        out[f"ip3d_{name}_rej"], out[f"ip3d_{name}_rej_err"] = rej, err
+        rej, interval = _rejection(score[test & (label == 5)], score[test & (label == flavour)])
+        out[f"ip3d_{name}_rej"], out[f"ip3d_{name}_rej_interval"] = rej, interval
     return out
 
 
@@ -376,7 +380,9 @@ def quick_markdown(rows: list[dict]) -> str:
     for r in rows:
         cells = [fmt.format(r[key]) for _, key, fmt in QUICK_COLUMNS]
         cells += [
-            f"{r[f'ip3d_{b}_rej']:.1f} ± {r[f'ip3d_{b}_rej_err']:.1f}" for b in ("light", "c")
+            f"{r[f'ip3d_{b}_rej']:.1f} [{r[f'ip3d_{b}_rej_interval'][0]:.1f}, "
+            f"{r[f'ip3d_{b}_rej_interval'][1]:.1f}]"
+            for b in ("light", "c")
         ]
         lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

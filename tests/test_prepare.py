@@ -136,3 +136,49 @@ def _numbers(tree) -> list:
     if isinstance(tree, list):
         return [x for item in tree for x in _numbers(item)]
     return [tree]
+
+
+def test_test_only_events_go_to_the_test_split():
+    events = np.arange(40_000)
+    fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
+    plain = assign_split(events, fractions)
+    split = assign_split(events, fractions, test_only_from=30_000)
+    assert (split[events >= 30_000] == 2).all()
+    np.testing.assert_array_equal(split[events < 30_000], plain[events < 30_000])
+    np.testing.assert_array_equal(assign_split(events, fractions, None), plain)
+
+
+def test_test_shards_add_test_jets_and_leave_train_and_val_alone(tmp_path, ingested, config):
+    """The events above the threshold (here: half of the sample) are all test; the rest split
+    as without it, and the training normalisation and weights are fitted on the same jets."""
+    from jettag import config as cfg
+    from jettag.features.prepare import prepare_dataset
+
+    prepare = cfg.section(cfg.PrepareConfig, config["prepare"])
+    ingested_jets = read_all(ingested)[0]
+    events = ingested_jets["eventNumber"]
+    threshold = int(np.median(events))
+    # what the first half alone gives: the reference for train and val
+    first_half = tmp_path / "first_half.h5"
+    _copy_jets(ingested, first_half, events < threshold)
+    reference = prepare_dataset(first_half, prepare, 3, tmp_path / "reference")
+    counts = prepare_dataset(ingested, prepare, 3, tmp_path / "extra", threshold)
+    assert counts["train"] == reference["train"] and counts["val"] == reference["val"]
+    test_jets = read_all(tmp_path / "extra" / "test.h5")[0]
+    tau = ingested_jets["HadronConeExclTruthLabelID"] == 15  # not a class: dropped
+    n_above = int(((events >= threshold) & ~tau).sum())
+    assert len(test_jets) == len(read_all(tmp_path / "reference" / "test.h5")[0]) + n_above
+    for name in ("train", "val"):
+        assert read_all(tmp_path / "extra" / f"{name}.h5")[0]["eventNumber"].max() < threshold
+    assert yaml.safe_load((tmp_path / "extra" / "norm.yaml").read_text()) == yaml.safe_load(
+        (tmp_path / "reference" / "norm.yaml").read_text()
+    )
+
+
+def _copy_jets(source, target, keep) -> None:
+    """A canonical file holding the kept jets of source, with its attributes."""
+    with h5py.File(source, "r") as f, h5py.File(target, "w") as g:
+        for name in ("jets", "tracks"):
+            g.create_dataset(name, data=f[name][:][keep])
+            g[name].attrs.update(dict(f[name].attrs))
+        g.attrs.update(dict(f.attrs))

@@ -14,6 +14,7 @@ import pytest
 
 from jettag import config as cfg
 from jettag.config.jobs import TrainingVariant, parse_variant, training_job
+from jettag.errors import ConfigError
 from jettag.stages import STAGES, stage_params, stage_settings
 from tests.conftest import REPO
 
@@ -132,6 +133,26 @@ def test_physics_edits_reach_the_jobs_that_read_them():
         assert changed == reads_f_c, stage
 
 
+def test_test_shards_are_generated_and_go_to_the_test_split():
+    config = _config(**{"samples.ttbar.n_shards": 2, "samples.ttbar.test_shards": 3})
+    last = {"sample": "ttbar", "shard": 4}
+    # a test shard is generated as any other shard: its own seed from its number
+    assert stage_settings("generate", config, **last) == stage_settings(
+        "generate", config, sample="ttbar", shard=0
+    )
+    with pytest.raises(ConfigError, match=r"shard 5 outside 0\.\.4"):
+        stage_settings("generate", config, sample="ttbar", shard=5)
+    # prepare sends every event of shards 2, 3 and 4 to the test split
+    prepare = stage_settings("prepare", config, dataset="ttbar")
+    assert prepare["test_only_event_number"] == 2 * cfg.MAX_EVENT_NUMBER_PER_SHARD
+    no_test_shards = _config(**{"samples.ttbar.test_shards": 0})
+    assert (
+        stage_settings("prepare", no_test_shards, dataset="ttbar")["test_only_event_number"] is None
+    )
+    # the Z' sample, generated without them; nor for files, whatever their event numbers
+    assert stage_settings("prepare", config, dataset="zprime")["test_only_event_number"] is None
+
+
 def test_settings_are_only_what_the_stage_reads():
     config = _config()
     assert stage_settings("generate", config, sample="ttbar", shard=0)["sample"] == {
@@ -143,8 +164,8 @@ def test_settings_are_only_what_the_stage_reads():
         "f_c", "working_points", "roc_b_efficiencies",
     }  # fmt: skip
     assert stage_settings("export-onnx", config) == {}
-    with pytest.raises(cfg.ConfigError, match=r"shard 2 outside 0\.\.1"):
-        stage_settings("generate", config, sample="ttbar", shard=2)
+    with pytest.raises(cfg.ConfigError, match=r"shard 3 outside 0\.\.2"):  # 2 + 1 test shard
+        stage_settings("generate", config, sample="ttbar", shard=3)
     with pytest.raises(cfg.ConfigError, match="unknown stage 'plot-everything'"):
         stage_settings("plot-everything", config)
 

@@ -219,7 +219,7 @@ EDIT_TABLE = [
     # everything made from the ttbar events; the Z' sample and the transfer runs from scratch
     # on it stay
     ("samples.ttbar.events_per_shard", 401, {
-        "generate": 2, "ingest": 1, "prepare": 1, "sample_histograms": 1,
+        "generate": 3, "ingest": 1, "prepare": 1, "sample_histograms": 1,  # 2 + 1 test shard
         "input_histograms": 1, "fit_baseline": 1, "train": 3, "train_trial": 4,
         "search_summary": 1, "train_ablation": 2, "predict_ablation": 2,
         "train_learning_curve": 2, "learning_curve": 1, "train_transfer": 4, "export_onnx": 3,
@@ -277,7 +277,9 @@ def test_members_folds_trials_and_sizes_are_separate_jobs(tmp_path):
     assert counts["train_learning_curve"] == len(
         config["evaluation"]["learning_curve"]["train_jets"]
     )
-    assert counts["generate"] == sum(s["n_shards"] for s in config["samples"].values())
+    assert counts["generate"] == sum(
+        s["n_shards"] + s.get("test_shards", 0) for s in config["samples"].values()
+    )
 
 
 def _job_counts(run: subprocess.CompletedProcess) -> dict[str, int]:

@@ -57,7 +57,9 @@ def cmd_prepare(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.features.prepare import prepare_dataset
 
     prepare = cfg.section(cfg.PrepareConfig, settings["prepare"])
-    prepare_dataset(args.input, prepare, settings["seed"], args.output_dir)
+    prepare_dataset(
+        args.input, prepare, settings["seed"], args.output_dir, settings["test_only_event_number"]
+    )
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> None:

@@ -20,7 +20,13 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jettag.config import GenerationConfig, ReadingConfig, tagger_dataset, tagger_label
+from jettag.config import (
+    GenerationConfig,
+    ReadingConfig,
+    tagger_dataset,
+    tagger_label,
+    test_only_event_number,
+)
 from jettag.config.jobs import (
     feature_groups,
     member_count,
@@ -98,8 +104,9 @@ def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
     section = _section(config, "samples", sample)
     if section["source"] != "generate":
         raise ConfigError(f"sample '{sample}' has source '{section['source']}', not generate")
-    if not 0 <= int(shard) < section["n_shards"]:
-        raise ConfigError(f"shard {shard} outside 0..{section['n_shards'] - 1}")
+    n_shards = section["n_shards"] + section["test_shards"]
+    if not 0 <= int(shard) < n_shards:
+        raise ConfigError(f"shard {shard} outside 0..{n_shards - 1}")
     keys = [
         k for k in GENERATION_KEYS if k != "zprime_masses_gev" or section["process"] == "zprime"
     ]
@@ -121,9 +128,13 @@ def _ingest(config: dict[str, Any], sample: str) -> Settings:
 
 @stage("prepare")
 def _prepare(config: dict[str, Any], dataset: str) -> Settings:
-    """Seed (splits) and the preprocessing section."""
-    _section(config, "samples", dataset)
-    return {"seed": config["seed"], "prepare": config["prepare"]}
+    """Seed (splits), the preprocessing section and where test-only events start."""
+    sample = _section(config, "samples", dataset)
+    return {
+        "seed": config["seed"],
+        "prepare": config["prepare"],
+        "test_only_event_number": test_only_event_number(sample),
+    }
 
 
 @stage("sample-histograms")

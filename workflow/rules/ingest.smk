@@ -5,7 +5,7 @@ def ingest_inputs(wildcards):
         return expand(
             "data/generated/{sample}/{shard}.root",
             sample=wildcards.sample,
-            shard=range(sample["n_shards"]),
+            shard=range(sample["n_shards"] + sample["test_shards"]),
         )
     return sample["files"]
 

@@ -17,6 +17,7 @@ from jettag.flavours import label_ids
 
 T = TypeVar("T")
 __all__ = [
+    "MAX_EVENT_NUMBER_PER_SHARD",
     "AssociationCone",
     "BaselineConfig",
     "ClassConfig",
@@ -56,6 +57,7 @@ __all__ = [
     "UnitsConfig",
     "model_from_dict",
     "section",
+    "test_only_event_number",
 ]
 
 
@@ -283,6 +285,18 @@ class SampleConfig:
     d0_sign: str = "atlas"
     lifetime_sign_check: str = "error"
     charged_only: bool = False
+    test_shards: int = 0
+
+
+MAX_EVENT_NUMBER_PER_SHARD = 1_000_000
+"""A generated event's eventNumber is shard * MAX_EVENT_NUMBER_PER_SHARD + its index."""
+
+
+def test_only_event_number(sample: dict[str, Any]) -> int | None:
+    """The first eventNumber of a generated sample's test-only shards, None when it has none."""
+    if sample["source"] != "generate" or not sample.get("test_shards"):
+        return None
+    return sample["n_shards"] * MAX_EVENT_NUMBER_PER_SHARD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -75,9 +75,16 @@ def _with_jet_fields(jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def prepare_dataset(
-    input_path: Path, config: PrepareConfig, seed: int, output_dir: Path
+    input_path: Path,
+    config: PrepareConfig,
+    seed: int,
+    output_dir: Path,
+    test_only_event_number: int | None = None,
 ) -> dict[str, dict[str, int]]:
     """Split, derive, fit on train, weight, shuffle and write one dataset, in bounded memory.
+
+    Jets with eventNumber >= test_only_event_number (the extra test shards of a generated
+    sample) all go to the test split.
 
     Pass 1 reads the input block by block: labels, derived variables and the split of each
     jet; the normalisation moments and pT histograms of the training jets are accumulated;
@@ -114,7 +121,7 @@ def prepare_dataset(
             tracks = add_derived_track_fields(jets, tracks)
             jets = _with_jet_fields(jets, labels)
             domains.update(jets, tracks, n_read)  # all splits: pass 2 transforms them all
-            split = assign_split(jets["eventNumber"], vars(config.split))
+            split = assign_split(jets["eventNumber"], vars(config.split), test_only_event_number)
             for index, name in enumerate(SPLITS):
                 sel = split == index
                 part_jets, part_tracks = jets[sel], tracks[sel]

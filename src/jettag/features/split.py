@@ -19,11 +19,19 @@ def event_uniform(event_number: np.ndarray, salt: int = 0) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def assign_split(event_number: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
-    """Index into SPLITS for each jet; all jets of an event land in the same split."""
+def assign_split(
+    event_number: np.ndarray, fractions: dict[str, float], test_only_from: int | None = None
+) -> np.ndarray:
+    """Index into SPLITS for each jet; all jets of an event land in the same split.
+
+    Events numbered test_only_from or above (a generated sample's test-only shards) are test.
+    """
     u = event_uniform(event_number)
     edges = np.cumsum([fractions[s] for s in SPLITS])
-    return np.minimum(np.searchsorted(edges, u, side="right"), len(SPLITS) - 1)
+    split = np.minimum(np.searchsorted(edges, u, side="right"), len(SPLITS) - 1)
+    if test_only_from is not None:
+        split[np.asarray(event_number) >= test_only_from] = SPLITS.index("test")
+    return split
 
 
 FOLD_SALT = 0x5EED_F01D  # folds independent of the train/val/test split

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jettag.atomic import atomic_path
-from jettag.config import GenerationConfig, SimulationConfig
+from jettag.config import MAX_EVENT_NUMBER_PER_SHARD, GenerationConfig, SimulationConfig
 from jettag.io.canonical import HIT_FIELDS
 from jettag.kinematics import delta_r, pt_eta_phi_m
 from jettag.simulate import pdg
@@ -32,7 +32,6 @@ from jettag.simulate.truth import labelling_particles, prompt_isolated_leptons, 
 log = logging.getLogger(__name__)
 
 EVENTS_PER_CLUSTERING_BATCH = 250
-MAX_EVENT_NUMBER_PER_SHARD = 1_000_000
 TRACK_FIELDS = (
     "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty",
     "z0SinThetaUncertainty", "ftagTruthOriginLabel", *HIT_FIELDS,
