@@ -423,3 +423,31 @@ def _assert_no_temporaries(run_dir: Path) -> None:
     """No hidden file or directory (a temporary output) under data/ or results/."""
     hidden = [p for top in ("data", "results") for p in (run_dir / top).rglob(".*")]
     assert not hidden, hidden
+
+
+def test_sigterm_that_extension_code_turns_into_another_error_still_exits_143(monkeypatch, capsys):
+    """pybind11 reports an exception raised while a module initialises (SIGTERM landing in
+    `import pythia8mc`) as 'ImportError: initialization failed'; it is still a SIGTERM."""
+    from jettag import cli
+
+    config = str(Path(__file__).resolve().parents[1] / "workflow/configs/ci.yaml")
+
+    def interrupted_import(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises in here
+        except cli.TerminatedError:
+            raise ImportError("initialization failed") from None
+        raise AssertionError("SIGTERM was not delivered")
+
+    monkeypatch.setattr(cli, "_run", interrupted_import)
+    assert cli.main(["check-config", "--config", config]) == 128 + signal.SIGTERM
+    assert "terminated by SIGTERM" in capsys.readouterr().err
+
+    # the same error without a SIGTERM is a real one, and is not hidden
+    def broken_import(args):
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(cli, "_run", broken_import)
+    with pytest.raises(ImportError, match="initialization failed"):
+        cli.main(["check-config", "--config", config])

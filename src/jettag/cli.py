@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -601,9 +602,13 @@ class TerminatedError(BaseException):
     """SIGTERM arrived: unwind (a BaseException, so no `except Exception` swallows it)."""
 
 
+_SIGTERM_SEEN = threading.Event()
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     """SIGTERM handler: raise once, so that temporary outputs are removed on the way out."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup
+    _SIGTERM_SEEN.set()
     raise TerminatedError(f"signal {signum}")
 
 
@@ -627,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     start = time.perf_counter()
+    _SIGTERM_SEEN.clear()
     try:
         # without a handler SIGTERM ends Python at once and leaves the temporaries of atomic
         # writes behind; raising unwinds and removes them (training installs its own flag)
@@ -639,7 +645,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             except TrainingInterruptedError as err:
                 print(f"jettag {args.stage}: interrupted: {err}", file=sys.stderr)
                 return 128 + signal.SIGTERM
-    except TerminatedError:
+    except BaseException as err:
+        # extension code may turn the handler's exception into its own: pybind11 raises
+        # "ImportError: initialization failed" when SIGTERM lands while pythia8mc is imported
+        if not (isinstance(err, TerminatedError) or _SIGTERM_SEEN.is_set()):
+            raise
         print(f"jettag {args.stage}: terminated by SIGTERM; no partial output is left,"
               " rerun the same command", file=sys.stderr)  # fmt: skip
         return 128 + signal.SIGTERM
