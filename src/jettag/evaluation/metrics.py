@@ -130,14 +130,26 @@ def rejection_with_limit(
 def cut_for_efficiency(scores: np.ndarray, weights: np.ndarray, target: float) -> float:
     """The cut c with (weighted) fraction target of the signal at scores > c."""
     order = np.argsort(scores)[::-1]
-    sorted_scores = scores[order]
     cumulative = np.cumsum(weights[order]) / np.sum(weights)
-    k = int(np.searchsorted(cumulative, target, side="left"))
-    k = min(k, len(sorted_scores) - 1)
-    if k + 1 < len(sorted_scores):
-        # midway to the next score, so ties and float rounding cannot flip the count
-        return float(0.5 * (sorted_scores[k] + sorted_scores[k + 1]))
-    return float(np.nextafter(sorted_scores[k], -np.inf))
+    return float(cuts_from_sorted(scores[order], cumulative, target))
+
+
+def cuts_from_sorted(
+    sorted_scores: np.ndarray, cumulative: np.ndarray, targets: float | np.ndarray
+) -> np.ndarray:
+    """Cuts keeping each target fraction of the signal.
+
+    sorted_scores: signal scores, highest first; cumulative: their cumulative weight fraction.
+    """
+    last = len(sorted_scores) - 1
+    k = np.minimum(np.searchsorted(cumulative, targets, side="left"), last)
+    following = sorted_scores[np.minimum(k + 1, last)]
+    # midway to the next score, so ties and float rounding cannot flip the count
+    return np.where(
+        k + 1 <= last,
+        0.5 * (sorted_scores[k] + following),
+        np.nextafter(sorted_scores[k], -np.inf),
+    )
 
 
 def auc(signal: np.ndarray, background: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jettag.errors import InputError
-from jettag.evaluation.metrics import INTERVAL_CL
+from jettag.evaluation.metrics import INTERVAL_CL, cuts_from_sorted
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, performance_at_cut
 from jettag.flavours import BACKGROUNDS, SIGNAL
 
@@ -52,8 +52,8 @@ def bootstrap_rejections(
     """Background -> (replicas, points) rejection at each b efficiency in each replica.
 
     The cut keeps the fraction `efficiency` of the drawn b jets (weighted by how often each
-    is drawn), midway between the last kept and the next b-jet score, as cut_for_efficiency
-    does; infinite where no drawn background jet passes.
+    is drawn), by the rule of cut_for_efficiency (metrics.cuts_from_sorted); infinite where no
+    drawn background jet passes.
     """
     is_b = jets.mask(SIGNAL)
     order = np.argsort(-jets.discriminant[is_b], kind="stable")
@@ -69,10 +69,7 @@ def bootstrap_rejections(
         sorted_bkg[name] = (jets.discriminant[sel][bkg_order], passing_from)
     out = {name: np.empty((len(weights), len(efficiencies))) for name in BACKGROUNDS}
     for r in range(len(weights)):
-        k = np.minimum(np.searchsorted(cumulative[r], efficiencies, side="left"), len(b_scores) - 1)
-        following = b_scores[np.minimum(k + 1, len(b_scores) - 1)]
-        cut = np.where(k + 1 < len(b_scores), 0.5 * (b_scores[k] + following),
-                       np.nextafter(b_scores[k], -np.inf))  # fmt: skip
+        cut = cuts_from_sorted(b_scores, cumulative[r], efficiencies)
         for name, (scores, passing_from) in sorted_bkg.items():
             first_passing = np.searchsorted(scores, cut, side="right")
             total = passing_from[r, 0] if scores.size else 0.0
