@@ -105,3 +105,26 @@ def test_ip3d_baseline_separates_b_from_light(prepared):
     assert p[labels == 0, 0].mean() > p[labels == 2, 0].mean() + 0.1
     roundtrip = ip3d.Templates.from_dict(templates.to_dict())
     np.testing.assert_allclose(ip3d.score(roundtrip, tracks), p)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_batched_prediction_keeps_jet_order(monkeypatch, architecture):
+    """probabilities() sorts jets by multiplicity into batches; outputs come back in input order."""
+    import jettag.evaluation.predict as predict
+
+    model = _model(architecture=architecture)
+    g = torch.Generator().manual_seed(3)
+    n_jets, max_tracks = 50, 8
+    n = torch.randint(0, max_tracks + 1, (n_jets,), generator=g)
+    valid = torch.arange(max_tracks)[None, :] < n[:, None]
+    tracks = torch.randn(n_jets, max_tracks, 5, generator=g) * valid[..., None]
+    jets = torch.randn(n_jets, 2, generator=g)
+    with torch.no_grad():
+        one_by_one = torch.cat(
+            [torch.softmax(model(tracks[i : i + 1], valid[i : i + 1], jets[i : i + 1]), 1)
+             for i in range(n_jets)]
+        ).numpy()  # fmt: skip
+    monkeypatch.setattr(predict, "PREDICT_BATCH", 7)  # several batches, a short last one
+    got = predict.probabilities(model, tracks.numpy(), valid.numpy(), jets.numpy())
+    assert got.shape == (n_jets, 3)
+    np.testing.assert_allclose(got, one_by_one, rtol=1e-5, atol=1e-6)

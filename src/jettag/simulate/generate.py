@@ -6,6 +6,7 @@ same config always gives the same files and shards run in parallel on a cluster.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import zlib
@@ -25,7 +26,13 @@ from jettag.simulate.jets import Jets, reconstruct_jets
 from jettag.simulate.material import hadronic_interactions
 from jettag.simulate.particles import Particles
 from jettag.simulate.pileup import pileup_particles
-from jettag.simulate.pythia import EventRecord, extract_event, make_pythia, zprime_settings
+from jettag.simulate.pythia import (
+    ChargeTable,
+    EventRecord,
+    generate_records,
+    make_pythia,
+    zprime_settings,
+)
 from jettag.simulate.tracker import Tracks, fake_tracks, reconstruct_tracks
 from jettag.simulate.truth import labelling_particles, prompt_isolated_leptons, truth_origin
 
@@ -114,18 +121,23 @@ def generate_shard(
         total=n_events, desc=f"generate {sample_name}/{shard}", unit="ev",
         disable=not sys.stderr.isatty(),
     )  # fmt: skip
+    charges = ChargeTable(pythia.particleData)
     number = 0
     while number < n_events:
-        if not pythia.next():
-            failures += 1
-            if failures > 100 + n_events // 10:
-                raise RuntimeError(f"Pythia failed {failures} times in shard {shard}")
-            continue
-        record = extract_event(pythia.event)
-        rng = np.random.default_rng(np.random.SeedSequence(sequence.entropy, spawn_key=(number,)))
-        pending.append(_simulate_detector(record, shard, number, simulation, rng))
-        number += 1
-        progress.update()
+        # a clustering batch of events from Pythia at once (its awkward batch interface)
+        batch = min(EVENTS_PER_CLUSTERING_BATCH - len(pending), n_events - number)
+        for record in generate_records(pythia, batch, charges):
+            if record is None:
+                failures += 1
+                if failures > 100 + n_events // 10:
+                    raise RuntimeError(f"Pythia failed {failures} times in shard {shard}")
+                continue
+            rng = np.random.default_rng(
+                np.random.SeedSequence(sequence.entropy, spawn_key=(number,))
+            )
+            pending.append(_simulate_detector(record, shard, number, simulation, rng))
+            number += 1
+            progress.update()
         if len(pending) == EVENTS_PER_CLUSTERING_BATCH or number == n_events:
             _cluster_and_fill(pending, jet_definition, simulation, out)
             pending = []
@@ -193,8 +205,13 @@ def _cluster_and_fill(
     particles = ak.unflatten(ak.zip(cols, with_name="Momentum4D"), counts)
     sequence = fastjet.ClusterSequence(particles, jet_definition)
     jets = sequence.inclusive_jets(min_pt=_truth_pt_min(simulation))
-    for event, event_jets in zip(pending, jets, strict=True):
-        _fill_event(event, event_jets, simulation, out)
+    # one conversion for the batch: per-event awkward access costs more than the clustering
+    bounds = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(jets, axis=1)))])
+    flat = [
+        ak.to_numpy(ak.flatten(jets[k], axis=1)).astype(np.float64) for k in ("px", "py", "pz", "E")
+    ]
+    for event, (start, stop) in zip(pending, itertools.pairwise(bounds), strict=True):
+        _fill_event(event, [c[start:stop] for c in flat], simulation, out)
 
 
 def _truth_pt_min(simulation: SimulationConfig) -> float:
@@ -206,20 +223,16 @@ def _truth_pt_min(simulation: SimulationConfig) -> float:
 
 
 def _fill_event(
-    event: _PendingEvent, event_jets, simulation: SimulationConfig, out: _Output
+    event: _PendingEvent, four_momenta: list[np.ndarray], simulation: SimulationConfig, out: _Output
 ) -> None:
     """Label one event's jets, associate tracks to them and append the selected jets.
 
     Labels come from the truth jets; everything else (the pT and eta cuts, overlap removal,
     track association, the fakes, the written kinematics) from the reconstructed ones.
     """
-    if len(event_jets) == 0:
+    if four_momenta[0].size == 0:
         return
-    truth = Jets(
-        *pt_eta_phi_m(
-            *(ak.to_numpy(event_jets[k]).astype(np.float64) for k in ("px", "py", "pz", "E"))
-        )
-    )
+    truth = Jets(*pt_eta_phi_m(*four_momenta))  # four_momenta: px, py, pz, E of the truth jets
     label = _truth_labels(event, truth, simulation)
     reco = reconstruct_jets(truth, simulation.jets.reconstruction, event.rng)
     if simulation.jets.reconstruction.enabled:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +101,11 @@ def make_pythia(
 
 
 def extract_event(event) -> EventRecord:
-    """Copy the Pythia event record into numpy arrays (one pass over the particles)."""
+    """Copy one Pythia event record into numpy arrays, particle by particle (tests, debugging).
+
+    generate_records gives the same arrays for whole batches of events at a fraction of the
+    cost: this loop makes ~12 binding calls per particle, ~55 % of a ttbar event's time.
+    """
     rows = [
         (
             p.id(),
@@ -133,3 +138,61 @@ def extract_event(event) -> EventRecord:
         charge=table[:, 10],
         is_final=table[:, 11].astype(bool),
     )
+
+
+class ChargeTable:
+    """Particle charges by PDG id from Pythia's particle data, looked up once per id."""
+
+    def __init__(self, particle_data) -> None:
+        self._particle_data = particle_data
+        self._charge: dict[int, float] = {}
+
+    def __call__(self, pdg_id: np.ndarray) -> np.ndarray:
+        """Charge (units of e) of each particle."""
+        ids, inverse = np.unique(pdg_id, return_inverse=True)
+        for i in ids.tolist():
+            if i not in self._charge:
+                self._charge[i] = float(self._particle_data.charge(i))
+        return np.array([self._charge[i] for i in ids.tolist()], np.float64)[inverse]
+
+
+def generate_records(pythia, n_events: int, charges: ChargeTable) -> list[EventRecord | None]:
+    """The next n_events of Pythia as EventRecords (None for an event Pythia failed).
+
+    One call to Pythia's batch interface (nextBatch, awkward arrays): the same events, in
+    the same order and bit for bit, as n_events calls of next() read with extract_event.
+    """
+    import awkward as ak
+
+    batch = pythia.nextBatch(n_events, "none")
+    failed = ak.to_numpy(ak.is_none(batch, axis=0))
+    particles = batch[~failed].prt
+    counts = ak.to_numpy(ak.num(particles, axis=1))
+    flat = ak.flatten(particles, axis=1)
+
+    def column(array, dtype) -> np.ndarray:
+        return ak.to_numpy(ak.fill_none(array, 0)).astype(dtype, copy=False)
+
+    pdg_id = column(flat.id, np.int64)
+    status = column(flat.status, np.int64)
+    columns = {
+        "pdg_id": pdg_id,
+        "status": status,
+        "mother1": column(flat.mother1, np.int64),
+        "px": column(flat.p.px, np.float64),
+        "py": column(flat.p.py, np.float64),
+        "pz": column(flat.p.pz, np.float64),
+        "e": column(flat.p.e, np.float64),
+        # a particle without a production vertex reads (0, 0, 0), as Particle.xProd() does
+        "x": column(flat.vProd.px, np.float64),
+        "y": column(flat.vProd.py, np.float64),
+        "z": column(flat.vProd.pz, np.float64),
+        "charge": charges(pdg_id),
+        "is_final": status > 0,  # Particle::isFinal()
+    }
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    records = iter(
+        EventRecord(**{k: v[start:stop] for k, v in columns.items()})
+        for start, stop in itertools.pairwise(bounds)
+    )
+    return [None if f else next(records) for f in failed]
