@@ -55,12 +55,21 @@ def _batch(batch_size: int, device: torch.device, generator: torch.Generator):
     return [t.to(device) for t in (tracks, valid, jets, labels, torch.ones(batch_size))]
 
 
-def measure(name: str, device: torch.device, batch_size: int, steps: int) -> dict[str, float]:
-    """Jets/s of training steps (forward, backward, AdamW) and of inference."""
+def measure(
+    name: str, device: torch.device, batch_size: int, steps: int, compile_model: bool = False
+) -> dict[str, float]:
+    """Jets/s of training steps (forward, backward, AdamW) and of inference; peak GPU memory.
+
+    compile_model: through torch.compile, as training.compile does (the warm-up steps
+    compile; their time is left out and reported as compile_seconds).
+    """
     architecture, sizes = SIZES[name]
     torch.manual_seed(0)
-    model = _model(architecture, sizes).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    plain = _model(architecture, sizes).to(device)
+    model = torch.compile(plain) if compile_model else plain
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=1e-3)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     batch = _batch(batch_size, device, torch.Generator().manual_seed(1))
     class_weights = torch.ones(N_CLASSES, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -78,20 +87,26 @@ def measure(name: str, device: torch.device, batch_size: int, steps: int) -> dic
         with autocast:
             model(*batch[:3])
 
-    out = {}
+    out = {"compile_seconds": 0.0}
     for label, step in (("train", train_step), ("inference", infer_step)):
         model.train(label == "train")
+        warm_up = time.perf_counter()
         for _ in range(3):
-            step()  # warm-up: allocator, kernels
+            step()  # warm-up: allocator, kernels, compilation
         if device.type == "cuda":
             torch.cuda.synchronize()
+        if compile_model:
+            out["compile_seconds"] += time.perf_counter() - warm_up
         start = time.perf_counter()
         for _ in range(steps):
             step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         out[f"{label}_jets_per_s"] = batch_size * steps / (time.perf_counter() - start)
-    out["parameters"] = sum(p.numel() for p in model.parameters())
+    out["parameters"] = sum(p.numel() for p in plain.parameters())
+    out["peak_memory_gib"] = (
+        torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    )
     return out
 
 

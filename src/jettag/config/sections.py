@@ -421,6 +421,9 @@ class TrainingConfig:
     loader_block_jets: int = 16384
     loader_buffer_blocks: int = 4
     processes: int = 1
+    precision: str = "bf16"
+    compile: bool = False
+    data_on_device: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)

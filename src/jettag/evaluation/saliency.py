@@ -29,7 +29,7 @@ from jettag.training.checkpoint import load_checkpoint
 from jettag.training.loop import load_trained_model
 
 SD0 = "IP3D_signed_d0_significance"
-BATCH = 8192
+BATCH = 512  # jets per gradient pass, cut from the jets sorted by multiplicity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,18 +116,18 @@ def discriminant_gradients(
 ) -> np.ndarray:
     """dD_b/d(track inputs) of each jet: (n_jets, max_tracks, n_track_inputs), zero on padding."""
     model.requires_grad_(False)  # only the inputs need gradients
-    out = []
+    gradients = np.zeros_like(track_x)
+    # batches of similar multiplicity, as in predict.probabilities: little padding to attend over
+    order = np.argsort(valid.sum(axis=1), kind="stable")
     for start in range(0, len(track_x), BATCH):
-        rows = slice(start, start + BATCH)
-        x = torch.from_numpy(track_x[rows].copy()).requires_grad_(True)
+        rows = order[start : start + BATCH]
+        x = torch.from_numpy(track_x[rows]).requires_grad_(True)
         with torch.enable_grad():
             logits = model(x, torch.from_numpy(valid[rows]), torch.from_numpy(jet_x[rows]))
             # jets do not interact in eval mode, so the gradient of the sum is per-jet
             (grad,) = torch.autograd.grad(_discriminant_torch(logits, model_index, f_c).sum(), x)
-        out.append(grad.numpy())
-    if not out:
-        return np.zeros_like(track_x)
-    return np.concatenate(out)
+        gradients[rows] = grad.numpy()
+    return gradients
 
 
 def _rank_tracks(

@@ -24,10 +24,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's rank among world processes (0 of 1 when not distributed)."""
+    """This process's rank among world processes (0 of 1 when not distributed).
+
+    distributed: inside a process group (torchrun), even of one process: one GPU then still
+    trains through DistributedDataParallel and NCCL, as each process of a larger job does.
+    """
 
     rank: int = 0
     world: int = 1
+    distributed: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -42,7 +47,7 @@ class Ranks:
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sums over the processes."""
-        if self.world == 1:
+        if not self.distributed:
             return [float(v) for v in values]
         total = torch.tensor(values, dtype=torch.float64, device=_collective_device())
         dist.all_reduce(total)
@@ -63,10 +68,9 @@ def _collective_device() -> torch.device:
 def process_group(device_name: str) -> Iterator[tuple[Ranks, str]]:
     """(ranks, device name) from torchrun's environment; a process group while inside.
 
-    Outside torchrun (no WORLD_SIZE or WORLD_SIZE=1) this is a single process.
+    Outside torchrun (no LOCAL_RANK in the environment) this is a single process.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    if "LOCAL_RANK" not in os.environ:
         yield Ranks(), device_name
         return
     use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
@@ -74,7 +78,7 @@ def process_group(device_name: str) -> Iterator[tuple[Ranks, str]]:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if use_cuda else "gloo")
-    ranks = Ranks(dist.get_rank(), dist.get_world_size())
+    ranks = Ranks(dist.get_rank(), dist.get_world_size(), distributed=True)
     log.info("process %d of %d (%s)", ranks.rank, ranks.world, dist.get_backend())
     try:
         yield ranks, f"cuda:{local_rank}" if use_cuda else "cpu"

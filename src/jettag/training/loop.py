@@ -31,7 +31,14 @@ from jettag.models.registry import build_model
 from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
-from jettag.training.data import TensorData, check_track_origins, origin_weight_key
+from jettag.training.data import (
+    DeviceSplit,
+    TensorData,
+    check_track_origins,
+    origin_weight_key,
+    place_on_device,
+    to_device,
+)
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
 from jettag.training.schedules import make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
@@ -137,7 +144,7 @@ class _Network(nn.Module):
 
 def _run_epoch(
     network: nn.Module,
-    data: TensorData | StreamingSplit,
+    data: TensorData | DeviceSplit | StreamingSplit,
     config: TrainingConfig,
     class_weights: torch.Tensor,
     device: torch.device,
@@ -163,7 +170,9 @@ def _run_epoch(
     for module in frozen:
         module.eval()
     batch_size = config.batch_size if training else 4 * config.batch_size
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(
+        "cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.precision == "bf16"
+    )
     batches = data.batches(
         batch_size, generator, start_batch=progress.batches_done,
         bucket=config.bucket_by_multiplicity,
@@ -177,7 +186,7 @@ def _run_epoch(
                 )
                 tracks = augment(tracks, valid, batch_generator)
             batch = ranks.shard((tracks, valid, jets, labels, weights, origin))
-            tracks, valid, jets, labels, weights, origin = (t.to(device) for t in batch)
+            tracks, valid, jets, labels, weights, origin = to_device(batch, device)
             if not config.use_sample_weights:
                 weights = torch.ones_like(weights)
             with autocast:
@@ -288,6 +297,9 @@ def _train(
             f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
             f" ({config.batch_size}); lower training.batch_size or make more jets"
         )
+    train, val = place_on_device([train, val], device, config.data_on_device)
+    if isinstance(train, DeviceSplit):
+        log.info("train and val splits held on %s (%d jets)", device, len(train) + len(val))
     weights_info = yaml.safe_load((data_dir / "weights.yaml").read_text())
     class_weights = torch.tensor(
         weights_info["class_weights"] if config.use_class_weights else [1.0] * len(spec.classes),
@@ -303,10 +315,13 @@ def _train(
     model.to(device)
     network = _Network(model, with_tracks=config.track_origin_weight > 0)
     trained = network
-    if ranks.world > 1:
+    if ranks.distributed:
         trained = nn.parallel.DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
+    evaluated = network
+    if config.compile:  # the weights stay those of model: checkpoints do not change
+        trained, evaluated = torch.compile(trained), torch.compile(network)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
         weight_decay=config.weight_decay,
@@ -326,6 +341,8 @@ def _train(
         optimizer.load_state_dict(state["optimizer_state"])
         scheduler.load_state_dict(state["scheduler_state"])
         torch.set_rng_state(state["torch_rng_state"])
+        if device.type == "cuda" and state.get("cuda_rng_state") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
         history, best_val = state["history"], state["best_val_loss"]
         stale_epochs, start_epoch = state["stale_epochs"], state["epoch"]
         progress = EpochProgress(**state["epoch_progress"])
@@ -360,6 +377,10 @@ def _train(
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict(),
                 "torch_rng_state": torch.get_rng_state(),
+                # dropout on a GPU draws from its own generator
+                "cuda_rng_state": (
+                    torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+                ),
                 "history": history,
                 "best_val_loss": best_val,
                 "best_checkpoint": best,
@@ -392,7 +413,7 @@ def _train(
                 )
             train_loss, train_acc = progress.result()
             val_progress = _run_epoch(
-                network, val, config, class_weights, device, EpochProgress(), ranks=ranks
+                evaluated, val, config, class_weights, device, EpochProgress(), ranks=ranks
             )
             val_loss, val_acc = val_progress.result()
             if config.track_origin_weight > 0:
