@@ -172,3 +172,17 @@ def test_one_process_ddp(tmp_path, prepared, device):
     assert f"process 0 of 1 ({'nccl' if device == 'cuda' else 'gloo'})" in run.stderr
     history = _history(tmp_path / "ddp" / "history.csv")
     assert len(history["epoch"]) == 2 and np.isfinite(history["val_loss"]).all()
+
+
+@CUDA
+def test_predictions_on_the_gpu_match_the_cpu(tmp_path, config, prepared):
+    """Scoring moves to the GPU when there is one (fp32): the CPU's probabilities within 1e-5."""
+    from jettag.evaluation.predict import network_probabilities
+    from jettag.io.model_inputs import read_model_inputs
+
+    train_model("dips", _model(config, "cpu", epochs=1), prepared, tmp_path, seed=2)
+    on_gpu = network_probabilities(tmp_path / "best.pt", prepared / "test.h5")
+    network, spec = load_trained_model(tmp_path / "best.pt")
+    inputs = read_model_inputs(prepared / "test.h5", spec)
+    on_cpu = probabilities(network, inputs["tracks"], inputs["valid"], inputs["jets"])
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-5)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jettag.training.diagnosis import CASES
 from tests.conftest import REPO, copy_workflow
 
 CI_CONFIG = "workflow/configs/ci.yaml"
@@ -75,6 +76,13 @@ def test_ci_analysis_diagnostics(finished_run):
     lost = {g: e["light_rejection_loss"] for g, e in ablation["groups"].items()}
     # impact parameters are what b tagging lives on; the hit counts matter far less
     assert lost["impact_parameters"] > 0.3 and lost["impact_parameters"] > lost["hits"], lost
+    # each member's loss curves are diagnosed, beside its history and for the loss plot
+    diagnosis = json.loads((results / "diagnosis/transformer.json").read_text())
+    assert len(diagnosis["members"]) == 2
+    for k, member in enumerate(diagnosis["members"]):
+        assert member["case"] in CASES and member["evidence"]["epochs"] == 2
+        beside = json.loads((results / f"models/transformer/{k}/diagnosis.json").read_text())
+        assert beside == {key: member[key] for key in beside}
     transformer = json.loads((results / "metrics/transformer.json").read_text())
     assert transformer["ensemble"]["n_members"] == 2  # K-fold members: a band in the ROC
     assert len(transformer["ensemble"]["working_points"]["77"]["light_rejection_members"]) == 2

@@ -336,11 +336,18 @@ def cmd_plot_scores(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_plot_loss(args: argparse.Namespace, settings: Settings) -> None:
-    """Draw loss curves of a model's members."""
+    """Draw loss curves of a model's members, each with its loss-curve diagnosis."""
+    from jettag.atomic import write_json
+    from jettag.io.history import read_history
     from jettag.plotting.curves import plot_loss
+    from jettag.training.diagnosis import diagnose
 
+    diagnoses = [diagnose(read_history(path)) for path in args.histories]
+    if args.diagnosis is not None:
+        members = [{"history": str(p), **d} for p, d in zip(args.histories, diagnoses, strict=True)]
+        write_json(args.diagnosis, {"model": args.model, "members": members})
     plot_loss(args.histories, settings["labels"][args.model], args.output_stem,
-              _figure_text(settings), settings["plots"]["formats"])  # fmt: skip
+              _figure_text(settings), settings["plots"]["formats"], diagnoses)  # fmt: skip
 
 
 def cmd_plot_learning_curve(args: argparse.Namespace, settings: Settings) -> None:
@@ -594,6 +601,8 @@ def _parser() -> argparse.ArgumentParser:
     p = stage("plot-loss", cmd_plot_loss, "loss curves of a model", ("model",))
     p.add_argument("--model", required=True)
     p.add_argument("--output-stem", type=Path, required=True)
+    p.add_argument("--diagnosis", type=Path, default=None,
+                   help="write each member's loss-curve diagnosis here (JSON)")  # fmt: skip
     p.add_argument("histories", type=Path, nargs="+")
     return parser
 

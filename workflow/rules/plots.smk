@@ -45,7 +45,7 @@ rule plot_roc_dataset:
 
 
 rule plot_loss:
-    """Training and validation loss of a model's members."""
+    """Training and validation loss of a model's members, and each one's loss-curve diagnosis."""
     input:
         lambda w: expand(
             "results/models/{model}/{member}/history.csv",
@@ -54,6 +54,7 @@ rule plot_loss:
         ),
     output:
         plot_files("results/plots/loss_{model}", "loss", "Training"),
+        diagnosis="results/diagnosis/{model}.json",
     params:
         settings=lambda w: settings("plot-loss", model=w.model),
     benchmark:
@@ -62,7 +63,8 @@ rule plot_loss:
         "logs/plots/loss_{model}.log",
     shell:
         "jettag plot-loss --config {CONFIG_FILE} --model {wildcards.model}"
-        " --output-stem results/plots/loss_{wildcards.model} {input} > {log} 2>&1"
+        " --output-stem results/plots/loss_{wildcards.model} --diagnosis {output.diagnosis}"
+        " {input} > {log} 2>&1"
 
 
 SAMPLE_PLOTS = [

@@ -22,7 +22,7 @@ from torch import nn
 from jettag.atomic import write_json
 from jettag.errors import InputError
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, tagged_jets
-from jettag.evaluation.predict import probabilities
+from jettag.evaluation.predict import inference_device, probabilities
 from jettag.flavours import TAGGING_FLAVOURS
 from jettag.io.model_inputs import InputSpec, read_model_inputs
 from jettag.training.checkpoint import load_checkpoint
@@ -71,6 +71,7 @@ class TaggerInputs:
 def load_tagger_inputs(checkpoint: Path, split_file: Path) -> TaggerInputs:
     """The network of a checkpoint (eval mode) and a prepared split file, ready to score."""
     model, spec = load_trained_model(checkpoint)
+    model.to(inference_device())
     tagger = str(load_checkpoint(checkpoint).get("model_name", Path(checkpoint).stem))
     inputs = read_model_inputs(split_file, spec)
     with h5py.File(split_file, "r") as f:
@@ -116,17 +117,19 @@ def discriminant_gradients(
 ) -> np.ndarray:
     """dD_b/d(track inputs) of each jet: (n_jets, max_tracks, n_track_inputs), zero on padding."""
     model.requires_grad_(False)  # only the inputs need gradients
+    device = next(model.parameters()).device
     gradients = np.zeros_like(track_x)
     # batches of similar multiplicity, as in predict.probabilities: little padding to attend over
     order = np.argsort(valid.sum(axis=1), kind="stable")
     for start in range(0, len(track_x), BATCH):
         rows = order[start : start + BATCH]
-        x = torch.from_numpy(track_x[rows]).requires_grad_(True)
+        x = torch.from_numpy(track_x[rows]).to(device).requires_grad_(True)
         with torch.enable_grad():
-            logits = model(x, torch.from_numpy(valid[rows]), torch.from_numpy(jet_x[rows]))
+            mask, jets = (torch.from_numpy(a[rows]).to(device) for a in (valid, jet_x))
+            logits = model(x, mask, jets)
             # jets do not interact in eval mode, so the gradient of the sum is per-jet
             (grad,) = torch.autograd.grad(_discriminant_torch(logits, model_index, f_c).sum(), x)
-        gradients[rows] = grad.numpy()
+        gradients[rows] = grad.cpu().numpy()
     return gradients
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from jettag.io.history import read_history
 from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+from jettag.training.diagnosis import summary as diagnosis_summary
 
 
 def plot_loss(
@@ -20,28 +22,41 @@ def plot_loss(
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
+    diagnoses: Sequence[dict] | None = None,
 ) -> list[Path]:
-    """Training and validation loss vs epoch for each member, best epoch marked."""
+    """Training and validation loss vs epoch for each member, best epoch marked.
+
+    diagnoses: each member's loss-curve diagnosis (training/diagnosis.py), named in the legend.
+    """
     use_style()
     fig, ax = plt.subplots(figsize=(8, 6))
-    for k, path in enumerate(history_files):
-        h = read_history(Path(path))
+    histories = [read_history(Path(path)) for path in history_files]
+    member_handles = []
+    for k, h in enumerate(histories):
         epoch = h["epoch"] + 1
-        suffix = f" (member {k})" if len(history_files) > 1 else ""
-        (line,) = ax.plot(epoch, h["train_loss"], "-", lw=1.8, label=f"Training{suffix}")
-        ax.plot(
-            epoch, h["val_loss"], "--", lw=1.8, color=line.get_color(), label=f"Validation{suffix}"
-        )
+        (line,) = ax.plot(epoch, h["train_loss"], "-", lw=1.8)
+        ax.plot(epoch, h["val_loss"], "--", lw=1.8, color=line.get_color())
         best = int(np.argmin(h["val_loss"]))
-        ax.plot(epoch[best], h["val_loss"][best], "*", ms=14, color=line.get_color(),
-                label=f"Best epoch ({int(epoch[best])})")  # fmt: skip
+        ax.plot(epoch[best], h["val_loss"][best], "*", ms=14, color=line.get_color())
+        name = f"Member {k}" if len(histories) > 1 else "Diagnosis"
+        verdict = diagnosis_summary(diagnoses[k]) if diagnoses else f"best epoch {best + 1}"
+        member_handles.append(
+            Line2D([], [], color=line.get_color(), lw=4, label=f"{name}: {verdict}")
+        )
+    styles = [
+        Line2D([], [], color="grey", ls="-", lw=1.8, label="Training"),
+        Line2D([], [], color="grey", ls="--", lw=1.8, label="Validation"),
+        Line2D([], [], color="grey", ls="", marker="*", ms=14, label="Best epoch"),
+    ]
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlim(0.5, max(len(read_history(Path(p))["epoch"]) for p in history_files) + 0.5)
+    ax.set_xlim(0.5, max(len(h["epoch"]) for h in histories) + 0.5)
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Weighted cross-entropy loss")
-    ax.legend(loc="upper right")
+    # under the experiment label; the curves keep the lower 45 % of the axes
+    ax.legend(handles=styles + member_handles, loc="upper right", bbox_to_anchor=(1.0, 0.8),
+              fontsize="x-small")  # fmt: skip
     lo, hi = ax.get_ylim()
-    ax.set_ylim(lo, hi + 0.45 * (hi - lo))
+    ax.set_ylim(lo, lo + (hi - lo) / 0.45)
     experiment_label(ax, text, text.with_sample(label))
     return save_figure(fig, stem, formats)
 

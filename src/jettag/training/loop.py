@@ -22,7 +22,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from jettag.atomic import write_text
+from jettag.atomic import write_json, write_text
 from jettag.config import ModelConfig, TrainingConfig, model_from_dict
 from jettag.errors import InputError, TrainingInterruptedError
 from jettag.io.history import history_csv
@@ -39,6 +39,8 @@ from jettag.training.data import (
     place_on_device,
     to_device,
 )
+from jettag.training.diagnosis import diagnose
+from jettag.training.diagnosis import summary as diagnosis_summary
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
 from jettag.training.schedules import make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
@@ -448,7 +450,16 @@ def _train(
     if ranks.is_main:
         _mark_finished(output_dir / "last.pt")
         write_text(output_dir / "history.csv", history_csv(history))
+        _report_diagnosis(history, output_dir, f"{model_name}/{member}")
     return history
+
+
+def _report_diagnosis(history: list[dict], output_dir: Path, run: str) -> None:
+    """Log the loss curves' diagnosis and write it beside history.csv (diagnosis.json)."""
+    result = diagnose(history)
+    write_json(output_dir / "diagnosis.json", result)
+    advice = f"; {result['advice']}" if result["advice"] else ""
+    log.info("%s loss curves: %s%s", run, diagnosis_summary(result), advice)
 
 
 def _check_origin_losses(
