@@ -3,11 +3,12 @@
     bash benchmarks/gpu_check.sh          # CPU dry mode where there is no CUDA device
     bash benchmarks/gpu_check.sh --dry    # the dry mode, forced
 
-Steps, each timed:
+Steps, each timed (run in the order 2, 1, 3: the quickest figures first; a step that fails
+is recorded and the next one runs; the JSON is rewritten after each):
 1. the device tests (`pytest -m device`): bf16 autocast against fp32, resume after SIGTERM,
    one-process NCCL DDP, torch.compile against eager, device-resident batches;
 2. training and inference jets/s of DIPS, the small transformer and GN2 sizes (bf16), batch
-   1000/4000/8000 eager and 4000 compiled, with the peak GPU memory of each;
+   1000/4000/8000 eager, DIPS and GN2 at 4000 compiled, with the peak GPU memory of each;
 3. the workflow/configs/gpu.yaml analysis end to end (GN2-size transformer and a DIPS
    ensemble), in a scratch directory, with nvidia-smi sampling the GPU's utilisation; the
    busy fraction is the mean utilisation over the training jobs' windows (from their logs).
@@ -80,7 +81,7 @@ def throughput(device: torch.device, dry: bool) -> list[dict]:
         steps = 2
     else:
         cases = [(m, b, False) for m in models for b in (1000, 4000, 8000)]
-        cases += [(m, 4000, True) for m in models]
+        cases += [("deepsets_dips", 4000, True), ("transformer_gn2", 4000, True)]
         steps = 20
     rows = []
     for name, batch, compiled in cases:
@@ -180,49 +181,62 @@ def analysis(dry: bool, cores: int) -> dict:
         }
 
 
+def _step(payload: dict, key: str, output: Path, run) -> None:
+    """Run one step into payload[key]; a step that raises is recorded, and the next one runs.
+
+    The JSON is rewritten after every step, so a check cut short still leaves what it measured.
+    """
+    try:
+        payload[key] = run()
+    except Exception as err:  # a missing package on a bare GPU machine must not cost the rest
+        payload[key] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+        print(f"  failed: {payload[key]['error']}", flush=True)
+    write_result(output, payload)
+
+
 def main() -> int:
     """Run the check; exit 1 when a step failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry", action="store_true", help="the CPU dry mode, even with CUDA")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--output", type=Path, default=REPO / "results/benchmarks/gpu_check.json")
     args = parser.parse_args()
     dry = args.dry or not torch.cuda.is_available()
     device = torch.device("cpu" if dry else "cuda")
     name = "CPU dry mode" if dry else torch.cuda.get_device_name()
     print(f"gpu_check: {name}; torch {torch.__version__}", flush=True)
     started = time.perf_counter()
-    print("1/3 device tests", flush=True)
-    tests = device_tests(dry)
-    print(f"  {tests['summary']}", flush=True)
-    print("2/3 throughput", flush=True)
-    rows = throughput(device, dry)
+    payload: dict = {"mode": "dry" if dry else "gpu", "device": name,
+                     "torch": torch.__version__, "targets": TARGETS}  # fmt: skip
+    # the quickest and most wanted figures first
+    print("1/3 throughput", flush=True)
+    _step(payload, "throughput", args.output, lambda: throughput(device, dry))
+    print("2/3 device tests", flush=True)
+    _step(payload, "device_tests", args.output, lambda: device_tests(dry))
+    print(f"  {payload['device_tests'].get('summary', '')}", flush=True)
     print("3/3 analysis " + ("(planned only)" if dry else GPU_CONFIG), flush=True)
-    workflow = analysis(dry, args.cores)
-    payload = {
-        "mode": "dry" if dry else "gpu",
-        "device": name,
-        "torch": torch.__version__,
-        "targets": TARGETS,
-        "device_tests": tests,
-        "throughput": rows,
-        "analysis": workflow,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    write_result(REPO / "results/benchmarks/gpu_check.json", payload)
+    _step(payload, "analysis", args.output, lambda: analysis(dry, args.cores))
+    payload["seconds"] = round(time.perf_counter() - started, 1)
+    write_result(args.output, payload)
+
+    tests, rows, workflow = payload["device_tests"], payload["throughput"], payload["analysis"]
     print(f"\n{'step':<34}{'result':>40}")
-    print(f"{'device tests':<34}{tests['summary'][:40]:>40}")
-    for row in rows:
+    print(f"{'device tests':<34}{tests.get('summary', tests.get('error', ''))[:40]:>40}")
+    for row in rows if isinstance(rows, list) else []:
         label = f"{row['model']} b{row['batch_size']}{' compiled' if row['compile'] else ''}"
         memory = f", {row['peak_memory_gib']:.1f} GiB" if row["peak_memory_gib"] else ""
         print(f"{label:<34}{row['train_jets_per_s']:>18,.0f} train jets/s{memory:>10}")
-    if dry:
+    if not workflow.get("ok"):
+        print(f"{'analysis':<34}{'failed (see the JSON)':>40}")
+    elif dry:
         print(f"{'analysis (planned)':<34}{str(workflow['planned_jobs']) + ' jobs':>40}")
     else:
         busy = workflow["gpu_busy_fraction_in_training"]
         print(f"{'analysis wall time':<34}{workflow['seconds']:>38.0f} s")
         print(f"{'GPU busy in training':<34}{'n/a' if busy is None else f'{busy:.0%}':>40}")
-    print(f"total {payload['seconds']:.0f} s; results/benchmarks/gpu_check.json")
-    return 0 if tests["ok"] and workflow["ok"] else 1
+    print(f"total {payload['seconds']:.0f} s; {args.output}")
+    ok = isinstance(rows, list) and tests.get("ok") and workflow.get("ok")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -76,13 +76,14 @@ def test_ci_analysis_diagnostics(finished_run):
     lost = {g: e["light_rejection_loss"] for g, e in ablation["groups"].items()}
     # impact parameters are what b tagging lives on; the hit counts matter far less
     assert lost["impact_parameters"] > 0.3 and lost["impact_parameters"] > lost["hits"], lost
-    # each member's loss curves are diagnosed, beside its history and for the loss plot
+    # each member's loss curves are diagnosed, for the loss plot and in the training log
     diagnosis = json.loads((results / "diagnosis/transformer.json").read_text())
     assert len(diagnosis["members"]) == 2
     for k, member in enumerate(diagnosis["members"]):
         assert member["case"] in CASES and member["evidence"]["epochs"] == 2
-        beside = json.loads((results / f"models/transformer/{k}/diagnosis.json").read_text())
-        assert beside == {key: member[key] for key in beside}
+        assert member["history"] == f"results/models/transformer/{k}/history.csv"
+        log = (finished_run / f"logs/train/transformer/{k}.log").read_text()
+        assert f"transformer/{k} loss curves: {member['case'].replace('_', ' ')}" in log
     transformer = json.loads((results / "metrics/transformer.json").read_text())
     assert transformer["ensemble"]["n_members"] == 2  # K-fold members: a band in the ROC
     assert len(transformer["ensemble"]["working_points"]["77"]["light_rejection_members"]) == 2

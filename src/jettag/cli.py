@@ -340,14 +340,15 @@ def cmd_plot_loss(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.atomic import write_json
     from jettag.io.history import read_history
     from jettag.plotting.curves import plot_loss
-    from jettag.training.diagnosis import diagnose
+    from jettag.training.diagnosis import diagnose, summary
 
     diagnoses = [diagnose(read_history(path)) for path in args.histories]
     if args.diagnosis is not None:
         members = [{"history": str(p), **d} for p, d in zip(args.histories, diagnoses, strict=True)]
         write_json(args.diagnosis, {"model": args.model, "members": members})
     plot_loss(args.histories, settings["labels"][args.model], args.output_stem,
-              _figure_text(settings), settings["plots"]["formats"], diagnoses)  # fmt: skip
+              _figure_text(settings), settings["plots"]["formats"],
+              [summary(d) for d in diagnoses])  # fmt: skip
 
 
 def cmd_plot_learning_curve(args: argparse.Namespace, settings: Settings) -> None:

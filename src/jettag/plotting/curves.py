@@ -13,7 +13,6 @@ from matplotlib.ticker import MaxNLocator
 
 from jettag.io.history import read_history
 from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
-from jettag.training.diagnosis import summary as diagnosis_summary
 
 
 def plot_loss(
@@ -22,11 +21,11 @@ def plot_loss(
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
-    diagnoses: Sequence[dict] | None = None,
+    verdicts: Sequence[str] | None = None,
 ) -> list[Path]:
     """Training and validation loss vs epoch for each member, best epoch marked.
 
-    diagnoses: each member's loss-curve diagnosis (training/diagnosis.py), named in the legend.
+    verdicts: a legend text per member (its loss-curve diagnosis); the best epoch without.
     """
     use_style()
     fig, ax = plt.subplots(figsize=(8, 6))
@@ -39,7 +38,7 @@ def plot_loss(
         best = int(np.argmin(h["val_loss"]))
         ax.plot(epoch[best], h["val_loss"][best], "*", ms=14, color=line.get_color())
         name = f"Member {k}" if len(histories) > 1 else "Diagnosis"
-        verdict = diagnosis_summary(diagnoses[k]) if diagnoses else f"best epoch {best + 1}"
+        verdict = verdicts[k] if verdicts else f"best epoch {best + 1}"
         member_handles.append(
             Line2D([], [], color=line.get_color(), lw=4, label=f"{name}: {verdict}")
         )

@@ -22,7 +22,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from jettag.atomic import write_json, write_text
+from jettag.atomic import write_text
 from jettag.config import ModelConfig, TrainingConfig, model_from_dict
 from jettag.errors import InputError, TrainingInterruptedError
 from jettag.io.history import history_csv
@@ -450,14 +450,17 @@ def _train(
     if ranks.is_main:
         _mark_finished(output_dir / "last.pt")
         write_text(output_dir / "history.csv", history_csv(history))
-        _report_diagnosis(history, output_dir, f"{model_name}/{member}")
+        _report_diagnosis(history, f"{model_name}/{member}")
     return history
 
 
-def _report_diagnosis(history: list[dict], output_dir: Path, run: str) -> None:
-    """Log the loss curves' diagnosis and write it beside history.csv (diagnosis.json)."""
+def _report_diagnosis(history: list[dict], run: str) -> None:
+    """Log the loss curves' diagnosis (the loss plot's job writes it to results/diagnosis/).
+
+    Not written beside history.csv: a file the rule does not declare is one Snakemake
+    neither tracks nor cleans, and declaring it would retrain every finished model.
+    """
     result = diagnose(history)
-    write_json(output_dir / "diagnosis.json", result)
     advice = f"; {result['advice']}" if result["advice"] else ""
     log.info("%s loss curves: %s%s", run, diagnosis_summary(result), advice)
 
