@@ -24,7 +24,7 @@ from jettag import config as cfg
 from jettag.errors import TrainingInterruptedError
 from jettag.evaluation.predict import probabilities
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.data import DeviceSplit, load_split, place_on_device, to_device
+from jettag.training.data import load_split, place_on_device, to_device
 from jettag.training.loop import load_trained_model, train_model
 from tests.conftest import minimal_config
 from tests.test_training import _sigterm_once_training_runs
@@ -52,7 +52,7 @@ def test_device_split_gives_the_host_batches(config, prepared, device):
     from jettag.io.model_inputs import input_spec
 
     data = load_split(prepared / "train.h5", input_spec(prepared, model.track_inputs, []))
-    held = DeviceSplit.of(data, torch.device(device))
+    held = data.to(torch.device(device))
     assert len(held) == len(data)
     for bucket in (False, True):
         host = data.batches(16, torch.Generator().manual_seed(3), bucket=bucket)
@@ -78,7 +78,7 @@ def test_splits_go_to_the_device_only_when_asked_and_they_fit(config, prepared):
     assert place_on_device([data], cuda, "auto", free_bytes=data.nbytes())[0] is data
     if torch.cuda.is_available():
         placed = place_on_device([data], cuda, "auto", free_bytes=4 * data.nbytes())[0]
-        assert isinstance(placed, DeviceSplit) and placed.data.tracks.is_cuda
+        assert placed is not data and placed.tracks.is_cuda
 
 
 @pytest.mark.parametrize("device", DEVICES)

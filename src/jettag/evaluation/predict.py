@@ -32,27 +32,32 @@ def inference_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def scoring_batches(valid: np.ndarray, device: torch.device) -> list[np.ndarray]:
+    """Row indices of each scoring batch: jets sorted by track multiplicity, then cut.
+
+    Each jet's output does not depend on the others in its batch (masked tracks contribute
+    nothing), so the order is free; sorted, a transformer attends over little padding.
+    """
+    size = PREDICT_BATCH if device.type == "cpu" else CUDA_PREDICT_BATCH
+    order = np.argsort(valid.sum(axis=1), kind="stable")
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
 @torch.no_grad()
 def probabilities(
     model: torch.nn.Module, track_x: np.ndarray, valid: np.ndarray, jet_x: np.ndarray
 ) -> np.ndarray:
-    """Softmax outputs (n_jets, n_classes) of a network on model-input arrays, in batches.
-
-    Each jet's output does not depend on the others in its batch (masked tracks contribute
-    nothing), so the order of evaluation is free; the outputs come back in input order.
-    """
+    """Softmax outputs (n_jets, n_classes) of a network on model-input arrays, in input order."""
     device = next(model.parameters()).device
-    size = PREDICT_BATCH if device.type == "cpu" else CUDA_PREDICT_BATCH
-    order = np.argsort(valid.sum(axis=1), kind="stable")
+    batches = scoring_batches(valid, device)
     out = []
-    for start in range(0, len(track_x), size):
-        rows = order[start : start + size]
+    for rows in batches:
         logits = model(*(torch.from_numpy(a[rows]).to(device) for a in (track_x, valid, jet_x)))
         out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     if not out:
         return np.zeros((0, 0), np.float32)
     result = np.empty((len(track_x), out[0].shape[1]), np.float32)
-    result[order] = np.concatenate(out)
+    result[np.concatenate(batches)] = np.concatenate(out)
     return result
 
 

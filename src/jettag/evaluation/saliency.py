@@ -22,14 +22,13 @@ from torch import nn
 from jettag.atomic import write_json
 from jettag.errors import InputError
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, tagged_jets
-from jettag.evaluation.predict import inference_device, probabilities
+from jettag.evaluation.predict import inference_device, probabilities, scoring_batches
 from jettag.flavours import TAGGING_FLAVOURS
 from jettag.io.model_inputs import InputSpec, read_model_inputs
 from jettag.training.checkpoint import load_checkpoint
 from jettag.training.loop import load_trained_model
 
 SD0 = "IP3D_signed_d0_significance"
-BATCH = 512  # jets per gradient pass, cut from the jets sorted by multiplicity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,10 +118,7 @@ def discriminant_gradients(
     model.requires_grad_(False)  # only the inputs need gradients
     device = next(model.parameters()).device
     gradients = np.zeros_like(track_x)
-    # batches of similar multiplicity, as in predict.probabilities: little padding to attend over
-    order = np.argsort(valid.sum(axis=1), kind="stable")
-    for start in range(0, len(track_x), BATCH):
-        rows = order[start : start + BATCH]
+    for rows in scoring_batches(valid, device):
         x = torch.from_numpy(track_x[rows]).to(device).requires_grad_(True)
         with torch.enable_grad():
             mask, jets = (torch.from_numpy(a[rows]).to(device) for a in (valid, jet_x))

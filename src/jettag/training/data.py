@@ -75,8 +75,12 @@ class TensorData:
     def batch_indices(
         self, batch_size: int, generator: torch.Generator | None = None, bucket: bool = False
     ) -> list[torch.Tensor | slice]:
-        """Row indices of each batch (see batch_indices)."""
-        return batch_indices(self.valid.sum(dim=1), batch_size, generator, bucket)
+        """Row indices of each batch (see batch_indices).
+
+        The order comes from the CPU (CPU generators), so a split held on a GPU gives the
+        same batches as in host memory.
+        """
+        return batch_indices(self.valid.sum(dim=1).cpu(), batch_size, generator, bucket)
 
     def batches(
         self,
@@ -104,6 +108,10 @@ class TensorData:
         rows = index.numpy()
         return tuple(torch.from_numpy(np.take(t.numpy(), rows, axis=0)) for t in fields)
 
+    def to(self, device: torch.device) -> TensorData:
+        """The split copied to a device, whose batches are then gathered there."""
+        return TensorData(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+
     def nbytes(self) -> int:
         """Bytes held by the split's tensors."""
         return sum(
@@ -112,40 +120,11 @@ class TensorData:
         )
 
 
-@dataclass
-class DeviceSplit:
-    """A split held whole in an accelerator's memory: batches are gathered there, so a step
-    copies nothing from the host. The track multiplicity that orders batches stays on the CPU
-    (the shuffles use CPU generators: the same batches as from host memory)."""
-
-    data: TensorData
-    multiplicity: torch.Tensor
-
-    @classmethod
-    def of(cls, data: TensorData, device: torch.device) -> DeviceSplit:
-        """Copy a split to the device."""
-        fields = (getattr(data, f.name).to(device) for f in dataclasses.fields(data))
-        return cls(TensorData(*fields), data.valid.sum(dim=1))
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def batches(
-        self,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-        start_batch: int = 0,
-        bucket: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, ...]]:
-        """As TensorData.batches, the tensors on the device."""
-        for index in batch_indices(self.multiplicity, batch_size, generator, bucket)[start_batch:]:
-            yield self.data.batch(index)
-
-
 def place_on_device(
     splits: Sequence, device: torch.device, mode: str, free_bytes: int | None = None
 ) -> list:
-    """The splits as DeviceSplits when training.data_on_device allows and they fit, else as given.
+    """The splits copied to the device when training.data_on_device allows and they fit, else
+    as given (a step then copies nothing from the host).
 
     auto: on CUDA, in-memory splits that together take under half the free device memory
     (the rest is for activations); never: batches are copied from the host at each step.
@@ -159,7 +138,7 @@ def place_on_device(
         free_bytes = torch.cuda.mem_get_info(device)[0]
     if need > free_bytes // 2:
         return list(splits)
-    return [DeviceSplit.of(s, device) for s in splits]
+    return [s.to(device) for s in splits]
 
 
 def to_device(tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:

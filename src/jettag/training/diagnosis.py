@@ -123,6 +123,6 @@ def summary(result: dict) -> str:
         text += f" (flat for {e['plateau_epochs']} epochs)"
     elif case == "not_converged":
         text += f" (val slope {e['val_slope_end']:+.1%}/epoch at the end)"
-    elif case in ("healthy",):
+    elif case == "healthy":
         text += f" (best epoch {e['best_epoch']})"
     return text

@@ -32,7 +32,6 @@ from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import (
-    DeviceSplit,
     TensorData,
     check_track_origins,
     origin_weight_key,
@@ -146,7 +145,7 @@ class _Network(nn.Module):
 
 def _run_epoch(
     network: nn.Module,
-    data: TensorData | DeviceSplit | StreamingSplit,
+    data: TensorData | StreamingSplit,
     config: TrainingConfig,
     class_weights: torch.Tensor,
     device: torch.device,
@@ -299,9 +298,10 @@ def _train(
             f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
             f" ({config.batch_size}); lower training.batch_size or make more jets"
         )
-    train, val = place_on_device([train, val], device, config.data_on_device)
-    if isinstance(train, DeviceSplit):
+    placed = place_on_device([train, val], device, config.data_on_device)
+    if placed[0] is not train:
         log.info("train and val splits held on %s (%d jets)", device, len(train) + len(val))
+    train, val = placed
     weights_info = yaml.safe_load((data_dir / "weights.yaml").read_text())
     class_weights = torch.tensor(
         weights_info["class_weights"] if config.use_class_weights else [1.0] * len(spec.classes),
