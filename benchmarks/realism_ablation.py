@@ -39,6 +39,7 @@ OFF = {
     "no_pileup": {"pileup": {"enabled": False}},
     "no_resolution_tails": {"tracker": {"tails": {"enabled": False}}},
     "no_material_interactions": {"tracker": {"material": {"enabled": False}}},
+    "no_photon_conversions": {"tracker": {"material": {"conversions": False}}},
     "no_fake_tracks": {"tracker": {"fakes": {"enabled": False}}},
     "no_dense_core_merging": {"tracker": {"dense": {"enabled": False}}},
     "flat_efficiency": {"tracker": {"efficiency": {"forward_loss": 0.0, "turn_on_gev": 0.01}}},

@@ -10,10 +10,19 @@ import pytest
 from jettag import config as cfg
 from jettag.simulate import pdg
 from jettag.simulate.hits import hit_pattern
-from jettag.simulate.material import hadronic_interactions
+from jettag.simulate.material import (
+    bethe_heitler_fraction,
+    hadronic_interactions,
+    photon_conversions,
+)
 from jettag.simulate.particles import Particles
 from jettag.simulate.pileup import pileup_particles
-from jettag.simulate.tracker import efficiency, fake_tracks, reconstruct_tracks
+from jettag.simulate.tracker import (
+    efficiency,
+    fake_tracks,
+    perigee_parameters,
+    reconstruct_tracks,
+)
 from tests.conftest import minimal_config
 
 
@@ -116,6 +125,92 @@ def test_hadronic_interactions_make_displaced_secondaries():
         pions, dataclasses.replace(sim.tracker.material, enabled=False), rng
     )
     assert len(off) == len(pions)
+
+
+def _photons(n: int, rng, pt: float) -> Particles:
+    """Prompt photons, |eta| < 1, as the event record gives them to the conversions."""
+    gun = _prompt_pions(n, rng, pt=pt)
+    return gun.replace(charge=np.zeros(n), is_hadron=np.zeros(n, bool))
+
+
+def test_photon_conversions_make_pairs_on_the_layers():
+    sim = _simulation()
+    material = sim.tracker.material
+    rng = np.random.default_rng(11)
+    photons = _photons(40_000, rng, pt=4.0)
+    pairs = photon_conversions(photons, material, rng)
+    n_pairs = len(pairs) // 2
+    expected = 1 - np.prod(1 - np.asarray(material.conversion_probability))
+    # probabilities grow as 1/sin(theta); |eta| < 1 keeps that factor below 1.55
+    assert expected < n_pairs / len(photons) < 1.55 * expected
+    electrons, positrons = pairs.select(slice(0, n_pairs)), pairs.select(slice(n_pairs, None))
+    assert (electrons.charge == -1).all() and (positrons.charge == 1).all()
+    # the pair shares the photon's momentum and direction and starts at one layer
+    total = np.hypot(electrons.px + positrons.px, electrons.py + positrons.py)
+    assert total == pytest.approx(np.full(n_pairs, 4.0), rel=1e-9)
+    np.testing.assert_allclose(electrons.production_radius, positrons.production_radius)
+    layers = np.asarray(material.layer_radii_mm)
+    distance = np.abs(electrons.production_radius[:, None] - layers[None, :]).min(axis=1)
+    assert distance.max() < 1e-6
+    assert (pairs.origin == pdg.ORIGIN_OTHER_SECONDARY).all() and not pairs.is_hadron.any()
+    # inner layers are thinner: the beam pipe converts a tenth as often as a pixel layer
+    pipe = np.isclose(electrons.production_radius, layers[0]).mean()
+    ibl = np.isclose(electrons.production_radius, layers[1]).mean()
+    assert pipe < 0.3 * ibl
+
+
+def test_conversion_tracks_are_displaced_by_their_curvature():
+    sim = _simulation()
+    rng = np.random.default_rng(12)
+    pairs = photon_conversions(_photons(40_000, rng, pt=4.0), sim.tracker.material, rng)
+    truth = perigee_parameters(
+        pairs.x, pairs.y, pairs.z, pairs.px, pairs.py, pairs.pz, pairs.charge,
+        sim.tracker.b_field_tesla,
+    )  # fmt: skip
+    # made at radius r moving radially, a helix of radius R has |d0| = sqrt(R^2 + r^2) - R
+    r = pairs.production_radius
+    curvature_radius = 1000.0 * truth.pt / (0.299792458 * sim.tracker.b_field_tesla)
+    np.testing.assert_allclose(
+        np.abs(truth.d0), np.hypot(curvature_radius, r) - curvature_radius, rtol=1e-6
+    )
+    # the two legs bend apart: opposite signs of d0
+    n = len(pairs) // 2
+    assert (np.sign(truth.d0[:n]) == -np.sign(truth.d0[n:])).all()
+    tracks = reconstruct_tracks(pairs.replace(record_index=np.arange(len(pairs))), 0.0,
+                                sim.tracker, rng)  # fmt: skip
+    radius = pairs.production_radius[tracks.record_index]
+    ibl = sim.tracker.hits.pixel_radii_mm[0]
+    in_or_past_ibl = radius >= ibl - 1e-6
+    assert in_or_past_ibl.mean() > 0.8  # the beam pipe is thin
+    assert (tracks.hits["numberOfInnermostPixelLayerHits"][in_or_past_ibl] == 0).all()
+    assert tracks.hits["numberOfInnermostPixelLayerHits"][~in_or_past_ibl].mean() > 0.9
+    # made at the second pixel layer (50.5 mm), a 2 GeV leg has d0 ~ 0.4 mm, 40 sigma away
+    assert np.median(np.abs(tracks.d0[np.isclose(radius, 50.5)])) > 0.2
+
+
+def test_photon_conversions_off_draws_nothing():
+    sim = _simulation(material={"conversions": False})
+    rng = np.random.default_rng(13)
+    photons = _photons(1000, rng, pt=4.0)
+    state = rng.bit_generator.state
+    assert len(photon_conversions(photons, sim.tracker.material, rng)) == 0
+    # no draw when off: samples generated without conversions keep their old random stream
+    assert rng.bit_generator.state == state
+
+
+def test_bethe_heitler_energy_sharing():
+    x = bethe_heitler_fraction(400_000, np.random.default_rng(14))
+    assert ((x >= 0) & (x <= 1)).all()
+    counts, edges = np.histogram(x, np.linspace(0, 1, 11))
+    lo, hi = edges[:-1], edges[1:]
+
+    def integral(a, b):
+        return (b - a) - 2 / 3 * (b**2 - a**2) + 4 / 9 * (b**3 - a**3)
+
+    expected = integral(lo, hi) / integral(0.0, 1.0) * x.size
+    np.testing.assert_allclose(counts, expected, rtol=0.02)
+    # asymmetric splits are more likely than equal ones (density 1 at the ends, 2/3 at 1/2)
+    assert counts[0] > 1.3 * counts[5]
 
 
 def test_pileup_multiplicity_and_z():

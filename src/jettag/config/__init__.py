@@ -130,6 +130,13 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             raise ConfigError(
                 f"{source}: evaluation.{key} '{model}' is not a model ({sorted(config['models'])})"
             )
+    material = config["simulation"]["tracker"]["material"]
+    for key in ("interaction_probability", "conversion_probability"):
+        if len(material[key]) != len(material["layer_radii_mm"]):
+            raise ConfigError(
+                f"{source}: simulation.tracker.material.{key} needs one value per layer in"
+                f" layer_radii_mm ({len(material['layer_radii_mm'])}), got {len(material[key])}"
+            )
     reference = config["plots"]["reference"]
     if reference is not None and reference not in taggers:
         raise ConfigError(f"{source}: plots.reference '{reference}' is not a model or baseline")

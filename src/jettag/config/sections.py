@@ -152,7 +152,7 @@ class HitsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MaterialConfig:
-    """Hadronic interactions in the beam pipe and pixel layers."""
+    """Hadronic interactions and photon conversions in the beam pipe and pixel layers."""
 
     enabled: bool
     layer_radii_mm: tuple[float, ...]
@@ -160,6 +160,8 @@ class MaterialConfig:
     mean_charged_secondaries: float
     charged_energy_fraction: float
     mean_kt_gev: float
+    conversions: bool
+    conversion_probability: tuple[float, ...]
 
 
 @dataclasses.dataclass(frozen=True)

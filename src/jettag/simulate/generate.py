@@ -23,7 +23,7 @@ from jettag.io.canonical import HIT_FIELDS
 from jettag.kinematics import delta_r, pt_eta_phi_m
 from jettag.simulate import pdg
 from jettag.simulate.jets import Jets, reconstruct_jets
-from jettag.simulate.material import hadronic_interactions
+from jettag.simulate.material import hadronic_interactions, photon_conversions
 from jettag.simulate.particles import Particles
 from jettag.simulate.pileup import pileup_particles
 from jettag.simulate.pythia import (
@@ -163,6 +163,17 @@ def _simulate_detector(
     pileup = pileup_particles(simulation.pileup, pv[2], simulation.beam_spot_sigma_z_mm, rng)
     particles = Particles.concatenate([particles, pileup])
     particles = hadronic_interactions(particles, simulation.tracker.material, rng)
+    photons = np.flatnonzero(final & (record.pdg_id == 22))
+    pairs = photon_conversions(
+        Particles.make(
+            x=record.x[photons] - pv[0], y=record.y[photons] - pv[1], z=record.z[photons] - pv[2],
+            px=record.px[photons], py=record.py[photons], pz=record.pz[photons],
+            charge=np.zeros(photons.size), origin=np.zeros(photons.size, np.int32),
+            record_index=photons, is_hadron=np.zeros(photons.size, bool),
+        ),
+        simulation.tracker.material, rng,
+    )  # fmt: skip
+    particles = Particles.concatenate([particles, pairs])
     tracker = simulation.tracker
     pv_z_reco = tracker.primary_vertex_z_resolution_mm * rng.standard_normal()
     pv_xy_reco = (0.0, 0.0)

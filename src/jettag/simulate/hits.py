@@ -13,6 +13,8 @@ import numpy as np
 
 from jettag.config import HitsConfig
 
+_MADE_IN_LAYER_MM = 1e-6
+
 
 @dataclass(frozen=True)
 class HitPattern:
@@ -66,7 +68,9 @@ def hit_pattern(
 ) -> HitPattern:
     """Hits on the layers between where a particle is made and where it stops."""
     n = production_radius.size
-    r0, r1 = production_radius[:, None], end_radius[:, None]
+    # a particle made in a layer (a conversion or hadronic interaction there) has no hit on it;
+    # its vertex is computed on the layer's radius only to rounding, hence the tolerance
+    r0, r1 = production_radius[:, None] + _MADE_IN_LAYER_MM, end_radius[:, None]
     pixel = np.asarray(config.pixel_radii_mm)[None, :]
     sct = np.asarray(config.sct_radii_mm)[None, :]
     pixel_crossed = (r0 < pixel) & (pixel < r1)
