@@ -32,7 +32,7 @@ try:
     CONFIG = jcfg.load_config(CONFIG_FILE)
 except jcfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
-if jcfg.validate_config(config, CONFIG_FILE) != CONFIG:
+if jcfg.validate_config(jcfg.resolve_extends(config, CONFIG_FILE), CONFIG_FILE) != CONFIG:
     raise WorkflowError(
         "--config overrides are not passed to jettag commands; write them into a config file"
     )
@@ -105,6 +105,7 @@ include: "workflow/rules/plots.smk"
 include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/transfer.smk"
+include: "workflow/rules/studies.smk"
 
 
 rule all:
@@ -161,4 +162,6 @@ rule all:
             model=[CURVE_MODEL] if CURVE_SIZES else [],
             ext=PLOT_FORMATS,
         ),
+        expand("results/plots/study_{study}.{ext}", study=STUDIES, ext=PLOT_FORMATS),
+        expand("results/studies/{study}.md", study=STUDIES),
     default_target: True

@@ -18,7 +18,8 @@ from jettag.errors import ConfigError
 from jettag.stages import STAGES, stage_params, stage_settings
 from tests.conftest import REPO
 
-CI_CONFIG = REPO / "workflow/configs/ci.yaml"
+# the CI analysis and its studies (ci_studies.yaml extends ci.yaml)
+CI_CONFIG = REPO / "workflow/configs/ci_studies.yaml"
 
 # One job of every non-plot stage of the CI analysis (stage, wildcards).
 DATA_JOBS = [
@@ -35,6 +36,8 @@ DATA_JOBS = [
     ("train", {"model": "dips", "variant": "transfer/finetune/150"}),
     ("train", {"model": "dips", "variant": "ablation/hits"}),
     ("train", {"model": "dips", "variant": "learning_curve/250"}),
+    ("train", {"model": "dips", "variant": "study/capacity/w4", "member": 1}),
+    ("train", {"model": "transformer", "variant": "study/transformer_normalisation/post-norm"}),
     ("fit-baseline", {"baseline": "ip3d"}),
     ("export-onnx", {}),
     ("predict", {"tagger": "dips"}),
@@ -48,6 +51,7 @@ DATA_JOBS = [
     ("learning-curve", {"model": "dips"}),
     ("search-summary", {"model": "dips"}),
     ("transfer-summary", {"model": "dips"}),
+    ("study-summary", {"study": "capacity"}),
 ]
 PLOT_JOBS = [
     ("plot-roc", {"dataset": "ttbar"}),
@@ -61,12 +65,14 @@ PLOT_JOBS = [
     ("plot-transfer", {"model": "dips"}),
     ("plot-sample", {"sample": "zprime"}),
     ("plot-inputs", {"dataset": "ttbar"}),
+    ("plot-study", {"study": "capacity"}),
 ]
 PRESENTATION_EDITS = [
     ("models.dips.label", "Renamed"),
     ("baselines.ip3d.label", "Renamed baseline"),
     ("samples.ttbar.label", "Renamed sample"),
     ("samples.zprime.label", "Renamed target"),
+    ("studies.capacity.label", "Renamed study"),
     ("plots.formats", ["svg"]),
     ("plots.experiment_label", {"experiment": "CMS", "status": "Simulation Preliminary"}),
 ]
@@ -112,7 +118,7 @@ def test_labels_reach_only_the_plots_that_draw_them():
     assert changed == {
         ("plot-roc", ("ttbar",)), ("plot-pt", ("ttbar",)), ("plot-loss", ("dips",)),
         ("plot-learning-curve", ("dips",)), ("plot-search", ("dips",)),
-        ("plot-importance", ("dips",)), ("plot-transfer", ("dips",)),
+        ("plot-importance", ("dips",)), ("plot-transfer", ("dips",)), ("plot-study", ("capacity",)),
     }  # fmt: skip
     assert stage_settings("plot-roc", after, dataset="ttbar")["labels"]["dips"] == "Renamed"
 

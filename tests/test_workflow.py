@@ -360,3 +360,64 @@ def test_data_parallel_training_jobs_run_under_torchrun(tmp_path):
     )
     others = [c for c in commands if c not in ddp]
     assert others and not any("torchrun" in c for c in others)
+
+
+CI_STUDIES = "workflow/configs/ci_studies.yaml"
+
+
+@pytest.mark.slow
+def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
+    """ci_studies.yaml extends ci.yaml: where that analysis ran, only the study jobs run."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir)  # the other tests keep their finished run
+    dry = snakemake(workdir, "--configfile", CI_STUDIES, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    studies = yaml.safe_load((REPO / CI_STUDIES).read_text())["studies"]
+    runs = sum(len(s["points"]) * s.get("seeds", 3) for s in studies.values())
+    assert _job_counts(dry) == {
+        "train_study": runs, "predict_study": runs, "study_summary": len(studies),
+        "plot_study": len(studies), "all": 1,
+    }  # fmt: skip
+    run = snakemake(workdir, "--configfile", CI_STUDIES)
+    assert run.returncode == 0, run.stderr[-5000:]
+
+    capacity = json.loads((workdir / "results/studies/capacity.json").read_text())
+    small, large = capacity["points"]
+    assert small["n_parameters"] < large["n_parameters"]
+    assert capacity["split"] == "val" and len(small["runs"]) == 2
+    for point in capacity["points"]:
+        losses = [r["val_loss"] for r in point["runs"]]
+        assert all(0 < v < 2 for v in losses) and losses[0] != losses[1]  # two seeds
+        assert point["val_loss"] == pytest.approx(sum(losses) / 2)
+        assert point["train_jets"] == 400  # the study's max_train_jets
+        assert all(r["diagnosis"] in CASES for r in point["runs"])
+    # the noisy study replaced 30 % of the training labels of each run
+    log = (workdir / "logs/train_study/dips/capacity_label_noise/w4/0.log").read_text()
+    (replaced, total) = map(int, re.search(r"label noise: (\d+) of (\d+)", log).groups())
+    assert replaced == round(0.3 * total) and total > 400
+    batch = json.loads((workdir / "results/studies/batch_size.json").read_text())
+    assert [p["set"]["training.batch_size"] for p in batch["points"]] == [64, 256, 256]
+    assert all(p["jets_per_second"] > 0 for p in batch["points"])
+    placement = json.loads((workdir / "results/studies/transformer_normalisation.json").read_text())
+    assert [p["name"] for p in placement["points"]] == ["pre-norm", "post-norm"]
+    for name in studies:
+        assert (workdir / f"results/plots/study_{name}.png").stat().st_size > 10_000
+        assert (
+            f"| {studies[name]['points'][0]['name']} |"
+            in (workdir / f"results/studies/{name}.md").read_text()
+        )
+    # the analysis itself is untouched: nothing of ci.yaml reruns
+    again = snakemake(workdir, "--configfile", CI_CONFIG, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_the_studies_config_plans_the_default_analysis_and_its_studies(tmp_path):
+    """`snakemake --cores 2 --configfile workflow/configs/studies.yaml` (docs), planned."""
+    copy_workflow(tmp_path)
+    dry = snakemake(tmp_path, "--configfile", "workflow/configs/studies.yaml", "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = _job_counts(dry)
+    studies = yaml.safe_load((REPO / "workflow/configs/studies.yaml").read_text())["studies"]
+    assert counts["train_study"] == sum(len(s["points"]) * s["seeds"] for s in studies.values())
+    assert counts["plot_study"] == len(studies) and counts["train"] == 7

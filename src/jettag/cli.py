@@ -204,6 +204,36 @@ def cmd_ablation(args: argparse.Namespace, settings: Settings) -> None:
                  entry["light_rejection_loss"])  # fmt: skip
 
 
+def cmd_study_summary(args: argparse.Namespace, settings: Settings) -> None:
+    """Losses, rejections, sizes and speed of every point of a model-choice study."""
+    from jettag.atomic import write_text
+    from jettag.evaluation.study import markdown, study_summary
+
+    study = settings["study"]
+    expected = [(p["name"], k) for p in study["points"] for k in range(study["seeds"])]
+    files = (args.histories, args.predictions, args.checkpoints)
+    if any(len(f) != len(expected) for f in files):
+        raise ConfigError(
+            f"study-summary {args.study}: {len(expected)} runs (points x seeds) expected, got"
+            f" {[len(f) for f in files]} histories, predictions, checkpoints"
+        )
+    runs: dict[str, list] = {p["name"]: [] for p in study["points"]}
+    for (point, seed), *paths in zip(expected, *files, strict=True):
+        for path in paths:  # point-major, seed-minor, as the rule lists them
+            if path.parent.name != str(seed) or path.parent.parent.name != point:
+                raise ConfigError(f"study-summary {args.study}: {path} is not run {point}/{seed}")
+        runs[point].append(tuple(paths))
+    evaluation = settings["evaluation"]
+    result = study_summary(args.study, study, settings["sections"], runs, args.train_file,
+                           evaluation["f_c"], evaluation["pt_working_point"],
+                           args.output)  # fmt: skip
+    write_text(args.output_md, markdown(result))
+    for point in result["points"]:
+        log.info("study %s, %s: val loss %.4f, light rejection %s, %d parameters", args.study,
+                 point["name"], point["val_loss"], point["light_rejection"],
+                 point["n_parameters"])  # fmt: skip
+
+
 def cmd_saliency(args: argparse.Namespace, settings: Settings) -> None:
     """Saliency maps of a trained model on the test split."""
     from jettag.evaluation.saliency import saliency_maps
@@ -360,6 +390,14 @@ def cmd_plot_learning_curve(args: argparse.Namespace, settings: Settings) -> Non
                         settings["plots"]["formats"])  # fmt: skip
 
 
+def cmd_plot_study(args: argparse.Namespace, settings: Settings) -> None:
+    """Draw a model-choice study."""
+    from jettag.plotting.study import plot_study
+
+    plot_study(args.summary, settings["labels"][settings["model"]], settings["title"],
+               args.output_stem, _figure_text(settings), settings["plots"]["formats"])  # fmt: skip
+
+
 def cmd_plot_search(args: argparse.Namespace, settings: Settings) -> None:
     """Draw validation loss vs each searched hyper-parameter."""
     from jettag.plotting.curves import plot_search
@@ -474,7 +512,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="member",
                    help="member (default), search/nominal, search/<trial>,"
                         " transfer/<scratch|finetune|frozen>/<jets>, ablation/<group>,"
-                        " learning_curve/<jets> (config/jobs.py)")  # fmt: skip
+                        " learning_curve/<jets>, study/<study>/<point>"
+                        " (config/jobs.py)")  # fmt: skip
     p.add_argument("--member", type=int, default=0,
                    help="ensemble member, K-fold fold or transfer seed")  # fmt: skip
     p.add_argument("--data-dir", type=Path, required=True)
@@ -540,6 +579,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nominal", type=Path, required=True, help="predictions of the full model")
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("variants", nargs="+", help="GROUP=predictions.h5 of each retraining")
+    p = stage("study-summary", cmd_study_summary, "summarise a model-choice study",
+              ("study",))  # fmt: skip
+    p.add_argument("--study", required=True)
+    p.add_argument("--train-file", type=Path, required=True, help="the training split (size)")
+    p.add_argument("--output", type=Path, required=True, help="JSON")
+    p.add_argument("--output-md", type=Path, required=True, help="markdown table")
+    p.add_argument("--histories", type=Path, nargs="+", required=True,
+                   help="history.csv of each run, point by point, seeds in order")  # fmt: skip
+    p.add_argument("--predictions", type=Path, nargs="+", required=True,
+                   help="validation-split predictions of each run, same order")  # fmt: skip
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True,
+                   help="best.pt of each run, same order")  # fmt: skip
+    p = stage("plot-study", cmd_plot_study, "draw a model-choice study", ("study",))
+    p.add_argument("--study", required=True)
+    p.add_argument("--summary", type=Path, required=True, help="results/studies/<study>.json")
+    p.add_argument("--output-stem", type=Path, required=True)
     p = stage("saliency", cmd_saliency, "saliency maps of a trained model")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--test", type=Path, required=True)

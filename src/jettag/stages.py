@@ -253,6 +253,20 @@ def _learning_curve(config: dict[str, Any], model: str) -> Settings:
     return {}
 
 
+@stage("study-summary")
+def _study_summary(config: dict[str, Any], study: str) -> Settings:
+    """The study's section, the model section of each point, f_c and the working point."""
+    section = _section(config, "studies", study)
+    return {
+        "study": {k: v for k, v in section.items() if k != "label"},
+        "sections": {
+            p["name"]: training_job(config, section["model"], parse_variant(
+                f"study/{study}/{p['name']}")) for p in section["points"]
+        },
+        **_evaluation(config, "f_c", "pt_working_point"),
+    }  # fmt: skip
+
+
 @stage("search-summary")
 def _search_summary(config: dict[str, Any], model: str) -> Settings:
     """Seed and search space (each trial's values) and the searched model's section."""
@@ -348,6 +362,14 @@ def _model_figure(config: dict[str, Any], model: str) -> Settings:
 for _name in ("plot-loss", "plot-learning-curve", "plot-search", "plot-saliency",
               "plot-importance"):  # fmt: skip
     STAGES[_name] = _model_figure
+
+
+@stage("plot-study")
+def _plot_study(config: dict[str, Any], study: str) -> Settings:
+    """The studied model's figure settings and the study's title."""
+    section = _section(config, "studies", study)
+    return {**_model_figure(config, section["model"]), "model": section["model"],
+            "title": section.get("label") or study}  # fmt: skip
 
 
 @stage("plot-transfer")

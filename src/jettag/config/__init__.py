@@ -46,6 +46,7 @@ __all__ = [
     "model_from_dict",
     "parse_variant",
     "preset",
+    "resolve_extends",
     "sample_trial",
     "section",
     "training_job",
@@ -143,8 +144,12 @@ def _check_references(config: dict[str, Any], source: str) -> None:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config with safe_load, validate it and fill defaults."""
-    path = Path(path)
+    """Read a YAML config with safe_load, resolve `extends`, validate it and fill defaults."""
+    return validate_config(resolve_extends(_read_yaml(Path(path)), path), str(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping read with safe_load; a clear error naming the file otherwise."""
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError as err:
@@ -153,7 +158,29 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping at the top level")
-    return validate_config(raw, str(path))
+    return raw
+
+
+def resolve_extends(raw: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """A config with `extends: <file>` as that file's mapping with this one's top-level keys
+    put in place of the base's (whole sections, no deep merge); the base's path is relative
+    to the extending file. A config without `extends` is returned as it is."""
+    if "extends" not in raw:
+        return raw
+    chain = [Path(path).resolve()]
+    merged = {k: v for k, v in raw.items() if k != "extends"}
+    base_name = raw["extends"]
+    while base_name is not None:
+        if not isinstance(base_name, str):
+            raise ConfigError(f"{chain[-1]}: extends must be a file name, got {base_name!r}")
+        base_path = (chain[-1].parent / base_name).resolve()
+        if base_path in chain:
+            raise ConfigError(f"{chain[-1]}: extends {base_name} makes a cycle")
+        base = _read_yaml(base_path)
+        chain.append(base_path)
+        base_name = base.pop("extends", None)
+        merged = {**base, **merged}
+    return merged
 
 
 def tagger_label(config: dict[str, Any], name: str) -> str:

@@ -15,6 +15,7 @@ A variant is written as text in commands and rules:
                                 finetune or frozen, on the first <jets> target jets
   ablation/<group>              retrained without an evaluation.feature_groups group
   learning_curve/<jets>         trained on the first <jets> training jets
+  study/<study>/<point>         one point of a model-choice study (studies.<study>.points)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from jettag.config.schema import schema_errors
 from jettag.errors import ConfigError
 
-VARIANT_KINDS = ("member", "search", "transfer", "ablation", "learning_curve")
+VARIANT_KINDS = ("member", "search", "transfer", "ablation", "learning_curve", "study")
 TRANSFER_STRATEGIES = ("scratch", "finetune", "frozen")
 NOMINAL = "nominal"
 SEARCH_SALT = 0x5EA2C4  # trials' random streams, apart from every other seed use
@@ -45,6 +46,8 @@ class TrainingVariant:
     strategy: str | None = None  # transfer
     train_jets: int | None = None  # transfer, learning_curve
     group: str | None = None  # ablation
+    study: str | None = None  # study
+    point: str | None = None  # study
 
     def __str__(self) -> str:
         if self.kind == "search":
@@ -55,6 +58,8 @@ class TrainingVariant:
             return f"ablation/{self.group}"
         if self.kind == "learning_curve":
             return f"learning_curve/{self.train_jets}"
+        if self.kind == "study":
+            return f"study/{self.study}/{self.point}"
         return "member"
 
     @property
@@ -96,9 +101,12 @@ def parse_variant(text: str) -> TrainingVariant:
         return TrainingVariant("ablation", group=parts[0])
     if kind == "learning_curve" and len(parts) == 1:
         return TrainingVariant("learning_curve", train_jets=number(parts[0]))
+    if kind == "study" and len(parts) == 2 and all(parts):
+        return TrainingVariant("study", study=parts[0], point=parts[1])
     raise ConfigError(
         f"training variant '{text}' is not one of: member, search/nominal, search/<trial>,"
-        " transfer/<scratch|finetune|frozen>/<jets>, ablation/<group>, learning_curve/<jets>"
+        " transfer/<scratch|finetune|frozen>/<jets>, ablation/<group>, learning_curve/<jets>,"
+        " study/<study>/<point>"
     )
 
 
@@ -118,6 +126,8 @@ def member_count(config: dict[str, Any], model: str, variant: TrainingVariant) -
         return config["models"][model]["members"]
     if variant.kind == "transfer":
         return config["transfer"]["seeds"]
+    if variant.kind == "study":
+        return config["studies"][variant.study]["seeds"]
     return 1  # search trials, ablation and learning-curve points share member 0's seed
 
 
@@ -129,6 +139,8 @@ def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -
         section = _search_job(config, model, variant.trial)
     elif variant.kind == "transfer":
         section = _transfer_job(config, model, variant)
+    elif variant.kind == "study":
+        section = _study_job(config, model, variant)
     else:
         section = copy.deepcopy(config["models"][model])
         if variant.kind == "ablation":
@@ -160,6 +172,37 @@ def _transfer_job(config: dict[str, Any], model: str, variant: TrainingVariant) 
     if transfer["model"] != model:
         raise ConfigError(f"transfer run of '{model}': transfer.model is {transfer['model']!r}")
     return transfer_section(config, variant.strategy, variant.train_jets)
+
+
+def _study_job(config: dict[str, Any], model: str, variant: TrainingVariant) -> dict[str, Any]:
+    """One point of a model-choice study."""
+    study = config["studies"].get(variant.study)
+    if study is None:
+        raise ConfigError(
+            f"study '{variant.study}' is not in studies ({sorted(config['studies'])})"
+        )
+    if study["model"] != model:
+        raise ConfigError(f"study '{variant.study}' scans '{study['model']}', not '{model}'")
+    return study_section(config, variant.study, variant.point)
+
+
+def study_point(study: dict[str, Any], name: str) -> dict[str, Any]:
+    """A study's point by name."""
+    for point in study["points"]:
+        if point["name"] == name:
+            return point
+    raise ConfigError(f"study point '{name}' is not one of {[p['name'] for p in study['points']]}")
+
+
+def study_section(config: dict[str, Any], study_name: str, point_name: str) -> dict[str, Any]:
+    """The model section of one study point: the model's, changed as the point says."""
+    study = config["studies"][study_name]
+    point = study_point(study, point_name)
+    section = with_params(config["models"][study["model"]], point["set"])
+    for key in ("max_train_jets", "epochs"):
+        if study[key] is not None:
+            section["training"][key] = study[key]
+    return section
 
 
 def _inputs_without(config: dict[str, Any], model: str, group: str) -> tuple[str, ...]:
@@ -213,7 +256,7 @@ def with_params(section: dict[str, Any], params: dict[str, Any]) -> dict[str, An
         node = section
         for key in parents:
             if not isinstance(node.get(key), dict):
-                raise ConfigError(f"search.space: '{path}' is not a path in a model section")
+                raise ConfigError(f"'{path}' is not a path in a model section")
             node = node[key]
         node[leaf] = value
     return section
@@ -253,6 +296,7 @@ def check_training_jobs(config: dict[str, Any], source: str) -> None:
     """The searched and transferred models exist and every derived section is valid."""
     _check_search(config, source)
     _check_transfer(config, source)
+    _check_studies(config, source)
 
 
 def _check_derived(config: dict[str, Any], model: str, section: dict, source: str) -> None:
@@ -300,3 +344,25 @@ def _check_transfer(config: dict[str, Any], source: str) -> None:
     for strategy in transfer["strategies"]:
         section = transfer_section(config, strategy, min(transfer["train_jets"]))
         _check_derived(config, transfer["model"], section, f"{source} (transfer {strategy})")
+
+
+def _check_studies(config: dict[str, Any], source: str) -> None:
+    """Each study's model exists, its point names are unique and every point is valid."""
+    for name, study in config["studies"].items():
+        where = f"{source}: studies.{name}"
+        if study["model"] not in config["models"]:
+            raise ConfigError(
+                f"{where}.model '{study['model']}' is not a model ({sorted(config['models'])})"
+            )
+        names = [p["name"] for p in study["points"]]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}.points: duplicate names {names}")
+        x = study["x"]
+        for point in study["points"]:
+            try:
+                section = study_section(config, name, point["name"])
+            except ConfigError as err:
+                raise ConfigError(f"{where}.points.{point['name']}: {err}") from None
+            _check_derived(config, study["model"], section, f"{where}.points.{point['name']}")
+            if x not in ("point", "parameters") and x not in point["set"]:
+                raise ConfigError(f"{where}.x is '{x}', which point '{point['name']}' does not set")

@@ -415,6 +415,7 @@ class TrainingConfig:
     use_sample_weights: bool
     use_class_weights: bool
     max_train_jets: int | None
+    label_noise: float
     device: str
     num_threads: int | None
     track_origin_weight: float
@@ -437,6 +438,7 @@ class DeepSetsConfig:
     activation: str
     dropout: float
     normalisation: str
+    normalisation_placement: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -452,6 +454,7 @@ class TransformerConfig:
     registers: int
     activation: str
     dropout: float
+    norm_placement: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,12 +27,13 @@ class DeepSets(nn.Module):
         super().__init__()
         self.track_network = mlp(
             n_track_features, config.track_layers, config.activation, config.dropout,
-            config.normalisation,
+            config.normalisation, config.normalisation_placement,
         )  # fmt: skip
         n_pooled = config.track_layers[-1] + n_jet_features
         self.jet_network = mlp(
-            n_pooled, config.jet_layers, config.activation, config.dropout, config.normalisation
-        )
+            n_pooled, config.jet_layers, config.activation, config.dropout, config.normalisation,
+            config.normalisation_placement,
+        )  # fmt: skip
         n_last = config.jet_layers[-1] if config.jet_layers else n_pooled
         self.classifier = nn.Linear(n_last, n_classes)
         n_track = config.track_layers[-1]

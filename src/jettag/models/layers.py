@@ -14,16 +14,24 @@ def mlp(
     activation: str = "relu",
     dropout: float = 0.0,
     normalisation: str = "none",
+    placement: str = "before_activation",
 ) -> nn.Sequential:
-    """Linear -> [norm] -> activation -> [dropout] for each size; the output is activated."""
+    """Linear -> [norm] -> activation -> [dropout] for each size (or the norm after the
+    activation); the output is activated."""
+    if placement not in ("before_activation", "after_activation"):
+        raise ValueError(f"normalisation placement '{placement}' is not before/after_activation")
     layers: list[nn.Module] = []
     for size in sizes:
         layers.append(nn.Linear(n_in, size))
+        norm: list[nn.Module] = []
         if normalisation == "layer":
-            layers.append(nn.LayerNorm(size))
+            norm = [nn.LayerNorm(size)]
         elif normalisation == "batch":
-            layers.append(nn.BatchNorm1d(size))
-        layers.append(ACTIVATIONS[activation]())
+            norm = [nn.BatchNorm1d(size)]
+        if placement == "before_activation":
+            layers += [*norm, ACTIVATIONS[activation]()]
+        else:
+            layers += [ACTIVATIONS[activation](), *norm]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         n_in = size

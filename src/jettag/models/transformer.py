@@ -16,12 +16,27 @@ from jettag.models.layers import ACTIVATIONS, mlp
 
 
 class EncoderLayer(nn.Module):
-    """Pre-norm block: x + MHA(LN(x)), then x + FFN(LN(x)); masked keys never contribute."""
+    """Pre-norm block: x + MHA(LN(x)), then x + FFN(LN(x)); masked keys never contribute.
 
-    def __init__(self, dim: int, heads: int, ffn_multiplier: int, dropout: float, activation: str):
+    Post-norm (norm_placement 'post', the original transformer's): LN(x + MHA(x)), then
+    LN(x + FFN(x)).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ffn_multiplier: int,
+        dropout: float,
+        activation: str,
+        norm_placement: str = "pre",
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"embed_dim {dim} is not divisible by num_heads {heads}")
+        if norm_placement not in ("pre", "post"):
+            raise ValueError(f"norm_placement '{norm_placement}' is not 'pre' or 'post'")
+        self.pre_norm = norm_placement == "pre"
         self.heads = heads
         self.norm_attention = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -38,7 +53,7 @@ class EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         """x: (batch, tokens, dim); key_mask: (batch, tokens) bool, True = may be attended to."""
         batch, tokens, dim = x.shape
-        q, k, v = self.qkv(self.norm_attention(x)).chunk(3, dim=-1)
+        q, k, v = self.qkv(self.norm_attention(x) if self.pre_norm else x).chunk(3, dim=-1)
         shape = (batch, tokens, self.heads, dim // self.heads)
         q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
         attention = F.scaled_dot_product_attention(
@@ -46,7 +61,10 @@ class EncoderLayer(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
         )  # fmt: skip
         x = x + self.out(attention.transpose(1, 2).reshape(batch, tokens, dim))
-        return x + self.ffn(self.norm_ffn(x))
+        if self.pre_norm:
+            return x + self.ffn(self.norm_ffn(x))
+        x = self.norm_attention(x)
+        return self.norm_ffn(x + self.ffn(x))
 
 
 class AttentionPooling(nn.Module):
@@ -88,7 +106,12 @@ class TransformerTagger(nn.Module):
         self.registers = nn.Parameter(0.02 * torch.randn(config.registers, dim))
         self.layers = nn.ModuleList(
             EncoderLayer(
-                dim, config.num_heads, config.ffn_multiplier, config.dropout, config.activation
+                dim,
+                config.num_heads,
+                config.ffn_multiplier,
+                config.dropout,
+                config.activation,
+                config.norm_placement,
             )
             for _ in range(config.num_layers)
         )

@@ -49,6 +49,19 @@ class TensorData:
         """The jets at rows (a bool mask or indices), in that order."""
         return TensorData(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
 
+    def with_label_noise(self, fraction: float, n_classes: int, seed: int) -> TensorData:
+        """A copy where a random `fraction` of the jets carry another class, drawn uniformly."""
+        if fraction <= 0:
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        n_flipped = round(fraction * len(self))
+        rows = torch.randperm(len(self), generator=generator)[:n_flipped]
+        # a shift of 1..n_classes-1 classes: never the true one
+        shift = torch.randint(1, n_classes, (n_flipped,), generator=generator)
+        labels = self.labels.clone()
+        labels[rows] = (labels[rows] + shift) % n_classes
+        return dataclasses.replace(self, labels=labels)
+
     @classmethod
     def concatenate(cls, parts: Sequence[TensorData]) -> TensorData:
         """One split made of several (same inputs), in order."""

@@ -293,6 +293,16 @@ def _train(
     if config.track_origin_weight > 0:  # k-fold members train on both files
         check_track_origins([data_dir / "train.h5", data_dir / "val.h5"], model_name)
     train, val = training_data(data_dir, spec, model_config, member)
+    if config.label_noise > 0:
+        if not isinstance(train, TensorData):
+            raise ValueError(
+                f"{data_dir / 'train.h5'}: training.label_noise needs the split in memory"
+                " (training.loader: memory)"
+            )
+        # the same wrong labels at every epoch and after a resume: seeded by the run
+        train = train.with_label_noise(config.label_noise, len(spec.classes), run_seed)
+        log.info("label noise: %d of %d training labels replaced by another class",
+                 round(config.label_noise * len(train)), len(train))  # fmt: skip
     if len(train) < config.batch_size:
         raise ValueError(
             f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"

@@ -1,0 +1,174 @@
+"""Model-choice studies: one model's settings scanned point by point, several seeds a point.
+
+A point's trainings differ only by seed (the ensemble members' seeds), so the spread over
+seeds is the error bar of the point. Everything is measured on the validation split (a study
+chooses a model; the test split is kept for the chosen one): the best validation loss, the
+training loss at that epoch, light and c rejection at the working point, and, per training,
+its trainable parameter count, epochs, speed and loss-curve verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from jettag.atomic import write_json
+from jettag.evaluation.performance import (
+    performance_at_working_point,
+    read_tagged_jets,
+    rejections,
+)
+from jettag.flavours import BACKGROUNDS
+from jettag.io.history import read_history
+from jettag.training.diagnosis import diagnose
+from jettag.training.loop import load_trained_model
+
+# per-run quantities that get a mean and a spread over seeds
+AVERAGED = ("val_loss", "train_loss", "light_rejection", "c_rejection", "epochs",
+            "seconds", "jets_per_second")  # fmt: skip
+
+
+def parameter_count(checkpoint: Path) -> int:
+    """Trainable parameters of a trained network (buffers such as batch-norm statistics not)."""
+    model, _ = load_trained_model(checkpoint)
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def training_jets(train_file: Path, max_train_jets: int | None) -> int:
+    """Jets a training ran on: the training split, cut at max_train_jets."""
+    with h5py.File(train_file, "r") as f:
+        n = int(f["jets"].shape[0])
+    return n if max_train_jets is None else min(n, max_train_jets)
+
+
+def run_summary(
+    history_file: Path,
+    predictions: Path,
+    checkpoint: Path,
+    n_train_jets: int,
+    f_c: float,
+    working_point: float,
+) -> dict[str, Any]:
+    """One training of a point: losses at its best epoch, rejections, size, speed, verdict."""
+    history = read_history(history_file)
+    best = int(np.nanargmin(history["val_loss"]))
+    seconds = history["epoch_seconds"]
+    result: dict[str, Any] = {
+        "val_loss": float(history["val_loss"][best]),
+        "train_loss": float(history["train_loss"][best]),
+        "best_epoch": best + 1,  # counted from 1, as on the loss plots
+        "epochs": int(history["epoch"].size),
+        "seconds": float(seconds.sum()),
+        # an epoch's time includes its validation pass, as a user waiting for it sees it
+        "jets_per_second": float(n_train_jets / np.median(seconds)),
+        "n_parameters": parameter_count(checkpoint),
+        "diagnosis": diagnose(history)["case"],
+    }
+    rej = rejections(
+        performance_at_working_point(read_tagged_jets(predictions, f_c), working_point)
+    )
+    for background in BACKGROUNDS:
+        value = rej[f"{background}_rejection"]
+        limit = rej[f"{background}_rejection_is_lower_limit"]
+        # a lower limit (no background jet passes) is not averaged as if it were a value
+        result[f"{background}_rejection"] = None if limit or not math.isfinite(value) else value
+        result[f"{background}_rejection_interval"] = rej[f"{background}_rejection_interval"]
+    return result
+
+
+def spread(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None with fewer than 2 values) of the known values."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None
+    std = float(np.std(known, ddof=1)) if len(known) > 1 else None
+    return float(np.mean(known)), std
+
+
+def study_summary(
+    name: str,
+    study: Mapping[str, Any],
+    sections: Mapping[str, Mapping[str, Any]],
+    runs: Mapping[str, Sequence[tuple[Path, Path, Path]]],
+    train_file: Path,
+    f_c: float,
+    working_point: float,
+    output: Path,
+) -> dict[str, Any]:
+    """Every point of a study: its runs and their mean and spread over seeds.
+
+    study: the config's studies.<name> section; sections: point name -> the model section it
+    trains; runs: point name -> per seed (history.csv, validation predictions, best.pt);
+    train_file: the training split (for jets per second).
+    """
+    points = []
+    for point in study["points"]:
+        paths = runs[point["name"]]
+        if len(paths) != study["seeds"]:
+            raise ValueError(
+                f"study {name}, point {point['name']}: {len(paths)} runs for {study['seeds']} seeds"
+            )
+        n_jets = training_jets(train_file, sections[point["name"]]["training"]["max_train_jets"])
+        seeds = [
+            {"seed": k, **run_summary(h, p, c, n_jets, f_c, working_point)}
+            for k, (h, p, c) in enumerate(paths)
+        ]
+        entry: dict[str, Any] = {
+            "name": point["name"],
+            "series": point["series"],
+            "set": point["set"],
+            "train_jets": n_jets,
+            "n_parameters": seeds[0]["n_parameters"],
+            "runs": seeds,
+        }
+        for key in AVERAGED:
+            entry[key], entry[f"{key}_std"] = spread([s[key] for s in seeds])
+        entry["diagnoses"] = [s["diagnosis"] for s in seeds]
+        points.append(entry)
+    result = {
+        "study": name,
+        "model": study["model"],
+        "x": study["x"],
+        "x_label": study["x_label"],
+        "log_x": study["log_x"],
+        "seeds": study["seeds"],
+        "split": "val",
+        "b_efficiency": working_point,
+        "f_c": f_c,
+        "points": points,
+    }
+    write_json(output, result)
+    return result
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    """The study as a table: one row per point, mean +- spread over seeds."""
+
+    def cell(point: Mapping[str, Any], key: str, digits: int) -> str:
+        mean, std = point[key], point[f"{key}_std"]
+        if mean is None:
+            return "n/a"
+        return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+    wp = f"{100 * result['b_efficiency']:.0f} %"
+    lines = [
+        f"# Study {result['study']}: {result['model']}, {result['seeds']} seeds a point"
+        " (validation split)",
+        "",
+        f"| point | series | parameters | val loss | train loss | light rej. {wp} | c rej. {wp}"
+        " | epochs | jets/s | verdicts |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in result["points"]:
+        lines.append(
+            f"| {p['name']} | {p['series']} | {p['n_parameters']} | {cell(p, 'val_loss', 4)} |"
+            f" {cell(p, 'train_loss', 4)} | {cell(p, 'light_rejection', 1)} |"
+            f" {cell(p, 'c_rejection', 2)} | {cell(p, 'epochs', 1)} |"
+            f" {cell(p, 'jets_per_second', 0)} | {', '.join(p['diagnoses'])} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""A model-choice study: loss and rejections against the scanned setting, per series."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+
+from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+
+X_LABELS = {"parameters": "Trainable parameters", "point": ""}
+
+
+def study_x(result: dict) -> tuple[np.ndarray, str, list[str] | None]:
+    """x of each point, the axis label and (for x = 'point') the tick labels."""
+    points = result["points"]
+    x = result["x"]
+    label = result["x_label"] or X_LABELS.get(x, x)
+    if x == "parameters":
+        return np.array([p["n_parameters"] for p in points], float), label, None
+    if x == "point":
+        return np.arange(len(points), dtype=float), label, [p["name"] for p in points]
+    return np.array([float(p["set"][x]) for p in points]), label, None
+
+
+def plot_study(
+    study_file: Path,
+    model_label: str,
+    title: str,
+    stem: Path,
+    text: FigureText,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Best validation loss (and training loss there), light and c rejection vs the scan."""
+    use_style()
+    result = json.loads(Path(study_file).read_text())
+    points = result["points"]
+    x, x_label, ticks = study_x(result)
+    series = list(dict.fromkeys(p["series"] for p in points))
+    fig, axes = plt.subplots(3, 1, figsize=(8, 10), sharex=True,
+                             gridspec_kw={"height_ratios": [2, 1, 1], "hspace": 0.06})  # fmt: skip
+    wp = f"{100 * result['b_efficiency']:.0f}%"
+    panels = [
+        (axes[1], "light_rejection", f"Light rej. at {wp}"),
+        (axes[2], "c_rejection", f"$c$ rej. at {wp}"),
+    ]
+    handles = []
+    for k, name in enumerate(series):
+        colour = f"C{k}"
+        rows = [i for i, p in enumerate(points) if p["series"] == name]
+        xs = x[rows]
+
+        def values(key: str, rows: list[int] = rows) -> tuple[np.ndarray, np.ndarray]:
+            mean = np.array([np.nan if points[i][key] is None else points[i][key] for i in rows])
+            std = np.array([points[i][f"{key}_std"] or 0.0 for i in rows])
+            return mean, std
+
+        mean, std = values("val_loss")
+        axes[0].errorbar(xs, mean, std, fmt="o-", color=colour, lw=1.8, capsize=3)
+        mean, std = values("train_loss")
+        axes[0].errorbar(xs, mean, std, fmt="s--", color=colour, mfc="none", lw=1.2, capsize=3)
+        for ax, key, _ in panels:
+            mean, std = values(key)
+            ax.errorbar(xs, mean, std, fmt="o-", color=colour, lw=1.8, capsize=3)
+        if name:
+            handles.append(Line2D([], [], color=colour, lw=4, label=name))
+    styles = [
+        Line2D([], [], color="grey", ls="-", marker="o", label="Validation loss (best epoch)"),
+        Line2D([], [], color="grey", ls="--", marker="s", mfc="none", label="Training loss"),
+    ]
+    axes[0].set_ylabel("Weighted cross-entropy")
+    axes[0].legend(handles=styles + handles, loc="upper right", bbox_to_anchor=(1.0, 0.78),
+                   fontsize="x-small")  # fmt: skip
+    lo, hi = axes[0].get_ylim()
+    axes[0].set_ylim(lo, lo + (hi - lo) / 0.5)  # the curves in the lower half, text above
+    for ax, _, ylabel in panels:
+        ax.set_ylabel(ylabel, fontsize="small")
+    if result["log_x"] or result["x"] == "parameters":
+        axes[2].set_xscale("log")
+    if ticks is not None:
+        axes[2].set_xticks(x, ticks, rotation=30, ha="right", fontsize="small")
+        axes[2].set_xlim(-0.5, len(ticks) - 0.5)
+    axes[2].set_xlabel(x_label)
+    spread = f"mean and spread of {result['seeds']} seeds" if result["seeds"] > 1 else "one seed"
+    experiment_label(
+        axes[0], text,
+        text.with_sample(f"{model_label}: {title}", f"validation split, {spread}"),
+    )  # fmt: skip
+    fig.align_ylabels(axes)
+    return save_figure(fig, stem, formats)

@@ -1,0 +1,183 @@
+"""Model-choice studies: config inheritance, study jobs, label noise, normalisation placement."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from jettag import config as cfg
+from jettag.config.jobs import parse_variant, training_job
+from jettag.models.layers import mlp
+from jettag.models.registry import build_model
+from jettag.training.data import TensorData
+from tests.conftest import REPO, minimal_config
+
+
+def _study(**changes) -> dict:
+    study = {
+        "model": "dips",
+        "seeds": 2,
+        "max_train_jets": 500,
+        "x": "training.batch_size",
+        "points": [
+            {"name": "b32", "set": {"training.batch_size": 32}},
+            {"name": "b128", "series": "linear", "set": {"training.batch_size": 128,
+                                                         "training.learning_rate": 0.02}},
+        ],
+    }  # fmt: skip
+    study.update(changes)
+    return study
+
+
+def test_extends_replaces_whole_top_level_sections(tmp_path):
+    base = minimal_config(evaluation={"f_c": 0.05, "working_points": [0.7]})
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    child = {"extends": "../base.yaml", "evaluation": {"working_points": [0.6]}}
+    (tmp_path / "configs/child.yaml").write_text(yaml.safe_dump(child))
+    loaded = cfg.load_config(tmp_path / "configs/child.yaml")
+    assert loaded["models"]["dips"]["training"]["learning_rate"] == 0.005  # from the base
+    assert loaded["evaluation"]["working_points"] == [0.6]
+    assert loaded["evaluation"]["f_c"] == 0.018  # a whole section: the base's f_c is not kept
+    assert loaded == cfg.load_config(tmp_path / "base.yaml") | {"evaluation": loaded["evaluation"]}
+
+
+def test_extends_cycle_and_missing_base_are_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(cfg.ConfigError, match="cycle"):
+        cfg.load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(cfg.ConfigError, match=r"nowhere\.yaml: config file not found"):
+        cfg.load_config(tmp_path / "c.yaml")
+
+
+def test_the_studies_config_is_the_default_analysis_plus_studies():
+    studies = cfg.load_config(REPO / "workflow/configs/studies.yaml")
+    default = cfg.load_config(REPO / "config.yaml")
+    assert {k: v for k, v in studies.items() if k != "studies"} == {
+        k: v for k, v in default.items() if k != "studies"
+    }
+    assert default["studies"] == {}
+    assert set(studies["studies"]) >= {"capacity", "capacity_label_noise", "batch_size"}
+
+
+def test_a_study_point_is_the_model_changed_as_the_point_says():
+    config = cfg.validate_config(minimal_config(studies={"lr": _study()}))
+    variant = parse_variant("study/lr/b128")
+    assert str(variant) == "study/lr/b128"
+    section = training_job(config, "dips", variant)
+    training = section["training"]
+    assert (training["batch_size"], training["learning_rate"]) == (128, 0.02)
+    assert training["max_train_jets"] == 500  # the study's cap
+    assert training["epochs"] == config["models"]["dips"]["training"]["epochs"]  # model's own
+    with pytest.raises(cfg.ConfigError, match="'nope' is not one of"):
+        training_job(config, "dips", parse_variant("study/lr/nope"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": "gn2"}, "studies.s.model 'gn2' is not a model"),
+        ({"x": "training.epochs"}, "studies.s.x is 'training.epochs', which point 'b32'"),
+        ({"points": [{"name": "a", "set": {"training.nothing.here": 1}}]}, "not a path"),
+        ({"points": [{"name": "a", "set": {"training.batch_size": -4}}]}, "batch_size"),
+        ({"points": [{"name": "a", "set": {}}, {"name": "a", "set": {}}]}, "duplicate names"),
+    ],
+)
+def test_bad_studies_fail_validation_with_the_key_named(change, message):
+    raw = minimal_config(studies={"s": _study(**change)})
+    with pytest.raises(cfg.ConfigError, match=message):
+        cfg.validate_config(raw)
+
+
+def _split(n: int = 3000, classes: int = 3) -> TensorData:
+    labels = torch.arange(n) % classes
+    return TensorData(
+        tracks=torch.zeros(n, 2, 1), valid=torch.ones(n, 2, dtype=torch.bool),
+        jets=torch.zeros(n, 0), labels=labels, weights=torch.ones(n),
+        track_origin=torch.full((n, 2), -1, dtype=torch.int8), event_number=torch.arange(n),
+    )  # fmt: skip
+
+
+def test_label_noise_flips_the_fraction_to_other_classes_reproducibly():
+    clean = _split()
+    noisy = clean.with_label_noise(0.2, 3, seed=11)
+    flipped = noisy.labels != clean.labels
+    assert int(flipped.sum()) == 600  # exactly the fraction, never a "flip" to the true class
+    assert ((noisy.labels >= 0) & (noisy.labels < 3)).all()
+    # every wrong class is used, about equally
+    wrong = (noisy.labels[flipped] - clean.labels[flipped]) % 3
+    assert 250 < int((wrong == 1).sum()) < 350
+    assert torch.equal(noisy.labels, clean.with_label_noise(0.2, 3, seed=11).labels)
+    assert not torch.equal(noisy.labels, clean.with_label_noise(0.2, 3, seed=12).labels)
+    assert torch.equal(clean.labels, torch.arange(3000) % 3)  # the input is not changed
+    assert clean.with_label_noise(0.0, 3, seed=11) is clean
+
+
+def _norm_positions(net: nn.Sequential) -> list[str]:
+    return [type(m).__name__ for m in net]
+
+
+def test_normalisation_before_or_after_the_activation():
+    before = mlp(4, [8, 8], "relu", 0.0, "layer", "before_activation")
+    after = mlp(4, [8, 8], "relu", 0.0, "batch", "after_activation")
+    assert _norm_positions(before) == ["Linear", "LayerNorm", "ReLU"] * 2
+    assert _norm_positions(after) == ["Linear", "ReLU", "BatchNorm1d"] * 2
+    assert _norm_positions(mlp(4, [8], "relu", 0.0, "none", "after_activation")) == [
+        "Linear",
+        "ReLU",
+    ]
+    with pytest.raises(ValueError, match="placement"):
+        mlp(4, [8], "relu", 0.0, "layer", "sideways")
+
+
+def _model(section_changes: dict, architecture: str):
+    raw = minimal_config()
+    dips = raw["models"]["dips"]
+    dips["architecture"] = architecture
+    dips["transformer"] = {"embed_dim": 16, "num_heads": 2, "num_layers": 2}
+    for key, value in section_changes.items():
+        group, name = key.split(".")
+        dips.setdefault(group, {})[name] = value
+    model_config = cfg.model_config(cfg.validate_config(raw), "dips")
+    torch.manual_seed(0)
+    return build_model(model_config, n_track_features=5, n_jet_features=2, n_classes=3).eval()
+
+
+@pytest.mark.parametrize(
+    ("architecture", "changes"),
+    [
+        ("deepsets", {"deepsets.normalisation": "layer",
+                      "deepsets.normalisation_placement": "after_activation"}),
+        ("deepsets", {"deepsets.normalisation": "batch",
+                      "deepsets.normalisation_placement": "after_activation"}),
+        ("transformer", {"transformer.norm_placement": "post"}),
+    ],
+)  # fmt: skip
+def test_placements_keep_the_set_invariances(architecture, changes):
+    model = _model(changes, architecture)
+    g = torch.Generator().manual_seed(1)
+    tracks, jets = torch.randn(6, 8, 5, generator=g), torch.randn(6, 2, generator=g)
+    valid = torch.arange(8)[None, :] < torch.tensor([0, 1, 3, 8, 5, 2])[:, None]
+    tracks[~valid] = 0.0
+    out = model(tracks, valid, jets)
+    perm = torch.randperm(8, generator=g)
+    torch.testing.assert_close(out, model(tracks[:, perm], valid[:, perm], jets))
+    garbage = torch.cat([tracks, 99.0 * torch.ones(6, 3, 5)], dim=1)
+    padded = torch.cat([valid, torch.zeros(6, 3, dtype=torch.bool)], dim=1)
+    torch.testing.assert_close(out, model(garbage, padded, jets), rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(out).all()
+
+
+def test_post_norm_is_another_network_with_the_same_weights():
+    pre = _model({"transformer.norm_placement": "pre"}, "transformer")
+    post = _model({"transformer.norm_placement": "post"}, "transformer")
+    post.load_state_dict(copy.deepcopy(pre.state_dict()))  # same parameters, same names
+    tracks, valid = torch.randn(4, 6, 5), torch.ones(4, 6, dtype=torch.bool)
+    jets = torch.randn(4, 2)
+    assert not torch.allclose(pre(tracks, valid, jets), post(tracks, valid, jets))
