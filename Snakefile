@@ -164,4 +164,5 @@ rule all:
         ),
         expand("results/plots/study_{study}.{ext}", study=STUDIES, ext=PLOT_FORMATS),
         expand("results/studies/{study}.md", study=STUDIES),
+        expand("results/plots/lr_finder_{model}.{ext}", model=LR_FINDER_MODELS, ext=PLOT_FORMATS),
     default_target: True

@@ -52,6 +52,7 @@ DATA_JOBS = [
     ("search-summary", {"model": "dips"}),
     ("transfer-summary", {"model": "dips"}),
     ("study-summary", {"study": "capacity"}),
+    ("lr-finder", {"model": "dips"}),
 ]
 PLOT_JOBS = [
     ("plot-roc", {"dataset": "ttbar"}),
@@ -66,6 +67,7 @@ PLOT_JOBS = [
     ("plot-sample", {"sample": "zprime"}),
     ("plot-inputs", {"dataset": "ttbar"}),
     ("plot-study", {"study": "capacity"}),
+    ("plot-lr-finder", {"model": "dips"}),
 ]
 PRESENTATION_EDITS = [
     ("models.dips.label", "Renamed"),
@@ -119,6 +121,7 @@ def test_labels_reach_only_the_plots_that_draw_them():
         ("plot-roc", ("ttbar",)), ("plot-pt", ("ttbar",)), ("plot-loss", ("dips",)),
         ("plot-learning-curve", ("dips",)), ("plot-search", ("dips",)),
         ("plot-importance", ("dips",)), ("plot-transfer", ("dips",)), ("plot-study", ("capacity",)),
+        ("plot-lr-finder", ("dips",)),
     }  # fmt: skip
     assert stage_settings("plot-roc", after, dataset="ttbar")["labels"]["dips"] == "Renamed"
 

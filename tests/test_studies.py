@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,6 +15,7 @@ from jettag.config.jobs import parse_variant, training_job
 from jettag.models.layers import mlp
 from jettag.models.registry import build_model
 from jettag.training.data import TensorData
+from jettag.training.lr_finder import lr_range_test, smoothed_losses, suggestions
 from tests.conftest import REPO, minimal_config
 
 
@@ -59,10 +61,11 @@ def test_extends_cycle_and_missing_base_are_named(tmp_path):
 def test_the_studies_config_is_the_default_analysis_plus_studies():
     studies = cfg.load_config(REPO / "workflow/configs/studies.yaml")
     default = cfg.load_config(REPO / "config.yaml")
-    assert {k: v for k, v in studies.items() if k != "studies"} == {
-        k: v for k, v in default.items() if k != "studies"
+    added = ("studies", "lr_finder")
+    assert {k: v for k, v in studies.items() if k not in added} == {
+        k: v for k, v in default.items() if k not in added
     }
-    assert default["studies"] == {}
+    assert default["studies"] == {} and default["lr_finder"]["models"] == []
     assert set(studies["studies"]) >= {"capacity", "capacity_label_noise", "batch_size"}
 
 
@@ -181,3 +184,40 @@ def test_post_norm_is_another_network_with_the_same_weights():
     tracks, valid = torch.randn(4, 6, 5), torch.ones(4, 6, dtype=torch.bool)
     jets = torch.randn(4, 2)
     assert not torch.allclose(pre(tracks, valid, jets), post(tracks, valid, jets))
+
+
+def test_smoothed_losses_are_bias_corrected():
+    flat = smoothed_losses(np.full(50, 0.7))
+    np.testing.assert_allclose(flat, 0.7)  # no start-up bias towards zero
+    step = smoothed_losses(np.r_[np.ones(20), np.zeros(200)])
+    assert step[19] == pytest.approx(1.0) and step[-1] < 0.05 and (np.diff(step[19:]) < 0).all()
+
+
+def test_suggestions_on_a_known_curve():
+    rates = np.logspace(-6, 0, 121)
+    x = np.log10(rates)
+    # flat, a fall centred at 1e-3 (steepest there), a minimum at 1e-2, then a rise
+    loss = 1.1 - 0.5 * (1 + np.tanh((x + 3) / 0.4)) / 2 + np.where(x > -2, (x + 2) ** 2, 0.0)
+    suggested = suggestions(rates, loss)
+    assert suggested["steepest"] == pytest.approx(1e-3, rel=0.15)
+    assert suggested["minimum"] == pytest.approx(1e-2, rel=0.3)
+    assert suggested["minimum_over_10"] == pytest.approx(suggested["minimum"] / 10)
+    rising = suggestions(rates, np.linspace(1, 2, 121))
+    assert rising["steepest"] == rates[0]  # a range that starts too high says so
+
+
+def test_lr_range_test_on_generated_jets(prepared, config):
+    model_config = cfg.model_config(config, "dips")
+    result = lr_range_test("dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 4.0)
+    smoothed = np.array(result["smoothed_loss"])
+    # tiny rates leave the loss at ln(3); it falls, has a minimum inside the range, then rises
+    assert abs(result["loss"][0] - np.log(3)) < 0.3
+    best = int(smoothed.argmin())
+    assert smoothed[best] < smoothed[0] - 0.1
+    assert 20 < best < len(smoothed) - 20 and smoothed[-1] > smoothed[best] + 0.1
+    suggested = result["suggested"]
+    assert 1e-4 < suggested["steepest"] < suggested["minimum"] < 10.0
+    # a tighter stop ends the test soon after the minimum, and says why
+    stopped = lr_range_test("dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 1.15)
+    assert stopped["steps_run"] < 200 and "1.15 x its minimum" in stopped["stopped"]
+    assert stopped["loss"] == result["loss"][: stopped["steps_run"]]  # seeded: same steps

@@ -376,7 +376,7 @@ def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
     runs = sum(len(s["points"]) * s.get("seeds", 3) for s in studies.values())
     assert _job_counts(dry) == {
         "train_study": runs, "predict_study": runs, "study_summary": len(studies),
-        "plot_study": len(studies), "all": 1,
+        "plot_study": len(studies), "lr_finder": 1, "plot_lr_finder": 1, "all": 1,
     }  # fmt: skip
     run = snakemake(workdir, "--configfile", CI_STUDIES)
     assert run.returncode == 0, run.stderr[-5000:]
@@ -406,6 +406,10 @@ def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
             f"| {studies[name]['points'][0]['name']} |"
             in (workdir / f"results/studies/{name}.md").read_text()
         )
+    finder = json.loads((workdir / "results/lr_finder/dips.json").read_text())
+    assert 10 < finder["steps_run"] <= 40 and len(finder["loss"]) == finder["steps_run"]
+    assert finder["min_lr"] <= finder["suggested"]["steepest"] <= finder["max_lr"]
+    assert (workdir / "results/plots/lr_finder_dips.png").stat().st_size > 10_000
     # the analysis itself is untouched: nothing of ci.yaml reruns
     again = snakemake(workdir, "--configfile", CI_CONFIG, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

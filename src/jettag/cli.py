@@ -204,6 +204,27 @@ def cmd_ablation(args: argparse.Namespace, settings: Settings) -> None:
                  entry["light_rejection_loss"])  # fmt: skip
 
 
+def cmd_lr_finder(args: argparse.Namespace, settings: Settings) -> None:
+    """Learning-rate range test of a model."""
+    import torch
+
+    from jettag.atomic import write_json
+    from jettag.training.lr_finder import lr_range_test
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    finder = settings["lr_finder"]
+    result = lr_range_test(args.model, cfg.model_from_dict(settings["model"]), args.data_dir,
+                           settings["seed"], finder["min_lr"], finder["max_lr"], finder["steps"],
+                           finder["stop_factor"])  # fmt: skip
+    write_json(args.output, result)
+    suggested = result["suggested"]
+    log.info("lr finder %s: %d steps (%s); steepest descent at %.3g, minimum at %.3g;"
+             " configured %.3g", args.model, result["steps_run"], result["stopped"],
+             suggested["steepest"], suggested["minimum"],
+             result["configured_learning_rate"])  # fmt: skip
+
+
 def cmd_study_summary(args: argparse.Namespace, settings: Settings) -> None:
     """Losses, rejections, sizes and speed of every point of a model-choice study."""
     from jettag.atomic import write_text
@@ -388,6 +409,14 @@ def cmd_plot_learning_curve(args: argparse.Namespace, settings: Settings) -> Non
     label = _label(settings, args.curve, args.model, key="model")
     plot_learning_curve(args.curve, label, args.output_stem, _figure_text(settings),
                         settings["plots"]["formats"])  # fmt: skip
+
+
+def cmd_plot_lr_finder(args: argparse.Namespace, settings: Settings) -> None:
+    """Draw a learning-rate range test."""
+    from jettag.plotting.lr_finder import plot_lr_finder
+
+    plot_lr_finder(args.result, settings["labels"][args.model], args.output_stem,
+                   _figure_text(settings), settings["plots"]["formats"])  # fmt: skip
 
 
 def cmd_plot_study(args: argparse.Namespace, settings: Settings) -> None:
@@ -579,6 +608,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nominal", type=Path, required=True, help="predictions of the full model")
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("variants", nargs="+", help="GROUP=predictions.h5 of each retraining")
+    p = stage("lr-finder", cmd_lr_finder, "learning-rate range test of a model", ("model",))
+    p.add_argument("--model", required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True, help="JSON")
+    p.add_argument("--threads", type=int, default=None)
+    p = stage("plot-lr-finder", cmd_plot_lr_finder, "draw a learning-rate range test",
+              ("model",))  # fmt: skip
+    p.add_argument("--model", required=True)
+    p.add_argument("--result", type=Path, required=True, help="results/lr_finder/<model>.json")
+    p.add_argument("--output-stem", type=Path, required=True)
     p = stage("study-summary", cmd_study_summary, "summarise a model-choice study",
               ("study",))  # fmt: skip
     p.add_argument("--study", required=True)

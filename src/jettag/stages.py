@@ -253,6 +253,17 @@ def _learning_curve(config: dict[str, Any], model: str) -> Settings:
     return {}
 
 
+@stage("lr-finder")
+def _lr_finder(config: dict[str, Any], model: str) -> Settings:
+    """Seed, the model's section (as member 0 trains) and the range test's settings."""
+    _section(config, "models", model)
+    return {
+        "seed": config["seed"],
+        "model": training_job(config, model, parse_variant("member")),
+        "lr_finder": {k: v for k, v in config["lr_finder"].items() if k != "models"},
+    }
+
+
 @stage("study-summary")
 def _study_summary(config: dict[str, Any], study: str) -> Settings:
     """The study's section, the model section of each point, f_c and the working point."""
@@ -362,6 +373,12 @@ def _model_figure(config: dict[str, Any], model: str) -> Settings:
 for _name in ("plot-loss", "plot-learning-curve", "plot-search", "plot-saliency",
               "plot-importance"):  # fmt: skip
     STAGES[_name] = _model_figure
+
+
+@stage("plot-lr-finder")
+def _plot_lr_finder(config: dict[str, Any], model: str) -> Settings:
+    """The model's figure settings."""
+    return _model_figure(config, model)
 
 
 @stage("plot-study")

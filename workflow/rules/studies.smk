@@ -3,6 +3,7 @@
 # job and one figure per study.
 
 STUDIES = CONFIG["studies"]
+LR_FINDER_MODELS = CONFIG["lr_finder"]["models"]
 
 
 wildcard_constraints:
@@ -90,3 +91,35 @@ rule plot_study:
     shell:
         "jettag plot-study --config {CONFIG_FILE} --study {wildcards.study} --summary {input}"
         " --output-stem results/plots/study_{wildcards.study} > {log} 2>&1"
+
+
+rule lr_finder:
+    """Learning-rate range test: training loss while the rate grows exponentially."""
+    input:
+        lambda w: prepared(w.model, "train.h5", "norm.yaml", "weights.yaml"),
+    output:
+        "results/lr_finder/{model}.json",
+    params:
+        settings=lambda w: settings("lr-finder", model=w.model),
+        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
+    threads: ALL_CORES
+    log:
+        "logs/lr_finder/{model}.log",
+    shell:
+        "jettag lr-finder --config {CONFIG_FILE} --model {wildcards.model} --data-dir"
+        " {params.data_dir} --output {output} --threads {threads} > {log} 2>&1"
+
+
+rule plot_lr_finder:
+    """Loss vs learning rate, the suggested and the configured rates marked."""
+    input:
+        "results/lr_finder/{model}.json",
+    output:
+        plot_files("results/plots/lr_finder_{model}", "lr_finder", "Model choice"),
+    params:
+        settings=lambda w: settings("plot-lr-finder", model=w.model),
+    log:
+        "logs/plots/lr_finder_{model}.log",
+    shell:
+        "jettag plot-lr-finder --config {CONFIG_FILE} --model {wildcards.model} --result"
+        " {input} --output-stem results/plots/lr_finder_{wildcards.model} > {log} 2>&1"

@@ -131,6 +131,16 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             raise ConfigError(
                 f"{source}: evaluation.{key} '{model}' is not a model ({sorted(config['models'])})"
             )
+    finder = config["lr_finder"]
+    for model in finder["models"]:
+        if model not in config["models"]:
+            raise ConfigError(
+                f"{source}: lr_finder.models: '{model}' is not a model ({sorted(config['models'])})"
+            )
+    if finder["min_lr"] >= finder["max_lr"]:
+        raise ConfigError(
+            f"{source}: lr_finder.min_lr {finder['min_lr']} must be below max_lr {finder['max_lr']}"
+        )
     material = config["simulation"]["tracker"]["material"]
     for key in ("interaction_probability", "conversion_probability"):
         if len(material[key]) != len(material["layer_radii_mm"]):

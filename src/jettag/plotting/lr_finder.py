@@ -1,0 +1,49 @@
+"""A learning-rate range test: training loss against the learning rate, suggestions marked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+
+
+def plot_lr_finder(
+    result_file: Path,
+    label: str,
+    stem: Path,
+    text: FigureText,
+    formats: Sequence[str],
+) -> list[Path]:
+    """Step losses (faint), their moving average, the suggested and the configured rates."""
+    use_style()
+    result = json.loads(Path(result_file).read_text())
+    rates = np.array(result["learning_rate"])
+    losses = np.array(result["loss"], dtype=float)
+    smoothed = np.array(result["smoothed_loss"])
+    finite = np.isfinite(losses)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.plot(rates[finite], losses[finite], color="C0", alpha=0.25, lw=1, label="Training loss")
+    ax.plot(rates[finite], smoothed, color="C0", lw=2, label="Moving average")
+    suggested = result["suggested"]
+    ax.axvline(suggested["steepest"], color="C2", ls="--", lw=1.8,
+               label=f"Steepest descent: {suggested['steepest']:.2g}")  # fmt: skip
+    ax.axvline(suggested["minimum_over_10"], color="C3", ls=":", lw=1.8,
+               label=f"Minimum / 10: {suggested['minimum_over_10']:.2g}")  # fmt: skip
+    ax.axvline(result["configured_learning_rate"], color="grey", ls="-.", lw=1.5,
+               label=f"Configured: {result['configured_learning_rate']:.2g}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlim(result["min_lr"], rates.max() * 1.5)
+    ax.set_xlabel("Learning rate")
+    ax.set_ylabel("Weighted cross-entropy (training batch)")
+    # the losses past the minimum climb steeply: show the range that matters
+    low, start = float(np.min(smoothed)), float(smoothed[0])
+    ax.set_ylim(low - 0.1 * (start - low), low + (start - low) / 0.5)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.78), fontsize="x-small")
+    steps = f"{result['steps_run']} steps of {result['batch_size']} jets ({result['stopped']})"
+    experiment_label(ax, text, text.with_sample(f"{label}: learning-rate range test", steps))
+    return save_figure(fig, stem, formats)
