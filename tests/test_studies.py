@@ -15,7 +15,12 @@ from jettag.config.jobs import parse_variant, training_job
 from jettag.models.layers import mlp
 from jettag.models.registry import build_model
 from jettag.training.data import TensorData
-from jettag.training.lr_finder import lr_range_test, smoothed_losses, suggestions
+from jettag.training.lr_finder import (
+    centred_losses,
+    lr_range_test,
+    smoothed_losses,
+    suggestions,
+)
 from tests.conftest import REPO, minimal_config
 
 
@@ -191,6 +196,14 @@ def test_smoothed_losses_are_bias_corrected():
     np.testing.assert_allclose(flat, 0.7)  # no start-up bias towards zero
     step = smoothed_losses(np.r_[np.ones(20), np.zeros(200)])
     assert step[19] == pytest.approx(1.0) and step[-1] < 0.05 and (np.diff(step[19:]) < 0).all()
+
+
+def test_centred_average_does_not_lag():
+    ramp = np.linspace(0.0, 1.0, 300)
+    np.testing.assert_allclose(centred_losses(ramp)[20:-20], ramp[20:-20], atol=1e-12)
+    assert smoothed_losses(ramp)[150] < ramp[150] - 0.05  # the trailing average lags behind
+    noisy = ramp + np.random.default_rng(0).normal(0, 0.1, 300)
+    assert np.std(centred_losses(noisy) - ramp) < 0.4 * np.std(noisy - ramp)
 
 
 def test_suggestions_on_a_known_curve():

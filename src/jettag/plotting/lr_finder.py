@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+from jettag.plotting.style import COLOURS, FigureText, experiment_label, save_figure, use_style
 
 
 def plot_lr_finder(
@@ -27,12 +27,13 @@ def plot_lr_finder(
     smoothed = np.array(result["smoothed_loss"])
     finite = np.isfinite(losses)
     fig, ax = plt.subplots(figsize=(8, 6))
-    ax.plot(rates[finite], losses[finite], color="C0", alpha=0.25, lw=1, label="Training loss")
-    ax.plot(rates[finite], smoothed, color="C0", lw=2, label="Moving average")
+    ax.plot(rates[finite], losses[finite], color=COLOURS[0], alpha=0.25, lw=1,
+            label="Training loss per step")  # fmt: skip
+    ax.plot(rates[finite], smoothed, color=COLOURS[0], lw=2, label="Moving average")
     suggested = result["suggested"]
-    ax.axvline(suggested["steepest"], color="C2", ls="--", lw=1.8,
+    ax.axvline(suggested["steepest"], color=COLOURS[2], ls="--", lw=1.8,
                label=f"Steepest descent: {suggested['steepest']:.2g}")  # fmt: skip
-    ax.axvline(suggested["minimum_over_10"], color="C3", ls=":", lw=1.8,
+    ax.axvline(suggested["minimum_over_10"], color=COLOURS[1], ls=":", lw=2,
                label=f"Minimum / 10: {suggested['minimum_over_10']:.2g}")  # fmt: skip
     ax.axvline(result["configured_learning_rate"], color="grey", ls="-.", lw=1.5,
                label=f"Configured: {result['configured_learning_rate']:.2g}")  # fmt: skip
@@ -40,10 +41,11 @@ def plot_lr_finder(
     ax.set_xlim(result["min_lr"], rates.max() * 1.5)
     ax.set_xlabel("Learning rate")
     ax.set_ylabel("Weighted cross-entropy (training batch)")
-    # the losses past the minimum climb steeply: show the range that matters
+    # the losses past the minimum climb steeply: show the range that matters, the curves in
+    # the lower half (the legend below the flat start, the text above)
     low, start = float(np.min(smoothed)), float(smoothed[0])
-    ax.set_ylim(low - 0.1 * (start - low), low + (start - low) / 0.5)
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.78), fontsize="x-small")
+    ax.set_ylim(low - 0.6 * (start - low), low + (start - low) / 0.45)
+    ax.legend(loc="lower left", fontsize="x-small")
     steps = f"{result['steps_run']} steps of {result['batch_size']} jets ({result['stopped']})"
     experiment_label(ax, text, text.with_sample(f"{label}: learning-rate range test", steps))
     return save_figure(fig, stem, formats)

@@ -4,8 +4,10 @@ From a fresh initialisation (member 0's seed) the model trains for a few hundred
 the learning rate grows exponentially from min_lr to max_lr; the training loss of each step
 is recorded. Where the (smoothed) loss falls fastest the rate is large enough to learn and
 still stable; past its minimum the updates overshoot and the loss rises, and the test stops
-once the loss has grown to `stop_factor` times its minimum. Two common suggestions are
-reported: the rate of steepest descent and a tenth of the rate at the minimum.
+once the loss has grown to `stop_factor` times its minimum (judged on a moving average, as
+the run goes). Two common suggestions are reported, read off the step losses averaged over a
+centred window (a trailing average would lag by a fraction of a decade): the rate of
+steepest descent and a tenth of the rate at the minimum.
 """
 
 from __future__ import annotations
@@ -39,13 +41,27 @@ def smoothed_losses(losses: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
     return out
 
 
+def centred_losses(losses: np.ndarray) -> np.ndarray:
+    """Mean over a centred window of about 1/15 of the steps (narrower at the ends): no lag."""
+    half = max(2, losses.size // 30)
+    sums = np.concatenate([[0.0], np.cumsum(losses)])
+    index = np.arange(losses.size)
+    lo, hi = np.maximum(index - half, 0), np.minimum(index + half + 1, losses.size)
+    return (sums[hi] - sums[lo]) / (hi - lo)
+
+
 def suggestions(rates: np.ndarray, smoothed: np.ndarray) -> dict[str, float]:
-    """Rate of steepest descent (before the minimum) and a tenth of the rate at the minimum."""
+    """Rate of steepest descent (before the minimum) and a tenth of the rate at the minimum.
+
+    The first tenth of the steps is left out of the slope: the moving average still settles
+    there, and its wiggles would pass for a steep fall.
+    """
     best = int(np.nanargmin(smoothed))
     suggested = {"minimum": float(rates[best]), "minimum_over_10": float(rates[best] / 10)}
-    if best >= 2:
-        slope = np.gradient(smoothed[: best + 1], np.log(rates[: best + 1]))
-        suggested["steepest"] = float(rates[int(np.argmin(slope))])
+    start = min(smoothed.size // 10, max(best - 2, 0))
+    if best - start >= 2:
+        slope = np.gradient(smoothed[start : best + 1], np.log(rates[start : best + 1]))
+        suggested["steepest"] = float(rates[start + int(np.argmin(slope))])
     else:  # the loss rose from the first steps: the range starts too high
         suggested["steepest"] = float(rates[0])
     return suggested
@@ -113,7 +129,7 @@ def lr_range_test(
             break
     finite = np.isfinite(losses)
     rate_array = np.array(rates)[finite]
-    smoothed = smoothed_losses(np.array(losses)[finite])
+    smoothed = centred_losses(np.array(losses)[finite])
     return {
         "model": model_name,
         "min_lr": min_lr,
