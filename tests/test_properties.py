@@ -54,9 +54,17 @@ def _batch(data, n_features: int, n_jet_features: int):
 
 
 MODELS = {
-    "deepsets": lambda: DeepSets(5, 2, 3, DeepSetsConfig((8, 8), (8,), "relu", 0.0, "layer")),
+    "deepsets": lambda: DeepSets(
+        5, 2, 3, DeepSetsConfig((8, 8), (8,), "relu", 0.0, "layer", "before_activation")
+    ),
+    "deepsets_norm_after": lambda: DeepSets(
+        5, 2, 3, DeepSetsConfig((8, 8), (8,), "relu", 0.0, "layer", "after_activation")
+    ),
     "transformer": lambda: TransformerTagger(
-        5, 2, 3, TransformerConfig(8, 2, 2, 2, (8,), (8,), 2, "gelu", 0.0)
+        5, 2, 3, TransformerConfig(8, 2, 2, 2, (8,), (8,), 2, "gelu", 0.0, "pre")
+    ),
+    "transformer_post_norm": lambda: TransformerTagger(
+        5, 2, 3, TransformerConfig(8, 2, 2, 2, (8,), (8,), 2, "gelu", 0.0, "post")
     ),
 }
 
