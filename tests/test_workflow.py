@@ -396,10 +396,11 @@ def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
     (replaced, total) = map(int, re.search(r"label noise: (\d+) of (\d+)", log).groups())
     assert replaced == round(0.3 * total) and total > 400
     batch = json.loads((workdir / "results/studies/batch_size.json").read_text())
-    assert [p["set"]["training.batch_size"] for p in batch["points"]] == [64, 256, 256]
+    assert [p["set"]["training.batch_size"] for p in batch["points"]] == [64, 256]
     assert all(p["jets_per_second"] > 0 for p in batch["points"])
     placement = json.loads((workdir / "results/studies/transformer_normalisation.json").read_text())
-    assert [p["name"] for p in placement["points"]] == ["pre-norm", "post-norm"]
+    assert [p["name"] for p in placement["points"]] == ["post-norm"]
+    assert 0 < placement["points"][0]["val_loss"] < 2  # post-norm trains to a finite loss
     for name in studies:
         assert (workdir / f"results/plots/study_{name}.png").stat().st_size > 10_000
         assert (
