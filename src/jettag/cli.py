@@ -10,6 +10,7 @@ neither torch nor the stages' libraries at load time: each command imports what 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from jettag import config as cfg
 from jettag.errors import ConfigError, InputError, TrainingInterruptedError
-from jettag.signals import on_sigterm
+from jettag.signals import on_sigterm, sigterm_deferred
 from jettag.stages import settings_digest, stage_settings
 
 if TYPE_CHECKING:  # plotting imports matplotlib: only the plot commands load it
@@ -716,8 +717,17 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise TerminatedError(f"signal {signum}")
 
 
+# stages that run a network: torch is imported up front, with SIGTERM held back (see _run)
+TORCH_STAGES = frozenset({"train", "predict", "export-onnx", "saliency", "importance",
+                          "learning-curve", "lr-finder", "study-summary"})  # fmt: skip
+
+
 def _run(args: argparse.Namespace) -> None:
     """Load the config, take the stage's settings from it and run the stage."""
+    if args.stage in TORCH_STAGES:
+        # a SIGTERM during torch's native initialisation would abort, not unwind
+        with sigterm_deferred(), contextlib.suppress(ImportError):
+            import torch  # noqa: F401
     config = cfg.load_config(args.config)
     if args.wildcards is None:
         args.func(args, config)

@@ -23,3 +23,21 @@ def on_sigterm(handler: Callable[[int, FrameType | None], None]) -> Iterator[Non
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Hold SIGTERM back inside the block; one that arrived is delivered when it ends.
+
+    For imports of native extensions (torch): a Python exception raised by a signal handler
+    inside their initialisation cannot cross the C++ frames and aborts the process (SIGABRT)
+    instead of unwinding.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
