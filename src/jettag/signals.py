@@ -27,17 +27,21 @@ def on_sigterm(handler: Callable[[int, FrameType | None], None]) -> Iterator[Non
 
 @contextlib.contextmanager
 def sigterm_deferred() -> Iterator[None]:
-    """Hold SIGTERM back inside the block; one that arrived is delivered when it ends.
+    """Hold SIGTERM's handler back inside the block; one that arrived runs when it ends.
 
     For imports of native extensions (torch): a Python exception raised by a signal handler
     inside their initialisation cannot cross the C++ frames and aborts the process (SIGABRT)
-    instead of unwinding.
+    instead of unwinding. Masking the signal is not enough: another thread (BLAS) takes it
+    and the main thread still runs the handler mid-import, so the handler is swapped instead.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: arrived.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.signal(signal.SIGTERM, previous)
+        if arrived and callable(previous):
+            previous(signal.SIGTERM, None)
