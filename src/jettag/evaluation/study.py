@@ -18,11 +18,7 @@ import h5py
 import numpy as np
 
 from jettag.atomic import write_json
-from jettag.evaluation.performance import (
-    performance_at_working_point,
-    read_tagged_jets,
-    rejections,
-)
+from jettag.evaluation.ablation import rejections_at
 from jettag.flavours import BACKGROUNDS
 from jettag.io.history import read_history
 from jettag.training.diagnosis import diagnose
@@ -69,9 +65,7 @@ def run_summary(
         "n_parameters": parameter_count(checkpoint),
         "diagnosis": diagnose(history)["case"],
     }
-    rej = rejections(
-        performance_at_working_point(read_tagged_jets(predictions, f_c), working_point)
-    )
+    rej = rejections_at(predictions, f_c, working_point)
     for background in BACKGROUNDS:
         value = rej[f"{background}_rejection"]
         limit = rej[f"{background}_rejection_is_lower_limit"]
