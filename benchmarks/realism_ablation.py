@@ -55,6 +55,19 @@ V2_OFF = {
 }
 
 
+def _fixed_tails(fraction: float, width_mm: float) -> dict:
+    """Simulation override: fixed-distance impact-parameter tails on."""
+    return {"tracker": {"tails": {"fixed_fraction": fraction, "fixed_width_mm": width_mm}}}
+
+
+# Candidate effects, not (yet) on by default: each variant switches one on
+CANDIDATES = {
+    "fixed_tails_2pc_50um": _fixed_tails(0.02, 0.05),
+    "fixed_tails_5pc_30um": _fixed_tails(0.05, 0.03),
+    "fixed_tails_5pc_100um": _fixed_tails(0.05, 0.1),
+}
+
+
 def _merge(base: dict, change: dict) -> dict:
     """Deep-merge change into a copy of base."""
     out = copy.deepcopy(base)
@@ -68,6 +81,7 @@ def variants() -> dict[str, dict]:
     table = {"nominal": {}}
     table.update(OFF)
     table.update(V2_OFF)
+    table.update(CANDIDATES)
     v1: dict = {}
     for change in V2_OFF.values():
         v1 = _merge(v1, change)

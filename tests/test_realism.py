@@ -63,6 +63,25 @@ def test_resolution_tails_make_heavier_significance_tails():
     assert with_tails == pytest.approx(0.10 * 0.182, rel=0.25)
 
 
+def _residual_tail(sim: cfg.SimulationConfig, pt: float, cut_mm: float) -> float:
+    """Fraction of prompt pions of one pT whose |d0| exceeds cut_mm (no vertex smearing)."""
+    rng = np.random.default_rng(3)
+    tracker = dataclasses.replace(sim.tracker, primary_vertex_in_uncertainty=False)
+    tracks = reconstruct_tracks(_prompt_pions(20_000, rng, pt=pt), 0.0, tracker, rng)
+    return float(np.mean(np.abs(tracks.d0) > cut_mm))
+
+
+def test_fixed_distance_tails_do_not_shrink_with_the_track_resolution():
+    fixed = {"fraction": 0.0, "fixed_fraction": 0.05, "fixed_width_mm": 0.1}
+    sim = _simulation(tails=fixed, dense={"enabled": False})
+    core_only = _simulation(tails={"fraction": 0.0}, dense={"enabled": False})
+    # sigma(d0) is ~10 um at 20 GeV: beyond 0.2 mm only the fixed component reaches;
+    # P(|x| > 2 sigma_fixed) = 4.6 %, so 5 % of tracks put ~0.23 % there at any pT
+    for pt in (20.0, 50.0):
+        assert _residual_tail(core_only, pt, 0.2) == 0.0
+        assert _residual_tail(sim, pt, 0.2) == pytest.approx(0.05 * 0.0455, rel=0.35)
+
+
 def test_efficiency_turn_on_and_forward_loss():
     config = _simulation().tracker.efficiency
     eff = efficiency(np.array([0.5, 1.0, 10.0, 10.0]), np.array([0.0, 0.0, 0.0, 2.4]), config)

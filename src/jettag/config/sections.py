@@ -130,11 +130,13 @@ class EfficiencyConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TailsConfig:
-    """Core plus wide Gaussian impact-parameter smearing."""
+    """Core plus wide Gaussian impact-parameter smearing, and a fixed-distance component."""
 
     enabled: bool
     fraction: float
     scale: float
+    fixed_fraction: float
+    fixed_width_mm: float
 
 
 @dataclasses.dataclass(frozen=True)

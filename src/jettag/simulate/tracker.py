@@ -147,11 +147,17 @@ def efficiency(pt: np.ndarray, eta: np.ndarray, config: EfficiencyConfig) -> np.
 
 
 def smear(sigma: np.ndarray, tails: TailsConfig, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian residuals; with tails on, a fraction is drawn `scale` times wider."""
+    """Gaussian residuals; with tails on, a fraction is drawn `scale` times wider, and a
+    fraction gets a further residual of fixed width (no random draw when that is 0)."""
     residual = sigma * rng.standard_normal(sigma.size)
     if tails.enabled and tails.fraction > 0:
         wide = rng.random(sigma.size) < tails.fraction
         residual = np.where(wide, residual * tails.scale, residual)
+    if tails.enabled and tails.fixed_fraction > 0:
+        hit = rng.random(sigma.size) < tails.fixed_fraction
+        residual = residual + np.where(
+            hit, tails.fixed_width_mm * rng.standard_normal(sigma.size), 0.0
+        )
     return residual
 
 
