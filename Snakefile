@@ -106,6 +106,7 @@ include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/studies.smk"
+include: "workflow/rules/ensembles.smk"
 
 
 rule all:
@@ -165,4 +166,5 @@ rule all:
         expand("results/plots/study_{study}.{ext}", study=STUDIES, ext=PLOT_FORMATS),
         expand("results/studies/{study}.md", study=STUDIES),
         expand("results/plots/lr_finder_{model}.{ext}", model=LR_FINDER_MODELS, ext=PLOT_FORMATS),
+        expand("results/ensembles/{ensemble}.md", ensemble=SNAPSHOT_ENSEMBLES),
     default_target: True

@@ -38,6 +38,7 @@ DATA_JOBS = [
     ("train", {"model": "dips", "variant": "learning_curve/250"}),
     ("train", {"model": "dips", "variant": "study/capacity/w4", "member": 1}),
     ("train", {"model": "transformer", "variant": "study/transformer_normalisation/post-norm"}),
+    ("train", {"model": "dips", "variant": "snapshot/dips"}),
     ("fit-baseline", {"baseline": "ip3d"}),
     ("export-onnx", {}),
     ("predict", {"tagger": "dips"}),
@@ -52,6 +53,7 @@ DATA_JOBS = [
     ("search-summary", {"model": "dips"}),
     ("transfer-summary", {"model": "dips"}),
     ("study-summary", {"study": "capacity"}),
+    ("ensemble-comparison", {"ensemble": "dips"}),
     ("lr-finder", {"model": "dips"}),
 ]
 PLOT_JOBS = [
@@ -189,7 +191,7 @@ def test_roc_reference_falls_back_to_the_datasets_first_tagger():
 @pytest.mark.parametrize(
     "text",
     ["member", "search/nominal", "search/3", "transfer/frozen/300", "ablation/hits",
-     "learning_curve/250"],
+     "learning_curve/250", "study/capacity/w4", "snapshot/dips"],
 )  # fmt: skip
 def test_variants_read_back(text):
     assert str(parse_variant(text)) == text
@@ -205,6 +207,7 @@ def test_variants_read_back(text):
         ("transfer/finetune/0", "'0' is not a positive integer"),
         ("learning_curve/many", "'many' is not a positive integer"),
         ("ablation/", "is not one of"),
+        ("snapshot/", "is not one of"),
     ],
 )
 def test_malformed_variants_are_errors(text, message):

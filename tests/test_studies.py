@@ -66,12 +66,17 @@ def test_extends_cycle_and_missing_base_are_named(tmp_path):
 def test_the_studies_config_is_the_default_analysis_plus_studies():
     studies = cfg.load_config(REPO / "workflow/configs/studies.yaml")
     default = cfg.load_config(REPO / "config.yaml")
-    added = ("studies", "lr_finder")
+    added = ("studies", "lr_finder", "snapshot_ensembles")
     assert {k: v for k, v in studies.items() if k not in added} == {
         k: v for k, v in default.items() if k not in added
     }
     assert default["studies"] == {} and default["lr_finder"]["models"] == []
+    assert default["snapshot_ensembles"] == {}
     assert set(studies["studies"]) >= {"capacity", "capacity_label_noise", "batch_size"}
+    # the snapshot ensemble trains as long as a DIPS member may (40 epochs), 5 cycles of 8
+    snapshot = studies["snapshot_ensembles"]["dips"]
+    assert snapshot["model"] == "dips" and snapshot["cycles"] == 5 and snapshot["epochs"] is None
+    assert studies["models"]["dips"]["members"] == 5
 
 
 def test_a_study_point_is_the_model_changed_as_the_point_says():

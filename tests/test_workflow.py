@@ -376,7 +376,10 @@ def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
     runs = sum(len(s["points"]) * s.get("seeds", 3) for s in studies.values())
     assert _job_counts(dry) == {
         "train_study": runs, "predict_study": runs, "study_summary": len(studies),
-        "plot_study": len(studies), "lr_finder": 1, "plot_lr_finder": 1, "all": 1,
+        "plot_study": len(studies), "lr_finder": 1, "plot_lr_finder": 1,
+        # the snapshot ensemble of DIPS: its training, scoring, metrics and the comparison
+        "train_snapshot_dips": 1, "predict_snapshot": 1, "evaluate_snapshot": 1,
+        "ensemble_comparison": 1, "all": 1,
     }  # fmt: skip
     run = snakemake(workdir, "--configfile", CI_STUDIES)
     assert run.returncode == 0, run.stderr[-5000:]
@@ -411,6 +414,23 @@ def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
     assert 10 < finder["steps_run"] <= 40 and len(finder["loss"]) == finder["steps_run"]
     assert finder["min_lr"] <= finder["suggested"]["steepest"] <= finder["max_lr"]
     assert (workdir / "results/plots/lr_finder_dips.png").stat().st_size > 10_000
+    # the snapshot ensemble: a member per cycle, all 4 epochs run, compared with DIPS's member
+    snapshots = workdir / "results/ensembles/dips/snapshot"
+    assert sorted(p.name for p in snapshots.glob("snapshot_*.pt")) == [
+        "snapshot_0.pt", "snapshot_1.pt"]  # fmt: skip
+    assert len((snapshots / "history.csv").read_text().splitlines()) == 1 + 4
+    comparison = json.loads((workdir / "results/ensembles/dips.json").read_text())
+    deep, snapshot = comparison["ensembles"]["deep"], comparison["ensembles"]["snapshot"]
+    assert (deep["n_members"], snapshot["n_members"]) == (1, 2)
+    assert snapshot["cost"]["epochs"] == 4 and snapshot["cost"]["job_wall_seconds"] > 0
+    assert deep["cost"]["trainings"] == 1 and deep["cost"]["job_cpu_seconds"] > 0
+    light = snapshot["light"]
+    assert len(light["members"]) == 2 and light["min"] <= light["mean"] <= light["max"]
+    assert light["ensemble"] > 1 and light["gain"] == pytest.approx(
+        light["ensemble"] / light["mean"] - 1)  # fmt: skip
+    metrics = json.loads((workdir / "results/ensembles/dips/metrics.json").read_text())
+    assert metrics["ensemble"]["n_members"] == 2
+    assert "| snapshot | light |" in (workdir / "results/ensembles/dips.md").read_text()
     # the analysis itself is untouched: nothing of ci.yaml reruns
     again = snakemake(workdir, "--configfile", CI_CONFIG, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -426,3 +446,4 @@ def test_the_studies_config_plans_the_default_analysis_and_its_studies(tmp_path)
     studies = yaml.safe_load((REPO / "workflow/configs/studies.yaml").read_text())["studies"]
     assert counts["train_study"] == sum(len(s["points"]) * s["seeds"] for s in studies.values())
     assert counts["plot_study"] == len(studies) and counts["train"] == 7
+    assert counts["train_snapshot_dips"] == counts["ensemble_comparison"] == 1

@@ -79,7 +79,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> None:
     history = train_model(
         run_name(args.model, variant), model, args.data_dir, args.output_dir, settings["seed"],
         args.member, threads=args.threads, pretrained=args.pretrained,
-        freeze_track_encoder=variant.freezes_track_encoder,
+        freeze_track_encoder=variant.freezes_track_encoder, snapshots=variant.saves_snapshots,
     )  # fmt: skip
     best = min(history, key=lambda row: row["val_loss"])
     log.info("train %s/%d (%s on %s): %d epochs, best val loss %.4f at epoch %d", args.model,
@@ -254,6 +254,27 @@ def cmd_study_summary(args: argparse.Namespace, settings: Settings) -> None:
         log.info("study %s, %s: val loss %.4f, light rejection %s, %d parameters", args.study,
                  point["name"], point["val_loss"], point["light_rejection"],
                  point["n_parameters"])  # fmt: skip
+
+
+def cmd_ensemble_comparison(args: argparse.Namespace, settings: Settings) -> None:
+    """Training cost and rejections of a deep and a snapshot ensemble of one model."""
+    from jettag.atomic import write_text
+    from jettag.evaluation.ensembles import compare_ensembles, markdown
+
+    section = settings["snapshot_ensemble"]
+    result = compare_ensembles(
+        args.ensemble, section["model"],
+        {"deep": args.deep_metrics, "snapshot": args.snapshot_metrics},
+        {"deep": args.deep_histories, "snapshot": args.snapshot_histories},
+        {"deep": args.deep_benchmarks, "snapshot": args.snapshot_benchmarks},
+        settings["evaluation"]["pt_working_point"], args.output,
+    )  # fmt: skip
+    write_text(args.output_md, markdown(result))
+    for kind, entry in result["ensembles"].items():
+        light = entry["light"]
+        log.info("%s ensemble of %s: %d members, %d epochs, light rejection %s (members %s +- %s)",
+                 kind, section["model"], entry["n_members"], entry["cost"]["epochs"],
+                 light["ensemble"], light["mean"], light["std"])  # fmt: skip
 
 
 def cmd_saliency(args: argparse.Namespace, settings: Settings) -> None:
@@ -542,7 +563,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="member",
                    help="member (default), search/nominal, search/<trial>,"
                         " transfer/<scratch|finetune|frozen>/<jets>, ablation/<group>,"
-                        " learning_curve/<jets>, study/<study>/<point>"
+                        " learning_curve/<jets>, study/<study>/<point>, snapshot/<name>"
                         " (config/jobs.py)")  # fmt: skip
     p.add_argument("--member", type=int, default=0,
                    help="ensemble member, K-fold fold or transfer seed")  # fmt: skip
@@ -631,6 +652,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="validation-split predictions of each run, same order")  # fmt: skip
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True,
                    help="best.pt of each run, same order")  # fmt: skip
+    p = stage("ensemble-comparison", cmd_ensemble_comparison,
+              "compare a deep and a snapshot ensemble (snapshot_ensembles.<name>)",
+              ("ensemble",))  # fmt: skip
+    p.add_argument("--ensemble", required=True, help="the snapshot_ensembles entry")
+    p.add_argument("--deep-metrics", type=Path, required=True, help="metrics JSON of the model")
+    p.add_argument("--snapshot-metrics", type=Path, required=True,
+                   help="metrics JSON of the snapshot ensemble")  # fmt: skip
+    p.add_argument("--deep-histories", type=Path, nargs="+", required=True,
+                   help="history.csv of each deep-ensemble member")  # fmt: skip
+    p.add_argument("--snapshot-histories", type=Path, nargs="+", required=True,
+                   help="history.csv of the snapshot training")  # fmt: skip
+    p.add_argument("--deep-benchmarks", type=Path, nargs="*", default=[],
+                   help="Snakemake benchmark TSVs of the members' trainings")  # fmt: skip
+    p.add_argument("--snapshot-benchmarks", type=Path, nargs="*", default=[],
+                   help="Snakemake benchmark TSV of the snapshot training")  # fmt: skip
+    p.add_argument("--output", type=Path, required=True, help="JSON")
+    p.add_argument("--output-md", type=Path, required=True, help="markdown tables")
     p = stage("plot-study", cmd_plot_study, "draw a model-choice study", ("study",))
     p.add_argument("--study", required=True)
     p.add_argument("--summary", type=Path, required=True, help="results/studies/<study>.json")

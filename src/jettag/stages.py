@@ -278,6 +278,19 @@ def _study_summary(config: dict[str, Any], study: str) -> Settings:
     }  # fmt: skip
 
 
+@stage("ensemble-comparison")
+def _ensemble_comparison(config: dict[str, Any], ensemble: str) -> Settings:
+    """The snapshot ensemble's section (its model is the deep ensemble) and the working point.
+
+    The rejections come from the metrics files of both ensembles (the evaluate stage's f_c
+    and working points), the costs from the trainings' histories and benchmarks.
+    """
+    return {
+        "snapshot_ensemble": _section(config, "snapshot_ensembles", ensemble),
+        **_evaluation(config, "pt_working_point"),
+    }
+
+
 @stage("search-summary")
 def _search_summary(config: dict[str, Any], model: str) -> Settings:
     """Seed and search space (each trial's values) and the searched model's section."""

@@ -16,36 +16,43 @@ def job_dataset(model, variant):
     return jcfg.training_job(CONFIG, model, jcfg.parse_variant(variant))["dataset"]
 
 
-def training_inputs(variant_of):
+def wildcard_model(w):
+    """The model a training rule's `model` wildcard names."""
+    return w.model
+
+
+def training_inputs(variant_of, model_of=wildcard_model):
     """Input function of a training rule: the job's prepared files, and the pretrained model
     for transfer runs that start from it."""
 
     def inputs(w):
-        variant = variant_of(w)
-        files = [f"data/prepared/{job_dataset(w.model, variant)}/{f}" for f in TRAIN_FILES]
+        variant, model = variant_of(w), model_of(w)
+        files = [f"data/prepared/{job_dataset(model, variant)}/{f}" for f in TRAIN_FILES]
         if jcfg.parse_variant(variant).needs_pretrained:
-            files.append(f"results/models/{w.model}/0/best.pt")
+            files.append(f"results/models/{model}/0/best.pt")
         return files
 
     return inputs
 
 
-def training_params(variant_of, member_of=lambda w: "0", launcher_of=lambda w: ""):
+def training_params(
+    variant_of, member_of=lambda w: "0", launcher_of=lambda w: "", model_of=wildcard_model
+):
     """params of a training rule whose wildcards name a variant (and a member or seed)."""
 
     def pretrained(w):
         if jcfg.parse_variant(variant_of(w)).needs_pretrained:
-            return f" --pretrained results/models/{w.model}/0/best.pt"
+            return f" --pretrained results/models/{model_of(w)}/0/best.pt"
         return ""
 
     return dict(
         settings=lambda w: settings(
-            "train", model=w.model, variant=variant_of(w), member=int(member_of(w))
+            "train", model=model_of(w), variant=variant_of(w), member=int(member_of(w))
         ),
         variant=variant_of,
         member=member_of,
         pretrained=pretrained,
-        data_dir=lambda w: f"data/prepared/{job_dataset(w.model, variant_of(w))}",
+        data_dir=lambda w: f"data/prepared/{job_dataset(model_of(w), variant_of(w))}",
         output_dir=lambda w, output: os.path.dirname(output.best),
         launcher=launcher_of,
     )

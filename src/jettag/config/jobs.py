@@ -16,6 +16,8 @@ A variant is written as text in commands and rules:
   ablation/<group>              retrained without an evaluation.feature_groups group
   learning_curve/<jets>         trained on the first <jets> training jets
   study/<study>/<point>         one point of a model-choice study (studies.<study>.points)
+  snapshot/<name>               the one training of snapshot ensemble snapshot_ensembles.<name>:
+                                the model on a cosine_restarts schedule, a member saved per cycle
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from jettag.config.schema import schema_errors
 from jettag.errors import ConfigError
 
-VARIANT_KINDS = ("member", "search", "transfer", "ablation", "learning_curve", "study")
+VARIANT_KINDS = ("member", "search", "transfer", "ablation", "learning_curve", "study", "snapshot")
 TRANSFER_STRATEGIES = ("scratch", "finetune", "frozen")
 NOMINAL = "nominal"
 SEARCH_SALT = 0x5EA2C4  # trials' random streams, apart from every other seed use
@@ -48,6 +50,7 @@ class TrainingVariant:
     group: str | None = None  # ablation
     study: str | None = None  # study
     point: str | None = None  # study
+    ensemble: str | None = None  # snapshot: the snapshot_ensembles entry
 
     def __str__(self) -> str:
         if self.kind == "search":
@@ -60,6 +63,8 @@ class TrainingVariant:
             return f"learning_curve/{self.train_jets}"
         if self.kind == "study":
             return f"study/{self.study}/{self.point}"
+        if self.kind == "snapshot":
+            return f"snapshot/{self.ensemble}"
         return "member"
 
     @property
@@ -71,6 +76,11 @@ class TrainingVariant:
     def freezes_track_encoder(self) -> bool:
         """Whether only what follows the per-track network is trained (transfer: frozen)."""
         return self.kind == "transfer" and self.strategy == "frozen"
+
+    @property
+    def saves_snapshots(self) -> bool:
+        """Whether the job writes a snapshot per cosine_restarts cycle (snapshot ensembles)."""
+        return self.kind == "snapshot"
 
 
 def parse_variant(text: str) -> TrainingVariant:
@@ -103,10 +113,12 @@ def parse_variant(text: str) -> TrainingVariant:
         return TrainingVariant("learning_curve", train_jets=number(parts[0]))
     if kind == "study" and len(parts) == 2 and all(parts):
         return TrainingVariant("study", study=parts[0], point=parts[1])
+    if kind == "snapshot" and len(parts) == 1 and parts[0]:
+        return TrainingVariant("snapshot", ensemble=parts[0])
     raise ConfigError(
         f"training variant '{text}' is not one of: member, search/nominal, search/<trial>,"
         " transfer/<scratch|finetune|frozen>/<jets>, ablation/<group>, learning_curve/<jets>,"
-        " study/<study>/<point>"
+        " study/<study>/<point>, snapshot/<name>"
     )
 
 
@@ -128,7 +140,9 @@ def member_count(config: dict[str, Any], model: str, variant: TrainingVariant) -
         return config["transfer"]["seeds"]
     if variant.kind == "study":
         return config["studies"][variant.study]["seeds"]
-    return 1  # search trials, ablation and learning-curve points share member 0's seed
+    # search trials, ablation and learning-curve points and the snapshot training share
+    # member 0's seed
+    return 1
 
 
 def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -> dict[str, Any]:
@@ -141,6 +155,8 @@ def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -
         section = _transfer_job(config, model, variant)
     elif variant.kind == "study":
         section = _study_job(config, model, variant)
+    elif variant.kind == "snapshot":
+        section = _snapshot_job(config, model, variant.ensemble)
     else:
         section = copy.deepcopy(config["models"][model])
         if variant.kind == "ablation":
@@ -184,6 +200,37 @@ def _study_job(config: dict[str, Any], model: str, variant: TrainingVariant) -> 
     if study["model"] != model:
         raise ConfigError(f"study '{variant.study}' scans '{study['model']}', not '{model}'")
     return study_section(config, variant.study, variant.point)
+
+
+def _snapshot_job(config: dict[str, Any], model: str, name: str) -> dict[str, Any]:
+    """The training of a snapshot ensemble."""
+    ensemble = config["snapshot_ensembles"].get(name)
+    if ensemble is None:
+        raise ConfigError(
+            f"snapshot ensemble '{name}' is not in snapshot_ensembles"
+            f" ({sorted(config['snapshot_ensembles'])})"
+        )
+    if ensemble["model"] != model:
+        raise ConfigError(f"snapshot ensemble '{name}' trains '{ensemble['model']}', not '{model}'")
+    return snapshot_section(config, name)
+
+
+def snapshot_section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The model section of a snapshot ensemble's training: the model's, on cosine_restarts.
+
+    The schedule keeps the model's warm-up and minimum factor; `set` may change any key
+    after that (but a schedule other than cosine_restarts is refused by the config check).
+    """
+    ensemble = config["snapshot_ensembles"][name]
+    section = copy.deepcopy(config["models"][ensemble["model"]])
+    training = section["training"]
+    training["schedule"] = {**training["schedule"], "name": "cosine_restarts",
+                            "cycles": ensemble["cycles"]}  # fmt: skip
+    if ensemble["epochs"] is not None:
+        training["epochs"] = ensemble["epochs"]
+    section = with_params(section, ensemble["set"])
+    section.update(members=1, kfold=False)  # one training; its members are its snapshots
+    return section
 
 
 def study_point(study: dict[str, Any], name: str) -> dict[str, Any]:
@@ -297,6 +344,47 @@ def check_training_jobs(config: dict[str, Any], source: str) -> None:
     _check_search(config, source)
     _check_transfer(config, source)
     _check_studies(config, source)
+    _check_snapshot_ensembles(config, source)
+    for name, model in config["models"].items():
+        check_schedule(model["training"]["schedule"], f"{source}: models.{name}")
+
+
+def check_schedule(schedule: dict[str, Any], where: str) -> None:
+    """training.schedule.cycles is given with cosine_restarts, and only there."""
+    if schedule["name"] == "cosine_restarts" and "cycles" not in schedule:
+        raise ConfigError(f"{where}.training.schedule.cycles is required with cosine_restarts")
+    if schedule["name"] != "cosine_restarts" and "cycles" in schedule:
+        raise ConfigError(
+            f"{where}.training.schedule.cycles is for cosine_restarts, not '{schedule['name']}'"
+        )
+
+
+def _check_snapshot_ensembles(config: dict[str, Any], source: str) -> None:
+    """Each snapshot ensemble compares the deep ensemble (not K-fold) of an existing model,
+    and its training section is valid and on cosine_restarts."""
+    for name, ensemble in config["snapshot_ensembles"].items():
+        where = f"{source}: snapshot_ensembles.{name}"
+        model = config["models"].get(ensemble["model"])
+        if model is None:
+            raise ConfigError(
+                f"{where}.model '{ensemble['model']}' is not a model ({sorted(config['models'])})"
+            )
+        if model["kfold"]:
+            raise ConfigError(
+                f"{where}: models.{ensemble['model']} has kfold true; its members train on"
+                " different splits, so compare a snapshot ensemble with a plain deep ensemble"
+            )
+        try:
+            section = snapshot_section(config, name)
+        except ConfigError as err:
+            raise ConfigError(f"{where}.set: {err}") from None
+        schedule = section["training"]["schedule"]
+        if schedule["name"] != "cosine_restarts" or schedule["cycles"] != ensemble["cycles"]:
+            raise ConfigError(
+                f"{where}.set: the schedule of a snapshot ensemble is cosine_restarts with"
+                f" `cycles` cycles (set its other keys, e.g. training.schedule.min_lr_factor)"
+            )
+        _check_derived(config, ensemble["model"], section, where)
 
 
 def _check_derived(config: dict[str, Any], model: str, section: dict, source: str) -> None:

@@ -397,6 +397,7 @@ class ScheduleConfig:
     name: str
     warmup_fraction: float
     min_lr_factor: float
+    cycles: int = 1  # cosine_restarts; a default: checkpoints from before the key still load
 
 
 @dataclasses.dataclass(frozen=True)

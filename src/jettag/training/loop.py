@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from jettag.training.data import (
 from jettag.training.diagnosis import diagnose
 from jettag.training.diagnosis import summary as diagnosis_summary
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
-from jettag.training.schedules import make_scheduler
+from jettag.training.schedules import cycle_ends, make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
 from jettag.training.transfer import freeze_encoder, load_pretrained
 
@@ -82,11 +82,18 @@ def weighted_cross_entropy_sum(
 
 
 def _fingerprint(
-    model_config: ModelConfig, seed: int, data_dir: Path, start: Path | None, freeze: bool
+    model_config: ModelConfig,
+    seed: int,
+    data_dir: Path,
+    start: Path | None,
+    freeze: bool,
+    snapshots: bool = False,
 ) -> str:
     """What a resumed run must share with the interrupted one: config, seed, data, start."""
     h = hashlib.sha256(json.dumps(asdict(model_config), sort_keys=True, default=str).encode())
     h.update(f"{seed}:{freeze}".encode())
+    if snapshots:  # only then: the fingerprints of every other run stay as they were
+        h.update(b":snapshots")
     if start is not None:
         h.update(start.read_bytes())
     for name in ("norm.yaml", "weights.yaml"):
@@ -158,13 +165,15 @@ def _run_epoch(
     augment_seed: int = 0,
     frozen: Sequence[nn.Module] = (),
     ranks: Ranks = SINGLE_PROCESS,
+    after_step: Callable[[], None] | None = None,
 ) -> EpochProgress:
     """One pass over the data, from progress.batches_done on; trains when given an optimizer.
 
     Each process takes its share of every batch; the losses are divided by the batch's total
     weight over all processes, so that the gradients DDP averages are those of the whole
     batch, and the epoch's sums are totals over the processes. Returns early, with the
-    progress so far, when stop_requested() becomes true in any process.
+    progress so far, when stop_requested() becomes true in any process. after_step is called
+    after each optimiser and scheduler step (a snapshot ensemble saves its members there).
     """
     training = optimizer is not None
     network.train(training)
@@ -221,6 +230,8 @@ def _run_epoch(
                     nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip_norm)
                 optimizer.step()
                 scheduler.step()
+                if after_step is not None:
+                    after_step()
             loss_total, correct, n_jets, origin_total = ranks.sum(
                 [float(loss_sum.detach()), float((logits.argmax(dim=1) == labels).sum()),
                  labels.shape[0], float(origin_sum.detach())]
@@ -247,19 +258,28 @@ def train_model(
     threads: int | None = None,
     pretrained: Path | None = None,
     freeze_track_encoder: bool = False,
+    snapshots: bool = False,
 ) -> list[dict]:
     """Train one member; writes best.pt, last.pt and history.csv. Resumes from last.pt.
 
     pretrained: start from this checkpoint's weights, on its input normalisation (transfer
     learning); freeze_track_encoder: then train only what follows the per-track network.
+    snapshots: a snapshot ensemble (cosine_restarts schedule): the weights at the end of
+    cycle k are written to snapshot_<k>.pt (loadable as best.pt is), and every epoch runs
+    (early stopping would cut a cycle short).
     Under torchrun, the processes train one model data-parallel and process 0 writes.
     """
     if freeze_track_encoder and pretrained is None:
         raise ValueError("freezing the track encoder needs a pretrained model")
+    if snapshots and model_config.training.schedule.name != "cosine_restarts":
+        raise ValueError(
+            "a snapshot ensemble needs training.schedule.name cosine_restarts, not"
+            f" {model_config.training.schedule.name!r}"
+        )
     with process_group(model_config.training.device) as (ranks, device_name):
         return _train(
             model_name, model_config, data_dir, output_dir, seed, member, threads, pretrained,
-            freeze_track_encoder, ranks, device_name,
+            freeze_track_encoder, ranks, device_name, snapshots,
         )  # fmt: skip
 
 
@@ -275,6 +295,7 @@ def _train(
     freeze_track_encoder: bool,
     ranks: Ranks,
     device_name: str,
+    snapshots: bool = False,
 ) -> list[dict]:
     """train_model in one process of ranks."""
     config = model_config.training
@@ -340,13 +361,18 @@ def _train(
     )  # fmt: skip
     augment = AxisRotation(spec) if config.rotate_about_jet_axis else None
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    scheduler = make_scheduler(optimizer, config.epochs * steps_per_epoch, config.schedule)
+    total_steps = config.epochs * steps_per_epoch
+    scheduler = make_scheduler(optimizer, total_steps, config.schedule)
+    snapshot_steps = cycle_ends(total_steps, config.schedule) if snapshots else []
     output_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(model_config, run_seed, data_dir, pretrained, freeze_track_encoder)
+    fingerprint = _fingerprint(
+        model_config, run_seed, data_dir, pretrained, freeze_track_encoder, snapshots
+    )
     state = _resume_state(output_dir / "last.pt", fingerprint)
     history: list[dict] = []
     best_val, stale_epochs, start_epoch = math.inf, 0, 0
     best: dict | None = None  # best.pt's content, also kept in last.pt
+    taken: list[dict] = []  # the snapshots so far, also kept in last.pt
     progress = EpochProgress()
     if state is not None:
         model.load_state_dict(state["model_state"])
@@ -361,9 +387,13 @@ def _train(
         log.info("resuming %s/%d at epoch %d, batch %d", model_name, member, start_epoch,
                  progress.batches_done)  # fmt: skip
         best = state.get("best_checkpoint")  # None in a last.pt from before it was kept
-        # Snakemake deletes a rerun job's outputs, best.pt included
-        if best is not None and ranks.is_main:
-            save_checkpoint(output_dir / "best.pt", best)
+        taken = state.get("snapshots", [])
+        # Snakemake deletes a rerun job's outputs, best.pt and the snapshots included
+        if ranks.is_main:
+            if best is not None:
+                save_checkpoint(output_dir / "best.pt", best)
+            for k, snapshot in enumerate(taken):
+                save_checkpoint(output_dir / snapshot_name(k), snapshot)
 
     meta = {
         "model_name": model_name,
@@ -396,6 +426,7 @@ def _train(
                 "history": history,
                 "best_val_loss": best_val,
                 "best_checkpoint": best,
+                "snapshots": taken,
                 "stale_epochs": stale_epochs,
                 "finished": False,
             },
@@ -406,16 +437,32 @@ def _train(
         initial=start_epoch, total=config.epochs,
         disable=not (sys.stderr.isatty() and ranks.is_main),
     )  # fmt: skip
+
+    def take_snapshot(epoch: int) -> None:
+        """At the end of a cycle (a step count of snapshot_steps), write the next snapshot."""
+        if scheduler.last_epoch not in snapshot_steps:
+            return
+        k = snapshot_steps.index(scheduler.last_epoch)
+        snapshot = {**meta, "epoch": epoch, "step": scheduler.last_epoch, "cycle": k,
+                    "model_state": {key: v.detach().clone()
+                                    for key, v in model.state_dict().items()}}  # fmt: skip
+        taken.append(snapshot)
+        if ranks.is_main:
+            save_checkpoint(output_dir / snapshot_name(k), snapshot)
+        log.info("%s/%d: cycle %d of %d ends at step %d (epoch %d): %s", model_name,
+                 member, k + 1, len(snapshot_steps), scheduler.last_epoch, epoch,
+                 snapshot_name(k))  # fmt: skip
+
     with _sigterm_flag() as stop_requested:
         for epoch in epochs:
-            if stale_epochs >= config.patience:
+            if stale_epochs >= config.patience and not snapshots:
                 break
             t0 = time.perf_counter()
             generator = torch.Generator().manual_seed(run_seed + epoch)
             progress = _run_epoch(
                 trained, train, config, class_weights, device, progress, optimizer, scheduler,
                 generator, stop_requested, augment, (run_seed + epoch) * 1_000_003, frozen,
-                ranks,
+                ranks, (lambda e=epoch: take_snapshot(e)) if snapshots else None,
             )  # fmt: skip
             if progress.batches_done < steps_per_epoch:  # a process was asked to stop
                 save_last(epoch, progress)
@@ -457,11 +504,18 @@ def _train(
             save_last(epoch + 1, progress)
             if ranks.is_main:
                 write_text(output_dir / "history.csv", history_csv(history))
+    if len(taken) != len(snapshot_steps):  # a bug, not a config: every cycle ends in the run
+        raise RuntimeError(f"{len(taken)} snapshots written of {len(snapshot_steps)} cycles")
     if ranks.is_main:
         _mark_finished(output_dir / "last.pt")
         write_text(output_dir / "history.csv", history_csv(history))
         _report_diagnosis(history, f"{model_name}/{member}")
     return history
+
+
+def snapshot_name(cycle: int) -> str:
+    """File name of the snapshot taken at the end of a cycle (0-based), beside best.pt."""
+    return f"snapshot_{cycle}.pt"
 
 
 def _report_diagnosis(history: list[dict], run: str) -> None:
