@@ -39,6 +39,7 @@ DATA_JOBS = [
     ("train", {"model": "dips", "variant": "study/capacity/w4", "member": 1}),
     ("train", {"model": "transformer", "variant": "study/transformer_normalisation/post-norm"}),
     ("train", {"model": "dips", "variant": "snapshot/dips"}),
+    ("train", {"model": "dips", "variant": "study/input_transforms/raw-norm"}),
     ("fit-baseline", {"baseline": "ip3d"}),
     ("export-onnx", {}),
     ("predict", {"tagger": "dips"}),
@@ -54,6 +55,7 @@ DATA_JOBS = [
     ("transfer-summary", {"model": "dips"}),
     ("study-summary", {"study": "capacity"}),
     ("ensemble-comparison", {"ensemble": "dips"}),
+    ("study-summary", {"study": "input_transforms"}),
     ("lr-finder", {"model": "dips"}),
 ]
 PLOT_JOBS = [
@@ -126,6 +128,26 @@ def test_labels_reach_only_the_plots_that_draw_them():
         ("plot-lr-finder", ("dips",)),
     }  # fmt: skip
     assert stage_settings("plot-roc", after, dataset="ttbar")["labels"]["dips"] == "Renamed"
+
+
+def test_input_transforms_and_the_target_reach_only_their_study():
+    base = _config()
+    # no input_transforms key, no new training settings: finished trainings do not rerun
+    for stage, wildcards in DATA_JOBS:
+        if stage == "train" and "input_transforms" not in wildcards["variant"]:
+            assert (
+                "input_transforms"
+                not in stage_settings(stage, base, **wildcards)["model"]["training"]
+            )
+    point = stage_settings("train", base, model="dips", variant="study/input_transforms/raw-norm")
+    assert point["model"]["training"]["input_transforms"] == {"log": False}
+    target = _config(**{"studies.input_transforms.target_val_loss": 0.9})
+    changed = {
+        (stage, tuple(w.values()))
+        for stage, w in DATA_JOBS + PLOT_JOBS
+        if stage_settings(stage, base, **w) != stage_settings(stage, target, **w)
+    }
+    assert changed == {("study-summary", ("input_transforms",))}  # no training reruns
 
 
 def test_physics_edits_reach_the_jobs_that_read_them():

@@ -12,6 +12,8 @@ from torch import nn
 
 from jettag import config as cfg
 from jettag.config.jobs import parse_variant, training_job
+from jettag.evaluation.study import markdown, target_val_loss, time_to_target
+from jettag.io.history import history_csv, read_history
 from jettag.models.layers import mlp
 from jettag.models.registry import build_model
 from jettag.training.data import TensorData
@@ -239,3 +241,58 @@ def test_lr_range_test_on_generated_jets(prepared, config):
     stopped = lr_range_test("dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 1.15)
     assert stopped["steps_run"] < 200 and "1.15 x its minimum" in stopped["stopped"]
     assert stopped["loss"] == result["loss"][: stopped["steps_run"]]  # seeded: same steps
+
+
+def _write_history(path, val_losses, epoch_seconds) -> None:
+    rows = [
+        {"epoch": k, "train_loss": v, "val_loss": v, "train_accuracy": 0.5, "val_accuracy": 0.5,
+         "learning_rate": 1e-3, "epoch_seconds": t, "train_track_origin_loss": np.nan,
+         "val_track_origin_loss": np.nan, "wall_seconds": 10.0 * (k + 1)}
+        for k, (v, t) in enumerate(zip(val_losses, epoch_seconds, strict=True))
+    ]  # fmt: skip
+    path.write_text(history_csv(rows))
+
+
+def test_time_to_target_on_known_histories(tmp_path):
+    history = {"val_loss": np.array([1.0, 0.8, 0.85, 0.7, 0.72]),
+               "epoch_seconds": np.array([2.0, 3.0, 2.0, 4.0, 1.0])}  # fmt: skip
+    # the first epoch at or below the target; seconds: the running total of epoch times
+    assert time_to_target(history, 1.0) == (1, 2.0)
+    assert time_to_target(history, 0.9) == (2, 5.0)
+    assert time_to_target(history, 0.8) == (2, 5.0)
+    assert time_to_target(history, 0.75) == (4, 11.0)
+    assert time_to_target(history, 0.69) == (None, None)  # never: not 0
+    # history.csv's wall_seconds column (running over a resume) is the clock when present
+    _write_history(tmp_path / "a.csv", [1.0, 0.8, 0.85, 0.7, 0.72], [2.0, 3.0, 2.0, 4.0, 1.0])
+    assert time_to_target(read_history(tmp_path / "a.csv"), 0.75) == (4, 40.0)
+    # the default target: the worst run's best loss, which every run reaches
+    _write_history(tmp_path / "b.csv", [0.9, 0.78, 0.76], [1.0, 1.0, 1.0])
+    files = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    target, source = target_val_loss({"target_val_loss": None}, files)
+    assert target == pytest.approx(0.76) and "worst run" in source
+    assert [time_to_target(read_history(f), target)[0] for f in files] == [4, 3]
+    assert target_val_loss({"target_val_loss": 0.5}, files) == (0.5, "config")
+
+
+def test_study_markdown_says_never_reached():
+    def point(name, epochs, reached):
+        return {
+            "name": name, "series": "", "n_parameters": 10, "runs": [{}, {}],
+            "diagnoses": ["healthy", "healthy"], "runs_reaching_target": reached,
+            **{k: 1.0 for k in ("val_loss", "train_loss", "light_rejection", "c_rejection",
+                                "epochs", "jets_per_second", "seconds_to_target")},
+            **{f"{k}_std": None for k in ("val_loss", "train_loss", "light_rejection",
+                                          "c_rejection", "epochs", "jets_per_second",
+                                          "seconds_to_target", "epochs_to_target")},
+            "epochs_to_target": epochs,
+        }  # fmt: skip
+
+    result = {
+        "study": "t", "model": "dips", "seeds": 2, "b_efficiency": 0.77,
+        "target_val_loss": 0.7123, "target_source": "config",
+        "points": [point("fast", 3.0, 2), point("slow", 7.0, 1), point("stuck", None, 0)],
+    }  # fmt: skip
+    rows = {line.split(" | ")[0][2:]: line for line in markdown(result).splitlines()[4:7]}
+    assert "| 3.0 |" in rows["fast"] and "| 7.0 (1/2 reached) |" in rows["slow"]
+    assert rows["stuck"].count("never reached") == 2 and "| 0" not in rows["stuck"]
+    assert "Target validation loss 0.7123 (studies config)" in markdown(result)

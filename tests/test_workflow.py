@@ -404,6 +404,17 @@ def test_studies_run_beside_the_finished_analysis(finished_run, tmp_path):
     placement = json.loads((workdir / "results/studies/transformer_normalisation.json").read_text())
     assert [p["name"] for p in placement["points"]] == ["post-norm"]
     assert 0 < placement["points"][0]["val_loss"] < 2  # post-norm trains to a finite loss
+    transforms = json.loads((workdir / "results/studies/input_transforms.json").read_text())
+    # the default target, the worst run's best validation loss: every run reaches it
+    worst = max(p["val_loss"] for p in transforms["points"])  # one seed: a run's best loss
+    assert transforms["target_val_loss"] == pytest.approx(worst)
+    for point in transforms["points"]:
+        (run,) = point["runs"]
+        assert point["runs_reaching_target"] == 1 and 1 <= run["epochs_to_target"] <= 3
+        assert 0 < run["seconds_to_target"] <= run["seconds"] + 1e-9
+    log = (workdir / "logs/train_study/dips/input_transforms/raw-norm/0.log").read_text()
+    assert "input ptfrac: un-logged" in log and "input dr: un-logged" in log
+    assert "Target validation loss" in (workdir / "results/studies/input_transforms.md").read_text()
     for name in studies:
         assert (workdir / f"results/plots/study_{name}.png").stat().st_size > 10_000
         assert (

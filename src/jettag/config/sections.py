@@ -30,6 +30,7 @@ __all__ = [
     "HitsConfig",
     "IngestConfig",
     "InputConfig",
+    "InputTransformsConfig",
     "JetReconstructionConfig",
     "JetsConfig",
     "LabellingConfig",
@@ -401,6 +402,25 @@ class ScheduleConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class InputTransformsConfig:
+    """Which of prepare's input transforms the network undoes at its front (a study knob).
+
+    log: False undoes the log (signed_log) of the inputs in log_inputs, so the network sees
+    the raw variable, standardised again on the training split when normalise is True;
+    normalise: False undoes the standardisation of every input. The default changes nothing.
+    """
+
+    log: bool = True
+    log_inputs: tuple[str, ...] = ("ptfrac", "dr")
+    normalise: bool = True
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether the network sees the inputs exactly as prepared (no front layer)."""
+        return self.log and self.normalise
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Optimiser, schedule and stopping."""
 
@@ -430,6 +450,7 @@ class TrainingConfig:
     precision: str = "bf16"
     compile: bool = False
     data_on_device: str = "auto"
+    input_transforms: InputTransformsConfig = InputTransformsConfig()
 
 
 @dataclasses.dataclass(frozen=True)

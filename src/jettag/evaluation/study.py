@@ -5,6 +5,12 @@ seeds is the error bar of the point. Everything is measured on the validation sp
 chooses a model; the test split is kept for the chosen one): the best validation loss, the
 training loss at that epoch, light and c rejection at the working point, and, per training,
 its trainable parameter count, epochs, speed and loss-curve verdict.
+
+Time to target: the epochs and the training wall time (history.csv's running total of the
+epochs' times, validation passes included, start-up not) until the validation loss first
+reaches a target, studies.<name>.target_val_loss or, when that is null, the worst run's best
+validation loss (so every run reaches it, the worst at its best epoch). A run that never
+reaches it has None there, and a point's mean is over the runs that did.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from jettag.training.loop import load_trained_model
 
 # per-run quantities that get a mean and a spread over seeds
 AVERAGED = ("val_loss", "train_loss", "light_rejection", "c_rejection", "epochs",
-            "seconds", "jets_per_second")  # fmt: skip
+            "seconds", "jets_per_second", "epochs_to_target", "seconds_to_target")  # fmt: skip
+DEFAULT_TARGET = "the worst run's best validation loss"
 
 
 def parameter_count(checkpoint: Path) -> int:
@@ -42,6 +49,31 @@ def training_jets(train_file: Path, max_train_jets: int | None) -> int:
     return n if max_train_jets is None else min(n, max_train_jets)
 
 
+def wall_seconds(history: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Training time at the end of each epoch (the running total of epoch_seconds)."""
+    if "wall_seconds" in history:
+        return history["wall_seconds"]
+    return np.cumsum(history["epoch_seconds"])  # a history.csv from before the column
+
+
+def time_to_target(
+    history: Mapping[str, np.ndarray], target: float
+) -> tuple[int | None, float | None]:
+    """(epochs, wall seconds) until the validation loss first reaches target; None: never."""
+    reached = np.flatnonzero(history["val_loss"] <= target)
+    if reached.size == 0:
+        return None, None
+    first = int(reached[0])
+    return first + 1, float(wall_seconds(history)[first])
+
+
+def target_val_loss(study: Mapping[str, Any], history_files: Sequence[Path]) -> tuple[float, str]:
+    """(target, where it comes from): the study's target_val_loss, else the worst best loss."""
+    if study.get("target_val_loss") is not None:
+        return float(study["target_val_loss"]), "config"
+    return max(float(np.nanmin(read_history(h)["val_loss"])) for h in history_files), DEFAULT_TARGET
+
+
 def run_summary(
     history_file: Path,
     predictions: Path,
@@ -49,9 +81,11 @@ def run_summary(
     n_train_jets: int,
     f_c: float,
     working_point: float,
+    target_val_loss: float,
 ) -> dict[str, Any]:
     """One training of a point: losses at its best epoch, rejections, size, speed, verdict."""
     history = read_history(history_file)
+    epochs_to_target, seconds_to_target = time_to_target(history, target_val_loss)
     best = int(np.nanargmin(history["val_loss"]))
     seconds = history["epoch_seconds"]
     result: dict[str, Any] = {
@@ -64,6 +98,8 @@ def run_summary(
         "jets_per_second": float(n_train_jets / np.median(seconds)),
         "n_parameters": parameter_count(checkpoint),
         "diagnosis": diagnose(history)["case"],
+        "epochs_to_target": epochs_to_target,
+        "seconds_to_target": seconds_to_target,
     }
     rej = rejections_at(predictions, f_c, working_point)
     for background in BACKGROUNDS:
@@ -100,17 +136,19 @@ def study_summary(
     trains; runs: point name -> per seed (history.csv, validation predictions, best.pt);
     train_file: the training split (for jets per second).
     """
+    for point in study["points"]:
+        if len(runs[point["name"]]) != study["seeds"]:
+            raise ValueError(
+                f"study {name}, point {point['name']}: {len(runs[point['name']])} runs for"
+                f" {study['seeds']} seeds"
+            )
+    target, source = target_val_loss(study, [h for paths in runs.values() for h, _, _ in paths])
     points = []
     for point in study["points"]:
-        paths = runs[point["name"]]
-        if len(paths) != study["seeds"]:
-            raise ValueError(
-                f"study {name}, point {point['name']}: {len(paths)} runs for {study['seeds']} seeds"
-            )
         n_jets = training_jets(train_file, sections[point["name"]]["training"]["max_train_jets"])
         seeds = [
-            {"seed": k, **run_summary(h, p, c, n_jets, f_c, working_point)}
-            for k, (h, p, c) in enumerate(paths)
+            {"seed": k, **run_summary(h, p, c, n_jets, f_c, working_point, target)}
+            for k, (h, p, c) in enumerate(runs[point["name"]])
         ]
         entry: dict[str, Any] = {
             "name": point["name"],
@@ -123,6 +161,7 @@ def study_summary(
         for key in AVERAGED:
             entry[key], entry[f"{key}_std"] = spread([s[key] for s in seeds])
         entry["diagnoses"] = [s["diagnosis"] for s in seeds]
+        entry["runs_reaching_target"] = sum(s["epochs_to_target"] is not None for s in seeds)
         points.append(entry)
     result = {
         "study": name,
@@ -134,6 +173,8 @@ def study_summary(
         "split": "val",
         "b_efficiency": working_point,
         "f_c": f_c,
+        "target_val_loss": target,
+        "target_source": source,
         "points": points,
     }
     write_json(output, result)
@@ -149,20 +190,36 @@ def markdown(result: Mapping[str, Any]) -> str:
             return "n/a"
         return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
 
+    def to_target(point: Mapping[str, Any], key: str, digits: int) -> str:
+        reached = point["runs_reaching_target"]
+        if reached == 0:
+            return "never reached"
+        runs = len(point["runs"])
+        return cell(point, key, digits) + (
+            "" if reached == runs else f" ({reached}/{runs} reached)"
+        )
+
     wp = f"{100 * result['b_efficiency']:.0f} %"
     lines = [
         f"# Study {result['study']}: {result['model']}, {result['seeds']} seeds a point"
         " (validation split)",
         "",
         f"| point | series | parameters | val loss | train loss | light rej. {wp} | c rej. {wp}"
-        " | epochs | jets/s | verdicts |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        " | epochs | epochs to target | s to target | jets/s | verdicts |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for p in result["points"]:
         lines.append(
             f"| {p['name']} | {p['series']} | {p['n_parameters']} | {cell(p, 'val_loss', 4)} |"
             f" {cell(p, 'train_loss', 4)} | {cell(p, 'light_rejection', 1)} |"
             f" {cell(p, 'c_rejection', 2)} | {cell(p, 'epochs', 1)} |"
+            f" {to_target(p, 'epochs_to_target', 1)} | {to_target(p, 'seconds_to_target', 1)} |"
             f" {cell(p, 'jets_per_second', 0)} | {', '.join(p['diagnoses'])} |"
         )
+    source = "studies config" if result["target_source"] == "config" else result["target_source"]
+    lines += [
+        "",
+        f"Target validation loss {result['target_val_loss']:.4f} ({source}): epochs and"
+        " training seconds (start-up not counted) until a run first reaches it.",
+    ]
     return "\n".join(lines) + "\n"

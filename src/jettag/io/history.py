@@ -1,4 +1,8 @@
-"""history.csv: one row per training epoch (losses, accuracies, learning rate, timing)."""
+"""history.csv: one row per training epoch (losses, accuracies, learning rate, timing).
+
+epoch_seconds: the epoch's training and validation passes (with the time before an
+interruption, for a resumed epoch); wall_seconds: their running total since the start.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from jettag.errors import InputError
 
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate",
-    "epoch_seconds", "train_track_origin_loss", "val_track_origin_loss",
+    "epoch_seconds", "train_track_origin_loss", "val_track_origin_loss", "wall_seconds",
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from torch import nn
 from jettag.config import ModelConfig
 from jettag.flavours import TRACK_ORIGINS
 from jettag.models.deepsets import DeepSets
+from jettag.models.input_transforms import InputTransform, WithInputTransform
 from jettag.models.transformer import TransformerTagger
 
 
@@ -15,8 +16,21 @@ def build_model(
 ) -> nn.Module:
     """The network named by config.architecture, freshly initialised.
 
-    A track-origin head is built when training.track_origin_weight > 0.
+    A track-origin head is built when training.track_origin_weight > 0. With
+    training.input_transforms other than the default, the network sits behind an
+    InputTransform whose buffers are identity maps until filled (training fits them; a
+    checkpoint's state restores them); by default there is no such layer.
     """
+    network = _network(config, n_track_features, n_jet_features, n_classes)
+    if config.training.input_transforms.is_identity:
+        return network
+    return WithInputTransform(InputTransform(n_track_features, n_jet_features), network)
+
+
+def _network(
+    config: ModelConfig, n_track_features: int, n_jet_features: int, n_classes: int
+) -> nn.Module:
+    """The tagger of config.architecture."""
     n_origins = len(TRACK_ORIGINS) if config.training.track_origin_weight > 0 else 0
     if config.architecture == "deepsets":
         return DeepSets(n_track_features, n_jet_features, n_classes, config.deepsets, n_origins)

@@ -35,19 +35,25 @@ def plot_study(
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """Best validation loss (and training loss there), light and c rejection vs the scan."""
+    """Best val loss (train loss there), light and c rejection, epochs to target vs the scan."""
     use_style()
     result = json.loads(Path(study_file).read_text())
     points = result["points"]
     x, x_label, ticks = study_x(result)
     series = list(dict.fromkeys(p["series"] for p in points))
-    fig, axes = plt.subplots(3, 1, figsize=(8, 10), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 1, 1], "hspace": 0.06})  # fmt: skip
+    with_target = "target_val_loss" in result  # summaries from before it have no such panel
+    n_panels = 4 if with_target else 3
+    fig, axes = plt.subplots(n_panels, 1, figsize=(8, 10 + 2 * with_target), sharex=True,
+                             gridspec_kw={"height_ratios": [2] + [1] * (n_panels - 1),
+                                          "hspace": 0.06})  # fmt: skip
     wp = f"{100 * result['b_efficiency']:.0f}%"
     panels = [
         (axes[1], "light_rejection", f"Light rej. at {wp}"),
         (axes[2], "c_rejection", f"$c$ rej. at {wp}"),
     ]
+    if with_target:
+        target = f"{result['target_val_loss']:.4f}"
+        panels.append((axes[3], "epochs_to_target", f"Epochs to\nval. loss {target}"))
     handles = []
     for k, name in enumerate(series):
         colour = f"C{k}"
@@ -66,6 +72,12 @@ def plot_study(
         for ax, key, _ in panels:
             mean, std = values(key)
             ax.errorbar(xs, mean, std, fmt="o-", color=colour, lw=1.8, capsize=3)
+        for i in rows if with_target else []:
+            if points[i]["runs_reaching_target"] == 0:  # shown, not drawn as 0
+                axes[3].annotate(
+                    "never", (x[i], 1.0), xycoords=("data", "axes fraction"), ha="center",
+                    va="top", color=colour, fontsize="x-small",
+                )  # fmt: skip
         if name:
             handles.append(Line2D([], [], color=colour, lw=4, label=name))
     styles = [
@@ -80,11 +92,11 @@ def plot_study(
     for ax, _, ylabel in panels:
         ax.set_ylabel(ylabel, fontsize="small")
     if result["log_x"] or result["x"] == "parameters":
-        axes[2].set_xscale("log")
+        axes[-1].set_xscale("log")
     if ticks is not None:
-        axes[2].set_xticks(x, ticks, rotation=30, ha="right", fontsize="small")
-        axes[2].set_xlim(-0.5, len(ticks) - 0.5)
-    axes[2].set_xlabel(x_label)
+        axes[-1].set_xticks(x, ticks, rotation=30, ha="right", fontsize="small")
+        axes[-1].set_xlim(-0.5, len(ticks) - 0.5)
+    axes[-1].set_xlabel(x_label)
     spread = f"mean and spread of {result['seeds']} seeds" if result["seeds"] > 1 else "one seed"
     experiment_label(
         axes[0], text,

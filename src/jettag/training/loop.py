@@ -41,6 +41,7 @@ from jettag.training.data import (
 from jettag.training.diagnosis import diagnose
 from jettag.training.diagnosis import summary as diagnosis_summary
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
+from jettag.training.input_transforms import build_network
 from jettag.training.schedules import cycle_ends, make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
 from jettag.training.transfer import freeze_encoder, load_pretrained
@@ -115,6 +116,7 @@ class EpochProgress:
     jets: int = 0
     origin_loss_sum: float = 0.0
     origin_tracks: int = 0
+    seconds: float = 0.0  # wall time spent in the epoch before an interruption
 
     def result(self) -> tuple[float, float]:
         """(mean weighted loss, accuracy)."""
@@ -339,7 +341,7 @@ def _train(
         dtype=torch.float32, device=device,
     )  # fmt: skip
 
-    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model = build_network(model_config, spec, data_dir)
     frozen: list[nn.Module] = []
     if start is not None:
         model.load_state_dict(start.model_state)
@@ -465,6 +467,7 @@ def _train(
                 ranks, (lambda e=epoch: take_snapshot(e)) if snapshots else None,
             )  # fmt: skip
             if progress.batches_done < steps_per_epoch:  # a process was asked to stop
+                progress.seconds += time.perf_counter() - t0
                 save_last(epoch, progress)
                 raise TrainingInterruptedError(
                     f"SIGTERM: saved {output_dir / 'last.pt'} at epoch {epoch}, batch"
@@ -475,6 +478,8 @@ def _train(
                 evaluated, val, config, class_weights, device, EpochProgress(), ranks=ranks
             )
             val_loss, val_acc = val_progress.result()
+            # a resumed epoch counts its time before the interruption too (not the restart)
+            epoch_seconds = progress.seconds + time.perf_counter() - t0
             if config.track_origin_weight > 0:
                 _check_origin_losses(progress, val_progress, data_dir, model_name)
             history.append(
@@ -485,9 +490,10 @@ def _train(
                     "train_accuracy": train_acc,
                     "val_accuracy": val_acc,
                     "learning_rate": optimizer.param_groups[0]["lr"],
-                    "epoch_seconds": time.perf_counter() - t0,
+                    "epoch_seconds": epoch_seconds,
                     "train_track_origin_loss": progress.origin_loss(),
                     "val_track_origin_loss": val_progress.origin_loss(),
+                    "wall_seconds": _wall_seconds(history) + epoch_seconds,
                 }
             )
             epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
@@ -516,6 +522,13 @@ def _train(
 def snapshot_name(cycle: int) -> str:
     """File name of the snapshot taken at the end of a cycle (0-based), beside best.pt."""
     return f"snapshot_{cycle}.pt"
+
+
+def _wall_seconds(history: list[dict]) -> float:
+    """Training time so far: the sum of the epochs' times (the last row's running total)."""
+    if not history:
+        return 0.0
+    return history[-1].get("wall_seconds", sum(row["epoch_seconds"] for row in history))
 
 
 def _report_diagnosis(history: list[dict], run: str) -> None:

@@ -23,8 +23,8 @@ import yaml
 
 from jettag.config import ModelConfig
 from jettag.io.model_inputs import input_spec
-from jettag.models.registry import build_model
 from jettag.training.data import load_split
+from jettag.training.input_transforms import build_network
 from jettag.training.loop import member_seed, weighted_cross_entropy
 
 SMOOTHING = 0.98  # exponential moving average of the step losses (bias-corrected)
@@ -94,7 +94,7 @@ def lr_range_test(
     )  # fmt: skip
     if not config.use_sample_weights:
         train.weights = torch.ones_like(train.weights)
-    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model = build_network(model_config, spec, data_dir)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=min_lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(run_seed)
