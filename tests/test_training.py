@@ -307,3 +307,16 @@ def test_checkpoint_from_before_a_config_key_existed_still_loads(tmp_path, confi
     save_checkpoint(tmp_path / "old.pt", state)
     model, _ = load_trained_model(tmp_path / "old.pt")
     assert model.track_head is None  # the default: no auxiliary head
+
+
+def test_class_weight_tensor_reads_weights_yaml_or_gives_ones(tmp_path):
+    from jettag.errors import InputError
+    from jettag.training.data import class_weight_tensor
+
+    (tmp_path / "weights.yaml").write_text("class_weights: [0.5, 2.0, 1.25]\n")
+    assert class_weight_tensor(tmp_path, True, 3).tolist() == [0.5, 2.0, 1.25]
+    assert class_weight_tensor(tmp_path, False, 3).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(InputError, match="3 class_weights for 2 classes"):
+        class_weight_tensor(tmp_path, True, 2)
+    with pytest.raises(InputError, match="weights.yaml"):
+        class_weight_tensor(tmp_path / "missing", True, 3)

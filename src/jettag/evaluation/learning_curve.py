@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import yaml
 
 from jettag.atomic import write_json
 from jettag.training.checkpoint import load_checkpoint
-from jettag.training.data import TensorData, load_split
+from jettag.training.data import TensorData, class_weight_tensor, load_split
 from jettag.training.loop import load_trained_model, weighted_cross_entropy
 
 EVAL_BATCH = 8192
@@ -38,15 +37,15 @@ def learning_curve(
     checkpoints: Sequence[Path], data_dir: Path, output: Path, model_name: str
 ) -> dict:
     """Loss on the training subset and on validation for models trained on growing subsets."""
-    weights = yaml.safe_load((data_dir / "weights.yaml").read_text())
-    class_weights = torch.tensor(weights["class_weights"], dtype=torch.float32)
     points = []
     for path in checkpoints:
         state = load_checkpoint(path)
         model, spec = load_trained_model(path)
         training = state["model_config"]["training"]
-        if not training.get("use_class_weights", True):
-            class_weights = torch.ones_like(class_weights)
+        # per checkpoint: each point was trained with its own use_class_weights
+        class_weights = class_weight_tensor(
+            data_dir, training.get("use_class_weights", True), len(spec.classes)
+        )
         max_jets = training.get("max_train_jets")
         train = load_split(data_dir / "train.h5", spec, max_jets)
         val = load_split(data_dir / "val.h5", spec)

@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+import yaml
 
 from jettag.errors import InputError
 from jettag.features.split import assign_fold
@@ -131,6 +132,22 @@ class TensorData:
             getattr(self, f.name).element_size() * getattr(self, f.name).nelement()
             for f in dataclasses.fields(self)
         )
+
+
+def class_weight_tensor(
+    data_dir: Path, use_class_weights: bool, n_classes: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The loss's weight per class: weights.yaml's class_weights, or ones when they are off."""
+    if not use_class_weights:
+        return torch.ones(n_classes, dtype=torch.float32, device=device)
+    path = Path(data_dir) / "weights.yaml"
+    try:
+        values = yaml.safe_load(path.read_text())["class_weights"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as err:
+        raise InputError(f"{path}: no class_weights to read ({err!r})") from err
+    if len(values) != n_classes:
+        raise InputError(f"{path}: {len(values)} class_weights for {n_classes} classes")
+    return torch.tensor(values, dtype=torch.float32, device=device)
 
 
 def place_on_device(

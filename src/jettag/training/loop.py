@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from tqdm import tqdm
 
@@ -34,6 +33,7 @@ from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import (
     TensorData,
     check_track_origins,
+    class_weight_tensor,
     origin_weight_key,
     place_on_device,
     to_device,
@@ -335,11 +335,9 @@ def _train(
     if placed[0] is not train:
         log.info("train and val splits held on %s (%d jets)", device, len(train) + len(val))
     train, val = placed
-    weights_info = yaml.safe_load((data_dir / "weights.yaml").read_text())
-    class_weights = torch.tensor(
-        weights_info["class_weights"] if config.use_class_weights else [1.0] * len(spec.classes),
-        dtype=torch.float32, device=device,
-    )  # fmt: skip
+    class_weights = class_weight_tensor(
+        data_dir, config.use_class_weights, len(spec.classes), device
+    )
 
     model = build_network(model_config, spec, data_dir)
     frozen: list[nn.Module] = []

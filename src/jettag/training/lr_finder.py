@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from jettag.config import ModelConfig
 from jettag.io.model_inputs import input_spec
-from jettag.training.data import load_split
+from jettag.training.data import class_weight_tensor, load_split
 from jettag.training.input_transforms import build_network
 from jettag.training.loop import member_seed, weighted_cross_entropy
 
@@ -87,11 +86,7 @@ def lr_range_test(
     if config.max_train_jets is not None:
         wanted = min(wanted, config.max_train_jets)
     train = load_split(data_dir / "train.h5", spec, wanted)
-    weights_info = yaml.safe_load((data_dir / "weights.yaml").read_text())
-    class_weights = torch.tensor(
-        weights_info["class_weights"] if config.use_class_weights else [1.0] * len(spec.classes),
-        dtype=torch.float32,
-    )  # fmt: skip
+    class_weights = class_weight_tensor(data_dir, config.use_class_weights, len(spec.classes))
     if not config.use_sample_weights:
         train.weights = torch.ones_like(train.weights)
     model = build_network(model_config, spec, data_dir)
