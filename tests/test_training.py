@@ -318,5 +318,5 @@ def test_class_weight_tensor_reads_weights_yaml_or_gives_ones(tmp_path):
     assert class_weight_tensor(tmp_path, False, 3).tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(InputError, match="3 class_weights for 2 classes"):
         class_weight_tensor(tmp_path, True, 2)
-    with pytest.raises(InputError, match="weights.yaml"):
+    with pytest.raises(InputError, match=r"weights\.yaml"):
         class_weight_tensor(tmp_path / "missing", True, 3)
