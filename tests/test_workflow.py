@@ -454,7 +454,9 @@ def test_the_studies_config_plans_the_default_analysis_and_its_studies(tmp_path)
     dry = snakemake(tmp_path, "--configfile", "workflow/configs/studies.yaml", "-n")
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = _job_counts(dry)
-    studies = yaml.safe_load((REPO / "workflow/configs/studies.yaml").read_text())["studies"]
+    config = yaml.safe_load((REPO / "workflow/configs/studies.yaml").read_text())
+    studies, snapshots = config["studies"], config["snapshot_ensembles"]
     assert counts["train_study"] == sum(len(s["points"]) * s["seeds"] for s in studies.values())
     assert counts["plot_study"] == len(studies) and counts["train"] == 7
-    assert counts["train_snapshot_dips"] == counts["ensemble_comparison"] == 1
+    assert counts["ensemble_comparison"] == len(snapshots) == 2
+    assert all(counts[f"train_snapshot_{name}"] == 1 for name in snapshots)
