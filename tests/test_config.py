@@ -59,6 +59,26 @@ def test_shipped_configs_are_valid(path):
     assert set(loaded["models"]) and set(loaded["baselines"])
 
 
+# ATL-PHYS-PUB-2020-014's DIPS inputs: IP significances, pT fraction, dR and hit counts
+ATLAS_DIPS_INPUTS = [
+    "IP3D_signed_d0_significance", "IP3D_signed_z0_significance", "ptfrac", "dr",
+    "numberOfPixelHits", "numberOfSCTHits", "numberOfInnermostPixelLayerHits",
+    "numberOfNextToInnermostPixelLayerHits", "numberOfPixelSharedHits", "numberOfPixelHoles",
+]  # fmt: skip
+
+
+def test_the_default_dips_reads_atlas_dips_inputs_and_the_transformer_every_input():
+    loaded = cfg.load_config(REPO / "config.yaml")
+    models = loaded["models"]
+    assert models["dips"]["track_inputs"] == ATLAS_DIPS_INPUTS
+    assert models["dips_jet"]["track_inputs"] == ATLAS_DIPS_INPUTS
+    prepared = [t["name"] for t in loaded["prepare"]["track_inputs"]]
+    assert set(ATLAS_DIPS_INPUTS) < set(prepared)
+    # the GN2-like transformer reads raw d0, z0 sin(theta), deta, dphi and charge as well
+    assert models["transformer"].get("track_inputs") is None
+    assert {"d0", "z0SinTheta", "deta", "dphi", "charge"} <= set(prepared)
+
+
 def test_yaml_is_read_safely(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
