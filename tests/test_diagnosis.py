@@ -43,6 +43,22 @@ def test_each_synthetic_case_is_recognised(case):
     assert summary(result).startswith(case.replace("_", " "))
 
 
+def test_a_run_whose_validation_loss_never_improved_is_not_learning():
+    # a width-8 DIPS of the label-noise capacity scan (seed 1, 2026-12-02): the training loss
+    # creeps down 3.6 %, the validation loss never goes below its first epoch's (chance, ln 3)
+    # and early stopping ends the run after 7 epochs
+    stuck = _curves([1.1112, 1.0973, 1.0832, 1.0730, 1.0718, 1.0715, 1.0708],
+                    [1.0997, 1.1002, 1.1099, 1.1262, 1.1262, 1.1235, 1.1199])  # fmt: skip
+    result = diagnose(stuck)
+    assert result["case"] == "not_learning", result
+    assert result["evidence"]["train_change_max"] > 0.01  # not the flat-training case
+    assert result["evidence"]["val_gain_max"] == 0.0
+    assert "validation never below epoch 1" in summary(result)
+    # the same run, had its validation loss fallen 2 % once, is not
+    recovered = _curves(stuck["train_loss"], [*stuck["val_loss"][:-1], 0.99 * 1.0997 - 0.001])
+    assert diagnose(recovered)["case"] != "not_learning"
+
+
 def test_overfitting_names_the_epoch_it_starts():
     result = diagnose(SYNTHETIC["overfitting"])
     val = np.asarray(SYNTHETIC["overfitting"]["val_loss"])

@@ -6,7 +6,10 @@ The cases, checked in this order (the first that holds is the diagnosis):
   explodes in the first epoch, then settles near chance); a learning rate too large, a
   wrong-sign update;
 - not_learning: the training loss never moves by more than FLAT of its first value (a
-  learning rate too small, dead units, inputs that carry nothing);
+  learning rate too small, dead units, inputs that carry nothing); or, checked after
+  overfitting, the validation loss never falls FLAT below its first epoch's in more than
+  PLATEAU_EPOCHS epochs (a run that early stopping ends at chance: e.g. a tiny network
+  stuck while its training loss creeps down);
 - slow_start: flat for the first PLATEAU_EPOCHS epochs, then falling (initialisation or a
   warm-up too cautious, a learning rate too small at first);
 - overfitting: the validation loss rises by more than OVERFIT_RISE above its minimum while
@@ -102,6 +105,9 @@ def _case(train: np.ndarray, val: np.ndarray, best: int, finite: bool, evidence:
     if rise > OVERFIT_RISE and train[-1] < train[best]:
         evidence["overfitting_from_epoch"] = best + 2  # the first epoch after the minimum
         return "overfitting"
+    evidence["val_gain_max"] = float((val[0] - val[best]) / abs(val[0]))
+    if train.size > PLATEAU_EPOCHS and evidence["val_gain_max"] < FLAT:
+        return "not_learning"
     if best >= train.size - 2 and evidence["val_slope_end"] < -END_SLOPE:
         return "not_converged"
     return "healthy"
@@ -123,6 +129,8 @@ def summary(result: dict) -> str:
         text += f" (flat for {e['plateau_epochs']} epochs)"
     elif case == "not_converged":
         text += f" (val slope {e['val_slope_end']:+.1%}/epoch at the end)"
+    elif case == "not_learning" and e.get("val_gain_max") is not None:
+        text += f" (validation never below epoch 1's: {e['val_gain_max']:+.1%})"
     elif case == "healthy":
         text += f" (best epoch {e['best_epoch']})"
     return text
