@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
 
@@ -85,12 +86,15 @@ def plot_study(
         Line2D([], [], color="grey", ls="--", marker="s", mfc="none", label="Training loss"),
     ]
     axes[0].set_ylabel("Weighted cross-entropy")
-    axes[0].legend(handles=styles + handles, loc="upper right", bbox_to_anchor=(1.0, 0.78),
-                   fontsize="x-small")  # fmt: skip
+    # the legend top right, the label's short lines top left, the curves in the lower half
+    axes[0].legend(handles=styles + handles, loc="upper right", fontsize="x-small")
     lo, hi = axes[0].get_ylim()
-    axes[0].set_ylim(lo, lo + (hi - lo) / 0.5)  # the curves in the lower half, text above
+    axes[0].set_ylim(lo, lo + (hi - lo) / 0.5)
     for ax, _, ylabel in panels:
         ax.set_ylabel(ylabel, fontsize="small")
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))  # a seed spread never below zero
+        # no top tick label: it would sit on the panel above's bottom one
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, prune="upper"))
     if result["log_x"] or result["x"] == "parameters":
         axes[-1].set_xscale("log")
     if ticks is not None:
@@ -100,7 +104,7 @@ def plot_study(
     spread = f"mean and spread of {result['seeds']} seeds" if result["seeds"] > 1 else "one seed"
     experiment_label(
         axes[0], text,
-        text.with_sample(f"{model_label}: {title}", f"validation split, {spread}"),
+        text.with_sample(model_label, title, f"validation split, {spread}"),
     )  # fmt: skip
     fig.align_ylabels(axes)
     return save_figure(fig, stem, formats)
