@@ -34,7 +34,6 @@ from pathlib import Path
 
 import torch
 from record import write_result
-from train_throughput import measure
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_CONFIG = "workflow/configs/gpu.yaml"
@@ -50,16 +49,33 @@ ENV = {
     "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
 }
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
+BUDGET_SECONDS = 450  # the device run's 8 minutes, less start-up and installing the wheels
 
 
-def device_tests(dry: bool) -> dict:
+class Budget:
+    """The seconds left of the check's budget: each step's subprocesses get no more."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        """Seconds until the deadline (0 when past it)."""
+        return max(0.0, self.deadline - time.perf_counter())
+
+
+def device_tests(dry: bool, budget: Budget) -> dict:
     """Run the device-marked tests; their counts and wall time."""
     start = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider",
-         "tests/test_device.py"],
-        cwd=REPO, capture_output=True, text=True, env=ENV,
-    )  # fmt: skip
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-m", "device", "-q", "-p", "no:cacheprovider",
+             "tests/test_device.py"],
+            cwd=REPO, capture_output=True, text=True, env=ENV, timeout=budget.left(),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        output = err.stdout.decode() if isinstance(err.stdout, bytes) else err.stdout or ""
+        return {"ok": False, "timed_out": True, "summary": f"timed out; {output[-300:]}",
+                "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-500:]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", summary)}
     if run.returncode != 0:
@@ -73,8 +89,14 @@ def device_tests(dry: bool) -> dict:
     }
 
 
-def throughput(device: torch.device, dry: bool) -> list[dict]:
-    """Training and inference jets/s per model, batch size and compile setting."""
+def throughput(device: torch.device, dry: bool, budget: Budget) -> list[dict]:
+    """Training and inference jets/s per model, batch size and compile setting.
+
+    A case that fails (e.g. compiling GN2 on a new Triton) is a row with its error; the
+    others keep their figures. Cases that the budget leaves no time for are not run.
+    """
+    from train_throughput import measure  # jettag's models: a missing package fails this step only
+
     models = ["deepsets_dips", "transformer_small", "transformer_gn2"]
     if dry:  # tiny: the same code paths; compiling a transformer cold takes a minute on a CPU
         cases = [(m, 64, False) for m in models] + [("deepsets_dips", 64, True)]
@@ -85,8 +107,17 @@ def throughput(device: torch.device, dry: bool) -> list[dict]:
         steps = 20
     rows = []
     for name, batch, compiled in cases:
-        result = measure(name, device, batch, steps, compile_model=compiled)
-        rows.append({"model": name, "batch_size": batch, "compile": compiled, **result})
+        row = {"model": name, "batch_size": batch, "compile": compiled}
+        if budget.left() < 60:  # the other steps need their share
+            rows.append(row | {"ok": False, "error": "skipped: out of time"})
+            continue
+        try:
+            result = measure(name, device, batch, steps, compile_model=compiled)
+        except Exception as err:  # recorded, and the next case runs
+            rows.append(row | {"ok": False, "error": f"{type(err).__name__}: {err}"[:2000]})
+            print(f"  {name:<18} batch {batch:>5} compile {compiled!s:<5} failed: {err}")
+            continue
+        rows.append(row | {"ok": True, **result})
         print(f"  {name:<18} batch {batch:>5} compile {compiled!s:<5}"
               f" train {result['train_jets_per_s']:>11,.0f} jets/s"
               f"  inference {result['inference_jets_per_s']:>11,.0f} jets/s")  # fmt: skip
@@ -105,7 +136,7 @@ class UtilisationSampler:
         if shutil.which("nvidia-smi") is None:
             return self
         self._process = subprocess.Popen(
-            ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
+            ["nvidia-smi", "--query-gpu=timestamp,utilization.gpu,memory.used",
              "--format=csv,noheader,nounits", "-lms", "200"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
@@ -115,11 +146,12 @@ class UtilisationSampler:
 
     def _read(self) -> None:
         for line in self._process.stdout:
-            try:
-                utilisation, memory = (float(v) for v in line.split(",")[:2])
+            try:  # stamped by nvidia-smi: a pipe may deliver lines late, in bursts
+                stamp, utilisation, memory = (v.strip() for v in line.split(",")[:3])
+                when = datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S.%f").timestamp()
+                self.samples.append((when, float(utilisation), float(memory)))
             except ValueError:
                 continue
-            self.samples.append((time.time(), utilisation, memory))
 
     def __exit__(self, *exc) -> None:
         if self._process is not None:
@@ -139,17 +171,19 @@ def _log_window(path: Path) -> tuple[float, float] | None:
     return (times[0], times[-1]) if times else None
 
 
-def analysis(dry: bool, cores: int) -> dict:
+def analysis(dry: bool, cores: int, budget: Budget) -> dict:
     """The gpu.yaml analysis in a scratch directory: planned (dry) or run and timed."""
     with tempfile.TemporaryDirectory(prefix="jettag-gpu-") as scratch:
         work = Path(scratch)
         shutil.copy(REPO / "Snakefile", work)
         shutil.copy(REPO / "config.yaml", work)
         shutil.copytree(REPO / "workflow", work / "workflow")
-        command = ["snakemake", "--cores", str(cores), "--configfile", GPU_CONFIG]
+        # greedy: Snakemake's ILP scheduler needs PuLP, which benchmarks/gpu_wheels.py leaves out
+        command = [sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile",
+                   GPU_CONFIG, "--scheduler", "greedy"]  # fmt: skip
         if dry:
             run = subprocess.run([*command, "-n", "--quiet", "rules"], cwd=work, env=ENV,
-                                 capture_output=True, text=True)  # fmt: skip
+                                 capture_output=True, text=True, timeout=budget.left())  # fmt: skip
             jobs = re.search(r"^total\s+(\d+)", run.stdout + run.stderr, re.MULTILINE)
             return {
                 "ok": run.returncode == 0,
@@ -157,8 +191,15 @@ def analysis(dry: bool, cores: int) -> dict:
                 "error": None if run.returncode == 0 else run.stderr[-2000:],
             }
         start = time.perf_counter()
+        timed_out = False
         with UtilisationSampler() as sampler:
-            run = subprocess.run(command, cwd=work, env=ENV, capture_output=True, text=True)
+            try:
+                run = subprocess.run(command, cwd=work, env=ENV, capture_output=True, text=True,
+                                     timeout=budget.left())  # fmt: skip
+                returncode, stderr = run.returncode, run.stderr
+            except subprocess.TimeoutExpired as err:  # what finished is still reported
+                timed_out, returncode = True, -1
+                stderr = err.stderr.decode() if isinstance(err.stderr, bytes) else err.stderr or ""
         seconds = time.perf_counter() - start
         windows = [w for p in sorted(work.glob("logs/train/*/*.log")) if (w := _log_window(p))]
         metrics = {}
@@ -171,13 +212,14 @@ def analysis(dry: bool, cores: int) -> dict:
                 "c_rejection_77": point.get("c_rejection"),
             }
         return {
-            "ok": run.returncode == 0,
+            "ok": returncode == 0,
+            "timed_out": timed_out,
             "seconds": round(seconds, 1),
             "gpu_busy_fraction_in_training": sampler.busy_fraction(windows),
             "gpu_memory_peak_mib": max((m for _, _, m in sampler.samples), default=None),
             "training_jobs": len(windows),
             "metrics": metrics,
-            "error": None if run.returncode == 0 else run.stderr[-3000:],
+            "error": None if returncode == 0 else stderr[-3000:],
         }
 
 
@@ -200,7 +242,15 @@ def main() -> int:
     parser.add_argument("--dry", action="store_true", help="the CPU dry mode, even with CUDA")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--output", type=Path, default=REPO / "results/benchmarks/gpu_check.json")
+    parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
+                        help="seconds for the whole check; steps get what is left")  # fmt: skip
+    parser.add_argument("--require-gpu", action="store_true",
+                        help="exit 2 without CUDA instead of running the dry mode")  # fmt: skip
     args = parser.parse_args()
+    if args.require_gpu and not torch.cuda.is_available():
+        print(f"gpu_check: --require-gpu, but torch {torch.__version__} sees no CUDA device")
+        return 2
+    budget = Budget(args.budget)
     dry = args.dry or not torch.cuda.is_available()
     device = torch.device("cpu" if dry else "cuda")
     name = "CPU dry mode" if dry else torch.cuda.get_device_name()
@@ -210,12 +260,12 @@ def main() -> int:
                      "torch": torch.__version__, "targets": TARGETS}  # fmt: skip
     # the quickest and most wanted figures first
     print("1/3 throughput", flush=True)
-    _step(payload, "throughput", args.output, lambda: throughput(device, dry))
+    _step(payload, "throughput", args.output, lambda: throughput(device, dry, budget))
     print("2/3 device tests", flush=True)
-    _step(payload, "device_tests", args.output, lambda: device_tests(dry))
+    _step(payload, "device_tests", args.output, lambda: device_tests(dry, budget))
     print(f"  {payload['device_tests'].get('summary', '')}", flush=True)
     print("3/3 analysis " + ("(planned only)" if dry else GPU_CONFIG), flush=True)
-    _step(payload, "analysis", args.output, lambda: analysis(dry, args.cores))
+    _step(payload, "analysis", args.output, lambda: analysis(dry, args.cores, budget))
     payload["seconds"] = round(time.perf_counter() - started, 1)
     write_result(args.output, payload)
 
@@ -224,6 +274,9 @@ def main() -> int:
     print(f"{'device tests':<34}{tests.get('summary', tests.get('error', ''))[:40]:>40}")
     for row in rows if isinstance(rows, list) else []:
         label = f"{row['model']} b{row['batch_size']}{' compiled' if row['compile'] else ''}"
+        if not row["ok"]:
+            print(f"{label:<34}{row['error'][:40]:>40}")
+            continue
         memory = f", {row['peak_memory_gib']:.1f} GiB" if row["peak_memory_gib"] else ""
         print(f"{label:<34}{row['train_jets_per_s']:>18,.0f} train jets/s{memory:>10}")
     if not workflow.get("ok"):
@@ -235,7 +288,8 @@ def main() -> int:
         print(f"{'analysis wall time':<34}{workflow['seconds']:>38.0f} s")
         print(f"{'GPU busy in training':<34}{'n/a' if busy is None else f'{busy:.0%}':>40}")
     print(f"total {payload['seconds']:.0f} s; {args.output}")
-    ok = isinstance(rows, list) and tests.get("ok") and workflow.get("ok")
+    ok = (isinstance(rows, list) and all(r["ok"] for r in rows) and tests.get("ok")
+          and workflow.get("ok"))  # fmt: skip
     return 0 if ok else 1
 
 

@@ -45,5 +45,7 @@ def masked_sum(per_track: torch.Tensor, valid: torch.Tensor, n_jets: int) -> tor
     valid: (batch, max_tracks) bool, True = real track. Returns (batch, d).
     """
     jet_index = valid.nonzero(as_tuple=True)[0]
-    out = per_track.new_zeros(n_jets, per_track.shape[1])
-    return out.index_add_(0, jet_index, per_track)
+    # at least fp32: under bf16 autocast a jet's tracks would be added with 8 mantissa bits
+    dtype = torch.promote_types(per_track.dtype, torch.float32)
+    out = per_track.new_zeros(n_jets, per_track.shape[1], dtype=dtype)
+    return out.index_add_(0, jet_index, per_track.to(dtype))
