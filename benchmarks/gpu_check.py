@@ -12,6 +12,8 @@ is recorded and the next one runs; the JSON is rewritten after each):
 3. the workflow/configs/gpu.yaml analysis end to end (GN2-size transformer and a DIPS
    ensemble), in a scratch directory, with nvidia-smi sampling the GPU's utilisation; the
    busy fraction is the mean utilisation over the training jobs' windows (from their logs).
+`--steps` runs some of them (e.g. `--steps analysis` in a second device session), `--budget`
+bounds the whole check (each step's subprocesses get the seconds left).
 The dry mode runs the same code on the CPU with tiny sizes (2 steps of 64 jets; compile for
 DIPS only) and plans the analysis (snakemake -n) instead of running it: CI proves the check
 works without a GPU. Writes results/benchmarks/gpu_check.json and prints a table.
@@ -49,6 +51,7 @@ ENV = {
     "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
 }
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
+STEPS = {"throughput", "tests", "analysis"}
 BUDGET_SECONDS = 450  # the device run's 8 minutes, less start-up and installing the wheels
 
 
@@ -244,9 +247,14 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "results/benchmarks/gpu_check.json")
     parser.add_argument("--budget", type=float, default=BUDGET_SECONDS,
                         help="seconds for the whole check; steps get what is left")  # fmt: skip
+    parser.add_argument("--steps", default="throughput,tests,analysis",
+                        type=lambda text: set(text.split(",")),
+                        help="the steps to run, e.g. the rest in a second session")  # fmt: skip
     parser.add_argument("--require-gpu", action="store_true",
                         help="exit 2 without CUDA instead of running the dry mode")  # fmt: skip
     args = parser.parse_args()
+    if args.steps - STEPS:
+        parser.error(f"--steps: {sorted(args.steps - STEPS)} not among {sorted(STEPS)}")
     if args.require_gpu and not torch.cuda.is_available():
         print(f"gpu_check: --require-gpu, but torch {torch.__version__} sees no CUDA device")
         return 2
@@ -259,13 +267,18 @@ def main() -> int:
     payload: dict = {"mode": "dry" if dry else "gpu", "device": name,
                      "torch": torch.__version__, "targets": TARGETS}  # fmt: skip
     # the quickest and most wanted figures first
-    print("1/3 throughput", flush=True)
-    _step(payload, "throughput", args.output, lambda: throughput(device, dry, budget))
-    print("2/3 device tests", flush=True)
-    _step(payload, "device_tests", args.output, lambda: device_tests(dry, budget))
-    print(f"  {payload['device_tests'].get('summary', '')}", flush=True)
-    print("3/3 analysis " + ("(planned only)" if dry else GPU_CONFIG), flush=True)
-    _step(payload, "analysis", args.output, lambda: analysis(dry, args.cores, budget))
+    not_run = {"ok": False, "error": "not run (--steps)"}
+    payload |= {"throughput": not_run, "device_tests": not_run, "analysis": not_run}
+    if "throughput" in args.steps:
+        print("throughput", flush=True)
+        _step(payload, "throughput", args.output, lambda: throughput(device, dry, budget))
+    if "tests" in args.steps:
+        print("device tests", flush=True)
+        _step(payload, "device_tests", args.output, lambda: device_tests(dry, budget))
+        print(f"  {payload['device_tests'].get('summary', '')}", flush=True)
+    if "analysis" in args.steps:
+        print("analysis " + ("(planned only)" if dry else GPU_CONFIG), flush=True)
+        _step(payload, "analysis", args.output, lambda: analysis(dry, args.cores, budget))
     payload["seconds"] = round(time.perf_counter() - started, 1)
     write_result(args.output, payload)
 
@@ -280,7 +293,8 @@ def main() -> int:
         memory = f", {row['peak_memory_gib']:.1f} GiB" if row["peak_memory_gib"] else ""
         print(f"{label:<34}{row['train_jets_per_s']:>18,.0f} train jets/s{memory:>10}")
     if not workflow.get("ok"):
-        print(f"{'analysis':<34}{'failed (see the JSON)':>40}")
+        failed = "not run" if workflow is not_run else "failed (see the JSON)"
+        print(f"{'analysis':<34}{failed:>40}")
     elif dry:
         print(f"{'analysis (planned)':<34}{str(workflow['planned_jobs']) + ' jobs':>40}")
     else:
@@ -288,8 +302,11 @@ def main() -> int:
         print(f"{'analysis wall time':<34}{workflow['seconds']:>38.0f} s")
         print(f"{'GPU busy in training':<34}{'n/a' if busy is None else f'{busy:.0%}':>40}")
     print(f"total {payload['seconds']:.0f} s; {args.output}")
-    ok = (isinstance(rows, list) and all(r["ok"] for r in rows) and tests.get("ok")
-          and workflow.get("ok"))  # fmt: skip
+    ok = all(  # the steps asked for all succeeded
+        (isinstance(rows, list) and all(r["ok"] for r in rows)) if step == "throughput"
+        else payload[{"tests": "device_tests"}.get(step, step)].get("ok")
+        for step in args.steps
+    )  # fmt: skip
     return 0 if ok else 1
 
 
