@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
 
@@ -97,6 +97,12 @@ def plot_study(
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, prune="upper"))
     if result["log_x"] or result["x"] == "parameters":
         axes[-1].set_xscale("log")
+        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+        axes[-1].set_xlim(lo / 1.25, hi * 1.25)  # no point on the frame
+        if hi / lo < 30:  # under ~1.5 decades: the scanned values are the ticks, not 10^n
+            values = np.unique(x)
+            axes[-1].set_xticks(values, [f"{v:g}" for v in values], fontsize="small")
+            axes[-1].xaxis.set_minor_formatter(NullFormatter())
     if ticks is not None:
         axes[-1].set_xticks(x, ticks, rotation=30, ha="right", fontsize="small")
         axes[-1].set_xlim(-0.5, len(ticks) - 0.5)
