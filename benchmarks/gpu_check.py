@@ -51,7 +51,7 @@ ENV = {
     "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
 }
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
-STEPS = {"throughput", "tests", "analysis"}
+STEP_KEYS = {"throughput": "throughput", "tests": "device_tests", "analysis": "analysis"}  # --steps
 BUDGET_SECONDS = 450  # the device run's 8 minutes, less start-up and installing the wheels
 
 
@@ -66,6 +66,11 @@ class Budget:
         return max(0.0, self.deadline - time.perf_counter())
 
 
+def _text(output: str | bytes | None) -> str:
+    """A timed-out subprocess's captured output as text (it may come back as bytes)."""
+    return output.decode() if isinstance(output, bytes) else output or ""
+
+
 def device_tests(dry: bool, budget: Budget) -> dict:
     """Run the device-marked tests; their counts and wall time."""
     start = time.perf_counter()
@@ -76,8 +81,7 @@ def device_tests(dry: bool, budget: Budget) -> dict:
             cwd=REPO, capture_output=True, text=True, env=ENV, timeout=budget.left(),
         )  # fmt: skip
     except subprocess.TimeoutExpired as err:
-        output = err.stdout.decode() if isinstance(err.stdout, bytes) else err.stdout or ""
-        return {"ok": False, "timed_out": True, "summary": f"timed out; {output[-300:]}",
+        return {"ok": False, "timed_out": True, "summary": f"timed out; {_text(err.stdout)[-300:]}",
                 "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-500:]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", summary)}
@@ -202,7 +206,7 @@ def analysis(dry: bool, cores: int, budget: Budget) -> dict:
                 returncode, stderr = run.returncode, run.stderr
             except subprocess.TimeoutExpired as err:  # what finished is still reported
                 timed_out, returncode = True, -1
-                stderr = err.stderr.decode() if isinstance(err.stderr, bytes) else err.stderr or ""
+                stderr = _text(err.stderr)
         seconds = time.perf_counter() - start
         windows = [w for p in sorted(work.glob("logs/train/*/*.log")) if (w := _log_window(p))]
         metrics = {}
@@ -253,8 +257,10 @@ def main() -> int:
     parser.add_argument("--require-gpu", action="store_true",
                         help="exit 2 without CUDA instead of running the dry mode")  # fmt: skip
     args = parser.parse_args()
-    if args.steps - STEPS:
-        parser.error(f"--steps: {sorted(args.steps - STEPS)} not among {sorted(STEPS)}")
+    if args.steps - STEP_KEYS.keys():
+        parser.error(
+            f"--steps: {sorted(args.steps - STEP_KEYS.keys())} not among {sorted(STEP_KEYS)}"
+        )
     if args.require_gpu and not torch.cuda.is_available():
         print(f"gpu_check: --require-gpu, but torch {torch.__version__} sees no CUDA device")
         return 2
@@ -268,7 +274,7 @@ def main() -> int:
                      "torch": torch.__version__, "targets": TARGETS}  # fmt: skip
     # the quickest and most wanted figures first
     not_run = {"ok": False, "error": "not run (--steps)"}
-    payload |= {"throughput": not_run, "device_tests": not_run, "analysis": not_run}
+    payload |= dict.fromkeys(STEP_KEYS.values(), not_run)
     if "throughput" in args.steps:
         print("throughput", flush=True)
         _step(payload, "throughput", args.output, lambda: throughput(device, dry, budget))
@@ -302,12 +308,13 @@ def main() -> int:
         print(f"{'analysis wall time':<34}{workflow['seconds']:>38.0f} s")
         print(f"{'GPU busy in training':<34}{'n/a' if busy is None else f'{busy:.0%}':>40}")
     print(f"total {payload['seconds']:.0f} s; {args.output}")
-    ok = all(  # the steps asked for all succeeded
-        (isinstance(rows, list) and all(r["ok"] for r in rows)) if step == "throughput"
-        else payload[{"tests": "device_tests"}.get(step, step)].get("ok")
-        for step in args.steps
-    )  # fmt: skip
+    ok = all(_succeeded(payload[STEP_KEYS[step]]) for step in args.steps)
     return 0 if ok else 1
+
+
+def _succeeded(result: dict | list[dict]) -> bool:
+    """A step's result is a success: every throughput row, or the step's own ok."""
+    return all(row["ok"] for row in result) if isinstance(result, list) else bool(result["ok"])
 
 
 if __name__ == "__main__":
