@@ -113,15 +113,16 @@ def test_snapshot_training_writes_a_member_per_cycle(tmp_path, config, prepared)
                     snapshots=True)  # fmt: skip
 
 
-def test_resumed_snapshot_training_writes_the_same_snapshots(tmp_path, config, prepared):
+def test_resumed_snapshot_training_writes_the_same_snapshots(
+    tmp_path, config, prepared, monkeypatch
+):
     model = _snapshot_model(config, epochs=4, cycles=4, batch_size=16)
     full = tmp_path / "full"
     train_model("dips", model, prepared, full, seed=5, snapshots=True)
     part = tmp_path / "part"
-    thread = _sigterm_once_training_runs(part)  # SIGTERM inside the second epoch
+    _sigterm_once_training_runs(monkeypatch, part)  # SIGTERM inside the second epoch
     with pytest.raises(TrainingInterruptedError):
         train_model("dips", model, prepared, part, seed=5, snapshots=True)
-    thread.join()
     assert (part / "snapshot_0.pt").exists() and not (part / "snapshot_1.pt").exists()
     assert len(load_checkpoint(part / "last.pt")["snapshots"]) == 1
     # Snakemake deletes a rerun job's outputs before it runs again: the snapshots too

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
-import os
 import pickle
 import signal
-import threading
-import time
 
 import h5py
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from jettag import config as cfg
 from jettag.errors import TrainingInterruptedError
 from jettag.evaluation.predict import predict
+from jettag.training import loop
 from jettag.training.checkpoint import load_checkpoint
 from jettag.training.data import load_split
 from jettag.training.loop import load_trained_model, train_model
@@ -52,22 +51,33 @@ def test_training_learns_and_writes_outputs(tmp_path, config, prepared):
     np.testing.assert_allclose(total, 1.0, rtol=1e-5)
 
 
-def _sigterm_once_training_runs(directory):
-    """A thread that sends this process SIGTERM soon after the first epoch's checkpoint."""
+def _sigterm_once_training_runs(monkeypatch, directory):
+    """Make training raise a real SIGTERM at the second batch after the first epoch's checkpoint.
 
-    def watch():
-        deadline = time.monotonic() + 120
-        while not (directory / "last.pt").exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(0.05)  # somewhere inside the second epoch
-        os.kill(os.getpid(), signal.SIGTERM)
+    Raised from the loop's own per-batch check rather than from a timer thread, so the kill
+    lands inside the second epoch however fast or loaded the machine is.
+    """
+    real_flag = loop._sigterm_flag
+    checks_after_checkpoint = 0  # across calls: only the first training is killed
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    @contextlib.contextmanager
+    def flag_with_kill():
+        with real_flag() as stop_requested:
+
+            def check() -> bool:
+                nonlocal checks_after_checkpoint
+                if (directory / "last.pt").exists():
+                    checks_after_checkpoint += 1
+                    if checks_after_checkpoint == 2:
+                        signal.raise_signal(signal.SIGTERM)  # runs the handler before returning
+                return stop_requested()
+
+            yield check
+
+    monkeypatch.setattr(loop, "_sigterm_flag", flag_with_kill)
 
 
-def test_sigterm_then_resume_gives_the_same_result(tmp_path, config, prepared):
+def test_sigterm_then_resume_gives_the_same_result(tmp_path, config, prepared, monkeypatch):
     model = _model_config(config, 4)
     schedule = dataclasses.replace(model.training.schedule, name="cosine", warmup_fraction=0.1)
     training = dataclasses.replace(model.training, batch_size=16, schedule=schedule)
@@ -75,10 +85,9 @@ def test_sigterm_then_resume_gives_the_same_result(tmp_path, config, prepared):
     full = tmp_path / "full"
     train_model("dips", model, prepared, full, seed=5)
     part = tmp_path / "part"
-    thread = _sigterm_once_training_runs(part)
+    _sigterm_once_training_runs(monkeypatch, part)
     with pytest.raises(TrainingInterruptedError, match="rerun the same command to resume"):
         train_model("dips", model, prepared, part, seed=5)
-    thread.join()
     interrupted = load_checkpoint(part / "last.pt")
     assert not interrupted["finished"]
     assert interrupted["epoch_progress"]["batches_done"] > 0  # stopped inside an epoch
