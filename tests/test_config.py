@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from jettag import config as cfg
+from jettag.config.jobs import parse_variant, training_job
 from tests.conftest import REPO, minimal_config
 
 
@@ -77,6 +78,32 @@ def test_the_default_dips_reads_atlas_dips_inputs_and_the_transformer_every_inpu
     # the GN2-like transformer reads raw d0, z0 sin(theta), deta, dphi and charge as well
     assert models["transformer"].get("track_inputs") is None
     assert {"d0", "z0SinTheta", "deta", "dphi", "charge"} <= set(prepared)
+
+
+def test_dips_members_anneal_and_the_studies_keep_the_recipe_they_measured():
+    loaded = cfg.load_config(REPO / "config.yaml")
+    for name in ("dips", "dips_jet"):  # the dips_schedule study's winner
+        training = loaded["models"][name]["training"]
+        assert (training["schedule"]["name"], training["learning_rate"], training["epochs"]) == (
+            "cosine",
+            0.003,
+            15,
+        )
+    # 15 epochs are 45 steps on 3000 jets: the learning curve gives every size 40
+    curve = training_job(loaded, "dips", parse_variant("learning_curve/3000"))
+    assert curve["training"]["epochs"] == 40
+    # the studies measured on the old constant-1e-3 recipe pin it, so a rerun reproduces them
+    studies = cfg.load_config(REPO / "workflow/configs/studies.yaml")
+    old = {"name": "constant", "warmup_fraction": 0.0, "min_lr_factor": 0.01}
+    for variant in ("study/dips_learning_rate/lr1e-3", "study/dips_schedule/const1e-3"):
+        training = training_job(studies, "dips", parse_variant(variant))["training"]
+        assert (training["schedule"], training["learning_rate"], training["epochs"]) == (
+            old,
+            0.001,
+            40,
+        )
+    snapshot = training_job(studies, "dips", parse_variant("snapshot/dips"))["training"]
+    assert (snapshot["learning_rate"], snapshot["epochs"]) == (0.001, 40)
 
 
 def test_yaml_is_read_safely(tmp_path):

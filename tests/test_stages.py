@@ -264,6 +264,11 @@ def test_training_jobs_of_every_variant():
     assert ablation["track_inputs"] and not set(hits) & set(ablation["track_inputs"])
     curve = training_job(config, "dips", parse_variant("learning_curve/250"))
     assert curve["training"]["max_train_jets"] == 250
+    assert curve["training"]["epochs"] == model["training"]["epochs"]  # epochs null: the model's
+    config["evaluation"]["learning_curve"]["epochs"] = model["training"]["epochs"] + 7
+    curve = training_job(config, "dips", parse_variant("learning_curve/250"))
+    assert curve["training"]["epochs"] == model["training"]["epochs"] + 7
+    assert training_job(config, "dips", TrainingVariant())["training"] == model["training"]
 
 
 def test_training_jobs_that_make_no_sense_are_errors():

@@ -163,6 +163,9 @@ def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -
             section["track_inputs"] = list(_inputs_without(config, model, variant.group))
         elif variant.kind == "learning_curve":
             section["training"]["max_train_jets"] = variant.train_jets
+            epochs = config["evaluation"]["learning_curve"]["epochs"]
+            if epochs is not None:
+                section["training"]["epochs"] = epochs
         elif variant.kind != "member":
             raise ConfigError(f"unknown training variant kind '{variant.kind}'")
     if not section["kfold"]:
