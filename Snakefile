@@ -14,7 +14,7 @@ import os
 
 import jettag.config as jcfg
 from jettag.io.inspect import check_input_files
-from jettag.stages import stage_params
+from jettag.stages import ingest_part_files, stage_params
 
 if workflow.overwrite_configfiles:
     if len(workflow.overwrite_configfiles) != 1:
@@ -54,8 +54,17 @@ wildcard_constraints:
     model=r"[A-Za-z][A-Za-z0-9_]*",
     tagger=r"[A-Za-z][A-Za-z0-9_]*",
     shard=r"\d+",
+    part=r"\d+",
     member=r"\d+",
 
+
+# A rule's output goes to {log} (this attempt) and is appended to {log}.attempts: Snakemake
+# deletes {log} before a retry, and the attempt a batch system killed at its time limit is
+# the one to read. tee ignores SIGTERM so that it keeps what the command says while it stops.
+TO_LOG = (
+    " 2>&1 | (trap '' TERM; echo \"=== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+    " (SLURM job ${{SLURM_JOB_ID:-none}})\" >> {log}.attempts; tee -a {log}.attempts > {log})"
+)
 
 MODELS = list(CONFIG["models"])
 BASELINES = list(CONFIG["baselines"])
@@ -94,6 +103,37 @@ def plot_files(stem, caption, category, names=("",)):
 
 
 report: "workflow/report/workflow.rst"
+
+
+# Light jobs (plots, summaries, metrics of small files) run in the Snakemake process itself
+# under a cluster profile: an sbatch, its queueing and a Snakemake start-up cost more than
+# they do. Anything that reads a full sample, or trains or runs a network, is submitted.
+localrules:
+    all,
+    plot_roc,
+    plot_roc_dataset,
+    plot_loss,
+    plot_sample,
+    plot_pt,
+    plot_scores,
+    plot_inputs,
+    plot_learning_curve,
+    plot_saliency,
+    plot_importance,
+    plot_search,
+    plot_study,
+    plot_lr_finder,
+    plot_transfer,
+    evaluate,
+    evaluate_snapshot,
+    working_points,
+    performance,
+    ablation,
+    search_summary,
+    study_summary,
+    transfer_summary,
+    ensemble_comparison,
+    export_onnx,
 
 
 include: "workflow/rules/generate.smk"
@@ -168,3 +208,15 @@ rule all:
         expand("results/plots/lr_finder_{model}.{ext}", model=LR_FINDER_MODELS, ext=PLOT_FORMATS),
         expand("results/ensembles/{ensemble}.md", ensemble=SNAPSHOT_ENSEMBLES),
     default_target: True
+
+
+onstart:
+    # Under the SLURM executor: fail now, naming the rule, the resource and the profile key,
+    # if a job asks for more than any node of its partition has (it would wait forever).
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
+        from jettag.cluster import check_cluster_fit, cluster_requests, query_sinfo
+
+        try:
+            check_cluster_fit(cluster_requests(workflow), query_sinfo())
+        except jcfg.ConfigError as err:
+            raise WorkflowError(str(err)) from None

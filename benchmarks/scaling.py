@@ -6,7 +6,7 @@ with new eventNumbers for each copy; each stage then runs as its own `jettag` pr
 training loader reads the prepared train split, each way of benchmarks/loader.py (jets/s and
 peak memory): from the FTAG tables, from the model-ready arrays into memory, and streamed.
 
-    python benchmarks/scaling.py [--source data/ingested/ttbar.h5] [--sizes 10000 ... 5000000]
+    python benchmarks/scaling.py [--source data/ingested/ttbar/0.h5] [--sizes 10000 ... 5000000]
 
 Prints a table and writes results/benchmarks/scaling.json and scaling.png.
 """
@@ -96,7 +96,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> int:
     """Run the scan, print the table, write JSON and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=REPO / "data/ingested/ttbar.h5")
+    parser.add_argument("--source", type=Path, default=REPO / "data/ingested/ttbar/0.h5")
     parser.add_argument("--sizes", type=int, nargs="+",
                         default=[10_000, 100_000, 1_000_000, 5_000_000])  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=REPO / "results/benchmarks/scaling_work")

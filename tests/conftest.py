@@ -75,3 +75,21 @@ def prepared(tmp_path_factory, config, ingested) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "ttbar"
     prepare_dataset(ingested, cfg.section(cfg.PrepareConfig, config["prepare"]), 3, out)
     return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """List the outcome of every SLURM test by name: CI's log shows they ran, not skipped."""
+    lines = []
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if "slurm" in getattr(report, "keywords", {}) and report.when in ("call", "setup"):
+                if outcome == "passed" and report.when != "call":
+                    continue
+                reason = ""
+                if outcome == "skipped" and isinstance(report.longrepr, tuple):
+                    reason = f" ({report.longrepr[2]})"
+                lines.append(f"{outcome.upper():8} {report.nodeid}{reason}")
+    if lines:
+        terminalreporter.write_sep("=", "SLURM tests (a real one-node cluster)")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -228,7 +228,7 @@ EDIT_TABLE = [
     # everything made from the ttbar events; the Z' sample and the transfer runs from scratch
     # on it stay
     ("samples.ttbar.events_per_shard", 401, {
-        "generate": 3, "ingest": 1, "prepare": 1, "sample_histograms": 1,  # 2 + 1 test shard
+        "generate": 3, "ingest": 3, "prepare": 1, "sample_histograms": 1,  # 2 + 1 test shard
         "input_histograms": 1, "fit_baseline": 1, "train": 3, "train_trial": 4,
         "search_summary": 1, "train_ablation": 2, "predict_ablation": 2,
         "train_learning_curve": 2, "learning_curve": 1, "train_transfer": 4, "export_onnx": 3,
@@ -305,21 +305,55 @@ def _job_counts(run: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
+TRAINING_RULES = ("train", "train_ablation", "train_learning_curve", "train_trial", "lr_finder")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("profile", "gpu"), [("slurm", "gpu=1"), ("htcondor", "request_gpus=1")])
-def test_cluster_profiles_plan_the_dag(tmp_path, profile, gpu):
-    """The SLURM and HTCondor profiles plan every job, training ones with a GPU (no cluster)."""
+@pytest.mark.parametrize(
+    ("profile", "size", "gpu_line"),
+    [
+        ("slurm", "cpus_per_task=4", "slurm_partition=gpu, gpu=1"),
+        ("htcondor", "request_memory=8000", "request_gpus=1"),
+    ],
+)
+def test_cluster_profiles_plan_the_dag(tmp_path, profile, size, gpu_line):
+    """Both profiles plan every job with the training sizes set once (YAML anchors), light
+    jobs local; the profile's one-line GPU variant gives every training job a GPU."""
     copy_workflow(tmp_path)
     local = _job_counts(snakemake(tmp_path, "--configfile", CI_CONFIG, "-n"))
-    dry = subprocess.run(
-        ["snakemake", "-n", "--profile", f"workflow/profiles/{profile}", "--configfile",
-         CI_CONFIG], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    assert _job_counts(dry) == local
-    text = dry.stdout + dry.stderr
-    trainings = text.split("rule train:")[1:]
-    assert trainings and all(gpu in job.split("resources:")[1].splitlines()[0] for job in trainings)
+
+    def plan(profile_dir: str) -> str:
+        dry = subprocess.run(
+            ["snakemake", "-n", "--profile", profile_dir, "--configfile", CI_CONFIG],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        assert _job_counts(dry) == local
+        return dry.stdout + dry.stderr
+
+    def resources_of(text: str, rule: str) -> list[str]:
+        jobs = re.split(r"\n(?=(?:local)?rule \w+:)", text)
+        return [j.split("resources:")[1].splitlines()[0] for j in jobs
+                if j.startswith(f"rule {rule}:")]  # fmt: skip
+
+    text = plan(f"workflow/profiles/{profile}")
+    assert len(resources_of(text, "train")) == 3  # the CI config's members
+    for rule in TRAINING_RULES:
+        jobs = resources_of(text, rule)
+        assert all(size in job for job in jobs), (rule, jobs)
+
+    # the documented GPU variant: uncomment the one line the profile shows
+    config = (tmp_path / f"workflow/profiles/{profile}/config.yaml").read_text()
+    gpu = re.search(r"^  #   (train: &training \{.*\})$", config, re.MULTILINE)
+    assert gpu, "the profile shows its one-line GPU variant"
+    config = re.sub(r"^  train: &training \{.*\}$", "  " + gpu.group(1), config,
+                    flags=re.MULTILINE)  # fmt: skip
+    (tmp_path / "gpu_profile").mkdir()
+    (tmp_path / "gpu_profile/config.yaml").write_text(config)
+    text = plan("gpu_profile")
+    for rule in TRAINING_RULES:
+        jobs = resources_of(text, rule)
+        assert all(all(part in job for part in gpu_line.split(", ")) for job in jobs), (rule, jobs)
 
 
 @pytest.mark.slow

@@ -46,12 +46,14 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
     """Convert a sample's ROOT/HDF5 files into the canonical HDF5 file."""
-    from jettag.io.ingest import ingest_sample
+    from jettag.io.ingest import entries_before, ingest_sample
 
     sample = cfg.section(cfg.ReadingConfig, settings["sample"])
     ingest = cfg.section(cfg.IngestConfig, settings["ingest"])
-    stats = ingest_sample(sample, args.inputs, ingest, args.output, args.sample)
-    log.info("ingest %s: %s", args.sample, stats)
+    first_entry = entries_before(sample, [Path(p) for p in settings.get("earlier_files", [])])
+    stats = ingest_sample(sample, args.inputs, ingest, args.output, args.sample, first_entry)
+    part = "" if args.part is None else f" part {args.part}"
+    log.info("ingest %s%s: %s", args.sample, part, stats)
 
 
 def cmd_prepare(args: argparse.Namespace, settings: Settings) -> None:
@@ -548,14 +550,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", required=True)
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--output", type=Path, required=True, help="ROOT file to write")
-    p = stage("ingest", cmd_ingest, "ROOT/HDF5 inputs -> canonical HDF5", ("sample",))
+    p = stage("ingest", cmd_ingest, "ROOT/HDF5 inputs -> canonical HDF5", ("sample", "part"))
     p.add_argument("--sample", required=True)
+    p.add_argument("--part", type=int, default=None,
+                   help="the sample's part (input file or generated shard) a sharded ingest"
+                        " writes; without it the inputs are all of the sample's files")  # fmt: skip
     p.add_argument("--output", type=Path, required=True)
     p.add_argument("inputs", type=Path, nargs="+", help="ROOT or HDF5 files")
     p = stage("prepare", cmd_prepare, "canonical HDF5 -> train/val/test, norm.yaml, weights.yaml",
               ("dataset",))  # fmt: skip
     p.add_argument("--dataset", required=True)
-    p.add_argument("--input", type=Path, required=True)
+    p.add_argument(
+        "--input",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the ingested file, or the parts of a sharded ingest in order",
+    )
     p.add_argument("--output-dir", type=Path, required=True)
     p = stage("train", cmd_train, "train one member of a model (or a variant of its training)",
               ("model", "variant", "member"))  # fmt: skip
@@ -591,7 +602,13 @@ def _parser() -> argparse.ArgumentParser:
     p = stage("sample-histograms", cmd_sample_histograms, "validation histograms of a sample",
               ("sample",))  # fmt: skip
     p.add_argument("--sample", required=True)
-    p.add_argument("--input", type=Path, required=True, help="ingested (canonical) HDF5")
+    p.add_argument(
+        "--input",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="ingested (canonical) HDF5, or the parts of a sharded ingest",
+    )
     p.add_argument("--output", type=Path, required=True, help="JSON")
     p = stage("plot-sample", cmd_plot_sample, "validation plots of a sample", ("sample",))
     p.add_argument("--sample", required=True)

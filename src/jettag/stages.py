@@ -118,12 +118,32 @@ def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
 
 
 @stage("ingest")
-def _ingest(config: dict[str, Any], sample: str) -> Settings:
-    """How the sample's files are read, and the canonical file's layout."""
-    return {
-        "sample": _pick(_section(config, "samples", sample), READING_KEYS),
-        "ingest": config["ingest"],
-    }
+def _ingest(config: dict[str, Any], sample: str, part: int | None = None) -> Settings:
+    """How the sample's files are read, and the canonical file's layout.
+
+    One part of a sharded ingest (the workflow's: one job per input file or generated
+    shard) also reads the sample's files before its own, whose entries number the events of
+    a file without event numbers on from theirs; no part reads the files after it, so
+    appending a file to a sample ingests only that file.
+    """
+    section = _section(config, "samples", sample)
+    settings = {"sample": _pick(section, READING_KEYS), "ingest": config["ingest"]}
+    if part is not None:
+        n_parts = len(ingest_part_files(config, sample))
+        if not 0 <= int(part) < n_parts:
+            raise ConfigError(f"part {part} of sample '{sample}' outside 0..{n_parts - 1}")
+        if section["source"] != "generate":  # generated shards carry their event numbers
+            settings["earlier_files"] = list(section["files"][: int(part)])
+    return settings
+
+
+def ingest_part_files(config: dict[str, Any], sample: str) -> list[str]:
+    """The input file of each part of a sample's sharded ingest, in order."""
+    section = _section(config, "samples", sample)
+    if section["source"] == "generate":
+        n_shards = section["n_shards"] + section["test_shards"]
+        return [f"data/generated/{sample}/{shard}.root" for shard in range(n_shards)]
+    return list(section["files"])
 
 
 @stage("prepare")

@@ -51,7 +51,7 @@ rule predict_ablation:
         "logs/predict_ablation/{model}/{group}.log",
     shell:
         "jettag predict --config {CONFIG_FILE} --tagger {wildcards.model} --test {input.test}"
-        " --output {output} {input.best} > {log} 2>&1"
+        " --output {output} {input.best}" + TO_LOG
 
 
 rule predict_ablation_nominal:
@@ -67,7 +67,7 @@ rule predict_ablation_nominal:
         "logs/predict_ablation/{model}/nominal.log",
     shell:
         "jettag predict --config {CONFIG_FILE} --tagger {wildcards.model} --test {input.test}"
-        " --output {output} {input.best} > {log} 2>&1"
+        " --output {output} {input.best}" + TO_LOG
 
 
 ruleorder: predict_ablation_nominal > predict_ablation
@@ -91,7 +91,7 @@ rule ablation:
         "logs/ablation/{model}.log",
     shell:
         "jettag ablation --config {CONFIG_FILE} --model {wildcards.model} --nominal"
-        " {input.nominal} --output {output} {params.variants} > {log} 2>&1"
+        " {input.nominal} --output {output} {params.variants}" + TO_LOG
 
 
 use rule train as train_learning_curve with:
@@ -124,7 +124,7 @@ rule learning_curve:
         "logs/learning_curve/{model}.log",
     shell:
         "jettag learning-curve --config {CONFIG_FILE} --model {wildcards.model} --data-dir"
-        " {params.data_dir} --output {output} {input.checkpoints} > {log} 2>&1"
+        " {params.data_dir} --output {output} {input.checkpoints}" + TO_LOG
 
 
 rule plot_learning_curve:
@@ -139,7 +139,7 @@ rule plot_learning_curve:
         "logs/plots/learning_curve_{model}.log",
     shell:
         "jettag plot-learning-curve --config {CONFIG_FILE} --model {wildcards.model} --curve"
-        " {input} --output-stem results/plots/learning_curve_{wildcards.model} > {log} 2>&1"
+        " {input} --output-stem results/plots/learning_curve_{wildcards.model}" + TO_LOG
 
 
 rule saliency:
@@ -155,7 +155,7 @@ rule saliency:
         "logs/saliency/{model}.log",
     shell:
         "jettag saliency --config {CONFIG_FILE} --checkpoint {input.checkpoint}"
-        " --test {input.test} --output {output} > {log} 2>&1"
+        " --test {input.test} --output {output}" + TO_LOG
 
 
 rule importance:
@@ -171,7 +171,7 @@ rule importance:
         "logs/importance/{model}.log",
     shell:
         "jettag importance --config {CONFIG_FILE} --model {wildcards.model}"
-        " --checkpoint {input.checkpoint} --test {input.test} --output {output} > {log} 2>&1"
+        " --checkpoint {input.checkpoint} --test {input.test} --output {output}" + TO_LOG
 
 
 rule plot_saliency:
@@ -186,7 +186,7 @@ rule plot_saliency:
         "logs/plots/saliency_{model}.log",
     shell:
         "jettag plot-saliency --config {CONFIG_FILE} --model {wildcards.model} --saliency"
-        " {input} --output-stem results/plots/saliency_{wildcards.model} > {log} 2>&1"
+        " {input} --output-stem results/plots/saliency_{wildcards.model}" + TO_LOG
 
 
 rule plot_importance:
@@ -203,4 +203,4 @@ rule plot_importance:
         "logs/plots/{kind}_{model}.log",
     shell:
         "jettag plot-importance --config {CONFIG_FILE} --model {wildcards.model} --importance"
-        " {input} --output-stem results/plots/{wildcards.kind}_{wildcards.model} > {log} 2>&1"
+        " {input} --output-stem results/plots/{wildcards.kind}_{wildcards.model}" + TO_LOG

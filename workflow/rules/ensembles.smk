@@ -26,6 +26,24 @@ def constant(value):
     return lambda w: value
 
 
+def train_rule_sizes():
+    """(threads, resources) a cluster profile gives the train rule, else this machine's.
+
+    A snapshot ensemble's rule is named after the ensemble, which a profile cannot know:
+    it trains like a member, so it is sized like one.
+    """
+    settings = workflow.resource_settings
+    threads = settings.overwrite_threads.get("train", ALL_CORES)
+    resources = {"runtime": 240, "mem_mb": 8000}
+    overrides = settings.overwrite_resources.get("train")
+    if overrides is not None:
+        resources |= {key: overrides[key] for key in overrides.keys()}
+    return threads, resources
+
+
+SNAPSHOT_THREADS, SNAPSHOT_RESOURCES = train_rule_sizes()
+
+
 # One rule per snapshot ensemble: its snapshot files (one per cycle, a count from the
 # config) are declared outputs, which a rule's fixed patterns cannot hold for every count.
 for _name, _ensemble in SNAPSHOT_ENSEMBLES.items():
@@ -44,19 +62,17 @@ for _name, _ensemble in SNAPSHOT_ENSEMBLES.items():
                 constant(f"snapshot/{_name}"), model_of=constant(_ensemble["model"])
             ),
             model=_ensemble["model"],
-        threads: ALL_CORES
+        threads: SNAPSHOT_THREADS
         benchmark:
             f"results/benchmarks/train_snapshot/{_name}.tsv"
         log:
             f"logs/train_snapshot/{_name}.log",
         resources:
-            runtime=240,
-            mem_mb=8000,
+            **SNAPSHOT_RESOURCES,
         shell:
             "jettag train --config {CONFIG_FILE} --model {params.model}"
             " --variant {params.variant} --member {params.member}"
-            " --data-dir {params.data_dir} --output-dir {params.output_dir} --threads {threads}"
-            " > {log} 2>&1"
+            " --data-dir {params.data_dir} --output-dir {params.output_dir} --threads {threads}" + TO_LOG
 
 
 rule predict_snapshot:
@@ -75,7 +91,7 @@ rule predict_snapshot:
         "logs/predict_snapshot/{ensemble}.log",
     shell:
         "jettag predict --config {CONFIG_FILE} --tagger {params.tagger}"
-        " --test {input.test} --output {output} {input.members} > {log} 2>&1"
+        " --test {input.test} --output {output} {input.members}" + TO_LOG
 
 
 use rule evaluate as evaluate_snapshot with:
@@ -123,4 +139,4 @@ rule ensemble_comparison:
         " --snapshot-metrics {input.snapshot_metrics}"
         " --snapshot-histories {input.snapshot_history}"
         " --snapshot-benchmarks {input.snapshot_benchmark}"
-        " --output {output.json} --output-md {output.md} > {log} 2>&1"
+        " --output {output.json} --output-md {output.md}" + TO_LOG

@@ -25,7 +25,7 @@ rule predict:
         "logs/predict/{tagger}.log",
     shell:
         "jettag predict --config {CONFIG_FILE} --tagger {wildcards.tagger}"
-        " --test {input.test} --output {output} {input.members} > {log} 2>&1"
+        " --test {input.test} --output {output} {input.members}" + TO_LOG
 
 
 rule evaluate:
@@ -42,7 +42,7 @@ rule evaluate:
         "logs/evaluate/{tagger}.log",
     shell:
         "jettag evaluate --config {CONFIG_FILE} --predictions {input}"
-        " --output {output} > {log} 2>&1"
+        " --output {output}" + TO_LOG
 
 
 def dataset_predictions(dataset):
@@ -65,7 +65,7 @@ rule working_points:
         "logs/working_points/{dataset}.log",
     shell:
         "jettag working-points --config {CONFIG_FILE} --dataset {wildcards.dataset}"
-        " --output-json {output.json} --output-md {output.md} {input} > {log} 2>&1"
+        " --output-json {output.json} --output-md {output.md} {input}" + TO_LOG
 
 
 rule performance:
@@ -83,4 +83,4 @@ rule performance:
         "logs/performance/{tagger}.log",
     shell:
         "jettag performance --config {CONFIG_FILE} --predictions {input}"
-        " --output-pt {output.pt} --output-scores {output.scores} > {log} 2>&1"
+        " --output-pt {output.pt} --output-scores {output.scores}" + TO_LOG

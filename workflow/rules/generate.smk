@@ -13,4 +13,4 @@ rule generate:
         mem_mb=2000,
     shell:
         "jettag generate --config {CONFIG_FILE} --sample {wildcards.sample}"
-        " --shard {wildcards.shard} --output {output} > {log} 2>&1"
+        " --shard {wildcards.shard} --output {output}" + TO_LOG

@@ -22,7 +22,7 @@ rule plot_roc:
         "logs/plots/roc.log",
     shell:
         "jettag plot-roc --config {CONFIG_FILE} --dataset {params.dataset} --comparison"
-        " {input.comparison} --output-stem results/plots/roc {input.metrics} > {log} 2>&1"
+        " {input.comparison} --output-stem results/plots/roc {input.metrics}" + TO_LOG
 
 
 rule plot_roc_dataset:
@@ -41,7 +41,7 @@ rule plot_roc_dataset:
     shell:
         "jettag plot-roc --config {CONFIG_FILE} --dataset {wildcards.dataset} --comparison"
         " {input.comparison} --output-stem results/plots/roc_{wildcards.dataset}"
-        " {input.metrics} > {log} 2>&1"
+        " {input.metrics}" + TO_LOG
 
 
 rule plot_loss:
@@ -64,7 +64,7 @@ rule plot_loss:
     shell:
         "jettag plot-loss --config {CONFIG_FILE} --model {wildcards.model}"
         " --output-stem results/plots/loss_{wildcards.model} --diagnosis {output.diagnosis}"
-        " {input} > {log} 2>&1"
+        " {input}" + TO_LOG
 
 
 SAMPLE_PLOTS = [
@@ -80,7 +80,7 @@ SAMPLE_PLOTS = [
 rule sample_histograms:
     """Per-flavour validation histograms of a sample (the numbers behind its plots)."""
     input:
-        "data/ingested/{sample}.h5",
+        lambda w: ingest_parts(w.sample),
     output:
         "results/validation/{sample}.json",
     params:
@@ -91,7 +91,7 @@ rule sample_histograms:
         "logs/sample_histograms/{sample}.log",
     shell:
         "jettag sample-histograms --config {CONFIG_FILE} --sample {wildcards.sample}"
-        " --input {input} --output {output} > {log} 2>&1"
+        " --input {input} --output {output}" + TO_LOG
 
 
 rule plot_sample:
@@ -108,7 +108,7 @@ rule plot_sample:
         "logs/plots/sample_{sample}.log",
     shell:
         "jettag plot-sample --config {CONFIG_FILE} --sample {wildcards.sample}"
-        " --histograms {input} --output-prefix results/plots/sample_{wildcards.sample} > {log} 2>&1"
+        " --histograms {input} --output-prefix results/plots/sample_{wildcards.sample}" + TO_LOG
 
 
 PT_PLOTS = ["b_efficiency", "c_rejection", "light_rejection"]
@@ -130,7 +130,7 @@ rule plot_pt:
         "logs/plots/pt_{dataset}.log",
     shell:
         "jettag plot-pt --config {CONFIG_FILE} --dataset {wildcards.dataset} --output-prefix"
-        " results/plots/pt_{wildcards.dataset} {input} > {log} 2>&1"
+        " results/plots/pt_{wildcards.dataset} {input}" + TO_LOG
 
 
 rule plot_scores:
@@ -147,7 +147,7 @@ rule plot_scores:
         "logs/plots/scores_{tagger}.log",
     shell:
         "jettag plot-scores --config {CONFIG_FILE} --tagger {wildcards.tagger} --scores {input}"
-        " --output-stem results/plots/scores_{wildcards.tagger} > {log} 2>&1"
+        " --output-stem results/plots/scores_{wildcards.tagger}" + TO_LOG
 
 
 def input_plot_names():
@@ -172,7 +172,7 @@ rule input_histograms:
         "logs/input_histograms/{dataset}.log",
     shell:
         "jettag input-histograms --config {CONFIG_FILE} --dataset {wildcards.dataset}"
-        " --data-dir data/prepared/{wildcards.dataset} --output {output} > {log} 2>&1"
+        " --data-dir data/prepared/{wildcards.dataset} --output {output}" + TO_LOG
 
 
 rule plot_inputs:
@@ -189,5 +189,4 @@ rule plot_inputs:
         "logs/plots/inputs_{dataset}.log",
     shell:
         "jettag plot-inputs --config {CONFIG_FILE} --dataset {wildcards.dataset}"
-        " --histograms {input} --output-prefix results/plots/inputs_{wildcards.dataset}"
-        " > {log} 2>&1"
+        " --histograms {input} --output-prefix results/plots/inputs_{wildcards.dataset}" + TO_LOG

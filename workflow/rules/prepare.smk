@@ -4,7 +4,7 @@ PREPARED = ["train.h5", "val.h5", "test.h5", "norm.yaml", "weights.yaml"]
 rule prepare:
     """Splits, derived variables, normalisation and weights, fitted on train only."""
     input:
-        "data/ingested/{dataset}.h5",
+        lambda w: ingest_parts(w.dataset),
     output:
         expand("data/prepared/{{dataset}}/{name}", name=PREPARED),
     params:
@@ -19,4 +19,4 @@ rule prepare:
         mem_mb=8000,
     shell:
         "jettag prepare --config {CONFIG_FILE} --dataset {wildcards.dataset}"
-        " --input {input} --output-dir {params.output_dir} > {log} 2>&1"
+        " --input {input} --output-dir {params.output_dir}" + TO_LOG

@@ -47,7 +47,7 @@ rule search_summary:
     shell:
         "jettag search-summary --config {CONFIG_FILE} --model {wildcards.model} --output-json"
         " {output.json} --output-md {output.md} --output-best {output.best}"
-        " {params.histories} > {log} 2>&1"
+        " {params.histories}" + TO_LOG
 
 
 rule plot_search:
@@ -62,4 +62,4 @@ rule plot_search:
         "logs/plots/search_{model}.log",
     shell:
         "jettag plot-search --config {CONFIG_FILE} --model {wildcards.model} --search {input}"
-        " --output-stem results/plots/search_{wildcards.model} > {log} 2>&1"
+        " --output-stem results/plots/search_{wildcards.model}" + TO_LOG

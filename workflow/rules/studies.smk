@@ -54,7 +54,7 @@ rule predict_study:
         "logs/predict_study/{model}/{study}/{point}/{seed}.log",
     shell:
         "jettag predict --config {CONFIG_FILE} --tagger {wildcards.model} --test {input.val}"
-        " --output {output} {input.best} > {log} 2>&1"
+        " --output {output} {input.best}" + TO_LOG
 
 
 rule study_summary:
@@ -75,7 +75,7 @@ rule study_summary:
         "jettag study-summary --config {CONFIG_FILE} --study {wildcards.study}"
         " --train-file {input.train} --output {output.json} --output-md {output.md}"
         " --histories {input.histories} --predictions {input.predictions}"
-        " --checkpoints {input.checkpoints} > {log} 2>&1"
+        " --checkpoints {input.checkpoints}" + TO_LOG
 
 
 rule plot_study:
@@ -90,7 +90,7 @@ rule plot_study:
         "logs/plots/study_{study}.log",
     shell:
         "jettag plot-study --config {CONFIG_FILE} --study {wildcards.study} --summary {input}"
-        " --output-stem results/plots/study_{wildcards.study} > {log} 2>&1"
+        " --output-stem results/plots/study_{wildcards.study}" + TO_LOG
 
 
 rule lr_finder:
@@ -107,7 +107,7 @@ rule lr_finder:
         "logs/lr_finder/{model}.log",
     shell:
         "jettag lr-finder --config {CONFIG_FILE} --model {wildcards.model} --data-dir"
-        " {params.data_dir} --output {output} --threads {threads} > {log} 2>&1"
+        " {params.data_dir} --output {output} --threads {threads}" + TO_LOG
 
 
 rule plot_lr_finder:
@@ -122,4 +122,4 @@ rule plot_lr_finder:
         "logs/plots/lr_finder_{model}.log",
     shell:
         "jettag plot-lr-finder --config {CONFIG_FILE} --model {wildcards.model} --result"
-        " {input} --output-stem results/plots/lr_finder_{wildcards.model} > {log} 2>&1"
+        " {input} --output-stem results/plots/lr_finder_{wildcards.model}" + TO_LOG

@@ -91,8 +91,7 @@ rule train:
     shell:
         "{params.launcher}jettag train --config {CONFIG_FILE} --model {wildcards.model}"
         " --variant {params.variant} --member {params.member}{params.pretrained}"
-        " --data-dir {params.data_dir} --output-dir {params.output_dir} --threads {threads}"
-        " > {log} 2>&1"
+        " --data-dir {params.data_dir} --output-dir {params.output_dir} --threads {threads}" + TO_LOG
 
 
 rule fit_baseline:
@@ -110,7 +109,7 @@ rule fit_baseline:
         "logs/fit_baseline/{tagger}.log",
     shell:
         "jettag fit-baseline --config {CONFIG_FILE} --baseline {wildcards.tagger}"
-        " --data-dir {params.data_dir} --output {output} > {log} 2>&1"
+        " --data-dir {params.data_dir} --output {output}" + TO_LOG
 
 
 rule export_onnx:
@@ -124,5 +123,4 @@ rule export_onnx:
     log:
         "logs/export_onnx/{model}/{member}.log",
     shell:
-        "jettag export-onnx --config {CONFIG_FILE} --checkpoint {input} --output {output}"
-        " > {log} 2>&1"
+        "jettag export-onnx --config {CONFIG_FILE} --checkpoint {input} --output {output}" + TO_LOG

@@ -65,7 +65,7 @@ rule transfer_summary:
     shell:
         "jettag transfer-summary --config {CONFIG_FILE} --model {wildcards.model} --data-dir"
         " {params.data_dir} --pretrained {input.pretrained} --output-json {output.json}"
-        " --output-md {output.md} {params.runs} > {log} 2>&1"
+        " --output-md {output.md} {params.runs}" + TO_LOG
 
 
 rule plot_transfer:
@@ -80,4 +80,4 @@ rule plot_transfer:
         "logs/plots/transfer_{model}.log",
     shell:
         "jettag plot-transfer --config {CONFIG_FILE} --model {wildcards.model} --summary"
-        " {input} --output-stem results/plots/transfer_{wildcards.model} > {log} 2>&1"
+        " {input} --output-stem results/plots/transfer_{wildcards.model}" + TO_LOG

@@ -12,7 +12,7 @@ import numpy as np
 
 from jettag.atomic import write_json
 from jettag.flavours import TRACK_ORIGINS, label_ids
-from jettag.io.canonical import iterate_blocks
+from jettag.io.canonical import CanonicalFiles, as_paths, iterate_blocks
 
 FLAVOURS = label_ids()  # name -> HadronConeExclTruthLabelID values, b first
 BINS = {
@@ -25,7 +25,7 @@ BINS = {
 BLOCK = 200_000
 
 
-def sample_histograms(input_path: Path, output: Path) -> dict:
+def sample_histograms(input_path: CanonicalFiles, output: Path) -> dict:
     """Per-flavour histograms of sd0, sz0, track multiplicity, jet and track pT; origin counts."""
     counts = {v: {f: np.zeros(len(b) - 1) for f in FLAVOURS} for v, b in BINS.items()}
     origins = {f: np.zeros(len(TRACK_ORIGINS)) for f in FLAVOURS}
@@ -61,7 +61,7 @@ def sample_histograms(input_path: Path, output: Path) -> dict:
             ]
     total = sum(n_jets.values()) + n_other
     result = {
-        "input": str(input_path),
+        "input": [str(path) for path in as_paths(input_path)],
         "n_jets": n_jets,
         "fractions": {f: n / total if total else 0.0 for f, n in n_jets.items()},
         "histograms": {

@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from jettag.atomic import atomic_path, write_yaml
@@ -24,9 +23,14 @@ from jettag.features.reweight import HistogramAccumulator, class_weights, fit_re
 from jettag.features.split import SPLITS, assign_split
 from jettag.features.variables import add_derived_track_fields
 from jettag.io.canonical import (
+    CanonicalFiles,
     CanonicalWriter,
     absent_fields,
+    as_paths,
+    count_jets,
+    describe_files,
     iterate_blocks,
+    merged_attrs,
     read_all,
     sample_name,
     with_fields,
@@ -75,7 +79,7 @@ def _with_jet_fields(jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def prepare_dataset(
-    input_path: Path,
+    input_path: CanonicalFiles,
     config: PrepareConfig,
     seed: int,
     output_dir: Path,
@@ -83,8 +87,10 @@ def prepare_dataset(
 ) -> dict[str, dict[str, int]]:
     """Split, derive, fit on train, weight, shuffle and write one dataset, in bounded memory.
 
-    Jets with eventNumber >= test_only_event_number (the extra test shards of a generated
-    sample) all go to the test split.
+    input_path is the ingested file, or the parts of a sharded ingest in their order: the
+    parts are read as the one file they add up to (same blocks, same attributes), so both
+    give identical outputs. Jets with eventNumber >= test_only_event_number (the extra test
+    shards of a generated sample) all go to the test split.
 
     Pass 1 reads the input block by block: labels, derived variables and the split of each
     jet; the normalisation moments and pT histograms of the training jets are accumulated;
@@ -93,15 +99,16 @@ def prepare_dataset(
     order inside each, is a uniformly random order of the whole split. Peak memory is a few
     blocks of BLOCK_JETS jets, whatever the size of the dataset.
     """
-    with h5py.File(input_path, "r") as f:
-        attrs = dict(f["jets"].attrs)
-        n_input = f["jets"].shape[0]
-    check_inputs_available(input_path, attrs, config)
+    inputs = as_paths(input_path)
+    attrs = merged_attrs(inputs)
+    n_input = count_jets(inputs)
+    where = Path(describe_files(inputs))  # the file (or first part) named in messages
+    check_inputs_available(where, attrs, config)
     n_buckets = max(1, math.ceil(n_input / BLOCK_JETS))
     n_classes = len(config.classes)
     counts = {name: np.zeros(n_classes, dtype=np.int64) for name in SPLITS}
-    norm = _NormAccumulator(config, input_path)
-    domains = _DomainCheck(config, input_path, n_input)
+    norm = _NormAccumulator(config, where)
+    domains = _DomainCheck(config, where, n_input)
     edges = np.asarray(config.reweight.pt_bins_gev, dtype=np.float64)
     pt_histogram = HistogramAccumulator(edges, n_classes)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
@@ -112,7 +119,7 @@ def prepare_dataset(
         shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=SCRATCH_PREFIX) as scratch:
         buckets = _Buckets(Path(scratch))
-        for jets, tracks in iterate_blocks(input_path, BLOCK_JETS):
+        for jets, tracks in iterate_blocks(inputs, BLOCK_JETS):
             n_read = len(jets)
             labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
             keep = labels >= 0
@@ -133,7 +140,7 @@ def prepare_dataset(
                 for b in np.unique(bucket):
                     buckets.append(name, int(b), part_jets[bucket == b],
                                    part_tracks[bucket == b])  # fmt: skip
-        _check_classes(counts, config, input_path)
+        _check_classes(counts, config, where)
         reweighting = fit_reweighting(
             pt_histogram.result(), edges, config.class_names.index(config.reweight.target),
             config.reweight,

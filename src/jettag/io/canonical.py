@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -157,13 +157,158 @@ class CanonicalWriter:
         self.file.close()
 
 
-def iterate_blocks(path: Path, block_jets: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (jets, tracks) blocks of a canonical file in order."""
-    with h5py.File(path, "r") as f:
-        n = f["jets"].shape[0]
-        for start in range(0, n, block_jets):
-            stop = min(start + block_jets, n)
-            yield f["jets"][start:stop], f["tracks"][start:stop]
+CanonicalFiles = Path | Sequence[Path]
+
+
+def as_paths(paths: CanonicalFiles) -> list[Path]:
+    """One canonical file or the parts of a sharded one, as a list."""
+    return [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+
+
+def describe_files(paths: CanonicalFiles) -> str:
+    """A file, or the first part and how many there are, for messages."""
+    files = as_paths(paths)
+    return str(files[0]) if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more parts)"
+
+
+def count_jets(paths: CanonicalFiles) -> int:
+    """Jets in a canonical file, or in all parts of a sharded one."""
+    total = 0
+    for path in as_paths(paths):
+        with h5py.File(path, "r") as f:
+            total += f["jets"].shape[0]
+    return total
+
+
+def iterate_blocks(
+    paths: CanonicalFiles, block_jets: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (jets, tracks) blocks of a canonical file, or of its parts read in order.
+
+    Blocks hold exactly block_jets jets (the last one fewer) whatever the part boundaries,
+    so a sharded sample is read in the same blocks as the same jets in one file.
+    """
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    n_pending = 0
+    for path in as_paths(paths):
+        with h5py.File(path, "r") as f:
+            jets_ds, tracks_ds = f["jets"], f["tracks"]
+            start, n = 0, jets_ds.shape[0]
+            while start < n:
+                stop = min(start + block_jets - n_pending, n)
+                pending.append((jets_ds[start:stop], tracks_ds[start:stop]))
+                n_pending += stop - start
+                start = stop
+                if n_pending == block_jets:
+                    yield _joined(pending)
+                    pending, n_pending = [], 0
+    if n_pending:
+        yield _joined(pending)
+
+
+def _joined(blocks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One (jets, tracks) block from consecutive pieces (no copy for a single piece)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    track_widths = {tracks.shape[1] for _, tracks in blocks}
+    if len(track_widths) != 1:
+        raise InputError(f"parts of one sample have different max_tracks: {track_widths}")
+    return (
+        np.concatenate([jets for jets, _ in blocks]),
+        np.concatenate([tracks for _, tracks in blocks]),
+    )
+
+
+# How the jets attributes of a sample's parts combine into those of the whole sample (what
+# one ingest job over all of its files writes). JSON text: counters add up, lists are united,
+# per-file mappings are joined in part order. An attribute not named here must be equal.
+# lifetime_sign_fractions are recomputed from the summed lifetime_sign_counts.
+SUMMED_ATTRS = ("dropped_non_finite", "lifetime_sign_counts")
+UNITED_ATTRS = (ABSENT_FIELDS_ATTR,)
+JOINED_ATTRS = ("field_sources",)
+DERIVED_ATTRS = ("lifetime_sign_fractions",)
+
+
+def lifetime_sign_fractions(counts: Mapping[str, Mapping[str, int]]) -> dict:
+    """Per flavour the fractions of valid tracks with sd0 > +3 and < -3, and their count."""
+    return {
+        name: {
+            "tracks": c["tracks"],
+            "above_plus_3": c["positive"] / c["tracks"] if c["tracks"] else float("nan"),
+            "below_minus_3": c["negative"] / c["tracks"] if c["tracks"] else float("nan"),
+        }
+        for name, c in counts.items()
+    }
+
+
+def merged_attrs(paths: CanonicalFiles) -> dict:
+    """The jets attributes of a sample from those of its parts (see SUMMED_ATTRS)."""
+    files = as_paths(paths)
+    merged: dict = {}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f["jets"].attrs)
+        if not merged:
+            merged = {k: _json_attr(v, k, path) if _mergeable(k) else v for k, v in attrs.items()}
+            continue
+        if set(attrs) != set(merged):
+            raise InputError(
+                f"{path}: jets attributes {sorted(attrs)} differ from the first part's"
+                f" ({files[0]}: {sorted(merged)}); ingest every part with the same jettag"
+            )
+        for key, value in attrs.items():
+            if key in DERIVED_ATTRS:
+                continue
+            if not _mergeable(key):
+                if not _equal_attr(value, merged[key]):
+                    raise InputError(
+                        f"{path}: jets attribute '{key}' = {value!r} differs from the first"
+                        f" part's ({files[0]}: {merged[key]!r}); parts of one sample must be"
+                        " ingested with the same settings"
+                    )
+                continue
+            value = _json_attr(value, key, path)
+            if key in SUMMED_ATTRS:
+                merged[key] = _summed(merged[key], value)
+            elif key in UNITED_ATTRS:
+                merged[key] = sorted(set(merged[key]) | set(value))
+            else:
+                merged[key] = {**merged[key], **value}
+    if "lifetime_sign_counts" in merged:
+        merged["lifetime_sign_fractions"] = json.dumps(
+            lifetime_sign_fractions(merged["lifetime_sign_counts"])
+        )
+    return {
+        k: json.dumps(v, sort_keys=k in SUMMED_ATTRS) if _mergeable(k) else v
+        for k, v in merged.items()
+    }
+
+
+def _mergeable(key: str) -> bool:
+    """Whether an attribute combines across parts (rather than being equal in all)."""
+    return key in SUMMED_ATTRS + UNITED_ATTRS + JOINED_ATTRS
+
+
+def _json_attr(value: object, key: str, path: Path) -> object:
+    """A JSON attribute's value."""
+    try:
+        return json.loads(value.decode() if isinstance(value, bytes) else str(value))
+    except ValueError as err:
+        raise InputError(
+            f"{path}: jets attribute '{key}' is not JSON ({err}); rerun ingest"
+        ) from err
+
+
+def _summed(a: object, b: object) -> object:
+    """Nested counters added key by key."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _summed(a.get(k, 0), b.get(k, 0)) for k in {**a, **b}}
+    return a + b
+
+
+def _equal_attr(a: object, b: object) -> bool:
+    """HDF5 attribute values compare equal (arrays element-wise)."""
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
 def read_all(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -13,12 +13,19 @@ import numpy as np
 from jettag.atomic import atomic_path
 from jettag.config import IngestConfig, ReadingConfig
 from jettag.flavours import TAGGING_FLAVOURS
-from jettag.io.canonical import ABSENT_FIELDS_ATTR, JET_DTYPE, TRACK_DTYPE, CanonicalWriter
+from jettag.io.canonical import (
+    ABSENT_FIELDS_ATTR,
+    JET_DTYPE,
+    TRACK_DTYPE,
+    CanonicalWriter,
+    lifetime_sign_fractions,
+)
 from jettag.io.readers import (
     LABEL_IDS,
     SORT_KEYS,
     InputError,
     ReadContext,
+    file_kind,
     iterate_sample_file,
     sample_layout,
 )
@@ -32,7 +39,7 @@ class LifetimeSignCounts:
     """Per flavour, valid tracks with sd0 > +3 and < -3 (the lifetime-sign check)."""
 
     def __init__(self) -> None:
-        self.counts = {name: Counter() for name in TAGGING_FLAVOURS}
+        self.counts = {name: Counter(tracks=0, positive=0, negative=0) for name in TAGGING_FLAVOURS}
 
     def update(self, jets: np.ndarray, tracks: np.ndarray) -> None:
         """Add a canonical block."""
@@ -45,14 +52,7 @@ class LifetimeSignCounts:
 
     def fractions(self) -> dict[str, dict[str, float]]:
         """Per flavour the fractions of tracks above +3 and below -3, and the track count."""
-        return {
-            name: {
-                "tracks": c["tracks"],
-                "above_plus_3": c["positive"] / c["tracks"] if c["tracks"] else float("nan"),
-                "below_minus_3": c["negative"] / c["tracks"] if c["tracks"] else float("nan"),
-            }
-            for name, c in self.counts.items()
-        }
+        return lifetime_sign_fractions(self.counts)
 
     def b_skewed_negative(self) -> bool:
         """Whether b-jet tracks have more sd0 < -3 than > +3 (with enough of them to tell)."""
@@ -68,8 +68,13 @@ def ingest_sample(
     ingest: IngestConfig,
     output: Path,
     sample_name: str = "*",
+    first_entry: int = 0,
 ) -> dict[str, int]:
-    """Convert all inputs of a sample into one canonical HDF5 file, block by block.
+    """Convert inputs of a sample into one canonical HDF5 file, block by block.
+
+    All of a sample's files (one job), or one part of it (a shard of a sharded ingest):
+    first_entry numbers the entries of files without event numbers, on from the entries of
+    the sample's earlier files (entries_before), as one job over all files would.
 
     Returns counts: jets, truncated_jets (more than max_tracks), tracks_dropped (by the
     truncation), zero_track_jets (kept: the taggers handle them) and non_finite_jets. The
@@ -85,7 +90,7 @@ def ingest_sample(
         atomic_path(output) as tmp,
         CanonicalWriter(tmp, JET_DTYPE, TRACK_DTYPE, ingest.max_tracks, ingest.compression) as w,
     ):
-        next_entry = 0
+        next_entry = first_entry
         for path, layout in zip(inputs, layouts, strict=True):
             sources[str(path)] = layout.describe(sample)
             log.info("%s:\n  %s", path, "\n  ".join(sources[str(path)]))
@@ -109,11 +114,13 @@ def ingest_sample(
         _check_lifetime_sign(signs, sample, sample_name, inputs)
         w.jets.attrs["sample"] = sample_name
         w.jets.attrs["track_sort_key"] = ingest.sort_key
-        w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped))
+        w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped), sort_keys=True)
         # canonical names of placeholder fields: track fields bare, jet fields jet_-prefixed
         placeholders = sorted(k.removeprefix("trk_") for k in absent)
         w.jets.attrs[ABSENT_FIELDS_ATTR] = json.dumps(placeholders)
         w.jets.attrs["field_sources"] = json.dumps(sources)
+        # the counts let the parts of a sharded sample add up (canonical.merged_attrs)
+        w.jets.attrs["lifetime_sign_counts"] = json.dumps(signs.counts, sort_keys=True)
         w.jets.attrs["lifetime_sign_fractions"] = json.dumps(signs.fractions())
     stats["non_finite_jets"] = dropped["jets"]
     if dropped:
@@ -129,6 +136,28 @@ def ingest_sample(
         ingest.sort_key, SORT_KEYS[ingest.sort_key][0], stats["zero_track_jets"],
     )  # fmt: skip
     return stats
+
+
+def entries_before(sample: ReadingConfig, earlier_files: Sequence[Path]) -> int:
+    """Entries (tree entries or jets rows) in a sample's files before a part's file."""
+    import h5py
+    import uproot
+
+    total = 0
+    for path in earlier_files:
+        try:
+            if file_kind(Path(path)) == "h5":
+                with h5py.File(path, "r") as f:
+                    total += f["jets"].shape[0]
+            else:
+                with uproot.open(path) as f:
+                    total += f[sample.tree].num_entries
+        except Exception as err:
+            raise InputError(
+                f"{path}: cannot count its entries ({err}); the entries of a sample's earlier"
+                " files number the events of a later file without event numbers"
+            ) from err
+    return total
 
 
 def _check_lifetime_sign(
