@@ -135,8 +135,8 @@ def main() -> int:
 
     start = time.monotonic()
     sharded = subprocess.run(
-        ["snakemake", "--profile", str(profile), "--configfile", "big.yaml",
-         "data/prepared/big/train.h5"], cwd=work, capture_output=True, text=True,
+        ["snakemake", "data/prepared/big/train.h5", "--profile", str(profile), "--configfile",
+         "big.yaml"], cwd=work, capture_output=True, text=True,
     )  # fmt: skip
     sharded_s = time.monotonic() - start
     if sharded.returncode != 0:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jettag import config as cfg
 from jettag.features.prepare import prepare_dataset
+from jettag.io.canonical import read_all
 from jettag.io.ingest import ingest_sample
 from jettag.simulate.generate import generate_shard
 
@@ -75,6 +77,18 @@ def prepared(tmp_path_factory, config, ingested) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "ttbar"
     prepare_dataset(ingested, cfg.section(cfg.PrepareConfig, config["prepare"]), 3, out)
     return out
+
+
+# jets of users' own ntuples (tests/test_own_ntuples.py, tests/test_ingest_real_ntuples.py)
+OWN_NTUPLE_JETS = 600
+
+
+@pytest.fixture(scope="module")
+def source(ingested) -> tuple[np.ndarray, np.ndarray]:
+    """b, c and light jets of the generated sample (JetClass one-hot labels have no tau)."""
+    jets, tracks = read_all(ingested)
+    keep = np.isin(jets["HadronConeExclTruthLabelID"], [0, 4, 5])
+    return jets[keep][:OWN_NTUPLE_JETS], tracks[keep][:OWN_NTUPLE_JETS]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -30,7 +30,6 @@ from tests.ntuple_layouts import (
     write_jetclass_root,
 )
 
-N_JETS = 600
 SAMPLES = {
     "tdd": {"source": "h5", "files": ["tdd.h5"], "preset": "atlas_tdd"},
     "atlas_root": {
@@ -54,14 +53,6 @@ def ingest(config: dict, name: str, files: list[Path], output: Path) -> dict:
     """Run the ingest stage on one sample of a config."""
     ingest_config = cfg.section(cfg.IngestConfig, config["ingest"])
     return ingest_sample(cfg.sample_config(config, name), files, ingest_config, output, name)
-
-
-@pytest.fixture(scope="module")
-def source(ingested) -> tuple[np.ndarray, np.ndarray]:
-    """b, c and light jets of the generated sample (JetClass one-hot labels have no tau)."""
-    jets, tracks = read_all(ingested)
-    keep = np.isin(jets["HadronConeExclTruthLabelID"], [0, 4, 5])
-    return jets[keep][:N_JETS], tracks[keep][:N_JETS]
 
 
 @pytest.fixture(scope="module")
@@ -276,17 +267,6 @@ def test_one_hot_labels_must_be_exclusive(source, tmp_path):
     sample = {**SAMPLES["jetclass"], "labels": {"one_hot": {"b": "label_b", "c": "label_b"}}}
     with pytest.raises(InputError, match=r"\d+ jets have more than one of the one-hot labels"):
         ingest(config_with({"jetclass": sample}), "jetclass", [path], tmp_path / "out.h5")
-
-
-def test_derived_value_that_is_not_finite_is_an_error(source, tmp_path):
-    jets, tracks = source
-    tracks = tracks.copy()
-    first = tuple(np.argwhere(tracks["valid"])[0])
-    tracks["IP3D_signed_d0_significance"][first] = 0.0  # sigma(d0) = |d0 / 0|
-    path = write_atlas_tdd_h5(tmp_path / "tdd.h5", jets, tracks)
-    expected = r"trk_d0Uncertainty = \|d0 / sd0\| .* not finite for 1 of \d+ entries; map samples"
-    with pytest.raises(InputError, match=expected):
-        ingest(config_with({"tdd": SAMPLES["tdd"]}), "tdd", [path], tmp_path / "out.h5")
 
 
 def test_check_refuses_an_origin_task_on_a_sample_without_origins(source, tmp_path, monkeypatch):

@@ -54,7 +54,10 @@ def slurm_run(node, tmp_path_factory) -> dict:
     cpus, mem_mb = node
     workdir = tmp_path_factory.mktemp("slurm_run")
     copy_workflow(workdir)
-    profile = fitted_profile(workdir / "site_profile", cpus, mem_mb - 1000)
+    # two trainings side by side on the node: the CI analysis's networks are tiny, and each
+    # SLURM job pays a few seconds of start-up (two Snakemake parses, srun) that overlap then
+    training_cpus = max(1, cpus // 2)
+    profile = fitted_profile(workdir / "site_profile", training_cpus, mem_mb - 1000)
     since = _now()
     start = time.monotonic()
     run = _snakemake(workdir, "--profile", str(profile), "--configfile", CI_CONFIG,
@@ -131,7 +134,8 @@ def test_time_limit_kill_resumes_on_the_retry_with_both_logs(slurm_run, node, tm
     # one core each: the SLURM job and the uninterrupted reference run side by side
     profile = fitted_profile(tmp_path / "profile", 1, mem_mb - 1000, retries=1)
     text = (profile / "config.yaml").read_text()
-    text, n = re.subn(r"(  train: &training \{.*runtime: )\d+", r"\g<1>1", text)
+    text, n = re.subn(r"^(  train: &training \{.*runtime: )\d+", r"\g<1>1", text,
+                      flags=re.MULTILINE)  # fmt: skip
     assert n == 1
     (profile / "config.yaml").write_text(text)
 
@@ -148,8 +152,8 @@ def test_time_limit_kill_resumes_on_the_retry_with_both_logs(slurm_run, node, tm
     thread = threading.Thread(target=train_reference)
     thread.start()
     since = _now()
-    run = _snakemake(workdir, "--profile", str(profile), "--configfile", config,
-                     "results/models/dips/0/best.pt", timeout=900)  # fmt: skip
+    run = _snakemake(workdir, "results/models/dips/0/best.pt", "--profile", str(profile),
+                     "--configfile", config, timeout=900)  # fmt: skip
     thread.join()
     assert run.returncode == 0, run.stderr[-5000:]
     assert reference["run"].returncode == 0, reference["run"].stderr[-3000:]

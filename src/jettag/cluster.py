@@ -176,7 +176,10 @@ def check_cluster_fit(requests: Iterable[JobRequest], nodes: list[NodeKind]) -> 
     if problems:
         raise ConfigError(
             "these jobs would wait forever in the SLURM queue (no node of their partition is"
-            " large enough; `sinfo` shows the nodes):\n  " + "\n  ".join(problems)
+            " large enough; `sinfo` shows the nodes):\n  "
+            + "\n  ".join(problems)
+            + "\n(jettag's profiles set every training job's size once, in the &training_cpus"
+            " and &training lines at their top)"
         )
 
 

@@ -337,6 +337,7 @@ class IngestConfig:
     chunk_jets: int
     non_finite: str = "error"
     sort_key: str = "abs_sd0"
+    degenerate_significance: str = "drop_track"
 
 
 @dataclasses.dataclass(frozen=True)

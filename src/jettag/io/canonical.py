@@ -223,7 +223,7 @@ def _joined(blocks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
 # one ingest job over all of its files writes). JSON text: counters add up, lists are united,
 # per-file mappings are joined in part order. An attribute not named here must be equal.
 # lifetime_sign_fractions are recomputed from the summed lifetime_sign_counts.
-SUMMED_ATTRS = ("dropped_non_finite", "lifetime_sign_counts")
+SUMMED_ATTRS = ("dropped_non_finite", "degenerate_significance", "lifetime_sign_counts")
 UNITED_ATTRS = (ABSENT_FIELDS_ATTR,)
 JOINED_ATTRS = ("field_sources",)
 DERIVED_ATTRS = ("lifetime_sign_fractions",)

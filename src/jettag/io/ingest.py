@@ -82,6 +82,7 @@ def ingest_sample(
     """
     stats = {"jets": 0, "truncated_jets": 0, "tracks_dropped": 0, "zero_track_jets": 0}
     dropped: Counter = Counter()
+    degenerate: Counter = Counter(tracks_dropped=0, jets_dropped=0)
     signs = LifetimeSignCounts()
     absent: set[str] = set()
     sources: dict[str, list[str]] = {}
@@ -101,6 +102,7 @@ def ingest_sample(
             context = ReadContext(
                 Path(path), sample, sample_name, layout, ingest.max_tracks, ingest.non_finite,
                 ingest.sort_key, dropped, first_entry=next_entry,
+                degenerate_significance=ingest.degenerate_significance,
             )  # fmt: skip
             for jets, tracks in iterate_sample_file(context, ingest.chunk_jets):
                 over = jets["n_tracks"] > ingest.max_tracks
@@ -111,10 +113,24 @@ def ingest_sample(
                 signs.update(jets, tracks)
                 w.append(jets, tracks)
             next_entry = context.first_entry
-        _check_lifetime_sign(signs, sample, sample_name, inputs)
+            if context.degenerate:
+                log.warning(
+                    "%s: %s tracks have a signed significance of exactly 0 (a degenerate"
+                    " lifetime sign) and no uncertainty branch to take sigma from;"
+                    " ingest.degenerate_significance: %s dropped %d tracks and %d jets",
+                    path, {k: v for k, v in context.degenerate.items() if "dropped" not in k},
+                    ingest.degenerate_significance, context.degenerate["tracks_dropped"],
+                    context.degenerate["jets_dropped"],
+                )  # fmt: skip
+            degenerate.update(context.degenerate)
+        significance_read = any(
+            "trk_IP3D_signed_d0_significance" in layout.plan.read for layout in layouts
+        )
+        _check_lifetime_sign(signs, sample, sample_name, inputs, significance_read)
         w.jets.attrs["sample"] = sample_name
         w.jets.attrs["track_sort_key"] = ingest.sort_key
         w.jets.attrs["dropped_non_finite"] = json.dumps(dict(dropped), sort_keys=True)
+        w.jets.attrs["degenerate_significance"] = json.dumps(dict(degenerate), sort_keys=True)
         # canonical names of placeholder fields: track fields bare, jet fields jet_-prefixed
         placeholders = sorted(k.removeprefix("trk_") for k in absent)
         w.jets.attrs[ABSENT_FIELDS_ATTR] = json.dumps(placeholders)
@@ -123,6 +139,7 @@ def ingest_sample(
         w.jets.attrs["lifetime_sign_counts"] = json.dumps(signs.counts, sort_keys=True)
         w.jets.attrs["lifetime_sign_fractions"] = json.dumps(signs.fractions())
     stats["non_finite_jets"] = dropped["jets"]
+    stats["degenerate_tracks_dropped"] = degenerate["tracks_dropped"]
     if dropped:
         per_variable = {k: v for k, v in dropped.items() if k != "jets"}
         log.warning("dropped %d jets with NaN or inf values (ingest.non_finite: drop): %s",
@@ -161,9 +178,18 @@ def entries_before(sample: ReadingConfig, earlier_files: Sequence[Path]) -> int:
 
 
 def _check_lifetime_sign(
-    signs: LifetimeSignCounts, sample: ReadingConfig, sample_name: str, inputs: Sequence[Path]
+    signs: LifetimeSignCounts,
+    sample: ReadingConfig,
+    sample_name: str,
+    inputs: Sequence[Path],
+    significance_read: bool = False,
 ) -> None:
-    """Log the sd0 tails per flavour; stop (or warn) when b-jet tracks lean negative."""
+    """Log the sd0 tails per flavour; stop (or warn) when b-jet tracks lean negative.
+
+    The advice follows the settings in force: the d0 sign (from the sample or its preset)
+    and whether the significances are read from the file (used as given, so flipping d0
+    cannot change them) or computed from d0.
+    """
     fractions = signs.fractions()
     log.info("lifetime-signed sd0 tails per flavour (fraction of tracks > +3 / < -3): %s",
              {k: f"{v['above_plus_3']:.3f} / {v['below_minus_3']:.3f} of {v['tracks']}"
@@ -171,16 +197,31 @@ def _check_lifetime_sign(
     if not signs.b_skewed_negative():
         return
     b = fractions["b"]
+    key = f"samples.{sample_name}"
+    if significance_read:
+        fix = (
+            f"the signed significance is read from the file ({key}.branches"
+            ".trk_IP3D_signed_d0_significance) and used as given, so d0_sign does not change"
+            " it: map a significance with ATLAS's lifetime sign"
+        )
+    elif sample.d0_sign == "opposite":
+        fix = (
+            f"{key}.d0_sign is already 'opposite' (set by the sample or its preset), so d0 is"
+            f" flipped at ingest: the file's d0 may have ATLAS's sign already; set {key}.d0_sign:"
+            " atlas, or map a correctly signed significance in {key}.branches"
+        ).replace("{key}", key)
+    else:
+        fix = (
+            f"the file's d0 likely has the opposite sign: set {key}.d0_sign: opposite to flip"
+            f" d0 at ingest, or map a correctly signed significance in {key}.branches"
+        )
     message = (
         f"{', '.join(str(p) for p in inputs)}: b-jet tracks have more sd0 < -3"
         f" ({b['below_minus_3']:.1%}) than > +3 ({b['above_plus_3']:.1%}). Tracks from b-hadron"
         " decays cross the jet axis in front of the primary vertex and have positive"
         " lifetime-signed significances in ATLAS's convention (perigee d0 = y cos(phi) -"
-        " x sin(phi); sign = sign(sin(phi_jet - phi_trk) d0)). The file's d0 (or signed"
-        f" significance) likely has the opposite sign: set samples.{sample_name}.d0_sign:"
-        " opposite to flip d0 at ingest, map a correctly signed significance in"
-        f" samples.{sample_name}.branches, or set samples.{sample_name}.lifetime_sign_check:"
-        " warn to accept the file as it is"
+        f" x sin(phi); sign = sign(sin(phi_jet - phi_trk) d0)). {fix[0].upper()}{fix[1:]};"
+        f" or set {key}.lifetime_sign_check: warn to accept the file as it is"
     )
     if sample.lifetime_sign_check == "error":
         raise InputError(message)

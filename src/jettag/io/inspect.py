@@ -9,11 +9,13 @@ errors naming the key to remove (never a constant input, never a NaN loss column
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jettag import config as cfg
 from jettag.errors import ConfigError, InputError
-from jettag.io.readers import SampleLayout, sample_layout
+
+if TYPE_CHECKING:
+    from jettag.io.readers import SampleLayout
 
 
 def sample_layouts(config: dict[str, Any], name: str) -> dict[str, SampleLayout]:
@@ -21,6 +23,8 @@ def sample_layouts(config: dict[str, Any], name: str) -> dict[str, SampleLayout]
     sample = cfg.sample_config(config, name)
     if sample.source == "generate":
         return {}
+    from jettag.io.readers import sample_layout  # uproot and awkward: only for file samples
+
     reading = cfg.section(cfg.ReadingConfig, config["samples"][name])
     return {path: sample_layout(Path(path), reading, name) for path in sample.files
             if Path(path).exists()}  # fmt: skip

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import awkward as ak
 import h5py
+import hdf5plugin  # noqa: F401  (registers LZ4, Blosc, ... for h5py: ATLAS dumper files use LZ4)
 import numpy as np
 
 from jettag.config import ReadingConfig
@@ -222,6 +223,8 @@ class ReadContext:
     dropped: Counter | None = None
     first_entry: int = 0  # event number of the file's first entry, when it has none
     checked_units: bool = False
+    degenerate_significance: str = "drop_track"
+    degenerate: Counter = dataclasses.field(default_factory=Counter)  # see _degenerate_tracks
 
 
 def iterate_sample_file(context: ReadContext, step: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -322,10 +325,9 @@ def _to_canonical(
         trk_raw = {k: v[charged] for k, v in trk_raw.items()}
     keep = _finite_jets(jet_raw, trk_raw, counts, context)
     if keep is not None:
-        track_keep = np.repeat(keep, counts)
-        jet_raw = {k: v[keep] for k, v in jet_raw.items()}
-        trk_raw = {k: v[track_keep] for k, v in trk_raw.items()}
-        counts, entry = counts[keep], entry[keep]
+        jet_raw, trk_raw, counts, entry = _keep_jets(keep, jet_raw, trk_raw, counts, entry)
+    jet_raw, trk_raw, counts, entry = _degenerate_tracks(jet_raw, trk_raw, counts, entry,
+                                                         context)  # fmt: skip
     energy, length = sample.units.energy, sample.units.length
     values = {k: fields.to_canonical_units(k, np.asarray(v, dtype=np.float64), energy, length)
               for k, v in {**jet_raw, **trk_raw}.items()
@@ -345,7 +347,13 @@ def _to_canonical(
     trk_values = fields.derive(
         {**per_track, **{k: v for k, v in values.items() if k.startswith("trk_")}}, track_rules
     )
-    _check_derived_finite({**jet_values, **trk_values}, layout.plan, context)
+    keep = _finite_derived(jet_values, trk_values, counts, layout.plan, context)
+    if keep is not None:
+        track_keep = np.repeat(keep, counts)
+        jet_values = {k: v[keep] for k, v in jet_values.items()}
+        trk_values = {k: v[track_keep] for k, v in trk_values.items()}
+        jet_raw = {k: v[keep] for k, v in jet_raw.items()}
+        counts, entry = counts[keep], entry[keep]
     labels = _labels(jet_raw, context)
     jets = np.zeros(len(counts), dtype=JET_DTYPE)
     for name in ("pt", "eta", "phi", "mass"):
@@ -368,18 +376,125 @@ def _to_canonical(
     return jets, tracks
 
 
-def _check_derived_finite(
-    values: dict[str, np.ndarray], plan: fields.FieldPlan, context: ReadContext
-) -> None:
-    """A derived value that is not finite (|d0 / sd0| with sd0 = 0) is an error, not a NaN."""
+def _keep_jets(
+    keep: np.ndarray,
+    jet_raw: dict[str, np.ndarray],
+    trk_raw: dict[str, np.ndarray],
+    counts: np.ndarray,
+    entry: np.ndarray,
+) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """The kept jets of a block (keep: bool per jet) and their tracks."""
+    track_keep = np.repeat(keep, counts)
+    return (
+        {k: v[keep] for k, v in jet_raw.items()},
+        {k: v[track_keep] for k, v in trk_raw.items()},
+        counts[keep],
+        entry[keep],
+    )
+
+
+# A significance read from the file from which an uncertainty is derived: sigma = |ip / s|.
+DERIVED_FROM_SIGNIFICANCE = {
+    "trk_d0Uncertainty": "trk_IP3D_signed_d0_significance",
+    "trk_z0SinThetaUncertainty": "trk_IP3D_signed_z0_significance",
+}
+
+
+def _degenerate_tracks(
+    jet_raw: dict[str, np.ndarray],
+    trk_raw: dict[str, np.ndarray],
+    counts: np.ndarray,
+    entry: np.ndarray,
+    context: ReadContext,
+) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Tracks whose signed significance is exactly 0 where sigma = |ip / s| is derived.
+
+    ATLAS's lifetime sign is 0 for a track whose sin(phi_jet - phi_trk) d0 is 0 (on the jet
+    axis, or d0 = 0), so its signed significance carries no magnitude and the uncertainty
+    cannot be recovered. ingest.degenerate_significance: drop_track removes such tracks
+    (their jets stay), drop_jet drops their jets, error stops; counts go to
+    context.degenerate: per significance, and the tracks and jets dropped.
+    """
+    derived = {d.target for d in context.layout.plan.derived}
+    zero = {
+        significance: np.asarray(trk_raw[significance]) == 0
+        for target, significance in DERIVED_FROM_SIGNIFICANCE.items()
+        if target in derived and significance in trk_raw
+    }
+    zero = {k: v for k, v in zero.items() if v.any()}
+    if not zero:
+        return jet_raw, trk_raw, counts, entry
+    degenerate = np.logical_or.reduce(list(zero.values()))
+    policy = context.degenerate_significance
+    if policy == "error":
+        names = context.layout.names
+        found = ", ".join(f"{int(v.sum())} with '{names.get(k, k)}' = 0" for k, v in zero.items())
+        raise InputError(
+            f"{context.path}: {found} (of {degenerate.size} tracks): the lifetime sign is 0, so"
+            " sigma = |d0 / sd0| cannot be derived; ingest.degenerate_significance: drop_track"
+            " (or drop_jet) skips them and counts them, or map the uncertainty branches"
+            f" (samples.{context.sample_name}.branches.trk_d0Uncertainty and"
+            " trk_z0SinThetaUncertainty) if the file has them"
+        )
+    for key, mask in zero.items():
+        context.degenerate[key.removeprefix("trk_")] += int(mask.sum())
+    jet_of_track = np.repeat(np.arange(len(counts)), counts)
+    if policy == "drop_jet":
+        bad_jets = np.zeros(len(counts), dtype=bool)
+        bad_jets[jet_of_track[degenerate]] = True
+        context.degenerate["jets_dropped"] += int(bad_jets.sum())
+        context.degenerate["tracks_dropped"] += int(counts[bad_jets].sum())
+        return _keep_jets(~bad_jets, jet_raw, trk_raw, counts, entry)
+    context.degenerate["tracks_dropped"] += int(degenerate.sum())
+    counts = counts - np.bincount(jet_of_track[degenerate], minlength=len(counts))
+    return jet_raw, {k: v[~degenerate] for k, v in trk_raw.items()}, counts, entry
+
+
+def _finite_derived(
+    jet_values: dict[str, np.ndarray],
+    trk_values: dict[str, np.ndarray],
+    counts: np.ndarray,
+    plan: fields.FieldPlan,
+    context: ReadContext,
+) -> np.ndarray | None:
+    """ingest.non_finite for derived values: the jets to keep (None: all finite).
+
+    'error' names the file, the derived field, what it is derived from and how many values
+    are not finite; 'drop' skips those jets and counts them as NaN/inf in read values are.
+    """
+    jet_of_track = np.repeat(np.arange(len(counts)), counts)
+    bad: dict[str, np.ndarray] = {}
     for rule in plan.derived:
-        bad = ~np.isfinite(values[rule.target])
-        if bad.any():
+        values = jet_values.get(rule.target, trk_values.get(rule.target))
+        where = ~np.isfinite(values)
+        if not where.any():
+            continue
+        if rule.target.startswith("trk_"):
+            mask = np.zeros(len(counts), dtype=bool)
+            mask[jet_of_track[where]] = True
+        else:
+            mask = where
+        if context.non_finite == "error":
+            branches = [f"'{context.layout.names.get(i, i)}'" for i in rule.inputs
+                        if i in context.layout.names]  # fmt: skip
+            read_from = f" (branches {', '.join(branches)})" if branches else ""
             raise InputError(
-                f"{context.path}: {rule.target} = {rule.formula} (from {', '.join(rule.inputs)})"
-                f" is not finite for {int(bad.sum())} of {bad.size} entries; map"
-                f" samples.{context.sample_name}.branches.{rule.target} to a branch instead"
+                f"{context.path}: {rule.target} = {rule.formula}, derived from"
+                f" {', '.join(rule.inputs)}{read_from}, is not finite for {int(where.sum())} of"
+                f" {where.size} values in {int(mask.sum())} jets; ingest.non_finite: drop skips"
+                " such jets and counts them, or map"
+                f" samples.{context.sample_name}.branches.{rule.target} to a branch if the file"
+                " has one"
             )
+        bad[rule.target] = mask
+    if not bad:
+        return None
+    any_bad = np.logical_or.reduce(list(bad.values()))
+    if context.dropped is not None:
+        context.dropped["jets"] += int(any_bad.sum())
+        for key, mask in bad.items():
+            context.dropped[key] += int(mask.sum())
+    return ~any_bad
 
 
 def _labels(jet_raw: dict[str, np.ndarray], context: ReadContext) -> np.ndarray:
