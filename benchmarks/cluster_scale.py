@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -82,6 +82,16 @@ def _benchmark_rows(directory: Path) -> list[dict]:
     return rows
 
 
+def _snakemake_elapsed(work: Path) -> float:
+    """Seconds of the last Snakemake run in work ('Elapsed time' of its log)."""
+    last = max((work / ".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
+    match = re.search(r"Elapsed time: (\d+):(\d+):([\d.]+)", last.read_text())
+    if match is None:
+        sys.exit(f"{last}: no 'Elapsed time' line")
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 def _same_prepared(a: Path, b: Path) -> bool:
     """Whether two prepared directories hold identical datasets and YAML files."""
     for name in ("norm.yaml", "weights.yaml"):
@@ -108,14 +118,20 @@ def main() -> int:
     parser.add_argument("--jets-per-file", type=int, default=250_000)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--workdir", type=Path, default=REPO / "results/benchmarks/cluster_work")
+    parser.add_argument("--reuse-sharded", action="store_true",
+                        help="keep the inputs and sharded run of an earlier call")  # fmt: skip
     args = parser.parse_args()
     if not args.source.exists():
         sys.exit(f"{args.source}: no canonical file to replicate; pass --source")
-    shutil.rmtree(args.workdir, ignore_errors=True)
     work = args.workdir
-    (work / "inputs").mkdir(parents=True)
-    files = replicate_files(args.source, args.files, args.jets_per_file, work / "inputs")
     n_jets = args.files * args.jets_per_file
+    reuse = args.reuse_sharded and (work / "data/prepared/big/train.h5").exists()
+    if reuse:
+        files = sorted((work / "inputs").glob("input_*.h5"))
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "inputs").mkdir(parents=True)
+        files = replicate_files(args.source, args.files, args.jets_per_file, work / "inputs")
 
     config = yaml.safe_load((REPO / "workflow/configs/ci.yaml").read_text())
     config["samples"] = {"big": {"source": "h5", "files": [str(f) for f in files]}}
@@ -126,27 +142,27 @@ def main() -> int:
     config["baselines"] = {}
     for key in ("search", "transfer", "evaluation"):
         config.pop(key, None)
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, work)
-    shutil.copytree(REPO / "workflow", work / "workflow")
-    (work / "big.yaml").write_text(yaml.safe_dump(config))
     cpus, mem_mb = node_size()
-    profile = fitted_profile(work / "site_profile", cpus, mem_mb - 1000)
-
-    start = time.monotonic()
-    sharded = subprocess.run(
-        ["snakemake", "data/prepared/big/train.h5", "--profile", str(profile), "--configfile",
-         "big.yaml"], cwd=work, capture_output=True, text=True,
-    )  # fmt: skip
-    sharded_s = time.monotonic() - start
-    if sharded.returncode != 0:
-        sys.exit(f"sharded run failed:\n{sharded.stderr[-5000:]}")
+    if not reuse:
+        for name in ("Snakefile", "config.yaml"):
+            shutil.copy(REPO / name, work)
+        shutil.copytree(REPO / "workflow", work / "workflow")
+        (work / "big.yaml").write_text(yaml.safe_dump(config))
+        profile = fitted_profile(work / "site_profile", cpus, mem_mb - 1000)
+        sharded = subprocess.run(
+            ["snakemake", "data/prepared/big/train.h5", "--profile", str(profile),
+             "--configfile", "big.yaml"], cwd=work, capture_output=True, text=True,
+        )  # fmt: skip
+        if sharded.returncode != 0:
+            sys.exit(f"sharded run failed:\n{sharded.stderr[-5000:]}")
+    sharded_s = _snakemake_elapsed(work)
     ingest_jobs = _benchmark_rows(work / "results/benchmarks/ingest")
     prepare_job = _benchmark_rows(work / "results/benchmarks/prepare")[0]
 
     jettag = [sys.executable, "-m", "jettag.cli"]
-    common = ["--config", "big.yaml"]
+    common = ["--config", str(work / "big.yaml")]
     single = work / "single"
+    shutil.rmtree(single, ignore_errors=True)
     single.mkdir()
     one_ingest_s, one_ingest_mb = timed([*jettag, "ingest", *common, "--sample", "big",
                                          "--output", str(single / "big.h5"),

@@ -68,7 +68,7 @@ def test_root_ingest_sorts_pads_and_truncates(tmp_path):
     stats = _ingest(config, "s", [path], tmp_path / "out.h5", max_tracks=2)
     assert stats == {
         "jets": 3, "truncated_jets": 1, "tracks_dropped": 1, "zero_track_jets": 1,
-        "non_finite_jets": 0,
+        "non_finite_jets": 0, "degenerate_tracks_dropped": 0,
     }  # fmt: skip
     jets, tracks = read_all(tmp_path / "out.h5")
     assert jets["n_tracks"].tolist() == [3, 0, 1]

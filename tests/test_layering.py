@@ -31,6 +31,7 @@ from tests.conftest import REPO
 PACKAGE = REPO / "src" / "jettag"
 FOUNDATION = {
     "errors", "atomic", "kinematics", "signals", "flavours", "transforms", "config", "stages",
+    "cluster",
 }  # fmt: skip
 ALLOWED = {
     "io": set(),
@@ -51,6 +52,7 @@ FOUNDATION_ALLOWED = {
     "transforms": set(),
     "config": {"errors", "flavours"},
     "stages": {"errors", "config"},
+    "cluster": {"errors"},
 }
 
 
