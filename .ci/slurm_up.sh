@@ -47,9 +47,17 @@ fail() {  # fail <message> <log>: name the daemon, show its log's tail, stop
     exit 1
 }
 
-# a live process of that name; a zombie does not count (a container whose PID 1 does not reap
-# orphans keeps a stopped daemon as a zombie, and pgrep would still find it)
-live_pids() { ps -C "$1" -o pid=,stat= 2> /dev/null | awk '$2 !~ /^Z/ {print $1}'; }
+# the live processes of that name in this PID namespace: a zombie does not count (a container
+# whose PID 1 does not reap orphans keeps a stopped daemon as a zombie, and pgrep would still
+# find it), nor does a daemon of another cluster in a container below this one
+live_pids() {
+    local pid stat ns
+    ns=$(readlink /proc/$$/ns/pid)
+    while read -r pid stat; do
+        [[ $stat != Z* && "$(readlink "/proc/$pid/ns/pid" 2> /dev/null)" == "$ns" ]] && echo "$pid"
+    done < <(ps -C "$1" -o pid=,stat= 2> /dev/null || true)
+    return 0
+}
 running() { [ -n "$(live_pids "$1")" ]; }
 
 wait_for() {  # wait_for <seconds> <daemon> <log> <command...>: until the command succeeds
@@ -66,7 +74,7 @@ wait_for() {  # wait_for <seconds> <daemon> <log> <command...>: until the comman
     done
 }
 
-node_state() { sinfo -h -n "$host" -o '%t' 2> /dev/null | head -n 1; }
+node_state() { sinfo -h -n "$host" -o '%t' 2> /dev/null | head -n 1 || true; }
 
 node_up() { [[ "$(node_state)" =~ ^(idle|mix|alloc|comp)$ ]]; }
 
@@ -234,6 +242,11 @@ if ! running munged; then
     chmod 400 /etc/munge/munge.key
     mkdir -p /var/lib/munge /var/log/munge
     chown munge:munge /var/lib/munge /var/log/munge
+    chmod 700 /var/lib/munge /var/log/munge
+    # munged refuses a log file that it does not own (start_daemon appends its stderr there)
+    touch /var/log/munge/munged.log
+    chown munge:munge /var/log/munge/munged.log
+    chmod 640 /var/log/munge/munged.log
     rm -f /run/munge/munged.pid /run/munge/munge.socket.2*
     start_daemon munged /var/log/munge/munged.log runuser -u munge -- munged
 fi
@@ -306,18 +319,23 @@ until node_up; do
 done
 
 # ---- a job through sbatch and srun that reaches sacct ---------------------------------------
-step "node $host is $(node_state); checking a job runs and reaches sacct"
-job=$(timeout 120 sbatch --parsable --wait --job-name=slurm_up_check -o /dev/null -t 1 \
-    --mem 10 --wrap 'srun --mem 10 true') \
-    || fail "the check job did not complete within 120 s (sbatch --wait)" "$log_dir/slurmctld.log"
-state=
-for _ in $(seq 100); do
-    state=$(sacct -n -X -P -j "$job" -o State 2> /dev/null | head -n 1)
-    [ "$state" = COMPLETED ] && break
-    sleep 0.2
-done
-[ "$state" = COMPLETED ] \
-    || fail "check job $job is '$state' in sacct, not COMPLETED" "$log_dir/slurmdbd.log"
-step "check job $job COMPLETED in sacct"
+state=$(node_state)
+if [ "$state" != idle ]; then  # restarted under running jobs: a check job could wait for hours
+    step "node $host is $state (jobs running): no check job"
+else
+    step "node $host is idle; checking a job runs and reaches sacct"
+    job=$(timeout 120 sbatch --parsable --wait --job-name=slurm_up_check -o /dev/null -t 1 \
+        --mem 10 --wrap 'srun --mem 10 true') \
+        || fail "the check job did not complete within 120 s (sbatch --wait)" \
+            "$log_dir/slurmctld.log"
+    for _ in $(seq 100); do
+        state=$(sacct -n -X -P -j "$job" -o State 2> /dev/null | head -n 1 || true)
+        [ "$state" = COMPLETED ] && break
+        sleep 0.2
+    done
+    [ "$state" = COMPLETED ] \
+        || fail "check job $job is '$state' in sacct, not COMPLETED" "$log_dir/slurmdbd.log"
+    step "check job $job COMPLETED in sacct"
+fi
 echo "slurm_up: up in $((SECONDS - t0)) s: node $host, $cpus CPUs, $real_memory MB," \
     "partition $partition (default, no time limit), cluster $cluster with accounting"
