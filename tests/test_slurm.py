@@ -134,7 +134,9 @@ def test_time_limit_kill_resumes_on_the_retry_with_both_logs(slurm_run, node, tm
     # one core each: the SLURM job and the uninterrupted reference run side by side
     profile = fitted_profile(tmp_path / "profile", 1, mem_mb - 1000, retries=1)
     text = (profile / "config.yaml").read_text()
-    text, n = re.subn(r"^(  train: &training \{.*runtime: )\d+", r"\g<1>1", text,
+    # a 1-minute limit on the first attempt; the retry gets 8 (a Snakemake resource
+    # expression: what a site does to give a resubmitted job more time)
+    text, n = re.subn(r"^(  train: &training \{.*runtime: )\d+", r'\g<1>"attempt**3"', text,
                       flags=re.MULTILINE)  # fmt: skip
     assert n == 1
     (profile / "config.yaml").write_text(text)
