@@ -76,13 +76,19 @@ def fitted_profile(directory: Path, cpus: int, mem_mb: int, **extra: object) -> 
     return directory
 
 
-def sacct_jobs(since: str) -> list[dict[str, str]]:
-    """Jobs (not their steps) started since a time, with name, state, exit code and MaxRSS."""
-    fields = "JobID,JobName,State,ExitCode,Elapsed,Comment"
+def sacct_jobs(since: str, workdir: Path) -> list[dict[str, str]]:
+    """Jobs (not their steps) started since a time from workdir, with state, exit code, comment.
+
+    Filtered on the working directory: another workflow (a second test run) may share the
+    cluster, and its jobs must not count.
+    """
+    fields = "JobID,JobName,State,ExitCode,Elapsed,Comment,WorkDir"
     result = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-S", since, "-o", fields],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     names = fields.split(",")
-    return [dict(zip(names, line.split("|"), strict=False))
+    jobs = [dict(zip(names, line.split("|"), strict=False))
             for line in result.stdout.splitlines() if line.strip()]  # fmt: skip
+    here = Path(workdir).resolve()
+    return [job for job in jobs if Path(job.get("WorkDir", "")).resolve() == here]

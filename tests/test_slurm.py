@@ -70,7 +70,7 @@ def slurm_run(node, tmp_path_factory) -> dict:
 def test_ci_analysis_through_the_slurm_profile(slurm_run):
     run, workdir = slurm_run["run"], slurm_run["workdir"]
     assert run.returncode == 0, run.stderr[-5000:]
-    jobs = sacct_jobs(slurm_run["since"])
+    jobs = sacct_jobs(slurm_run["since"], workdir)
     assert jobs, "no job reached sacct"
     states = {job["JobID"]: job["State"] for job in jobs}
     assert set(states.values()) == {"COMPLETED"}, jobs
@@ -107,7 +107,8 @@ def test_unchanged_profile_on_a_small_node_stops_at_start(node, tmp_path):
         and f"has {cpus}; lower it at set-resources: train: cpus_per_task" in message
     ), message[-3000:]
     assert "rule lr_finder" not in message or "lr_finder: asks" in message
-    assert not [j for j in sacct_jobs(since) if j["Comment"].startswith("rule_")], "submitted"
+    submitted = [j for j in sacct_jobs(since, tmp_path) if j["Comment"].startswith("rule_")]
+    assert not submitted, submitted
     print(
         f"\nunchanged profile on a {cpus}-CPU node: stopped after {elapsed:.1f} s:\n"
         + "\n".join(line for line in message.splitlines() if "asks for" in line)
@@ -160,7 +161,7 @@ def test_time_limit_kill_resumes_on_the_retry_with_both_logs(slurm_run, node, tm
     assert run.returncode == 0, run.stderr[-5000:]
     assert reference["run"].returncode == 0, reference["run"].stderr[-3000:]
 
-    jobs = [j for j in sacct_jobs(since) if j["Comment"].startswith("rule_train")]
+    jobs = [j for j in sacct_jobs(since, workdir) if j["Comment"].startswith("rule_train")]
     assert [j["State"] for j in jobs] == ["TIMEOUT", "COMPLETED"], jobs
     attempts = (workdir / "logs/train/dips/0.log.attempts").read_text()
     headers = re.findall(r"^=== .* \(SLURM job (\d+)\)$", attempts, re.MULTILINE)
