@@ -71,6 +71,13 @@ BASELINES = list(CONFIG["baselines"])
 TAGGERS = BASELINES + MODELS
 MAIN_DATASET = CONFIG["models"][MODELS[0]]["dataset"]
 PLOT_FORMATS = CONFIG["plots"]["formats"]
+# the discriminant behind every efficiency and rejection (evaluation.discriminant, resolved)
+SIGNAL = CONFIG["evaluation"]["discriminant"]["signal"]
+BACKGROUNDS = list(CONFIG["evaluation"]["discriminant"]["fractions"])
+# more than three trained classes (JetClass, Xbb, FTAG with tau): the multi-class evaluation
+MULTICLASS = len(CONFIG["prepare"]["classes"]) > 3
+# a background fraction to trade against another (D_b's f_c): the fraction scan
+FRACTION_SCAN = len(BACKGROUNDS) > 1
 
 
 def settings(stage, **wildcards):
@@ -116,6 +123,8 @@ localrules:
     plot_sample,
     plot_pt,
     plot_scores,
+    plot_multiclass,
+    plot_fraction_scan,
     plot_inputs,
     plot_learning_curve,
     plot_saliency,
@@ -128,6 +137,8 @@ localrules:
     evaluate_snapshot,
     working_points,
     performance,
+    multiclass,
+    fraction_scan,
     ablation,
     search_summary,
     study_summary,
@@ -175,8 +186,24 @@ rule all:
             dataset=sorted({m["dataset"] for m in CONFIG["models"].values()}),
             ext=PLOT_FORMATS,
         ),
-        expand("results/plots/pt_{dataset}_b_efficiency.{ext}", dataset=DATASETS, ext=PLOT_FORMATS),
+        expand(
+            "results/plots/pt_{dataset}_{signal}_efficiency.{ext}",
+            dataset=DATASETS,
+            signal=SIGNAL,
+            ext=PLOT_FORMATS,
+        ),
         expand("results/plots/scores_{tagger}.{ext}", tagger=TAGGERS, ext=PLOT_FORMATS),
+        expand(
+            "results/plots/fraction_scan_{dataset}.{ext}",
+            dataset=DATASETS if FRACTION_SCAN else [],
+            ext=PLOT_FORMATS,
+        ),
+        expand(
+            "results/plots/multiclass_{tagger}_{kind}.{ext}",
+            tagger=TAGGERS if MULTICLASS else [],
+            kind=["confusion", "tasks"],
+            ext=PLOT_FORMATS,
+        ),
         expand(
             "results/plots/{kind}_{model}.{ext}",
             kind=["saliency", "importance"],

@@ -23,7 +23,7 @@ from record import write_result
 
 from jettag import config as cfg
 from jettag.models.registry import build_model
-from jettag.training.loop import weighted_cross_entropy
+from jettag.training.losses import weighted_cross_entropy
 
 REPO = Path(__file__).resolve().parents[1]
 N_FEATURES, MAX_TRACKS, N_CLASSES = 15, 40, 3

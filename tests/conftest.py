@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jettag import config as cfg
+from jettag.evaluation.discriminant import Discriminant
 from jettag.features.prepare import prepare_dataset
 from jettag.io.canonical import read_all
 from jettag.io.ingest import ingest_sample
@@ -23,6 +24,11 @@ def copy_workflow(workdir: Path) -> None:
     shutil.copy(REPO / "Snakefile", workdir)
     shutil.copy(REPO / "config.yaml", workdir)
     shutil.copytree(REPO / "workflow", workdir / "workflow")
+
+
+def d_b(f_c: float) -> Discriminant:
+    """ATLAS's D_b = log(p_b / (f_c p_c + (1 - f_c) p_light)) as a Discriminant."""
+    return Discriminant("b", (("c", f_c), ("light", 1.0 - f_c)))
 
 
 def minimal_config(**overrides) -> dict:
@@ -67,7 +73,7 @@ def ingested(tmp_path_factory, config, generated_root) -> Path:
     """The generated shard in the canonical HDF5 layout."""
     path = tmp_path_factory.mktemp("ingested") / "ttbar.h5"
     ingest = cfg.section(cfg.IngestConfig, config["ingest"])
-    ingest_sample(cfg.sample_config(config, "ttbar"), [generated_root], ingest, path)
+    ingest_sample(cfg.reading_config(config, "ttbar"), [generated_root], ingest, path)
     return path
 
 

@@ -97,16 +97,27 @@ def write_atlas_root(path: Path, jets: np.ndarray, tracks: np.ndarray) -> Path:
     return path
 
 
-def write_jetclass_root(path: Path, jets: np.ndarray, tracks: np.ndarray, seed: int = 1) -> Path:
-    """weaver/JetClass style: four-vectors, neutrals, Delphes d0 sign, one-hot, no events."""
+def write_jetclass_root(
+    path: Path,
+    jets: np.ndarray,
+    tracks: np.ndarray,
+    seed: int = 1,
+    one_hot: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """weaver/JetClass style: four-vectors, neutrals, Delphes d0 sign, one-hot, no events.
+
+    one_hot: the label branches (name -> 0/1 per jet); label_b, label_c and label_l from
+    the jets' HadronConeExclTruthLabelID by default, JetClass's ten label_<class> if given.
+    """
     rng = np.random.default_rng(seed)
     energy = np.sqrt((jets["pt"] * np.cosh(jets["eta"])) ** 2 + jets["mass"] ** 2)
     label = jets["HadronConeExclTruthLabelID"]
+    if one_hot is None:
+        one_hot = {"label_b": label == 5, "label_c": label == 4, "label_l": label == 0}
     jet_branches = {
         "jet_pt": jets["pt"], "jet_eta": jets["eta"], "jet_phi": jets["phi"],
         "jet_energy": energy.astype(np.float32),
-        "label_b": (label == 5).astype(np.float32), "label_c": (label == 4).astype(np.float32),
-        "label_l": (label == 0).astype(np.float32),
+        **{name: np.asarray(flag).astype(np.float32) for name, flag in one_hot.items()},
     }  # fmt: skip
     valid = tracks["valid"]
     pt, eta, phi = (tracks[k].astype(np.float64) for k in ("pt", "eta", "phi"))

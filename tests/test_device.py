@@ -23,9 +23,9 @@ import yaml
 from jettag import config as cfg
 from jettag.errors import TrainingInterruptedError
 from jettag.evaluation.predict import probabilities
-from jettag.training.checkpoint import load_checkpoint
+from jettag.training.checkpoint import load_checkpoint, load_trained_model
 from jettag.training.data import load_split, place_on_device, to_device
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.loop import train_model
 from tests.conftest import minimal_config
 from tests.test_training import _sigterm_once_training_runs
 

@@ -23,12 +23,12 @@ from jettag.evaluation.ensembles import compare_ensembles, markdown
 from jettag.evaluation.evaluate import evaluate
 from jettag.evaluation.predict import predict
 from jettag.io.history import history_csv
-from jettag.io.predictions import KEPT_JET_FIELDS, write_predictions
+from jettag.io.predictions import kept_jet_fields, write_predictions
 from jettag.stages import stage_settings
-from jettag.training.checkpoint import load_checkpoint, save_checkpoint
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.checkpoint import load_checkpoint, load_trained_model, save_checkpoint
+from jettag.training.loop import train_model
 from jettag.training.schedules import cycle_ends, lr_factor
-from tests.conftest import REPO, minimal_config
+from tests.conftest import REPO, d_b, minimal_config
 from tests.test_training import _sigterm_once_training_runs
 
 CI_STUDIES = REPO / "workflow/configs/ci_studies.yaml"
@@ -227,7 +227,7 @@ def test_snapshot_ensembles_that_make_no_sense_are_errors(edit, message):
 # The comparison, on predictions whose member rejections are known
 
 N_B, N_C, N_LIGHT = 100, 200, 1000
-F_C, WP = 0.018, 0.77
+D_B, WP = d_b(0.018), 0.77
 
 
 def _ensemble_predictions(path, passing_c, passing_light):
@@ -251,12 +251,12 @@ def _ensemble_predictions(path, passing_c, passing_light):
             pb[k, first : first + count] = 0.999
             first += count
     probabilities = np.stack([pb, (1 - pb) / 2, (1 - pb) / 2], axis=-1)  # b, c, light
-    jets = np.zeros(n, dtype=[(name, "f4") for name in KEPT_JET_FIELDS])
+    jets = np.zeros(n, dtype=[(name, "f4") for name in kept_jet_fields()])
     jets["flavour_label"] = np.repeat([0, 1, 2], [N_B, N_C, N_LIGHT])
     jets["pt"] = 50.0
     write_predictions(path, "dips", ["b", "c", "light"], jets, probabilities)
     metrics = path.with_suffix(".json")
-    evaluate(path, F_C, [0.6, 0.7, WP, 0.85], RocGrid(0.5, 0.9, 5), metrics)
+    evaluate(path, D_B, [0.6, 0.7, WP, 0.85], RocGrid(0.5, 0.9, 5), metrics)
     return metrics
 
 

@@ -17,8 +17,8 @@ from jettag.evaluation.predict import network_probabilities, probabilities
 from jettag.export import export_onnx
 from jettag.features.prepare import prepare_dataset
 from jettag.io.model_inputs import build_inputs
-from jettag.training.checkpoint import load_checkpoint
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.checkpoint import load_checkpoint, load_trained_model
+from jettag.training.loop import train_model
 from tests.conftest import minimal_config
 
 JET_INPUTS = [{"name": "pt", "transform": "log"}, {"name": "eta", "transform": "abs"}]

@@ -41,7 +41,7 @@ def _ingest(name: str, path: Path, output: Path, **ingest_keys) -> dict:
     raw["baselines"]["ip3d"]["dataset"] = name
     config = cfg.validate_config(raw)
     settings = cfg.section(cfg.IngestConfig, config["ingest"])
-    return ingest_sample(cfg.sample_config(config, name), [path], settings, output, name)
+    return ingest_sample(cfg.reading_config(config, name), [path], settings, output, name)
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,9 @@ from jettag.models.deepsets import DeepSets
 from jettag.models.input_transforms import ColumnMap, InputTransform, column_plan
 from jettag.models.registry import build_model
 from jettag.training import loop
-from jettag.training.checkpoint import load_checkpoint
+from jettag.training.checkpoint import load_checkpoint, load_trained_model
 from jettag.training.input_transforms import build_network
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.loop import train_model
 from jettag.transforms import LOG_FLOOR
 
 LOGGED = ("ptfrac", "dr")

@@ -59,7 +59,7 @@ def _sample(**extra):
 
 def _ingest(config, sample, files, out, max_tracks=40):
     ingest = cfg.section(cfg.IngestConfig, {**config["ingest"], "max_tracks": max_tracks})
-    return ingest_sample(cfg.sample_config(config, sample), files, ingest, out, sample)
+    return ingest_sample(cfg.reading_config(config, sample), files, ingest, out, sample)
 
 
 def test_root_ingest_sorts_pads_and_truncates(tmp_path):

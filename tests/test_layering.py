@@ -48,7 +48,7 @@ FOUNDATION_ALLOWED = {
     "atomic": set(),
     "kinematics": set(),
     "signals": set(),
-    "flavours": set(),
+    "flavours": {"errors"},  # a class set file that cannot be read is an InputError
     "transforms": set(),
     "config": {"errors", "flavours"},
     "stages": {"errors", "config"},
@@ -167,3 +167,27 @@ def test_evaluation_and_plot_stages_run_without_torch(tmp_path, without_torch):
                              text=True)  # fmt: skip
         assert run.returncode == 0, (command[0], run.stderr[-2000:])
     assert (tmp_path / "roc.png").stat().st_size > 10_000
+
+
+def test_evaluation_never_loads_the_training_loop():
+    """Scoring a trained model needs its checkpoint (training/checkpoint.py), not the loop,
+    its progress bars, DDP and augmentation: importing every evaluation module (and export)
+    must leave jettag.training.loop unloaded."""
+    modules = [
+        *sorted(
+            f"jettag.evaluation.{p.stem}"
+            for p in (PACKAGE / "evaluation").glob("*.py")
+            if p.stem != "__init__"
+        ),
+        "jettag.export",
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('jettag.training')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = ast.literal_eval(run.stdout.strip())
+    assert "jettag.training.loop" not in loaded, loaded
+    assert "jettag.training.checkpoint" in loaded  # what they load models with

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from jettag import config as cfg
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.evaluate import evaluate as evaluate_stage
 from jettag.evaluation.metrics import (
     INTERVAL_CL,
     REJECTION_LIMIT_CL,
     auc,
-    b_discriminant,
     cut_for_efficiency,
     effective_entries,
     efficiency,
@@ -24,17 +24,18 @@ from jettag.evaluation.metrics import (
     rejection_interval,
     rejection_with_limit,
 )
-from tests.conftest import minimal_config
+from tests.conftest import d_b, minimal_config
 
 
 def evaluate(predictions, evaluation: cfg.EvaluationConfig, output) -> dict:
     """The evaluate stage with a config's evaluation section."""
-    return evaluate_stage(predictions, evaluation.f_c, evaluation.working_points,
+    return evaluate_stage(predictions, Discriminant.from_dict(evaluation.discriminant),
+                          evaluation.working_points,
                           evaluation.roc_b_efficiencies, output)  # fmt: skip
 
 
 def test_discriminant_definition():
-    db = b_discriminant(np.array([0.5]), np.array([0.3]), np.array([0.2]), 0.1)
+    db = d_b(0.1).scores({"b": np.array([0.5]), "c": np.array([0.3]), "light": np.array([0.2])})
     assert db[0] == pytest.approx(np.log(0.5 / (0.1 * 0.3 + 0.9 * 0.2)))
 
 
@@ -85,9 +86,14 @@ def test_rejection_at_working_point_by_hand(tmp_path):
     _predictions(tmp_path / "p.h5", pb, np.zeros_like(pb), 1 - pb, labels)
     evaluation = cfg.section(
         cfg.EvaluationConfig,
-        cfg.validate_config(minimal_config(evaluation={"f_c": 0.0, "working_points": [0.7]}))[
-            "evaluation"
-        ],
+        cfg.validate_config(
+            minimal_config(
+                evaluation={
+                    "discriminant": {"signal": "b", "fractions": {"c": 0.0, "light": 1.0}},
+                    "working_points": [0.7],
+                }
+            )
+        )["evaluation"],
     )
     metrics = evaluate(tmp_path / "p.h5", evaluation, tmp_path / "m.json")
     wp = metrics["working_points"]["70"]
@@ -244,9 +250,14 @@ def test_working_point_without_passing_light_jets_quotes_the_limit(tmp_path):
     _predictions(tmp_path / "p.h5", pb, np.zeros_like(pb), 1 - pb, labels)
     evaluation = cfg.section(
         cfg.EvaluationConfig,
-        cfg.validate_config(minimal_config(evaluation={"f_c": 0.0, "working_points": [0.77]}))[
-            "evaluation"
-        ],
+        cfg.validate_config(
+            minimal_config(
+                evaluation={
+                    "discriminant": {"signal": "b", "fractions": {"c": 0.0, "light": 1.0}},
+                    "working_points": [0.77],
+                }
+            )
+        )["evaluation"],
     )
     evaluate(tmp_path / "p.h5", evaluation, tmp_path / "m.json")
     metrics = json.loads((tmp_path / "m.json").read_text())
@@ -279,7 +290,9 @@ def test_roc_round_trips_through_json_and_refuses_other_grids(tmp_path):
     db = rng.normal(np.where(labels == 0, 5.0, 0.0), 1.0)  # no light jet above the b median
     pb = 1 / (1 + np.exp(-db))
     probabilities = {"b": pb, "c": (1 - pb) / 2, "light": (1 - pb) / 2}
-    jets = tagged_jets("t", probabilities, ["b", "c", "light"], labels, np.full(3000, 50.0), 0.018)
+    jets = tagged_jets(
+        "t", probabilities, ["b", "c", "light"], labels, np.full(3000, 50.0), d_b(0.018)
+    )
     curve = roc(jets, np.linspace(0.5, 1.0, 26))
     assert np.isinf(curve.rejection["light"][0])  # no light jet passes the tightest cut
     write_json(tmp_path / "roc.json", curve.to_dict())

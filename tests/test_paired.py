@@ -13,7 +13,7 @@ from jettag.evaluation.paired import (
     paired_ratios,
 )
 from jettag.evaluation.performance import tagged_jets
-from jettag.flavours import TAGGING_FLAVOURS
+from tests.conftest import d_b
 
 GRID = np.array([0.6, 0.7, 0.77, 0.85])
 
@@ -22,7 +22,7 @@ def _tagger(name: str, labels: np.ndarray, db: np.ndarray, pt: np.ndarray):
     """TaggedJets whose D_b (f_c = 0) is db."""
     pb = 1.0 / (1.0 + np.exp(-db))
     probabilities = {"b": pb, "c": np.zeros_like(pb), "light": 1.0 - pb}
-    return tagged_jets(name, probabilities, TAGGING_FLAVOURS, labels, pt, 0.0)
+    return tagged_jets(name, probabilities, ("b", "c", "light"), labels, pt, d_b(0.0))
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,21 @@ COMMANDS = [
     for line in block.splitlines()
     if line.strip()
 ]
+JETCLASS = ["QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl"]
+
+
+def write_jetclass_ten_root(path: Path, jets: np.ndarray, tracks: np.ndarray) -> Path:
+    """A JetClass file with its ten one-hot labels: b jets as Hbb, c as Hcc, light as QCD."""
+    label = jets["HadronConeExclTruthLabelID"]
+    index = np.select([label == 5, label == 4], [1, 2], 0)
+    one_hot = {f"label_{name}": index == k for k, name in enumerate(JETCLASS)}
+    return write_jetclass_root(path, jets, tracks, one_hot=one_hot)
+
+
 WRITERS = {
     "ntuples/user.tdd.h5": write_atlas_tdd_h5,
     "ntuples/jetclass.root": write_jetclass_root,
+    "ntuples/jetclass_ten.root": write_jetclass_ten_root,
     "ntuples/user.ntuple.root": write_atlas_root,
 }
 
@@ -58,7 +70,8 @@ def two_shards(ingested, config, tmp_path_factory) -> tuple[np.ndarray, np.ndarr
     generate_shard("ttbar", sample, simulation, config["seed"], 1, directory / "1.root",
                    n_events=SMALL_EVENTS)  # fmt: skip
     ingest = cfg.section(cfg.IngestConfig, config["ingest"])
-    ingest_sample(sample, [directory / "1.root"], ingest, directory / "1.h5", "ttbar")
+    ingest_sample(cfg.reading_config(config, "ttbar"), [directory / "1.root"], ingest,
+                  directory / "1.h5", "ttbar")  # fmt: skip
     parts = [read_all(ingested), read_all(directory / "1.h5")]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -85,8 +98,10 @@ def workflow_dir(workdir) -> Path:
     return workdir
 
 
-def test_readme_has_three_complete_configs_and_two_commands():
-    assert sorted(CONFIGS) == ["my_atlas_root.yaml", "my_atlas_tdd.yaml", "my_jetclass.yaml"]
+def test_readme_has_four_complete_configs_and_two_commands():
+    assert sorted(CONFIGS) == [
+        "my_atlas_root.yaml", "my_atlas_tdd.yaml", "my_jetclass.yaml", "my_jetclass_ten.yaml",
+    ]  # fmt: skip
     assert [c.split()[:2] for c in COMMANDS] == [["jettag", "check-config"], ["jettag", "ingest"]]
 
 
@@ -107,11 +122,17 @@ def test_readme_commands_as_printed(workdir, two_shards):
                                rtol=1e-5, atol=1e-8)  # fmt: skip
 
 
-@pytest.mark.parametrize(("config_file", "sample", "path"), [
-    ("my_jetclass.yaml", "jetclass", "ntuples/jetclass.root"),
-    ("my_atlas_root.yaml", "atlas", "ntuples/user.ntuple.root"),
+@pytest.mark.parametrize(("config_file", "sample", "path", "label", "values"), [
+    ("my_jetclass.yaml", "jetclass", "ntuples/jetclass.root", "HadronConeExclTruthLabelID",
+     {0, 4, 5}),
+    ("my_jetclass_ten.yaml", "jetclass", "ntuples/jetclass_ten.root", "jetclass_label",
+     {0, 1, 2}),  # QCD, Hbb, Hcc
+    ("my_atlas_root.yaml", "atlas", "ntuples/user.ntuple.root", "HadronConeExclTruthLabelID",
+     {0, 4, 5}),
 ])  # fmt: skip
-def test_the_other_readme_configs_check_and_ingest(workdir, config_file, sample, path):
+def test_the_other_readme_configs_check_and_ingest(
+    workdir, config_file, sample, path, label, values
+):
     checked = run(f"jettag check-config --config {config_file}", workdir)
     assert checked.returncode == 0, checked.stderr
     assert f"# sample {sample}, {path}:" in checked.stdout
@@ -120,7 +141,7 @@ def test_the_other_readme_configs_check_and_ingest(workdir, config_file, sample,
                    workdir)  # fmt: skip
     assert ingested.returncode == 0, ingested.stderr
     jets, _ = read_all(workdir / out)
-    assert set(np.unique(jets["HadronConeExclTruthLabelID"])) == {0, 4, 5}
+    assert set(np.unique(jets[label])) == values
 
 
 def test_snakemake_checks_input_files_before_any_job(workflow_dir):

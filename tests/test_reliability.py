@@ -41,7 +41,7 @@ SORT_KEY_VALUES = {
 def _ingest(config: dict, inputs, output: Path, **ingest_overrides) -> dict[str, int]:
     """Ingest the config's ttbar sample from inputs with some ingest keys changed."""
     ingest = cfg.section(cfg.IngestConfig, {**config["ingest"], **ingest_overrides})
-    return ingest_sample(cfg.sample_config(config, "ttbar"), inputs, ingest, output)
+    return ingest_sample(cfg.reading_config(config, "ttbar"), inputs, ingest, output)
 
 
 def _write_input(path: Path, jets: np.ndarray, tracks: np.ndarray) -> Path:

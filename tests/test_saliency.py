@@ -12,17 +12,19 @@ import torch
 
 from jettag import config as cfg
 from jettag.evaluation.importance import permutation_importance
-from jettag.evaluation.metrics import b_discriminant, cut_for_efficiency
+from jettag.evaluation.metrics import cut_for_efficiency
 from jettag.evaluation.predict import probabilities
 from jettag.evaluation.saliency import SD0, saliency_maps
 from jettag.io.model_inputs import build_inputs, input_spec
 from jettag.models.registry import build_model
 from jettag.plotting.saliency import plot_permutation_importance, plot_saliency
 from jettag.plotting.style import FigureText
-from jettag.training.checkpoint import save_checkpoint
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.checkpoint import load_trained_model, save_checkpoint
+from jettag.training.loop import train_model
+from tests.conftest import d_b
 
 F_C = 0.1
+D_B = d_b(F_C)
 TEXT = FigureText("ATLAS", "Simulation Internal", 13.0, "$t\\bar{t}$")
 IGNORED = "IP3D_signed_z0_significance"
 
@@ -63,9 +65,9 @@ def trained(tmp_path_factory, config, prepared):
     test = prepared / "test.h5"
     return {
         "checkpoint": out / "best.pt",
-        "saliency": saliency_maps(out / "best.pt", test, F_C, out / "saliency.json"),
+        "saliency": saliency_maps(out / "best.pt", test, D_B, out / "saliency.json"),
         "importance": permutation_importance(
-            out / "best.pt", test, F_C, out / "importance.json", repeats=2
+            out / "best.pt", test, D_B, out / "importance.json", repeats=2
         ),
         "dir": out,
     }
@@ -75,7 +77,7 @@ def _discriminant(checkpoint, jets, tracks):
     """D_b of each jet from its tables, through the predict stage's code (classes b, c, light)."""
     model, spec = load_trained_model(checkpoint)
     prob = probabilities(model, *build_inputs(jets, tracks, spec)).astype(np.float64)
-    return b_discriminant(prob[:, 0], prob[:, 1], prob[:, 2], F_C)
+    return np.log(prob[:, 0] / (F_C * prob[:, 1] + (1 - F_C) * prob[:, 2]))  # D_b by hand
 
 
 def _test_jets(prepared, checkpoint):
@@ -105,7 +107,7 @@ def _straddling_multiplicity(prepared, checkpoint) -> int:
 def test_ignored_input_has_zero_saliency(tmp_path, prepared, ignoring_checkpoint):
     out = tmp_path / "saliency.json"
     n_tracks = _straddling_multiplicity(prepared, ignoring_checkpoint)
-    result = saliency_maps(ignoring_checkpoint, prepared / "test.h5", F_C, out, n_tracks)
+    result = saliency_maps(ignoring_checkpoint, prepared / "test.h5", D_B, out, n_tracks)
     assert json.loads(out.read_text()) == result
     assert result["track_order"] == SD0 and result["n_tracks"] == n_tracks
 
@@ -138,7 +140,7 @@ def test_saliency_is_the_derivative_of_the_mean_discriminant(
     n_tracks = _straddling_multiplicity(prepared, ignoring_checkpoint)
     rank = 0 if first else n_tracks - 1  # the highest-sd0 track, or the lowest
     output = tmp_path / "s.json"
-    result = saliency_maps(ignoring_checkpoint, prepared / "test.h5", F_C, output, n_tracks)
+    result = saliency_maps(ignoring_checkpoint, prepared / "test.h5", D_B, output, n_tracks)
     jets, tracks, db = _test_jets(prepared, ignoring_checkpoint)
     chosen = (jets["flavour_label"] == 0) & (tracks["valid"].sum(axis=1) == n_tracks)
     norms = input_spec(prepared).track_norms
@@ -169,7 +171,7 @@ def test_ignored_input_loses_no_rejection(tmp_path, prepared, ignoring_checkpoin
     groups = {"ignored": [IGNORED], "impact parameters": [SD0, IGNORED, "d0", "z0SinTheta"]}
     out = tmp_path / "importance.json"
     result = permutation_importance(
-        ignoring_checkpoint, prepared / "test.h5", F_C, out, groups, repeats=2
+        ignoring_checkpoint, prepared / "test.h5", D_B, out, groups, repeats=2
     )
     assert json.loads(out.read_text()) == result
     assert list(result["groups"]) == list(groups)
@@ -189,7 +191,7 @@ def test_ignored_input_loses_no_rejection(tmp_path, prepared, ignoring_checkpoin
 
     with pytest.raises(ValueError, match=r"group 'bad': \['pt'\] not track inputs"):
         permutation_importance(
-            ignoring_checkpoint, prepared / "test.h5", F_C, tmp_path / "x.json", {"bad": ["pt"]}
+            ignoring_checkpoint, prepared / "test.h5", D_B, tmp_path / "x.json", {"bad": ["pt"]}
         )
 
 
@@ -209,13 +211,13 @@ def test_trained_tagger_relies_on_sd0(prepared, trained):
 def test_plots_are_written(tmp_path, prepared, trained, ignoring_checkpoint):
     # no b jet has 1000 tracks: both categories are empty and drawn as such
     empty = saliency_maps(
-        trained["checkpoint"], prepared / "test.h5", F_C, tmp_path / "empty.json", n_tracks=1000
+        trained["checkpoint"], prepared / "test.h5", D_B, tmp_path / "empty.json", n_tracks=1000
     )
     assert empty["n_jets"] == {"passing": 0, "failing": 0}
     assert empty["maps"] == {"passing": None, "failing": None}
     groups = {"impact parameters": [SD0, IGNORED], "hits": ["numberOfPixelHits", "numberOfSCTHits"]}
     permutation_importance(
-        ignoring_checkpoint, prepared / "test.h5", F_C, tmp_path / "groups.json", groups
+        ignoring_checkpoint, prepared / "test.h5", D_B, tmp_path / "groups.json", groups
     )
     formats = ["png", "pdf"]
     written = plot_saliency(

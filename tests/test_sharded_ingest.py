@@ -39,7 +39,14 @@ TRACK_INPUTS = [
 def _config(files: list[Path]) -> dict:
     """A validated config with one JetClass-layout sample (no event numbers) of the files."""
     raw = minimal_config(
-        samples={"jc": {"source": "root", "files": [str(f) for f in files], "preset": "jetclass"}},
+        samples={
+            "jc": {
+                "source": "root",
+                "files": [str(f) for f in files],
+                "preset": "jetclass",
+                "labels": {"one_hot": {"b": "label_b", "c": "label_c", "light": "label_l"}},
+            }
+        },
         prepare={"track_inputs": TRACK_INPUTS, "jet_inputs": []},
     )
     raw["models"]["dips"]["dataset"] = "jc"
@@ -65,7 +72,7 @@ def jetclass_files(ingested, tmp_path_factory) -> list[Path]:
 def _ingest_parts(config: dict, files: list[Path], directory: Path) -> list[Path]:
     """Each file ingested on its own, as the workflow's ingest jobs do."""
     ingest = cfg.section(cfg.IngestConfig, config["ingest"])
-    sample = cfg.sample_config(config, "jc")
+    sample = cfg.reading_config(config, "jc")
     parts = []
     for index, path in enumerate(files):
         settings = stage_settings("ingest", config, sample="jc", part=index)
@@ -90,7 +97,7 @@ def test_parts_prepare_to_the_same_files_as_one_ingest(jetclass_files, tmp_path)
     config = _config(jetclass_files)
     single = tmp_path / "single.h5"
     ingest = cfg.section(cfg.IngestConfig, config["ingest"])
-    ingest_sample(cfg.sample_config(config, "jc"), jetclass_files, ingest, single, "jc")
+    ingest_sample(cfg.reading_config(config, "jc"), jetclass_files, ingest, single, "jc")
     parts = _ingest_parts(config, jetclass_files, tmp_path / "parts")
 
     # no event numbers in the files: entries numbered 0.. across the sample, part by part

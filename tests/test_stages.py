@@ -45,6 +45,8 @@ DATA_JOBS = [
     ("predict", {"tagger": "dips"}),
     ("predict", {"tagger": "ip3d"}),
     ("evaluate", {}),
+    ("multiclass", {}),
+    ("fraction-scan", {"dataset": "ttbar"}),
     ("working-points", {"dataset": "ttbar"}),
     ("performance", {}),
     ("saliency", {}),
@@ -62,6 +64,8 @@ PLOT_JOBS = [
     ("plot-roc", {"dataset": "ttbar"}),
     ("plot-pt", {"dataset": "ttbar"}),
     ("plot-scores", {"tagger": "ip3d"}),
+    ("plot-multiclass", {"tagger": "dips"}),
+    ("plot-fraction-scan", {"dataset": "ttbar"}),
     ("plot-loss", {"model": "dips"}),
     ("plot-learning-curve", {"model": "dips"}),
     ("plot-search", {"model": "dips"}),
@@ -125,7 +129,8 @@ def test_labels_reach_only_the_plots_that_draw_them():
         ("plot-roc", ("ttbar",)), ("plot-pt", ("ttbar",)), ("plot-loss", ("dips",)),
         ("plot-learning-curve", ("dips",)), ("plot-search", ("dips",)),
         ("plot-importance", ("dips",)), ("plot-transfer", ("dips",)), ("plot-study", ("capacity",)),
-        ("plot-lr-finder", ("dips",)),
+        ("plot-lr-finder", ("dips",)), ("plot-multiclass", ("dips",)),
+        ("plot-fraction-scan", ("ttbar",)),
     }  # fmt: skip
     assert stage_settings("plot-roc", after, dataset="ttbar")["labels"]["dips"] == "Renamed"
 
@@ -158,11 +163,15 @@ def test_physics_edits_reach_the_jobs_that_read_them():
     # adding shards regenerates no existing shard; more events per shard regenerate them all
     assert stage_params("generate", base, **job) == stage_params("generate", more_shards, **job)
     assert stage_params("generate", base, **job) != stage_params("generate", more_events, **job)
-    # f_c: evaluation stages, never training
-    f_c = _config(**{"evaluation.f_c": 0.05})
+    # the discriminant (f_c): evaluation stages, never training
+    f_c = _config(
+        **{"evaluation.discriminant": {"signal": "b", "fractions": {"c": 0.05, "light": 0.95}}}
+    )
     for stage, wildcards in DATA_JOBS:
         changed = stage_params(stage, base, **wildcards) != stage_params(stage, f_c, **wildcards)
-        reads_f_c = "f_c" in stage_settings(stage, base, **wildcards).get("evaluation", {})
+        settings = stage_settings(stage, base, **wildcards)
+        # the discriminant itself, or the multi-class stage's tasks (the discriminant first)
+        reads_f_c = "discriminant" in settings.get("evaluation", {}) or "tasks" in settings
         assert changed == reads_f_c, stage
 
 
@@ -194,7 +203,7 @@ def test_settings_are_only_what_the_stage_reads():
     zprime = stage_settings("generate", config, sample="zprime", shard=0)["sample"]
     assert zprime["zprime_masses_gev"] == [1500]
     assert set(stage_settings("evaluate", config)["evaluation"]) == {
-        "f_c", "working_points", "roc_b_efficiencies",
+        "discriminant", "working_points", "roc_b_efficiencies",
     }  # fmt: skip
     assert stage_settings("export-onnx", config) == {}
     with pytest.raises(cfg.ConfigError, match=r"shard 3 outside 0\.\.2"):  # 2 + 1 test shard

@@ -43,7 +43,12 @@ def _study(**changes) -> dict:
 
 
 def test_extends_replaces_whole_top_level_sections(tmp_path):
-    base = minimal_config(evaluation={"f_c": 0.05, "working_points": [0.7]})
+    base = minimal_config(
+        evaluation={
+            "discriminant": {"signal": "b", "fractions": {"c": 0.05, "light": 0.95}},
+            "working_points": [0.7],
+        }
+    )
     (tmp_path / "configs").mkdir()
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     child = {"extends": "../base.yaml", "evaluation": {"working_points": [0.6]}}
@@ -51,7 +56,8 @@ def test_extends_replaces_whole_top_level_sections(tmp_path):
     loaded = cfg.load_config(tmp_path / "configs/child.yaml")
     assert loaded["models"]["dips"]["training"]["learning_rate"] == 0.005  # from the base
     assert loaded["evaluation"]["working_points"] == [0.6]
-    assert loaded["evaluation"]["f_c"] == 0.018  # a whole section: the base's f_c is not kept
+    # a whole section: the base's discriminant (f_c = 0.05) is not kept
+    assert loaded["evaluation"]["discriminant"]["fractions"] == {"c": 0.018, "light": 0.982}
     assert loaded == cfg.load_config(tmp_path / "base.yaml") | {"evaluation": loaded["evaluation"]}
 
 

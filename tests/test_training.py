@@ -17,9 +17,9 @@ from jettag import config as cfg
 from jettag.errors import TrainingInterruptedError
 from jettag.evaluation.predict import predict
 from jettag.training import loop
-from jettag.training.checkpoint import load_checkpoint
+from jettag.training.checkpoint import load_checkpoint, load_trained_model
 from jettag.training.data import load_split
-from jettag.training.loop import load_trained_model, train_model
+from jettag.training.loop import train_model
 
 
 def _model_config(config, epochs=3):

@@ -21,7 +21,7 @@ from jettag.io.ingest import ingest_sample
 from jettag.simulate.generate import generate_shard
 from jettag.training.checkpoint import load_checkpoint
 from jettag.training.loop import train_model
-from tests.conftest import minimal_config
+from tests.conftest import d_b, minimal_config
 
 ZPRIME = {"source": "generate", "process": "zprime", "zprime_masses_gev": [1000.0],
           "n_shards": 1, "events_per_shard": 120}  # fmt: skip
@@ -44,8 +44,8 @@ def zprime(tmp_path_factory) -> Path:
     sample = cfg.sample_config(config, "zprime")
     generate_shard("zprime", sample, cfg.section(cfg.SimulationConfig, config["simulation"]),
                    config["seed"], 0, base / "0.root")  # fmt: skip
-    ingest_sample(sample, [base / "0.root"], cfg.section(cfg.IngestConfig, config["ingest"]),
-                  base / "zprime.h5")  # fmt: skip
+    ingest_sample(cfg.reading_config(config, "zprime"), [base / "0.root"],
+                  cfg.section(cfg.IngestConfig, config["ingest"]), base / "zprime.h5")  # fmt: skip
     out = base / "prepared"
     prepare_dataset(base / "zprime.h5", cfg.section(cfg.PrepareConfig, config["prepare"]), 3, out)
     return out
@@ -131,8 +131,8 @@ def test_summary_agrees_with_predict_and_evaluate(tmp_path, pretrained, zprime):
                     pretrained=None if strategy == "scratch" else pretrained,
                     freeze_track_encoder=strategy == "frozen")  # fmt: skip
         runs[f"{strategy}/100/{seed}"] = out / "best.pt"
-    result = transfer_summary("dips", runs, pretrained, zprime, 0.018, 0.77, tmp_path / "t.json",
-                              tmp_path / "t.md")  # fmt: skip
+    result = transfer_summary("dips", runs, pretrained, zprime, d_b(0.018), 0.77,
+                              tmp_path / "t.json", tmp_path / "t.md")  # fmt: skip
     assert [p["seeds"] for p in result["points"]["scratch"]] == [2]
     scratch_runs = [r for r in result["runs"] if r["strategy"] == "scratch"]
     assert result["points"]["scratch"][0]["auc_mean"] == pytest.approx(
@@ -141,7 +141,7 @@ def test_summary_agrees_with_predict_and_evaluate(tmp_path, pretrained, zprime):
     # one run through the predict and evaluate stages gives the very same numbers
     evaluation = cfg.section(cfg.EvaluationConfig, transfer_config()["evaluation"])
     predict("dips", zprime / "test.h5", [runs["frozen/100/0"]], "network", tmp_path / "p.h5")
-    metrics = evaluate(tmp_path / "p.h5", evaluation.f_c, evaluation.working_points,
+    metrics = evaluate(tmp_path / "p.h5", d_b(0.018), evaluation.working_points,
                        evaluation.roc_b_efficiencies, tmp_path / "m.json")  # fmt: skip
     (frozen,) = [r for r in result["runs"] if r["strategy"] == "frozen"]
     assert frozen["auc"] == pytest.approx(metrics["auc"]["b_vs_light"], rel=1e-6)

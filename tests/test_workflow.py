@@ -191,22 +191,23 @@ def _edited(config: dict, path: str, value) -> dict:
 
 PLOTS_OF_DIPS = {
     "plot_roc": 1, "plot_pt": 1, "plot_loss": 1, "plot_learning_curve": 1, "plot_search": 1,
-    "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1,
+    "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1, "plot_fraction_scan": 1,
 }  # fmt: skip
 EVERY_PLOT = {
     "plot_roc": 1, "plot_pt": 1, "plot_loss": 2, "plot_scores": 3, "plot_learning_curve": 1,
     "plot_search": 1, "plot_saliency": 2, "plot_importance": 3, "plot_transfer": 1,
-    "plot_sample": 2, "plot_inputs": 1,
+    "plot_sample": 2, "plot_inputs": 1, "plot_fraction_scan": 1,
 }  # fmt: skip
 EVALUATION = {
     "evaluate": 3, "working_points": 1, "performance": 3, "saliency": 2, "importance": 2,
-    "ablation": 1, "transfer_summary": 1,
+    "ablation": 1, "transfer_summary": 1, "fraction_scan": 1,
 }  # fmt: skip
 DOWNSTREAM_OF_DIPS_MEMBER = {
     "export_onnx": 1, "predict": 1, "evaluate": 1, "working_points": 1, "performance": 1,
     "saliency": 1, "importance": 1, "predict_ablation_nominal": 1, "ablation": 1,
     "transfer_summary": 1, "plot_roc": 1, "plot_pt": 1, "plot_loss": 1, "plot_scores": 1,
-    "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1,
+    "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1, "fraction_scan": 1,
+    "plot_fraction_scan": 1,
 }  # fmt: skip
 # (edit, value, the jobs per rule `snakemake -n` plans after it on the finished CI analysis)
 EDIT_TABLE = [
@@ -216,7 +217,8 @@ EDIT_TABLE = [
     ("plots.formats", ["png", "svg"], EVERY_PLOT),
     ("plots.experiment_label", {"experiment": "CMS", "status": "Simulation Preliminary"},
      EVERY_PLOT),
-    ("evaluation.f_c", 0.05, {**EVALUATION, **EVERY_PLOT, "plot_loss": 0,
+    ("evaluation.discriminant", {"signal": "b", "fractions": {"c": 0.05, "light": 0.95}},
+     {**EVALUATION, **EVERY_PLOT, "plot_loss": 0,
      "plot_learning_curve": 0, "plot_search": 0, "plot_sample": 0, "plot_inputs": 0}),
     # dips's own trainings: the member, the nominal search trial (the trials draw their own
     # learning rate), ablation and learning-curve retrainings, and the transfer runs (scratch

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jettag.errors import InputError
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import efficiency_interval
 from jettag.evaluation.working_points import (
     efficiency_vs_pt,
@@ -19,6 +20,7 @@ from jettag.evaluation.working_points import (
 from jettag.plotting import performance
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
 from jettag.plotting.style import FigureText
+from tests.conftest import d_b
 
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
 TEXT = FigureText("ATLAS", "Simulation Internal", 13.6, "Test sample")
@@ -77,9 +79,10 @@ def test_working_points_match_sort_and_count(tmp_path):
     f_c = 0.05
     files = [dirichlet_predictions(tmp_path / f"{t}.h5", t, s) for t, s in (("A", 1), ("B", 2))]
     table = working_point_table(
-        files, f_c, WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
+        files, d_b(f_c), WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
     )
     assert json.loads((tmp_path / "wp.json").read_text())["rows"][0]["tagger"] == "A"
+    per_tagger = {}
     for path in files:
         with h5py.File(path, "r") as f:
             jets = f["jets"][:]
@@ -88,6 +91,7 @@ def test_working_points_match_sort_and_count(tmp_path):
         db = np.log(pb / (f_c * pc + (1 - f_c) * pu))
         names = ("b", "c", "light")
         by_flavour = {name: db[jets["flavour_label"] == k] for k, name in enumerate(names)}
+        per_tagger[tagger] = by_flavour
         b_sorted = np.sort(by_flavour["b"])[::-1]
         rows = {r["working_point"]: r for r in table["rows"] if r["tagger"] == tagger}
         for wp in WORKING_POINTS:
@@ -111,12 +115,36 @@ def test_working_points_match_sort_and_count(tmp_path):
                 assert row[f"{name}_efficiency_interval"] == pytest.approx([low, high])
                 assert row[f"{name}_rejection_interval"] == pytest.approx([1 / high, 1 / low])
                 assert row[f"{name}_passing"] == pytest.approx(n_pass)
-    lines = (tmp_path / "wp.md").read_text().splitlines()
+    text, pseudo_continuous = (tmp_path / "wp.md").read_text().split("## Pseudo-continuous")
+    lines = text.splitlines()
     table_rows = [line for line in lines if line.startswith("| ") and "Tagger" not in line]
     assert len(table_rows) == 2 * len(WORKING_POINTS)
     expected = [f"| {t} | {round(100 * wp)} % |" for t in ("A", "B") for wp in WORKING_POINTS]
     assert [row[: len(e)] for row, e in zip(table_rows, expected, strict=True)] == expected
     assert all(row.count(" [") == 5 for row in table_rows)  # value [low, high] each
+    # pseudo-continuous bins, counted by hand between the sorted cuts of the WPs
+    for tagger, scores in per_tagger.items():
+        bins = table["pseudo_continuous"][tagger]
+        cuts = [
+            next(
+                r["cut"]
+                for r in table["rows"]
+                if r["tagger"] == tagger and r["working_point"] == wp
+            )
+            for wp in sorted(WORKING_POINTS)[::-1]
+        ]
+        assert bins["edges"] == pytest.approx(cuts)
+        assert bins["labels"] == ["100-85 %", "85-77 %", "77-70 %", "70-60 %", "60-0 %"]
+        for name, values in scores.items():
+            lows, highs = [-np.inf, *cuts], [*cuts, np.inf]
+            counts = [
+                np.sum((values > low) & (values <= high))
+                for low, high in zip(lows, highs, strict=True)
+            ]
+            assert bins[f"{name}_fraction"] == pytest.approx(np.array(counts) / len(values))
+        # b jets: each bin holds the efficiency step between its working points
+        assert bins["b_fraction"][::-1][:4] == pytest.approx([0.60, 0.10, 0.07, 0.08], abs=2e-3)
+    assert "| light |" in pseudo_continuous
 
 
 def test_flat_per_bin_cut_is_flat_and_inclusive_cut_is_not(tmp_path):
@@ -128,7 +156,7 @@ def test_flat_per_bin_cut_is_flat_and_inclusive_cut_is_not(tmp_path):
     mean = np.choose(labels, [pt_gev / 50.0, np.full(n, 0.5), np.full(n, -1.0)])
     path = write_discriminant(tmp_path / "p.h5", "t", rng.normal(mean, 1.0), labels, pt_gev)
     bins = [20.0, 50.0, 100.0, 150.0, 250.0]
-    result = efficiency_vs_pt(path, 0.018, 0.70, bins, tmp_path / "pt.json")
+    result = efficiency_vs_pt(path, d_b(0.018), 0.70, bins, tmp_path / "pt.json")
     flat, inclusive = result["strategies"]["flat_per_bin"], result["strategies"]["inclusive"]
     for eff, err, n_b in zip(flat["b_efficiency"], flat["b_efficiency_error"],
                              result["n_jets"]["b"], strict=True):  # fmt: skip
@@ -138,7 +166,9 @@ def test_flat_per_bin_cut_is_flat_and_inclusive_cut_is_not(tmp_path):
     assert pulls.max() > 5
     assert inclusive["b_efficiency"][0] < 0.70 < inclusive["b_efficiency"][-1]
     # the inclusive cut is the working-point table's; jets above 250 GeV are in no bin
-    table = working_point_table([path], 0.018, [0.70], tmp_path / "wp.json", tmp_path / "wp.md")
+    table = working_point_table(
+        [path], d_b(0.018), [0.70], tmp_path / "wp.json", tmp_path / "wp.md"
+    )
     assert result["inclusive_cut"] == table["rows"][0]["cut"]
     assert set(inclusive["cut"]) == {result["inclusive_cut"]}
     in_range = (pt_gev >= 20.0) & (pt_gev < 250.0)
@@ -154,7 +184,7 @@ def test_binomial_errors_shrink_as_one_over_sqrt_n(tmp_path):
         labels = np.repeat([0, 1, 2], n)
         path = write_discriminant(tmp_path / f"{n}.h5", "t", db, labels)
         rows = working_point_table(
-            [path], 0.018, [0.77], tmp_path / f"{n}.json", tmp_path / f"{n}.md"
+            [path], d_b(0.018), [0.77], tmp_path / f"{n}.json", tmp_path / f"{n}.md"
         )["rows"]
         errors.append(rows[0])
     small, large = errors
@@ -170,13 +200,13 @@ def test_score_histograms_have_unit_area_and_wp_cuts(tmp_path):
     labels = rng.integers(0, 3, 6000)
     db = rng.normal(np.choose(labels, [3.0, 1.0, -1.0]), 1.5)
     path = write_discriminant(tmp_path / "p.h5", "t", db, labels)
-    hist = score_histograms(path, 0.018, WORKING_POINTS, tmp_path / "h.json")
+    hist = score_histograms(path, d_b(0.018), WORKING_POINTS, tmp_path / "h.json")
     widths = np.diff(hist["edges"])
     for name in ("b", "c", "light"):
         density = np.array(hist["histograms"][name]["density"])
         assert np.sum(density * widths) == pytest.approx(1.0)
     table = working_point_table(
-        [path], 0.018, WORKING_POINTS, tmp_path / "w.json", tmp_path / "w.md"
+        [path], d_b(0.018), WORKING_POINTS, tmp_path / "w.json", tmp_path / "w.md"
     )
     assert [wp["cut"] for wp in hist["working_points"]] == [r["cut"] for r in table["rows"]]
     assert json.loads((tmp_path / "h.json").read_text())["tagger"] == "t"
@@ -193,8 +223,8 @@ def test_plots_are_written(tmp_path):
         db = rng.normal(mean)
         path = write_discriminant(tmp_path / f"{tagger}.h5", tagger, db, labels, pt_gev)
         pt_files.append(tmp_path / f"{tagger}_pt.json")
-        efficiency_vs_pt(path, 0.018, 0.77, [20, 40, 60, 100, 150, 250], pt_files[-1])
-    score_histograms(path, 0.018, WORKING_POINTS, tmp_path / "h.json")
+        efficiency_vs_pt(path, d_b(0.018), 0.77, [20, 40, 60, 100, 150, 250], pt_files[-1])
+    score_histograms(path, d_b(0.018), WORKING_POINTS, tmp_path / "h.json")
     formats = ["png", "pdf"]
     written = plot_efficiency_vs_pt(
         pt_files, ["DIPS", "GN2"], tmp_path / "plots" / "pt", TEXT, formats
@@ -223,7 +253,8 @@ def test_ensemble_spread_is_the_members_std(tmp_path):
     with h5py.File(path, "a") as f:
         f["member_probabilities"] = np.stack(members)
     config = cfg.section(cfg.EvaluationConfig, cfg.validate_config(_minimal())["evaluation"])
-    grid = (config.f_c, config.working_points, config.roc_b_efficiencies)
+    grid = (Discriminant.from_dict(config.discriminant), config.working_points,
+            config.roc_b_efficiencies)  # fmt: skip
     metrics = evaluate(path, *grid, tmp_path / "ens.json")
     # each member alone, through the same tool, gives the rejections whose spread is the band
     singles = []
@@ -271,7 +302,7 @@ def limit_discriminant(light_db=None) -> np.ndarray:
 
 def test_no_light_jet_passing_gives_a_lower_limit_in_json_and_markdown(tmp_path):
     path = write_discriminant(tmp_path / "p.h5", "t", limit_discriminant(), LIMIT_LABELS)
-    working_point_table([path], 0.018, [0.77], tmp_path / "wp.json", tmp_path / "wp.md")
+    working_point_table([path], d_b(0.018), [0.77], tmp_path / "wp.json", tmp_path / "wp.md")
     table = json.loads((tmp_path / "wp.json").read_text())
     assert table["rejection_limit_cl"] == 0.95
     (row,) = table["rows"]
@@ -301,7 +332,7 @@ def test_light_jets_passing_give_no_limit_flag(tmp_path):
     db = rng.normal(np.choose(labels, [2.0, 0.5, -1.0]), 1.0)
     path = write_discriminant(tmp_path / "p.h5", "t", db, labels)
     rows = working_point_table(
-        [path], 0.018, WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
+        [path], d_b(0.018), WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
     )["rows"]
     for row in rows:
         for bkg in ("c", "light"):
@@ -318,7 +349,9 @@ def test_pt_bins_quote_limits_and_the_plot_draws_them(tmp_path, monkeypatch):
     labels = np.concatenate([LIMIT_LABELS, LIMIT_LABELS])
     pt_gev = np.repeat([30.0, 200.0], len(LIMIT_LABELS))
     write_discriminant(tmp_path / "p.h5", "t", db, labels, pt_gev)
-    result = efficiency_vs_pt(tmp_path / "p.h5", 0.018, 0.77, [20, 100, 300], tmp_path / "pt.json")
+    result = efficiency_vs_pt(
+        tmp_path / "p.h5", d_b(0.018), 0.77, [20, 100, 300], tmp_path / "pt.json"
+    )
     saved = json.loads((tmp_path / "pt.json").read_text())
     assert saved["rejection_limit_cl"] == 0.95
     flat = saved["strategies"]["flat_per_bin"]
@@ -350,7 +383,7 @@ def test_ablation_takes_no_loss_from_a_lower_limit(tmp_path):
     nominal = write_discriminant(tmp_path / "n.h5", "t", limit_discriminant(), LIMIT_LABELS)
     light_db = np.linspace(-3.0, 4.0, 200)  # 47 light jets pass
     variant = write_discriminant(tmp_path / "v.h5", "t", limit_discriminant(light_db), LIMIT_LABELS)
-    result = ablation_summary("t", nominal, {"g": variant}, {"g": ["sd0"]}, 0.018, 0.77,
+    result = ablation_summary("t", nominal, {"g": variant}, {"g": ["sd0"]}, d_b(0.018), 0.77,
                               tmp_path / "a.json")  # fmt: skip
     saved = json.loads((tmp_path / "a.json").read_text())
     assert saved["rejection_limit_cl"] == 0.95
@@ -377,7 +410,7 @@ def test_table_states_paired_ratios_to_the_reference(tmp_path):
     files = [write_discriminant(tmp_path / f"{t}.h5", t, db, labels)
              for t, db in (("A", db_a), ("B", db_b))]  # fmt: skip
     grid = np.linspace(0.5, 0.9, 5)
-    table = working_point_table(files, 0.018, [0.70, 0.77], tmp_path / "wp.json",
+    table = working_point_table(files, d_b(0.018), [0.70, 0.77], tmp_path / "wp.json",
                                 tmp_path / "wp.md", reference="A", roc_efficiencies=grid,
                                 replicas=50, seed=3)  # fmt: skip
     paired = json.loads((tmp_path / "wp.json").read_text())["paired"]
@@ -398,5 +431,40 @@ def test_table_states_paired_ratios_to_the_reference(tmp_path):
     assert a_row.endswith("| 1 [1, 1] | 1 [1, 1] |")
     other = write_discriminant(tmp_path / "C.h5", "C", db_a[::-1].copy(), labels[::-1].copy())
     with pytest.raises(InputError, match="not scored on the same jets"):
-        working_point_table([files[0], other], 0.018, [0.77], tmp_path / "x.json",
+        working_point_table([files[0], other], d_b(0.018), [0.77], tmp_path / "x.json",
                             tmp_path / "x.md", reference="A")  # fmt: skip
+
+
+def test_fraction_scan_recounted_by_hand(tmp_path):
+    from jettag.evaluation.fraction_scan import fraction_scan
+
+    path = dirichlet_predictions(tmp_path / "A.h5", "A", 4)
+    values = [0.0, 0.05, 0.3, 1.0]
+    result = fraction_scan([path], d_b(0.018), None, values, 0.7, tmp_path / "scan.json")
+    assert (
+        result["scanned"] == "c" and [e["fractions"]["c"] for e in result["taggers"]["A"]] == values
+    )
+    with h5py.File(path) as f:
+        jets = f["jets"][:]
+    pb, pc, pu = (jets[f"A_{p}"].astype(np.float64) for p in ("pb", "pc", "pu"))
+    labels = jets["flavour_label"]
+    rejections = []
+    for f_c, entry in zip(values, result["taggers"]["A"], strict=True):
+        db = np.log(pb / (f_c * pc + (1 - f_c) * pu))
+        b_sorted = np.sort(db[labels == 0])[::-1]
+        cut = 0.5 * (b_sorted[699] + b_sorted[700])  # 1000 b jets: 700 kept
+        for k, name in ((1, "c"), (2, "light")):
+            by_hand = (labels == k).sum() / (db[labels == k] > cut).sum()
+            assert entry[f"{name}_rejection"] == pytest.approx(by_hand, rel=1e-12), (f_c, name)
+        rejections.append((entry["c_rejection"], entry["light_rejection"]))
+    # a larger f_c buys c rejection with light rejection
+    assert rejections[-1][0] > rejections[0][0] and rejections[-1][1] < rejections[0][1]
+
+
+def test_confusion_matrix_counts_by_hand():
+    from jettag.evaluation.multiclass import confusion_matrix
+
+    truth = np.array([0, 0, 1, 2, 2, 2])
+    prob = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1],
+                     [0.3, 0.3, 0.4], [0.5, 0.1, 0.4], [0.0, 0.2, 0.8]])  # fmt: skip
+    assert confusion_matrix(truth, prob).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]

@@ -27,6 +27,7 @@ from jettag.signals import on_sigterm, sigterm_deferred
 from jettag.stages import settings_digest, stage_settings
 
 if TYPE_CHECKING:  # plotting imports matplotlib: only the plot commands load it
+    from jettag.evaluation.discriminant import Discriminant
     from jettag.plotting.style import FigureText
 
 log = logging.getLogger("jettag")
@@ -127,23 +128,31 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
     predict(args.tagger, args.test, args.members, settings["kind"], args.output)
 
 
+def _discriminant(evaluation: Settings) -> Discriminant:
+    """The stage settings' evaluation.discriminant as a Discriminant."""
+    from jettag.evaluation.discriminant import Discriminant
+
+    return Discriminant.from_dict(evaluation["discriminant"])
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> None:
     """Metrics (AUC, working points, ROC) of one tagger's predictions."""
     from jettag.evaluation.evaluate import evaluate
 
     evaluation = settings["evaluation"]
     grid = cfg.section(cfg.RocGrid, evaluation["roc_b_efficiencies"])
-    metrics = evaluate(args.predictions, evaluation["f_c"], evaluation["working_points"], grid,
-                       args.output)  # fmt: skip
-    wp = metrics["working_points"].get("77") or next(iter(metrics["working_points"].values()))
+    metrics = evaluate(args.predictions, _discriminant(evaluation),
+                       evaluation["working_points"], grid, args.output)  # fmt: skip
+    wp_label = "77" if "77" in metrics["working_points"] else next(iter(metrics["working_points"]))
+    wp = metrics["working_points"][wp_label]
 
     def shown(name: str, digits: int) -> str:
         text = f"{wp[f'{name}_rejection']:.{digits}f}"
         return f"> {text} (lower limit)" if wp[f"{name}_rejection_is_lower_limit"] else text
 
-    log.info("evaluate %s: AUC(b vs light) %.4f, light rejection %s, c rejection %s (77%% WP)",
-             metrics["tagger"], metrics["auc"]["b_vs_light"], shown("light", 1),
-             shown("c", 2))  # fmt: skip
+    log.info("evaluate %s: AUC %s; rejection at the %s %% WP: %s", metrics["tagger"],
+             {k: round(v, 4) for k, v in metrics["auc"].items()}, wp_label,
+             {bkg: shown(bkg, 2) for bkg in metrics["discriminant"]["fractions"]})  # fmt: skip
 
 
 def cmd_working_points(args: argparse.Namespace, settings: Settings) -> None:
@@ -155,11 +164,58 @@ def cmd_working_points(args: argparse.Namespace, settings: Settings) -> None:
     evaluation = settings["evaluation"]
     grid = evaluation["roc_b_efficiencies"]
     working_point_table(
-        args.predictions, evaluation["f_c"], evaluation["working_points"], args.output_json,
+        args.predictions, _discriminant(evaluation), evaluation["working_points"], args.output_json,
         args.output_md, reference=settings["reference"],
         roc_efficiencies=np.linspace(grid["start"], grid["stop"], grid["points"]),
         replicas=evaluation["bootstrap_replicas"], seed=settings["seed"],
     )  # fmt: skip
+
+
+def cmd_multiclass(args: argparse.Namespace, settings: Settings) -> None:
+    """Confusion matrix and the class set's binary tasks of one tagger's predictions."""
+    import numpy as np
+
+    from jettag.evaluation.discriminant import Discriminant
+    from jettag.evaluation.multiclass import multiclass_summary
+
+    evaluation = settings["evaluation"]
+    grid = evaluation["roc_b_efficiencies"]
+    result = multiclass_summary(
+        args.predictions, [Discriminant.from_dict(t) for t in settings["tasks"]],
+        evaluation["multiclass_efficiency"],
+        np.linspace(grid["start"], grid["stop"], grid["points"]), args.output,
+    )  # fmt: skip
+    log.info("multiclass %s: accuracy %.3f; AUC %s", result["tagger"], result["accuracy"],
+             {t["name"]: round(min(t["auc"].values()), 4) for t in result["tasks"]})  # fmt: skip
+
+
+def cmd_plot_multiclass(args: argparse.Namespace, settings: Settings) -> None:
+    """Confusion matrix and binary-task ROCs of one tagger."""
+    from jettag.plotting.multiclass import plot_confusion, plot_task_rocs
+
+    label = _label(settings, args.result, args.tagger)
+    text, formats = _figure_text(settings), settings["plots"]["formats"]
+    plot_confusion(args.result, label, Path(f"{args.output_prefix}_confusion"), text, formats)
+    plot_task_rocs(args.result, label, Path(f"{args.output_prefix}_tasks"), text, formats)
+
+
+def cmd_fraction_scan(args: argparse.Namespace, settings: Settings) -> None:
+    """Rejections of every tagger of a dataset as one background fraction is scanned."""
+    from jettag.evaluation.fraction_scan import fraction_scan
+
+    evaluation = settings["evaluation"]
+    scan = evaluation["fraction_scan"]
+    fraction_scan(args.predictions, _discriminant(evaluation), scan["background"],
+                  scan["fractions"], scan["working_point"], args.output)  # fmt: skip
+
+
+def cmd_plot_fraction_scan(args: argparse.Namespace, settings: Settings) -> None:
+    """Draw the fraction scan of a dataset's taggers."""
+    from jettag.plotting.multiclass import plot_fraction_scan
+
+    taggers = list(json.loads(args.scan.read_text())["taggers"])
+    plot_fraction_scan(args.scan, [settings["labels"][t] for t in taggers], args.output_stem,
+                       _figure_text(settings), settings["plots"]["formats"])  # fmt: skip
 
 
 def cmd_performance(args: argparse.Namespace, settings: Settings) -> None:
@@ -167,9 +223,9 @@ def cmd_performance(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.evaluation.working_points import efficiency_vs_pt, score_histograms
 
     evaluation = settings["evaluation"]
-    efficiency_vs_pt(args.predictions, evaluation["f_c"], evaluation["pt_working_point"],
+    efficiency_vs_pt(args.predictions, _discriminant(evaluation), evaluation["pt_working_point"],
                      evaluation["pt_bins_gev"], args.output_pt)  # fmt: skip
-    score_histograms(args.predictions, evaluation["f_c"], evaluation["working_points"],
+    score_histograms(args.predictions, _discriminant(evaluation), evaluation["working_points"],
                      args.output_scores)  # fmt: skip
 
 
@@ -200,11 +256,12 @@ def cmd_ablation(args: argparse.Namespace, settings: Settings) -> None:
 
     evaluation = settings["evaluation"]
     result = ablation_summary(args.model, args.nominal, _named_paths(args.variants),
-                              settings["groups"], evaluation["f_c"],
+                              settings["groups"], _discriminant(evaluation),
                               evaluation["pt_working_point"], args.output)  # fmt: skip
     for group, entry in result["groups"].items():
-        log.info("ablation %s without %s: light rejection lost %s", args.model, group,
-                 entry["light_rejection_loss"])  # fmt: skip
+        lost = {k.removesuffix("_rejection_loss"): v for k, v in entry.items()
+                if k.endswith("_rejection_loss")}  # fmt: skip
+        log.info("ablation %s without %s: rejection lost %s", args.model, group, lost)
 
 
 def cmd_lr_finder(args: argparse.Namespace, settings: Settings) -> None:
@@ -249,7 +306,7 @@ def cmd_study_summary(args: argparse.Namespace, settings: Settings) -> None:
         runs[point].append(tuple(paths))
     evaluation = settings["evaluation"]
     result = study_summary(args.study, study, settings["sections"], runs, args.train_file,
-                           evaluation["f_c"], evaluation["pt_working_point"],
+                           _discriminant(evaluation), evaluation["pt_working_point"],
                            args.output)  # fmt: skip
     write_text(args.output_md, markdown(result))
     for point in result["points"]:
@@ -285,7 +342,7 @@ def cmd_saliency(args: argparse.Namespace, settings: Settings) -> None:
 
     evaluation = settings["evaluation"]
     saliency = evaluation["saliency"]
-    saliency_maps(args.checkpoint, args.test, evaluation["f_c"], args.output,
+    saliency_maps(args.checkpoint, args.test, _discriminant(evaluation), args.output,
                   saliency["n_tracks"], saliency["working_point"])  # fmt: skip
 
 
@@ -295,15 +352,17 @@ def cmd_importance(args: argparse.Namespace, settings: Settings) -> None:
 
     evaluation = settings["evaluation"]
     groups = {name: list(inputs) for name, inputs in settings["groups"].items()}
-    permutation_importance(args.checkpoint, args.test, evaluation["f_c"], args.output, groups,
-                           evaluation["pt_working_point"], seed=settings["seed"])  # fmt: skip
+    permutation_importance(args.checkpoint, args.test, _discriminant(evaluation), args.output,
+                           groups, evaluation["pt_working_point"],
+                           seed=settings["seed"])  # fmt: skip
 
 
 def cmd_sample_histograms(args: argparse.Namespace, settings: Settings) -> None:
     """Per-flavour validation histograms of an ingested sample."""
     from jettag.evaluation.sample_histograms import sample_histograms
 
-    result = sample_histograms(args.input, args.output)
+    result = sample_histograms(args.input, args.output, settings["classes"],
+                               settings["label_variable"])  # fmt: skip
     log.info("sample %s: jets %s, fractions %s", args.sample, result["n_jets"],
              {k: round(v, 3) for k, v in result["fractions"].items()})  # fmt: skip
 
@@ -333,8 +392,9 @@ def cmd_transfer_summary(args: argparse.Namespace, settings: Settings) -> None:
 
     evaluation = settings["evaluation"]
     result = transfer_summary(
-        args.model, _named_paths(args.runs), args.pretrained, args.data_dir, evaluation["f_c"],
-        evaluation["pt_working_point"], args.output_json, args.output_md,
+        args.model, _named_paths(args.runs), args.pretrained, args.data_dir,
+        _discriminant(evaluation), evaluation["pt_working_point"], args.output_json,
+        args.output_md,
     )  # fmt: skip
     for strategy, points in result["points"].items():
         log.info("transfer %s: light rejection %s", strategy,
@@ -520,7 +580,7 @@ def cmd_check_config(args: argparse.Namespace, config: dict) -> None:
     layouts = check_input_files(config)
     sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
     for name, files in layouts.items():
-        sample = cfg.section(cfg.ReadingConfig, config["samples"][name])
+        sample = cfg.section(cfg.ReadingConfig, cfg.reading_settings(config, name))
         for path, layout in files.items():
             sys.stdout.write(f"# sample {name}, {path}:\n")
             sys.stdout.writelines(f"#   {line}\n" for line in layout.describe(sample))
@@ -624,6 +684,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", type=Path, required=True)
     p.add_argument("--output-pt", type=Path, required=True, help="JSON: efficiency vs pT")
     p.add_argument("--output-scores", type=Path, required=True, help="JSON: D_b histograms")
+    p = stage("fraction-scan", cmd_fraction_scan, "rejections vs a background's fraction",
+              ("dataset",))  # fmt: skip
+    p.add_argument("--dataset", required=True, help="the dataset the taggers are tested on")
+    p.add_argument("--output", type=Path, required=True, help="JSON")
+    p.add_argument("predictions", type=Path, nargs="+")
+    p = stage("plot-fraction-scan", cmd_plot_fraction_scan, "draw a fraction scan",
+              ("dataset",))  # fmt: skip
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--scan", type=Path, required=True)
+    p.add_argument("--output-stem", type=Path, required=True)
+    p = stage("multiclass", cmd_multiclass, "confusion matrix and binary tasks of a tagger")
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True, help="JSON")
+    p = stage("plot-multiclass", cmd_plot_multiclass, "confusion matrix and task ROCs",
+              ("tagger",))  # fmt: skip
+    p.add_argument("--tagger", required=True)
+    p.add_argument("--result", type=Path, required=True, help="results/multiclass/<tagger>.json")
+    p.add_argument("--output-prefix", type=Path, required=True)
     p = stage("plot-pt", cmd_plot_pt, "efficiency and rejection vs jet pT", ("dataset",))
     p.add_argument("--dataset", required=True)
     p.add_argument("--output-prefix", type=Path, required=True)

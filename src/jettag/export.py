@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from jettag.atomic import atomic_path
-from jettag.training.checkpoint import load_checkpoint
-from jettag.training.loop import trained_model_from_state
+from jettag.training.checkpoint import load_checkpoint, trained_model_from_state
 
 OPSET = 18
 

@@ -22,7 +22,9 @@ from typing import Any
 
 from jettag.config import (
     GenerationConfig,
-    ReadingConfig,
+    binary_tasks,
+    class_set,
+    reading_settings,
     tagger_dataset,
     tagger_label,
     test_only_event_number,
@@ -42,7 +44,6 @@ STAGES: dict[str, Callable[..., Settings]] = {}
 # the sample keys generation and ingest read: the fields of the sections they are given, so
 # that a key the stage's code reads but its settings lack is an AttributeError, not a default
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationConfig))
-READING_KEYS = tuple(f.name for f in dataclasses.fields(ReadingConfig))
 
 
 def stage(name: str) -> Callable[[Callable[..., Settings]], Callable[..., Settings]]:
@@ -127,7 +128,7 @@ def _ingest(config: dict[str, Any], sample: str, part: int | None = None) -> Set
     appending a file to a sample ingests only that file.
     """
     section = _section(config, "samples", sample)
-    settings = {"sample": _pick(section, READING_KEYS), "ingest": config["ingest"]}
+    settings = {"sample": reading_settings(config, sample), "ingest": config["ingest"]}
     if part is not None:
         n_parts = len(ingest_part_files(config, sample))
         if not 0 <= int(part) < n_parts:
@@ -152,16 +153,20 @@ def _prepare(config: dict[str, Any], dataset: str) -> Settings:
     sample = _section(config, "samples", dataset)
     return {
         "seed": config["seed"],
-        "prepare": config["prepare"],
+        "prepare": {**config["prepare"], "label_variable": class_set(config).label_variable},
         "test_only_event_number": test_only_event_number(sample),
     }
 
 
 @stage("sample-histograms")
 def _sample_histograms(config: dict[str, Any], sample: str) -> Settings:
-    """Nothing: the histograms depend on the ingested file alone."""
+    """The class set's label variable and classes (the histograms are per class)."""
     _section(config, "samples", sample)
-    return {}
+    classes = class_set(config)
+    return {
+        "label_variable": classes.label_variable,
+        "classes": {name: list(values) for name, values in classes.label_values().items()},
+    }
 
 
 @stage("input-histograms")
@@ -215,13 +220,35 @@ def _predict(config: dict[str, Any], tagger: str) -> Settings:
 
 @stage("evaluate")
 def _evaluate(config: dict[str, Any]) -> Settings:
-    """f_c, working points and the ROC grid."""
-    return _evaluation(config, "f_c", "working_points", "roc_b_efficiencies")
+    """The discriminant, working points and the ROC grid."""
+    return _evaluation(config, "discriminant", "working_points", "roc_b_efficiencies")
+
+
+@stage("fraction-scan")
+def _fraction_scan(config: dict[str, Any], dataset: str) -> Settings:
+    """The discriminant and the scan (background, fractions, working point)."""
+    _dataset_taggers(config, dataset)
+    return _evaluation(config, "discriminant", "fraction_scan")
+
+
+@stage("plot-fraction-scan")
+def _plot_fraction_scan(config: dict[str, Any], dataset: str) -> Settings:
+    """The dataset's figure settings and its taggers' labels."""
+    return _plot_pt(config, dataset)
+
+
+@stage("multiclass")
+def _multiclass(config: dict[str, Any]) -> Settings:
+    """The binary tasks (the class set's discriminants), their efficiency and the ROC grid."""
+    return {
+        "tasks": binary_tasks(config),
+        **_evaluation(config, "multiclass_efficiency", "roc_b_efficiencies"),
+    }
 
 
 @stage("working-points")
 def _working_points(config: dict[str, Any], dataset: str) -> Settings:
-    """f_c, the working points, and the paired ratios to the dataset's reference tagger.
+    """The discriminant, working points, and paired ratios to the dataset's reference tagger.
 
     The ratios are taken at the working points and on the ROC grid, with a paired bootstrap
     over the test jets (its replicas drawn from the seed).
@@ -229,40 +256,42 @@ def _working_points(config: dict[str, Any], dataset: str) -> Settings:
     return {
         "seed": config["seed"],
         "reference": ratio_reference(config, dataset),
-        **_evaluation(config, "f_c", "working_points", "roc_b_efficiencies", "bootstrap_replicas"),
+        **_evaluation(
+            config, "discriminant", "working_points", "roc_b_efficiencies", "bootstrap_replicas"
+        ),
     }
 
 
 @stage("performance")
 def _performance(config: dict[str, Any]) -> Settings:
-    """f_c, working points, the pT bins and the working point of the pT dependence."""
-    return _evaluation(config, "f_c", "working_points", "pt_bins_gev", "pt_working_point")
+    """The discriminant, working points, the pT bins and the working point of the pT dependence."""
+    return _evaluation(config, "discriminant", "working_points", "pt_bins_gev", "pt_working_point")
 
 
 @stage("saliency")
 def _saliency(config: dict[str, Any]) -> Settings:
-    """f_c and which b jets the maps average over."""
-    return _evaluation(config, "f_c", "saliency")
+    """The discriminant and which signal jets the maps average over."""
+    return _evaluation(config, "discriminant", "saliency")
 
 
 @stage("importance")
 def _importance(config: dict[str, Any], model: str) -> Settings:
-    """Seed (the permutations), the model's feature groups, f_c and the working point."""
+    """Seed (permutations), the model's feature groups, the discriminant and working point."""
     _section(config, "models", model)
     return {
         "seed": config["seed"],
         "groups": feature_groups(config, model),
-        **_evaluation(config, "f_c", "pt_working_point"),
+        **_evaluation(config, "discriminant", "pt_working_point"),
     }
 
 
 @stage("ablation")
 def _ablation(config: dict[str, Any], model: str) -> Settings:
-    """The model's feature groups, f_c and the working point."""
+    """The model's feature groups, the discriminant and the working point."""
     _section(config, "models", model)
     return {
         "groups": feature_groups(config, model),
-        **_evaluation(config, "f_c", "pt_working_point"),
+        **_evaluation(config, "discriminant", "pt_working_point"),
     }
 
 
@@ -286,7 +315,7 @@ def _lr_finder(config: dict[str, Any], model: str) -> Settings:
 
 @stage("study-summary")
 def _study_summary(config: dict[str, Any], study: str) -> Settings:
-    """The study's section, the model section of each point, f_c and the working point."""
+    """The study's section, each point's model section, the discriminant and working point."""
     section = _section(config, "studies", study)
     return {
         "study": {k: v for k, v in section.items() if k != "label"},
@@ -294,7 +323,7 @@ def _study_summary(config: dict[str, Any], study: str) -> Settings:
             p["name"]: training_job(config, section["model"], parse_variant(
                 f"study/{study}/{p['name']}")) for p in section["points"]
         },
-        **_evaluation(config, "f_c", "pt_working_point"),
+        **_evaluation(config, "discriminant", "pt_working_point"),
     }  # fmt: skip
 
 
@@ -302,7 +331,7 @@ def _study_summary(config: dict[str, Any], study: str) -> Settings:
 def _ensemble_comparison(config: dict[str, Any], ensemble: str) -> Settings:
     """The snapshot ensemble's section (its model is the deep ensemble) and the working point.
 
-    The rejections come from the metrics files of both ensembles (the evaluate stage's f_c
+    The rejections come from the metrics files of both ensembles (the evaluate stage's discriminant
     and working points), the costs from the trainings' histories and benchmarks.
     """
     return {
@@ -327,12 +356,12 @@ def _search_summary(config: dict[str, Any], model: str) -> Settings:
 
 @stage("transfer-summary")
 def _transfer_summary(config: dict[str, Any], model: str) -> Settings:
-    """f_c and the working point (the target's files are the command's --data-dir)."""
+    """The discriminant and the working point (the target's files are the command's --data-dir)."""
     if config["transfer"]["model"] != model:
         raise ConfigError(
             f"transfer-summary: transfer.model is {config['transfer']['model']!r}, not '{model}'"
         )
-    return _evaluation(config, "f_c", "pt_working_point")
+    return _evaluation(config, "discriminant", "pt_working_point")
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,6 +416,12 @@ def _plot_pt(config: dict[str, Any], dataset: str) -> Settings:
     """The dataset's figure settings and its taggers' labels."""
     taggers = _dataset_taggers(config, dataset)
     return {**_figure(config, dataset), "labels": {t: tagger_label(config, t) for t in taggers}}
+
+
+@stage("plot-multiclass")
+def _plot_multiclass(config: dict[str, Any], tagger: str) -> Settings:
+    """The tagger's label and its dataset's figure settings."""
+    return _tagger_figure(config, tagger)
 
 
 @stage("plot-scores")

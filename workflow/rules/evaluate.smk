@@ -45,9 +45,43 @@ rule evaluate:
         " --output {output}" + TO_LOG
 
 
+rule multiclass:
+    """Confusion matrix and the class set's binary tasks (more than three classes)."""
+    input:
+        "results/predictions/{tagger}.h5",
+    output:
+        "results/multiclass/{tagger}.json",
+    params:
+        settings=lambda w: settings("multiclass"),
+    benchmark:
+        "results/benchmarks/multiclass/{tagger}.tsv"
+    log:
+        "logs/multiclass/{tagger}.log",
+    shell:
+        "jettag multiclass --config {CONFIG_FILE} --predictions {input}"
+        " --output {output}" + TO_LOG
+
+
 def dataset_predictions(dataset):
     """Prediction files of every tagger evaluated on a dataset."""
     return [f"results/predictions/{t}.h5" for t in TAGGERS if tagger_dataset(t) == dataset]
+
+
+rule fraction_scan:
+    """Every tagger's rejections as one background fraction of the discriminant varies."""
+    input:
+        lambda w: dataset_predictions(w.dataset),
+    output:
+        "results/fraction_scan/{dataset}.json",
+    params:
+        settings=lambda w: settings("fraction-scan", dataset=w.dataset),
+    benchmark:
+        "results/benchmarks/fraction_scan/{dataset}.tsv"
+    log:
+        "logs/fraction_scan/{dataset}.log",
+    shell:
+        "jettag fraction-scan --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        " --output {output} {input}" + TO_LOG
 
 
 rule working_points:

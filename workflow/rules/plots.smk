@@ -111,11 +111,12 @@ rule plot_sample:
         " --histograms {input} --output-prefix results/plots/sample_{wildcards.sample}" + TO_LOG
 
 
-PT_PLOTS = ["b_efficiency", "c_rejection", "light_rejection"]
+# the discriminant's signal efficiency and each background's rejection (D_b: b, c, light)
+PT_PLOTS = [f"{SIGNAL}_efficiency"] + [f"{b}_rejection" for b in BACKGROUNDS]
 
 
 rule plot_pt:
-    """b efficiency, c and light rejection vs jet pT, every tagger of a dataset."""
+    """Signal efficiency and background rejections vs jet pT, every tagger of a dataset."""
     input:
         lambda w: [
             f"results/performance/{t}_pt.json" for t in TAGGERS if tagger_dataset(t) == w.dataset
@@ -148,6 +149,43 @@ rule plot_scores:
     shell:
         "jettag plot-scores --config {CONFIG_FILE} --tagger {wildcards.tagger} --scores {input}"
         " --output-stem results/plots/scores_{wildcards.tagger}" + TO_LOG
+
+
+rule plot_fraction_scan:
+    """One background's rejection against another's as its fraction varies, every tagger."""
+    input:
+        "results/fraction_scan/{dataset}.json",
+    output:
+        plot_files("results/plots/fraction_scan_{dataset}", "fraction_scan", "Performance"),
+    params:
+        settings=lambda w: settings("plot-fraction-scan", dataset=w.dataset),
+    benchmark:
+        "results/benchmarks/plot_fraction_scan/{dataset}.tsv"
+    log:
+        "logs/plots/fraction_scan_{dataset}.log",
+    shell:
+        "jettag plot-fraction-scan --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        " --scan {input} --output-stem results/plots/fraction_scan_{wildcards.dataset}" + TO_LOG
+
+
+rule plot_multiclass:
+    """Confusion matrix and binary-task ROCs of one tagger."""
+    input:
+        "results/multiclass/{tagger}.json",
+    output:
+        plot_files(
+            "results/plots/multiclass_{tagger}", "multiclass", "Performance",
+            ["_confusion", "_tasks"],
+        ),
+    params:
+        settings=lambda w: settings("plot-multiclass", tagger=w.tagger),
+    benchmark:
+        "results/benchmarks/plot_multiclass/{tagger}.tsv"
+    log:
+        "logs/plots/multiclass_{tagger}.log",
+    shell:
+        "jettag plot-multiclass --config {CONFIG_FILE} --tagger {wildcards.tagger}"
+        " --result {input} --output-prefix results/plots/multiclass_{wildcards.tagger}" + TO_LOG
 
 
 def input_plot_names():

@@ -35,17 +35,22 @@ from jettag.config.sections import (
     model_from_dict,
     section,
 )
-from jettag.errors import ConfigError
+from jettag.errors import ConfigError, InputError
+from jettag.flavours import ClassSet, fraction_problem, load_class_set
 
 __all__ = [
     "TRANSFER_STRATEGIES",
     "ConfigError",
     "TrainingVariant",
+    "binary_tasks",
+    "class_set",
     "feature_groups",
     "load_config",
     "model_from_dict",
     "parse_variant",
     "preset",
+    "reading_config",
+    "reading_settings",
     "resolve_extends",
     "sample_trial",
     "section",
@@ -63,21 +68,151 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     for sample in filled["samples"].values():
         apply_preset(sample)
     fill_defaults(filled, schema(), schema())
+    _resolve_classes(filled, source)
     # a default that breaks a constraint is a bug in the schema itself
     check_schema(filled, source + " (defaults)")
     _check_references(filled, source)
     return filled
 
 
+def class_set(config: dict[str, Any], source: str = "config") -> ClassSet:
+    """The config's class set (built-in or the user's YAML), a ConfigError if unreadable."""
+    try:
+        return load_class_set(config["class_set"])
+    except InputError as err:
+        raise ConfigError(f"{source}: class_set: {err}") from err
+
+
+def _resolve_classes(config: dict[str, Any], source: str) -> None:
+    """Fill what the class set decides: trained classes, sample labels, target, discriminant.
+
+    Class names anywhere must be the set's; the resolved forms are written in place, so every
+    stage (and its rerun trigger) sees explicit label values and fractions.
+    """
+    classes = class_set(config, source)
+
+    def known(name: str, where: str) -> None:
+        if name not in classes.classes:
+            raise ConfigError(
+                f"{source}: {where}: '{name}' is not a class of class_set '{classes.name}'"
+                f" ({list(classes.classes)})"
+            )
+
+    prepare = config["prepare"]
+    listed = prepare["classes"] if prepare["classes"] is not None else classes.train_classes
+    resolved = []
+    for k, entry in enumerate(listed):
+        name = entry if isinstance(entry, str) else entry["name"]
+        known(name, f"prepare.classes[{k}]")
+        values = classes[name].label_values if isinstance(entry, str) else entry["truth_labels"]
+        resolved.append({"name": name, "truth_labels": list(values)})
+    prepare["classes"] = resolved
+    trained = [c["name"] for c in resolved]
+    if prepare["reweight"]["target"] is None:
+        prepare["reweight"]["target"] = trained[0]
+    for sample_name, sample in config["samples"].items():
+        labels = sample["labels"]
+        if labels["values"] is None:
+            labels["values"] = {n: list(v) for n, v in classes.label_values().items()}
+        for key in ("values", "one_hot"):
+            for name in labels[key]:
+                known(name, f"samples.{sample_name}.labels.{key}")
+        label_key = f"jet_{classes.label_variable}"
+        jet_keys = [k for k in _source_keys() if k.startswith("jet_")]
+        for key in sample["branches"]:
+            if key.startswith("jet_") and key not in jet_keys and key != label_key:
+                raise ConfigError(
+                    f"{source}: samples.{sample_name}.branches.{key}: not a source key; the"
+                    f" jet label of class_set '{classes.name}' is {label_key}, the other jet"
+                    f" keys are {jet_keys}"
+                )
+    evaluation = config["evaluation"]
+    evaluation["discriminant"] = _discriminant(evaluation["discriminant"], classes, trained,
+                                               source)  # fmt: skip
+
+
+def _discriminant(
+    given: dict[str, Any] | None, classes: ClassSet, trained: list[str], source: str
+) -> dict[str, Any]:
+    """evaluation.discriminant with its fractions: as given, or the class set's default.
+
+    A default built for classes that are not all trained keeps the trained backgrounds and
+    rescales their fractions to add up to 1 (equal shares where none is left).
+    """
+    where = f"{source}: evaluation.discriminant"
+    if given is not None and "fractions" in given:
+        signal, fractions = given["signal"], dict(given["fractions"])
+    else:
+        signal = (
+            given["signal"]
+            if given
+            else next((s for s in classes.discriminants if s in trained), trained[0])
+        )
+        fractions = {b: f for b, f in classes.discriminants.get(signal, {}).items()
+                     if b in trained}  # fmt: skip
+        total = sum(fractions.values())
+        others = [c for c in trained if c != signal]
+        if total <= 0:
+            fractions = {b: 1.0 / len(others) for b in others}
+        elif total != 1.0:  # some backgrounds are not trained: the rest share their weight
+            fractions = {b: f / total for b, f in fractions.items()}
+    unknown = [n for n in (signal, *fractions) if n not in trained]
+    if unknown:
+        raise ConfigError(f"{where}: {unknown} not among the trained classes {trained}")
+    problem = fraction_problem(signal, fractions)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    order = {name: k for k, name in enumerate(trained)}
+    return {"signal": signal, "fractions": dict(sorted(fractions.items(),
+                                                       key=lambda i: order[i[0]]))}  # fmt: skip
+
+
+def binary_tasks(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The class set's discriminants over the trained classes: the multi-class stage's tasks.
+
+    Each keeps its trained backgrounds, their fractions rescaled to add up to 1; a task whose
+    signal or every background is not trained is left out. The configured discriminant is
+    always among them (first).
+    """
+    classes = class_set(config)
+    trained = [c["name"] for c in config["prepare"]["classes"]]
+    tasks = [config["evaluation"]["discriminant"]]
+    for signal, fractions in classes.discriminants.items():
+        kept = {b: f for b, f in fractions.items() if b in trained}
+        if signal not in trained or not kept or signal == tasks[0]["signal"]:
+            continue
+        total = sum(kept.values())
+        share = {b: (f / total if total > 0 else 1.0 / len(kept)) for b, f in kept.items()}
+        tasks.append({"signal": signal, "fractions": share})
+    return tasks
+
+
+def _source_keys() -> list[str]:
+    """The source keys a sample's branches may map (the schema's list; io/fields.py's)."""
+    names = schema()["$defs"]["sample"]["properties"]["branches"]["propertyNames"]
+    return next(option["enum"] for option in names["anyOf"] if "enum" in option)
+
+
+def reading_config(config: dict[str, Any], sample_name: str) -> ReadingConfig:  # noqa: F405
+    """The typed ReadingConfig of a sample: what ingest reads of it, with the class set's labels."""
+    return section(ReadingConfig, reading_settings(config, sample_name))  # noqa: F405
+
+
+def reading_settings(config: dict[str, Any], sample_name: str) -> dict[str, Any]:
+    """What ingest reads of a sample (ReadingConfig's keys), the class set's labels included."""
+    sample = config["samples"][sample_name]
+    classes = class_set(config)
+    reading = {k: sample[k] for k in SAMPLE_READING_KEYS}  # noqa: F405
+    reading["label_variable"] = classes.label_variable
+    reading["canonical_labels"] = {n: classes.canonical_value(n) for n in classes.classes}
+    reading["lifetime_check_class"] = classes.lifetime_check_class
+    return reading
+
+
 def _check_references(config: dict[str, Any], source: str) -> None:
     """Names used across sections must exist: datasets, class names, reference tagger."""
     samples = config["samples"]
     class_names = [c["name"] for c in config["prepare"]["classes"]]
-    for required in ("b", "c", "light"):
-        if required not in class_names:
-            raise ConfigError(
-                f"{source}: prepare.classes must include '{required}' (have {class_names})"
-            )
     if len(set(class_names)) != len(class_names):
         raise ConfigError(f"{source}: prepare.classes has duplicate names {class_names}")
     split = config["prepare"]["split"]

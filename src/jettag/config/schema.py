@@ -63,7 +63,13 @@ def fill_defaults(instance: Any, node: dict[str, Any], root: dict[str, Any]) -> 
 def format_error(error: jsonschema.ValidationError, source: str) -> str:
     """One line naming the file, the key path and what is wrong."""
     path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
-    return f"{source}: invalid config at '{path}': {error.message}"
+    message = error.message
+    # anyOf (a branch key: one of the listed keys, or the class set's jet label): say which
+    # keys exist rather than "not valid under any of the given schemas"
+    listed = [e for e in error.context or () if e.validator == "enum"]
+    if listed:
+        message = listed[0].message
+    return f"{source}: invalid config at '{path}': {message}"
 
 
 @cache

@@ -13,11 +13,12 @@ import typing
 from typing import Any, TypeVar
 
 from jettag.config.schema import fill_defaults, schema
-from jettag.flavours import label_ids
+from jettag.flavours import FTAG
 
 T = TypeVar("T")
 __all__ = [
     "MAX_EVENT_NUMBER_PER_SHARD",
+    "SAMPLE_READING_KEYS",
     "AssociationCone",
     "BaselineConfig",
     "ClassConfig",
@@ -266,7 +267,7 @@ class UnitsConfig:
 class LabelsConfig:
     """How jet flavour labels are read: an integer branch mapped, or one-hot branches."""
 
-    values: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=label_ids)
+    values: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     one_hot: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -326,6 +327,18 @@ class ReadingConfig:
     d0_sign: str
     lifetime_sign_check: str
     charged_only: bool
+    # from the class set (config.reading_settings): the jets field written, each class's
+    # value in it, and the class whose tracks the lifetime-sign check counts
+    label_variable: str = FTAG.label_variable
+    canonical_labels: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {name: FTAG.canonical_value(name) for name in FTAG.classes}
+    )
+    lifetime_check_class: str | None = FTAG.lifetime_check_class
+
+
+# The ReadingConfig keys a sample section holds (the rest come from the class set).
+SAMPLE_READING_KEYS = ("source", "tree", "branches", "units", "labels", "d0_sign",
+                       "lifetime_sign_check", "charged_only")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,6 +398,8 @@ class PrepareConfig:
     reweight: ReweightConfig
     track_inputs: tuple[InputConfig, ...]
     jet_inputs: tuple[InputConfig, ...]
+    # the jets field holding the truth label (the class set's; stages.py adds it)
+    label_variable: str = FTAG.label_variable
 
     @property
     def class_names(self) -> list[str]:
@@ -539,7 +554,7 @@ class LearningCurveConfig:
 class EvaluationConfig:
     """Discriminant, working points and diagnostics."""
 
-    f_c: float
+    discriminant: dict[str, Any]
     working_points: tuple[float, ...]
     roc_b_efficiencies: RocGrid
     pt_bins_gev: tuple[float, ...]
@@ -549,6 +564,8 @@ class EvaluationConfig:
     ablation: str | None
     learning_curve: LearningCurveConfig
     bootstrap_replicas: int = 200
+    multiclass_efficiency: float = 0.5
+    fraction_scan: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def section(cls: type[T], data: dict[str, Any]) -> T:

@@ -7,20 +7,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from jettag.atomic import write_json
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL
 from jettag.evaluation.performance import (
     performance_at_working_point,
     read_tagged_jets,
     rejections,
 )
-from jettag.flavours import BACKGROUNDS
 
 
-def rejections_at(prediction: Path, f_c: float, working_point: float) -> dict:
-    """Light and c rejection (errors, lower limits) at a b-efficiency working point."""
-    return rejections(
-        performance_at_working_point(read_tagged_jets(Path(prediction), f_c), working_point)
-    )
+def rejections_at(prediction: Path, discriminant: Discriminant, working_point: float) -> dict:
+    """Background rejections (errors, lower limits) at a signal-efficiency working point."""
+    jets = read_tagged_jets(Path(prediction), discriminant)
+    return rejections(performance_at_working_point(jets, working_point), jets.backgrounds)
 
 
 def ablation_summary(
@@ -28,7 +27,7 @@ def ablation_summary(
     nominal: Path,
     variants: Mapping[str, Path],
     groups: Mapping[str, Sequence[str]],
-    f_c: float,
+    discriminant: Discriminant,
     working_point: float,
     output: Path,
 ) -> dict:
@@ -36,11 +35,14 @@ def ablation_summary(
 
     The JSON has the layout of permutation importance, so one bar plot draws both.
     """
-    reference = rejections_at(nominal, f_c, working_point)
+    reference = rejections_at(nominal, discriminant, working_point)
     entries = {}
     for group, path in variants.items():
-        entry: dict = {"inputs": list(groups[group]), **rejections_at(path, f_c, working_point)}
-        for background in BACKGROUNDS:
+        entry: dict = {
+            "inputs": list(groups[group]),
+            **rejections_at(path, discriminant, working_point),
+        }
+        for background in discriminant.backgrounds:
             nominal_rej, rej = (
                 reference[f"{background}_rejection"],
                 entry[f"{background}_rejection"],
@@ -60,7 +62,7 @@ def ablation_summary(
         "method": "retrained without the group",
         "x_label": "Rejection lost when retrained without the inputs [%]",
         "b_efficiency": working_point,
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "rejection_limit_cl": REJECTION_LIMIT_CL,
         "repeats": 1,
         "nominal": reference,

@@ -21,8 +21,8 @@ from typing import Any
 
 from jettag.atomic import write_json
 from jettag.errors import InputError
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import wp_name
-from jettag.flavours import BACKGROUNDS
 from jettag.io.history import read_history
 
 KINDS = ("deep", "snapshot")
@@ -81,7 +81,7 @@ def member_rejections(metrics: Mapping[str, Any], working_point: float, path: Pa
         )
     ensemble = metrics.get("ensemble")
     result: dict[str, Any] = {"n_members": ensemble["n_members"] if ensemble else 1}
-    for bkg in BACKGROUNDS:
+    for bkg in Discriminant.from_dict(metrics["discriminant"]).backgrounds:
         if ensemble is None:
             result[bkg] = _single_member(metrics["working_points"][name], bkg)
             continue
@@ -146,10 +146,15 @@ def compare_ensembles(
             "metrics": str(path),
         }
     deep, snapshot = ensembles["deep"]["cost"], ensembles["snapshot"]["cost"]
+    # the discriminant's backgrounds: the entries of member_rejections with member values
+    backgrounds = [
+        k for k, v in ensembles["deep"].items() if isinstance(v, dict) and "members" in v
+    ]
     result = {
         "comparison": name,
         "model": model,
         "b_efficiency": working_point,
+        "backgrounds": backgrounds,
         "ensembles": ensembles,
         # the snapshot ensemble's cost as a fraction of the deep ensemble's
         "snapshot_cost_fraction": {
@@ -188,14 +193,14 @@ def markdown(result: Mapping[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Rejection at {wp} b-jet efficiency (test split): the averaged tagger, its members'"
+        f"Rejection at {wp} signal efficiency (test split): the averaged tagger, its members'"
         " mean, spread (std, min, max) and the gain of the average over the mean member.",
         "",
         "| ensemble | background | ensemble | mean member | std | min | max | gain |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in KINDS:
-        for bkg in BACKGROUNDS:
+        for bkg in result["backgrounds"]:
             e = ensembles[kind][bkg]
             value = _number(e["ensemble"], 1)
             if e["ensemble_is_lower_limit"]:

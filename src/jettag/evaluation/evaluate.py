@@ -16,6 +16,7 @@ import numpy as np
 
 from jettag.atomic import write_json
 from jettag.config import RocGrid
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
 from jettag.evaluation.performance import (
     TaggedJets,
@@ -25,30 +26,30 @@ from jettag.evaluation.performance import (
     roc,
     wp_name,
 )
-from jettag.flavours import BACKGROUNDS, SIGNAL, TAGGING_FLAVOURS
 from jettag.io.predictions import read_predictions
 
 
 def evaluate(
     predictions_path: Path,
-    f_c: float,
+    discriminant: Discriminant,
     working_points: Sequence[float],
     roc_grid: RocGrid,
     output: Path,
 ) -> dict:
     """Compute and write the metrics of one tagger's predictions (unweighted test jets)."""
     predictions = read_predictions(predictions_path)
-    jets = predictions_jets(predictions, f_c)
+    jets = predictions_jets(predictions, discriminant)
     db = jets.discriminant
+    signal = jets.signal
     grid = np.linspace(roc_grid.start, roc_grid.stop, roc_grid.points)
     at_wps = {wp_name(wp): performance_at_working_point(jets, wp) for wp in working_points}
     metrics = {
         "tagger": jets.tagger,
-        "f_c": f_c,
-        "n_jets": {name: int(jets.mask(name).sum()) for name in TAGGING_FLAVOURS},
-        "auc": {  # light first, as the figures quote it
-            f"{SIGNAL}_vs_{bkg}": auc(db[jets.mask(SIGNAL)], db[jets.mask(bkg)])
-            for bkg in reversed(BACKGROUNDS)
+        "discriminant": discriminant.to_dict(),
+        "n_jets": {name: int(jets.mask(name).sum()) for name in jets.classes},
+        "auc": {  # the last background first (light for D_b), as the figures quote it
+            f"{signal}_vs_{bkg}": auc(db[jets.mask(signal)], db[jets.mask(bkg)])
+            for bkg in reversed(jets.backgrounds)
         },
         "rejection_limit_cl": REJECTION_LIMIT_CL,
         "working_points": at_wps,
@@ -57,7 +58,7 @@ def evaluate(
     }
     members = predictions.members
     if members is not None and len(members) > 1:
-        member_jets = [predictions_jets(predictions, f_c, k) for k in range(len(members))]
+        member_jets = [predictions_jets(predictions, discriminant, k) for k in range(len(members))]
         metrics["ensemble"] = _member_spread(member_jets, at_wps, working_points, grid)
     write_json(output, metrics)
     return metrics
@@ -74,15 +75,17 @@ def _member_spread(
     """
     curves = [roc(jets, grid) for jets in members]
     spread: dict = {"n_members": len(members), "roc": {}, "working_points": {}}
-    for name in BACKGROUNDS:
+    backgrounds = members[0].backgrounds
+    for name in backgrounds:
         values = np.array([c.rejection[name] for c in curves], dtype=float)
         spread["roc"][f"{name}_rejection_mean"] = values.mean(axis=0).tolist()
         spread["roc"][f"{name}_rejection_std"] = values.std(axis=0, ddof=1).tolist()
         spread["roc"][f"{name}_rejection_members"] = values.tolist()
     for wp in working_points:
-        at_wp = [rejections(performance_at_working_point(jets, wp)) for jets in members]
+        at_wp = [rejections(performance_at_working_point(jets, wp), backgrounds)
+                 for jets in members]  # fmt: skip
         entry = spread["working_points"][wp_name(wp)] = {}
-        for name in BACKGROUNDS:
+        for name in backgrounds:
             values = np.array([m[f"{name}_rejection"] for m in at_wp], dtype=float)
             is_limit = [bool(m[f"{name}_rejection_is_lower_limit"]) for m in at_wp]
             central = not any(is_limit) and bool(np.all(np.isfinite(values)))

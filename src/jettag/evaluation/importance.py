@@ -3,8 +3,9 @@
 For each group of track inputs, the values of the group are permuted jointly across all
 valid tracks of the split (one permutation of the track rows, so correlations inside a group
 are kept and only its link to the jet and the other inputs is broken). The network is then
-rerun and the D_b cut refitted on the b jets of the permuted prediction, so light and c
-rejection are compared at the same b efficiency. Loss = 1 - R_permuted / R_nominal.
+rerun and the discriminant's cut refitted on the signal jets of the permuted prediction,
+so the background rejections are compared at the same signal efficiency.
+Loss = 1 - R_permuted / R_nominal.
 
 The permutation depends on (seed, repeat) only, so adding a group changes no other result.
 Rejections come from the evaluation core (performance.py), lower limits included where no
@@ -19,17 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import write_json
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import performance_at_working_point, rejections
 from jettag.evaluation.saliency import TaggerInputs, load_tagger_inputs
-from jettag.flavours import BACKGROUNDS, TAGGING_FLAVOURS
 
 
 def _performance(
-    data: TaggerInputs, track_x: np.ndarray, f_c: float, b_efficiency: float
+    data: TaggerInputs, track_x: np.ndarray, discriminant: Discriminant, b_efficiency: float
 ) -> dict[str, float | bool]:
-    """{cut, <bkg>_rejection (error, lower limit)} at fixed b efficiency for these inputs."""
-    entry = performance_at_working_point(data.tagged(track_x, f_c), b_efficiency)
-    return {"cut": entry["cut"], **rejections(entry)}
+    """{cut, <bkg>_rejection (error, lower limit)} at fixed signal efficiency for these inputs."""
+    entry = performance_at_working_point(data.tagged(track_x, discriminant), b_efficiency)
+    return {"cut": entry["cut"], **rejections(entry, discriminant.backgrounds)}
 
 
 def _relative_loss(nominal: dict, permuted: dict, key: str) -> float:
@@ -44,14 +45,17 @@ def _relative_loss(nominal: dict, permuted: dict, key: str) -> float:
 def permutation_importance(
     checkpoint: Path,
     split_file: Path,
-    f_c: float,
+    discriminant: Discriminant,
     output: Path,
     groups: dict[str, list[str]] | None = None,
     b_efficiency: float = 0.77,
     seed: int = 0,
     repeats: int = 1,
 ) -> dict:
-    """Light and c rejection lost at fixed b efficiency when each input group is shuffled."""
+    """Background rejections lost at fixed signal efficiency when each input group is shuffled.
+
+    b_efficiency: the working point, a signal efficiency (of b jets for D_b).
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     data = load_tagger_inputs(checkpoint, split_file)
@@ -64,10 +68,10 @@ def permutation_importance(
                 f"group '{group}': {unknown or 'no inputs'} not track inputs of {checkpoint}"
                 f" ({names})"
             )
-    if not data.is_flavour("b").any():
-        raise ValueError(f"{split_file}: no b jets to define the working point")
+    if not data.is_flavour(discriminant.signal).any():
+        raise ValueError(f"{split_file}: no {discriminant.signal} jets to define the working point")
 
-    nominal = _performance(data, data.track_x, f_c, b_efficiency)
+    nominal = _performance(data, data.track_x, discriminant, b_efficiency)
     rows = data.track_x[data.valid]  # (n_valid_tracks, n_track_inputs)
     permutations = [
         np.random.default_rng([seed, repeat]).permutation(len(rows)) for repeat in range(repeats)
@@ -81,9 +85,9 @@ def permutation_importance(
             shuffled[:, columns] = rows[permutation][:, columns]
             track_x = data.track_x.copy()
             track_x[data.valid] = shuffled
-            runs.append(_performance(data, track_x, f_c, b_efficiency))
+            runs.append(_performance(data, track_x, discriminant, b_efficiency))
         entry: dict = {"inputs": list(members)}
-        for bkg in BACKGROUNDS:
+        for bkg in discriminant.backgrounds:
             key = f"{bkg}_rejection"
             values = np.array([run[key] for run in runs])
             losses = np.array([_relative_loss(nominal, run, key) for run in runs])
@@ -102,11 +106,11 @@ def permutation_importance(
         "tagger": data.tagger,
         "checkpoint": str(checkpoint),
         "split_file": str(split_file),
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "b_efficiency": b_efficiency,
         "seed": seed,
         "repeats": repeats,
-        "n_jets": {c: int(data.is_flavour(c).sum()) for c in TAGGING_FLAVOURS},
+        "n_jets": {c: int(data.is_flavour(c).sum()) for c in discriminant.classes},
         "nominal": nominal,
         "groups": results,
     }

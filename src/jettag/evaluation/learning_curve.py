@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from jettag.atomic import write_json
-from jettag.training.checkpoint import load_checkpoint
+from jettag.training.checkpoint import load_checkpoint, load_trained_model
 from jettag.training.data import TensorData, class_weight_tensor, load_split
-from jettag.training.loop import load_trained_model, weighted_cross_entropy
+from jettag.training.losses import weighted_cross_entropy
 
 EVAL_BATCH = 8192
 

@@ -1,4 +1,4 @@
-"""Discriminant, efficiencies with binomial errors and Clopper-Pearson intervals, AUC.
+"""Efficiencies with binomial errors and Clopper-Pearson intervals, AUC.
 
 Every efficiency comes with its central Clopper-Pearson interval at INTERVAL_CL (68.27 %,
 the 1-sigma band of a Gaussian), and every rejection 1/eff with the interval that maps onto
@@ -17,17 +17,9 @@ import math
 import numpy as np
 from scipy.special import betaincinv
 
-PROBABILITY_FLOOR = 1e-10
 REJECTION_LIMIT_CL = 0.95  # confidence level of the rejection lower limits
 INTERVAL_CL = 0.6827  # central intervals of efficiencies and rejections: +-1 sigma
 FEW_PASSING = 10  # fewer passing jets than this: a rough figure, marked where quoted
-
-
-def b_discriminant(pb: np.ndarray, pc: np.ndarray, pu: np.ndarray, f_c: float) -> np.ndarray:
-    """D_b = log(p_b / (f_c p_c + (1 - f_c) p_light))."""
-    numerator = np.maximum(pb, PROBABILITY_FLOOR)
-    denominator = np.maximum(f_c * pc + (1.0 - f_c) * pu, PROBABILITY_FLOOR)
-    return np.log(numerator / denominator)
 
 
 def effective_entries(weights: np.ndarray) -> float:

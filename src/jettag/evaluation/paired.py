@@ -20,7 +20,6 @@ import numpy as np
 from jettag.errors import InputError
 from jettag.evaluation.metrics import INTERVAL_CL, cuts_from_sorted
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, performance_at_cut
-from jettag.flavours import BACKGROUNDS, SIGNAL
 
 
 def check_same_jets(taggers: Sequence[TaggedJets], sources: Sequence[str]) -> None:
@@ -49,25 +48,25 @@ def replica_weights(n_jets: int, replicas: int, seed: int) -> np.ndarray:
 def bootstrap_rejections(
     jets: TaggedJets, efficiencies: np.ndarray, weights: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Background -> (replicas, points) rejection at each b efficiency in each replica.
+    """Background -> (replicas, points) rejection at each signal efficiency in each replica.
 
-    The cut keeps the fraction `efficiency` of the drawn b jets (weighted by how often each
+    The cut keeps the fraction `efficiency` of the drawn signal jets (weighted by how often each
     is drawn), by the rule of cut_for_efficiency (metrics.cuts_from_sorted); infinite where no
     drawn background jet passes.
     """
-    is_b = jets.mask(SIGNAL)
+    is_b = jets.mask(jets.signal)
     order = np.argsort(-jets.discriminant[is_b], kind="stable")
     b_scores = jets.discriminant[is_b][order]
     b_weights = weights[:, is_b][:, order]
     cumulative = np.cumsum(b_weights, axis=1) / b_weights.sum(axis=1, keepdims=True)
     sorted_bkg = {}
-    for name in BACKGROUNDS:
+    for name in jets.backgrounds:
         sel = jets.mask(name)
         bkg_order = np.argsort(jets.discriminant[sel], kind="stable")
         passing_from = np.cumsum(weights[:, sel][:, bkg_order][:, ::-1], axis=1)[:, ::-1]
         # passing_from[:, i]: drawn weight of the background jets at sorted index >= i
         sorted_bkg[name] = (jets.discriminant[sel][bkg_order], passing_from)
-    out = {name: np.empty((len(weights), len(efficiencies))) for name in BACKGROUNDS}
+    out = {name: np.empty((len(weights), len(efficiencies))) for name in jets.backgrounds}
     for r in range(len(weights)):
         cut = cuts_from_sorted(b_scores, cumulative[r], efficiencies)
         for name, (scores, passing_from) in sorted_bkg.items():
@@ -87,7 +86,7 @@ def _nominal_rejections(jets: TaggedJets, efficiencies: np.ndarray) -> dict[str,
     """Background -> (points,) rejection on the test jets as they are (no limits)."""
     entries = [performance_at_cut(jets, cut_at_efficiency(jets, float(e)), limits=False)
                for e in efficiencies]  # fmt: skip
-    return {name: np.array([e[f"{name}_rejection"] for e in entries]) for name in BACKGROUNDS}
+    return {name: np.array([e[f"{name}_rejection"] for e in entries]) for name in jets.backgrounds}
 
 
 def _ratio_interval(ratios: np.ndarray, cl: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,10 +113,10 @@ def paired_ratios(
     seed: int,
     cl: float = INTERVAL_CL,
 ) -> dict:
-    """Each tagger's light and c rejection over the reference's, at each b efficiency.
+    """Each tagger's background rejections over the reference's, at each signal efficiency.
 
     Returns {tagger: {<bkg>_ratio: [...], <bkg>_ratio_interval: [[low, high], ...],
-    <bkg>_ratio_replicas: [...]}} on the given b efficiencies (the reference included, its
+    <bkg>_ratio_replicas: [...]}} on the given signal efficiencies (the reference included, its
     ratio 1 with a zero-width interval).
     """
     names = [t.tagger for t in taggers]
@@ -130,7 +129,7 @@ def paired_ratios(
     out = {}
     for name in names:
         entry = {}
-        for bkg in BACKGROUNDS:
+        for bkg in taggers[0].backgrounds:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = nominal[name][bkg] / nominal[reference][bkg]
                 replica_ratios = boot[name][bkg] / boot[reference][bkg]

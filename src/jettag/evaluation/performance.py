@@ -1,4 +1,4 @@
-"""The evaluation core: a tagger's D_b on labelled jets, its performance at a cut, ROC curves.
+"""The evaluation core: a tagger's discriminant on labelled jets, its performance at a cut, ROCs.
 
 Every efficiency and rejection jettag reports (metrics, the working-point table, the pT
 dependence, permutation importance, ablation, transfer learning, ensemble spreads) comes from
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from jettag.errors import InputError
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import (
     FEW_PASSING,
-    b_discriminant,
     cut_for_efficiency,
     effective_entries,
     efficiency,
@@ -33,7 +34,6 @@ from jettag.evaluation.metrics import (
     rejection_interval,
     rejection_with_limit,
 )
-from jettag.flavours import BACKGROUNDS, SIGNAL, TAGGING_FLAVOURS
 from jettag.io.predictions import Predictions, read_predictions
 
 REJECTION_SUFFIXES = ("", "_error", "_interval", "_lower_limit", "_is_lower_limit", "_few_passing")
@@ -41,17 +41,33 @@ REJECTION_SUFFIXES = ("", "_error", "_interval", "_lower_limit", "_is_lower_limi
 
 @dataclasses.dataclass(frozen=True)
 class TaggedJets:
-    """One tagger's discriminant, flavour and pT for every jet of a sample."""
+    """One tagger's discriminant, class and pT for every jet of a sample."""
 
     tagger: str
-    discriminant: np.ndarray  # (n_jets,) D_b
-    flavour: np.ndarray  # (n_jets,) class index into `classes`
+    discriminant: np.ndarray  # (n_jets,) D of the definition below
+    flavour: np.ndarray  # (n_jets,) class index into the file's classes
     pt_gev: np.ndarray  # (n_jets,)
     weights: np.ndarray  # (n_jets,) unit weights
-    index: dict[str, int]  # "b", "c", "light" -> class index
+    index: dict[str, int]  # class name -> class index
+    definition: Discriminant  # the signal and its backgrounds' fractions
+
+    @property
+    def signal(self) -> str:
+        """The signal class (b for D_b)."""
+        return self.definition.signal
+
+    @property
+    def backgrounds(self) -> tuple[str, ...]:
+        """The background classes whose rejections are reported."""
+        return self.definition.backgrounds
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Signal, then backgrounds."""
+        return self.definition.classes
 
     def mask(self, flavour: str) -> np.ndarray:
-        """(n_jets,) bool, True for jets of this flavour."""
+        """(n_jets,) bool, True for jets of this class."""
         return self.flavour == self.index[flavour]
 
 
@@ -61,34 +77,49 @@ def tagged_jets(
     classes: Sequence[str],
     flavour: np.ndarray,
     pt_gev: np.ndarray,
-    f_c: float,
+    discriminant: Discriminant,
 ) -> TaggedJets:
-    """D_b (with f_c), flavour and pT of every jet from its b, c and light probabilities."""
-    prob = {name: np.asarray(probabilities[name], dtype=np.float64) for name in TAGGING_FLAVOURS}
+    """The discriminant, class and pT of every jet from its class probabilities.
+
+    classes: the class names in label order; a class the discriminant needs that is not
+    among them is an InputError naming both.
+    """
+    missing = [name for name in discriminant.classes if name not in classes]
+    if missing:
+        raise InputError(
+            f"tagger {tagger}: {discriminant.name} needs {missing}, not among its classes"
+            f" {list(classes)}"
+        )
+    prob = {name: np.asarray(probabilities[name], dtype=np.float64)
+            for name in discriminant.classes}  # fmt: skip
     return TaggedJets(
         tagger=tagger,
-        discriminant=b_discriminant(prob["b"], prob["c"], prob["light"], f_c),
+        discriminant=discriminant.scores(prob),
         flavour=np.asarray(flavour),
         pt_gev=np.asarray(pt_gev, dtype=np.float64),
         weights=np.ones(len(flavour)),
-        index={name: list(classes).index(name) for name in TAGGING_FLAVOURS},
+        index={name: k for k, name in enumerate(classes)},
+        definition=discriminant,
     )
 
 
-def predictions_jets(predictions: Predictions, f_c: float, member: int | None = None) -> TaggedJets:
+def predictions_jets(
+    predictions: Predictions, discriminant: Discriminant, member: int | None = None
+) -> TaggedJets:
     """TaggedJets of a predictions file: the ensemble average, or one member's outputs."""
     if member is None:
-        prob = {name: predictions.probability(name) for name in TAGGING_FLAVOURS}
+        prob = {name: predictions.probability(name) for name in discriminant.classes
+                if name in predictions.classes}  # fmt: skip
     else:
         prob = predictions.member_probabilities(member)
     jets = predictions.jets
     return tagged_jets(predictions.tagger, prob, predictions.classes, jets["flavour_label"],
-                       jets["pt"], f_c)  # fmt: skip
+                       jets["pt"], discriminant)  # fmt: skip
 
 
-def read_tagged_jets(path: Path, f_c: float) -> TaggedJets:
-    """Read a predictions file and compute D_b with the given f_c."""
-    return predictions_jets(read_predictions(Path(path)), f_c)
+def read_tagged_jets(path: Path, discriminant: Discriminant) -> TaggedJets:
+    """Read a predictions file and compute the discriminant."""
+    return predictions_jets(read_predictions(Path(path)), discriminant)
 
 
 def wp_name(working_point: float) -> str:
@@ -99,17 +130,17 @@ def wp_name(working_point: float) -> str:
 def cut_at_efficiency(
     jets: TaggedJets, working_point: float, selection: np.ndarray | None = None
 ) -> float:
-    """The D_b cut keeping the fraction working_point of the (selected) b jets."""
-    is_b = jets.mask(SIGNAL) if selection is None else jets.mask(SIGNAL) & selection
+    """The discriminant cut keeping the fraction working_point of the (selected) signal jets."""
+    is_b = jets.mask(jets.signal) if selection is None else jets.mask(jets.signal) & selection
     if not is_b.any():
-        raise ValueError(f"tagger {jets.tagger}: no b jets to define a working point")
+        raise ValueError(f"tagger {jets.tagger}: no {jets.signal} jets to define a working point")
     return cut_for_efficiency(jets.discriminant[is_b], jets.weights[is_b], working_point)
 
 
 def performance_at_cut(
     jets: TaggedJets, cut: float, selection: np.ndarray | None = None, limits: bool = True
 ) -> dict:
-    """Efficiency (error, interval, N_eff) of each flavour, rejection of each background at a cut.
+    """Efficiency (error, interval, N_eff) of each class, rejection of each background at a cut.
 
     Intervals are central Clopper-Pearson ones (metrics.INTERVAL_CL); `<bkg>_passing` is the
     number of background jets that pass (N_eff-scaled), `<bkg>_rejection_few_passing` flags
@@ -118,11 +149,11 @@ def performance_at_cut(
     (flagged), else the infinite rejection.
     """
     entry: dict = {"cut": cut}
-    for name in TAGGING_FLAVOURS:
+    for name in jets.classes:
         sel = jets.mask(name) if selection is None else jets.mask(name) & selection
         if math.isfinite(cut):
             eff, err = efficiency(jets.discriminant[sel] > cut, jets.weights[sel])
-        else:  # no cut could be defined (no b jets): no efficiency either, not zero
+        else:  # no cut could be defined (no signal jets): no efficiency either, not zero
             eff, err = float("nan"), float("nan")
         n_eff = effective_entries(jets.weights[sel])
         interval = efficiency_interval(eff * n_eff, n_eff)
@@ -130,7 +161,7 @@ def performance_at_cut(
         entry[f"{name}_efficiency_error"] = err
         entry[f"{name}_efficiency_interval"] = list(interval)
         entry[f"{name}_n_eff"] = n_eff
-        if name not in BACKGROUNDS:
+        if name == jets.signal:
             continue
         if limits:
             entry.update(rejection_with_limit(name, eff, err, n_eff))
@@ -143,19 +174,19 @@ def performance_at_cut(
 
 
 def performance_at_working_point(jets: TaggedJets, working_point: float) -> dict:
-    """performance_at_cut over all jets, at the cut keeping working_point of all b jets."""
+    """performance_at_cut over all jets, at the cut keeping working_point of all signal jets."""
     return performance_at_cut(jets, cut_at_efficiency(jets, working_point))
 
 
-def rejections(entry: dict) -> dict:
-    """The light and c rejection keys of a performance_at_cut entry (errors, lower limits)."""
-    return {f"{bkg}_rejection{s}": entry[f"{bkg}_rejection{s}"] for bkg in BACKGROUNDS
+def rejections(entry: dict, backgrounds: Sequence[str]) -> dict:
+    """The backgrounds' rejection keys of a performance_at_cut entry (errors, lower limits)."""
+    return {f"{bkg}_rejection{s}": entry[f"{bkg}_rejection{s}"] for bkg in backgrounds
             for s in REJECTION_SUFFIXES}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
 class Roc:
-    """Background rejections (and binomial errors) at each b efficiency of a grid.
+    """Background rejections (and binomial errors) at each signal efficiency of a grid.
 
     signal_efficiency, cuts: (points,); rejection, rejection_error: background -> (points,),
     infinite (null in JSON) where no background jet passes; rejection_interval: background ->
@@ -235,20 +266,21 @@ def _grid_text(roc: Roc) -> str:
 
 
 def roc(jets: TaggedJets, signal_efficiencies: np.ndarray) -> Roc:
-    """The ROC of a tagger on a grid of b efficiencies (rejections without limits)."""
+    """The ROC of a tagger on a grid of signal efficiencies (rejections without limits)."""
+    backgrounds = jets.backgrounds
     cuts = [cut_at_efficiency(jets, float(e)) for e in signal_efficiencies]
     entries = [performance_at_cut(jets, cut, limits=False) for cut in cuts]
     return Roc(
         signal_efficiency=np.asarray(signal_efficiencies, dtype=float),
         cuts=np.asarray(cuts, dtype=float),
-        rejection={b: np.array([e[f"{b}_rejection"] for e in entries]) for b in BACKGROUNDS},
+        rejection={b: np.array([e[f"{b}_rejection"] for e in entries]) for b in backgrounds},
         rejection_error={
-            b: np.array([e[f"{b}_rejection_error"] for e in entries]) for b in BACKGROUNDS
+            b: np.array([e[f"{b}_rejection_error"] for e in entries]) for b in backgrounds
         },
         rejection_interval={
             b: np.array([e[f"{b}_rejection_interval"] for e in entries]).reshape(-1, 2)
-            for b in BACKGROUNDS
+            for b in backgrounds
         },
-        passing={b: np.array([e[f"{b}_passing"] for e in entries]) for b in BACKGROUNDS},
-        n_eff={b: effective_entries(jets.weights[jets.mask(b)]) for b in BACKGROUNDS},
+        passing={b: np.array([e[f"{b}_passing"] for e in entries]) for b in backgrounds},
+        n_eff={b: effective_entries(jets.weights[jets.mask(b)]) for b in backgrounds},
     )

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from jettag.errors import InputError
+from jettag.io.canonical import FTAG_LABEL
 from jettag.io.model_inputs import read_model_inputs
 from jettag.io.predictions import write_predictions
 from jettag.models import ip3d
-from jettag.training.loop import load_trained_model
+from jettag.training.checkpoint import load_trained_model
 
 # Jets per forward pass. Batches are cut from the jets sorted by track multiplicity, so a
 # transformer attends over little padding; small batches keep that padding small (the
@@ -97,4 +98,5 @@ def predict(
         members = ip3d.score(templates, tracks)[None]
     else:
         raise ValueError(f"unknown tagger kind '{kind}'")
-    write_predictions(output, tagger, classes, jets, members, attrs)
+    label_variable = str(attrs.get("label_variable", FTAG_LABEL))  # older splits: ftag's
+    write_predictions(output, tagger, classes, jets, members, attrs, label_variable)

@@ -1,10 +1,12 @@
-"""Saliency maps: the gradient of D_b with respect to each track input, averaged over b jets.
+"""Saliency maps: the gradient of the discriminant with respect to each track input.
 
-As in arXiv:1312.6034 and the DIPS note (ATL-PHYS-PUB-2020-014): b jets with exactly n_tracks
-tracks, tracks ranked by lifetime-signed d0 significance, split into jets that pass and fail
-the D_b cut of a working point. A map is (n_inputs, n_tracks): entry [k, t] is the mean over
-jets of dD_b/dx, x the k-th normalised input (norm.yaml: x = (transform(v) - mean) / std) of
-the track of rank t. The model sees the same arrays as in the predict stage.
+As in arXiv:1312.6034 and the DIPS note (ATL-PHYS-PUB-2020-014): signal jets (b for D_b) with
+exactly n_tracks tracks, tracks ranked by lifetime-signed d0 significance, split into jets
+that pass and fail the discriminant's cut at a working point. A map is (n_inputs, n_tracks):
+entry [k, t] is the mean over jets of dD/dx, x the k-th normalised input (norm.yaml:
+x = (transform(v) - mean) / std) of the track of rank t. The model sees the same arrays as
+in the predict stage. D is the one formula of discriminant.py, on float64 softmax
+probabilities (torch), so gradients flow.
 
 Jets are unweighted, as in evaluate.py (ATLAS quotes performance on the natural spectrum).
 """
@@ -21,12 +23,11 @@ from torch import nn
 
 from jettag.atomic import write_json
 from jettag.errors import InputError
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, tagged_jets
 from jettag.evaluation.predict import inference_device, probabilities, scoring_batches
-from jettag.flavours import TAGGING_FLAVOURS
 from jettag.io.model_inputs import InputSpec, read_model_inputs
-from jettag.training.checkpoint import load_checkpoint
-from jettag.training.loop import load_trained_model
+from jettag.training.checkpoint import load_checkpoint, load_trained_model
 
 SD0 = "IP3D_signed_d0_significance"
 
@@ -39,7 +40,7 @@ class TaggerInputs:
     valid: (n_jets, max_tracks) bool, True = real track; jet_x: (n_jets, n_jet_inputs);
     truth: (n_jets,) class index into the file's classes; pt_gev: (n_jets,) jet pT;
     sd0: (n_jets, max_tracks) lifetime-signed d0 significance, None when the file has none;
-    file_index / model_index: flavour name -> index into the file's classes / the network's
+    file_index / model_index: class name -> index into the file's classes / the network's
     outputs (they may differ).
     """
 
@@ -60,11 +61,12 @@ class TaggerInputs:
         """(n_jets,) bool, True for jets of this truth flavour."""
         return self.truth == self.file_index[flavour]
 
-    def tagged(self, track_x: np.ndarray, f_c: float) -> TaggedJets:
-        """The network's D_b on these track inputs (and the split's jet inputs)."""
+    def tagged(self, track_x: np.ndarray, discriminant: Discriminant) -> TaggedJets:
+        """The network's discriminant on these track inputs (and the split's jet inputs)."""
         prob = probabilities(self.model, track_x, self.valid, self.jet_x)
-        by_class = {c: prob[:, self.model_index[c]] for c in TAGGING_FLAVOURS}
-        return tagged_jets(self.tagger, by_class, self.file_classes, self.truth, self.pt_gev, f_c)
+        by_class = {c: prob[:, self.model_index[c]] for c in self.model_index}
+        return tagged_jets(self.tagger, by_class, self.file_classes, self.truth, self.pt_gev,
+                           discriminant)  # fmt: skip
 
 
 def load_tagger_inputs(checkpoint: Path, split_file: Path) -> TaggerInputs:
@@ -82,28 +84,18 @@ def load_tagger_inputs(checkpoint: Path, split_file: Path) -> TaggerInputs:
     # sd0 (ranking) comes from the tables, the inputs from model_inputs: the same rows
     if sd0 is not None and not np.array_equal(valid_tracks, inputs["valid"]):
         raise InputError(f"{split_file}: tracks table and model_inputs disagree; rerun prepare")
-    for classes, where in ((file_classes, split_file), (spec.classes, checkpoint)):
-        missing = [c for c in TAGGING_FLAVOURS if c not in classes]
-        if missing:
-            raise ValueError(f"{where}: classes {list(classes)} lack {missing}")
+    if list(file_classes) != list(spec.classes):
+        raise InputError(
+            f"{split_file}: classes {list(file_classes)}, but {checkpoint} was trained on"
+            f" {list(spec.classes)}"
+        )
     return TaggerInputs(
         model=model, spec=spec, tagger=tagger, file_classes=file_classes,
         track_x=inputs["tracks"], valid=inputs["valid"], jet_x=inputs["jets"],
         truth=inputs["labels"], pt_gev=pt_gev, sd0=sd0,
-        file_index={c: file_classes.index(c) for c in TAGGING_FLAVOURS},
-        model_index={c: spec.classes.index(c) for c in TAGGING_FLAVOURS},
+        file_index={c: k for k, c in enumerate(file_classes)},
+        model_index={c: k for k, c in enumerate(spec.classes)},
     )  # fmt: skip
-
-
-def _discriminant_torch(logits: torch.Tensor, model_index: dict[str, int], f_c: float):
-    """D_b (batch,) from logits, differentiable; log-softmax keeps tiny probabilities finite."""
-    log_p = torch.log_softmax(logits.float(), dim=1)
-    log_fc = torch.tensor(f_c).log()  # -inf for f_c = 0 drops the c term, as it should
-    log_fu = torch.tensor(1.0 - f_c).log()
-    denominator = torch.logaddexp(
-        log_p[:, model_index["c"]] + log_fc, log_p[:, model_index["light"]] + log_fu
-    )
-    return log_p[:, model_index["b"]] - denominator
 
 
 def discriminant_gradients(
@@ -112,9 +104,9 @@ def discriminant_gradients(
     valid: np.ndarray,
     jet_x: np.ndarray,
     model_index: dict[str, int],
-    f_c: float,
+    discriminant: Discriminant,
 ) -> np.ndarray:
-    """dD_b/d(track inputs) of each jet: (n_jets, max_tracks, n_track_inputs), zero on padding."""
+    """dD/d(track inputs) of each jet: (n_jets, max_tracks, n_track_inputs), zero on padding."""
     model.requires_grad_(False)  # only the inputs need gradients
     device = next(model.parameters()).device
     gradients = np.zeros_like(track_x)
@@ -123,8 +115,11 @@ def discriminant_gradients(
         with torch.enable_grad():
             mask, jets = (torch.from_numpy(a[rows]).to(device) for a in (valid, jet_x))
             logits = model(x, mask, jets)
+            # float64: probabilities of 1e-30 stay above the discriminant's floor
+            prob = torch.softmax(logits.double(), dim=1)
+            score = discriminant.scores({c: prob[:, k] for c, k in model_index.items()})
             # jets do not interact in eval mode, so the gradient of the sum is per-jet
-            (grad,) = torch.autograd.grad(_discriminant_torch(logits, model_index, f_c).sum(), x)
+            (grad,) = torch.autograd.grad(score.sum(), x)
         gradients[rows] = grad.cpu().numpy()
     return gradients
 
@@ -154,17 +149,21 @@ def _mean_and_error(grads: np.ndarray) -> tuple[list | None, list | None]:
 def saliency_maps(
     checkpoint: Path,
     split_file: Path,
-    f_c: float,
+    discriminant: Discriminant,
     output: Path,
     n_tracks: int = 8,
     b_efficiency: float = 0.77,
 ) -> dict:
-    """Mean dD_b/d(input) maps for b jets with n_tracks tracks passing/failing the WP; JSON."""
+    """Mean dD/d(input) maps of signal jets with n_tracks tracks passing/failing the WP; JSON.
+
+    b_efficiency: the working point, a signal efficiency (of b jets for D_b).
+    """
     data = load_tagger_inputs(checkpoint, split_file)
-    if not data.is_flavour("b").any():
-        raise ValueError(f"{split_file}: no b jets to define the working point")
-    jets = data.tagged(data.track_x, f_c)
-    db, is_b = jets.discriminant, jets.mask("b")
+    signal = discriminant.signal
+    if not data.is_flavour(signal).any():
+        raise ValueError(f"{split_file}: no {signal} jets to define the working point")
+    jets = data.tagged(data.track_x, discriminant)
+    db, is_b = jets.discriminant, jets.mask(signal)
     cut = cut_at_efficiency(jets, b_efficiency)
 
     chosen = is_b & (data.valid.sum(axis=1) == n_tracks)
@@ -172,7 +171,7 @@ def saliency_maps(
     sd0 = data.sd0[chosen] if order_by else None
     track_x, valid = _rank_tracks(data.track_x[chosen], data.valid[chosen], sd0, n_tracks)
     grads = discriminant_gradients(
-        data.model, track_x, valid, data.jet_x[chosen], data.model_index, f_c
+        data.model, track_x, valid, data.jet_x[chosen], data.model_index, discriminant
     )[:, :n_tracks]
     passing = db[chosen] > cut
     categories = {"passing": grads[passing], "failing": grads[~passing]}
@@ -184,7 +183,7 @@ def saliency_maps(
         "tagger": data.tagger,
         "checkpoint": str(checkpoint),
         "split_file": str(split_file),
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "b_efficiency": b_efficiency,
         "cut": cut,
         "n_tracks": n_tracks,

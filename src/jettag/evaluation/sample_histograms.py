@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import write_json
-from jettag.flavours import TRACK_ORIGINS, label_ids
-from jettag.io.canonical import CanonicalFiles, as_paths, iterate_blocks
+from jettag.flavours import TRACK_ORIGINS
+from jettag.io.canonical import FTAG_LABEL, CanonicalFiles, as_paths, iterate_blocks
 
-FLAVOURS = label_ids()  # name -> HadronConeExclTruthLabelID values, b first
 BINS = {
     "IP3D_signed_d0_significance": np.linspace(-30, 30, 121),
     "IP3D_signed_z0_significance": np.linspace(-30, 30, 121),
@@ -25,20 +24,28 @@ BINS = {
 BLOCK = 200_000
 
 
-def sample_histograms(input_path: CanonicalFiles, output: Path) -> dict:
-    """Per-flavour histograms of sd0, sz0, track multiplicity, jet and track pT; origin counts."""
-    counts = {v: {f: np.zeros(len(b) - 1) for f in FLAVOURS} for v, b in BINS.items()}
-    origins = {f: np.zeros(len(TRACK_ORIGINS)) for f in FLAVOURS}
-    n_jets = dict.fromkeys(FLAVOURS, 0)
+def sample_histograms(
+    input_path: CanonicalFiles,
+    output: Path,
+    classes: dict[str, list[int]],
+    label_variable: str = FTAG_LABEL,
+) -> dict:
+    """Per-class histograms of sd0, sz0, track multiplicity, jet and track pT; origin counts.
+
+    classes: class name -> the label_variable values that make it (the class set's order).
+    """
+    counts = {v: {f: np.zeros(len(b) - 1) for f in classes} for v, b in BINS.items()}
+    origins = {f: np.zeros(len(TRACK_ORIGINS)) for f in classes}
+    n_jets = dict.fromkeys(classes, 0)
     n_other = 0
     for jets, tracks in iterate_blocks(input_path, BLOCK):
         valid = tracks["valid"]
         # as ingest wrote them: ATLAS's lifetime signs, or the input's own significances
         sd0 = tracks["IP3D_signed_d0_significance"]
         sz0 = tracks["IP3D_signed_z0_significance"]
-        label = jets["HadronConeExclTruthLabelID"]
-        n_other += int((~np.isin(label, [i for ids in FLAVOURS.values() for i in ids])).sum())
-        for flavour, ids in FLAVOURS.items():
+        label = jets[label_variable]
+        n_other += int((~np.isin(label, [i for ids in classes.values() for i in ids])).sum())
+        for flavour, ids in classes.items():
             sel = np.isin(label, ids)
             n_jets[flavour] += int(sel.sum())
             trk = valid & sel[:, None]

@@ -25,10 +25,10 @@ import numpy as np
 
 from jettag.atomic import write_json
 from jettag.evaluation.ablation import rejections_at
-from jettag.flavours import BACKGROUNDS
+from jettag.evaluation.discriminant import Discriminant, require_b_tagging
 from jettag.io.history import read_history
+from jettag.training.checkpoint import load_trained_model
 from jettag.training.diagnosis import diagnose
-from jettag.training.loop import load_trained_model
 
 # per-run quantities that get a mean and a spread over seeds
 AVERAGED = ("val_loss", "train_loss", "light_rejection", "c_rejection", "epochs",
@@ -79,7 +79,7 @@ def run_summary(
     predictions: Path,
     checkpoint: Path,
     n_train_jets: int,
-    f_c: float,
+    discriminant: Discriminant,
     working_point: float,
     target_val_loss: float,
 ) -> dict[str, Any]:
@@ -101,8 +101,8 @@ def run_summary(
         "epochs_to_target": epochs_to_target,
         "seconds_to_target": seconds_to_target,
     }
-    rej = rejections_at(predictions, f_c, working_point)
-    for background in BACKGROUNDS:
+    rej = rejections_at(predictions, discriminant, working_point)
+    for background in discriminant.backgrounds:
         value = rej[f"{background}_rejection"]
         limit = rej[f"{background}_rejection_is_lower_limit"]
         # a lower limit (no background jet passes) is not averaged as if it were a value
@@ -126,7 +126,7 @@ def study_summary(
     sections: Mapping[str, Mapping[str, Any]],
     runs: Mapping[str, Sequence[tuple[Path, Path, Path]]],
     train_file: Path,
-    f_c: float,
+    discriminant: Discriminant,
     working_point: float,
     output: Path,
 ) -> dict[str, Any]:
@@ -136,6 +136,7 @@ def study_summary(
     trains; runs: point name -> per seed (history.csv, validation predictions, best.pt);
     train_file: the training split (for jets per second).
     """
+    require_b_tagging(discriminant, f"study {name}")
     for point in study["points"]:
         if len(runs[point["name"]]) != study["seeds"]:
             raise ValueError(
@@ -147,7 +148,7 @@ def study_summary(
     for point in study["points"]:
         n_jets = training_jets(train_file, sections[point["name"]]["training"]["max_train_jets"])
         seeds = [
-            {"seed": k, **run_summary(h, p, c, n_jets, f_c, working_point, target)}
+            {"seed": k, **run_summary(h, p, c, n_jets, discriminant, working_point, target)}
             for k, (h, p, c) in enumerate(runs[point["name"]])
         ]
         entry: dict[str, Any] = {
@@ -172,7 +173,7 @@ def study_summary(
         "seeds": study["seeds"],
         "split": "val",
         "b_efficiency": working_point,
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "target_val_loss": target,
         "target_source": source,
         "points": points,

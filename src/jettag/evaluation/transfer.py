@@ -18,6 +18,7 @@ import numpy as np
 
 from jettag.atomic import write_json, write_text
 from jettag.config import TRANSFER_STRATEGIES
+from jettag.evaluation.discriminant import Discriminant, require_b_tagging
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
 from jettag.evaluation.performance import performance_at_working_point, rejections, tagged_jets
 from jettag.evaluation.predict import network_probabilities
@@ -36,18 +37,19 @@ def parse_run(name: str) -> tuple[str, int, int]:
 
 
 def tagger_performance(
-    checkpoint: Path, test_path: Path, test_jets: np.ndarray, classes: list[str], f_c: float,
-    working_point: float,
+    checkpoint: Path, test_path: Path, test_jets: np.ndarray, classes: list[str],
+    discriminant: Discriminant, working_point: float,
 ) -> dict:  # fmt: skip
-    """AUC (b vs light) and light and c rejection at a working point of one trained network."""
+    """AUC (signal vs the last background) and rejections at a working point of a network."""
     prob = network_probabilities(checkpoint, test_path)
     jets = tagged_jets(str(checkpoint), {c: prob[:, k] for k, c in enumerate(classes)},
-                       classes, test_jets["flavour_label"], test_jets["pt"], f_c)  # fmt: skip
+                       classes, test_jets["flavour_label"], test_jets["pt"],
+                       discriminant)  # fmt: skip
     perf = performance_at_working_point(jets, working_point)
     db = jets.discriminant
     return {
-        "auc": auc(db[jets.mask("b")], db[jets.mask("light")]),
-        **rejections(perf),
+        "auc": auc(db[jets.mask(jets.signal)], db[jets.mask(jets.backgrounds[-1])]),
+        **rejections(perf, jets.backgrounds),
     }
 
 
@@ -56,12 +58,13 @@ def transfer_summary(
     runs: Mapping[str, Path],
     pretrained: Path,
     data_dir: Path,
-    f_c: float,
+    discriminant: Discriminant,
     working_point: float,
     output_json: Path,
     output_md: Path,
 ) -> dict:
     """Evaluate every transfer run and the untouched pretrained model on the target test split."""
+    require_b_tagging(discriminant, f"transfer learning of {model}")
     test_path = data_dir / "test.h5"
     with h5py.File(test_path, "r") as f:
         test_jets = f["jets"][:]
@@ -82,7 +85,7 @@ def transfer_summary(
                 "best_epoch": int(state["epoch"]),
                 "val_loss": float(state["val_loss"]),
                 "checkpoint": str(checkpoint),
-                **tagger_performance(checkpoint, test_path, test_jets, classes, f_c,
+                **tagger_performance(checkpoint, test_path, test_jets, classes, discriminant,
                                      working_point),
             }
         )  # fmt: skip
@@ -91,13 +94,15 @@ def transfer_summary(
         "target": data_dir.name,
         "data_dir": str(data_dir),
         "b_efficiency": working_point,
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "rejection_limit_cl": REJECTION_LIMIT_CL,
         "n_test_jets": {c: int((labels == k).sum()) for k, c in enumerate(classes)},
         "n_train_jets_available": n_train,
         "pretrained": {
             "checkpoint": str(pretrained),
-            **tagger_performance(pretrained, test_path, test_jets, classes, f_c, working_point),
+            **tagger_performance(
+                pretrained, test_path, test_jets, classes, discriminant, working_point
+            ),
         },
         "points": _points(rows),
         "runs": rows,

@@ -1,4 +1,4 @@
-"""Working-point performance: a table of cuts and rejections, efficiencies vs jet pT, D_b shapes.
+"""Working-point performance: a table of cuts and rejections, efficiencies vs jet pT, D shapes.
 
 Each function reads FTAG-layout predictions files (`jets` with `<tagger>_pb/_pc/_pu`, `pt`,
 `flavour_label`; attributes `flavour_label` and `tagger`) and writes a JSON result that the
@@ -12,7 +12,9 @@ Every background rejection comes with `<bkg>_rejection_lower_limit`, the one-sid
 Clopper-Pearson lower limit at the file's `rejection_limit_cl` (metrics.rejection_with_limit).
 Where no background jet passes the cut, `<bkg>_rejection` is that limit, with
 `<bkg>_rejection_is_lower_limit` true and a null error, instead of an infinite value. Undefined
-values (no background jets in a pT bin, or no b jets to define a cut) are written as null.
+values (no background jets in a pT bin, or no signal jets to define a cut) are written as
+null. The discriminant (a signal class and background fractions) is the caller's, so every
+table and curve works for D_b, D_c, an Xbb or a JetClass discriminant alike.
 """
 
 from __future__ import annotations
@@ -24,21 +26,22 @@ from pathlib import Path
 import numpy as np
 
 from jettag.atomic import json_safe, write_json, write_text
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import FEW_PASSING, INTERVAL_CL, REJECTION_LIMIT_CL
 from jettag.evaluation.paired import check_same_jets, paired_ratios
 from jettag.evaluation.performance import (
+    TaggedJets,
     cut_at_efficiency,
     performance_at_cut,
     performance_at_working_point,
     read_tagged_jets,
     wp_name,
 )
-from jettag.flavours import TAGGING_FLAVOURS
 
 
 def working_point_table(
     predictions: Sequence[Path],
-    f_c: float,
+    discriminant: Discriminant,
     working_points: Sequence[float],
     output_json: Path,
     output_md: Path,
@@ -47,33 +50,39 @@ def working_point_table(
     replicas: int = 200,
     seed: int = 0,
 ) -> dict:
-    """D_b cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown.
+    """The cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown.
 
-    With a reference tagger, every tagger's light and c rejection is also divided by the
+    `pseudo_continuous` holds, per tagger, the cuts of every working point as bin edges of
+    the discriminant (FTAG's pseudo-continuous tagging: bin 0 fails the loosest WP, the
+    last passes the tightest) and the fraction of each class's jets in each bin.
+    With a reference tagger, every tagger's background rejections are also divided by the
     reference's, at each working point and on the ROC grid (roc_efficiencies), with the
     paired-bootstrap interval of the ratio (paired.py): `paired` in the JSON, which the ROC
     figure's ratio panels draw, and two columns of the markdown table.
     """
     rows = []
     n_jets = {}
+    bins = {}
     taggers = []
     for path in predictions:
-        jets = read_tagged_jets(Path(path), f_c)
+        jets = read_tagged_jets(Path(path), discriminant)
         if jets.tagger in n_jets:  # rows are told apart by tagger name only
             raise ValueError(f"{path}: tagger '{jets.tagger}' appears in two predictions files")
         taggers.append(jets)
-        n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in TAGGING_FLAVOURS}
+        n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in jets.classes}
         for wp in working_points:
             entry = performance_at_working_point(jets, wp)
             rows.append({"tagger": jets.tagger, "working_point": float(wp), **entry})
+        bins[jets.tagger] = pseudo_continuous_bins(jets, working_points)
     result = {
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "working_points": [float(wp) for wp in working_points],
         "rejection_limit_cl": REJECTION_LIMIT_CL,
         "interval_cl": INTERVAL_CL,
         "few_passing": FEW_PASSING,
         "n_jets": n_jets,
         "rows": rows,
+        "pseudo_continuous": bins,
         "predictions": [str(p) for p in predictions],
     }
     if reference is not None:
@@ -97,24 +106,51 @@ def working_point_table(
     return result
 
 
+def pseudo_continuous_bins(jets: TaggedJets, working_points: Sequence[float]) -> dict:
+    """Bins of the discriminant between the working points' cuts, and each class's share.
+
+    Edges: the cuts from the loosest working point to the tightest; bin k holds the jets
+    with edges[k-1] < D <= edges[k] (bin 0: failing the loosest, the last: passing the
+    tightest). Labels name each bin by the signal efficiencies it lies between, in percent.
+    """
+    ordered = sorted((float(wp) for wp in working_points), reverse=True)  # loosest first
+    edges = [cut_at_efficiency(jets, wp) for wp in ordered]
+    index = np.searchsorted(np.asarray(edges), jets.discriminant, side="left")
+    percents = [100, *(round(100 * wp) for wp in ordered), 0]
+    out: dict = {
+        "working_points": ordered,
+        "edges": edges,
+        "labels": [f"{percents[k]}-{percents[k + 1]} %" for k in range(len(edges) + 1)],
+    }
+    for name in jets.classes:
+        sel = jets.mask(name)
+        total = float(jets.weights[sel].sum())
+        counts = np.bincount(index[sel], weights=jets.weights[sel], minlength=len(edges) + 1)
+        out[f"{name}_fraction"] = (counts / total if total > 0 else counts * np.nan).tolist()
+    return out
+
+
 def working_point_markdown(table: dict) -> str:
     """The working-point table as markdown: one row per tagger and working point."""
     cl = table.get("rejection_limit_cl", REJECTION_LIMIT_CL)
     interval_cl = table.get("interval_cl", INTERVAL_CL)
     paired = table.get("paired")
+    definition = Discriminant.from_dict(table["discriminant"])
+    signal, backgrounds = definition.signal, definition.backgrounds
     lines = [
-        "# b-tagging working points",
+        f"# {signal}-tagging working points",
         "",
-        f"D_b = log(p_b / (f_c p_c + (1 - f_c) p_light)) with f_c = {table['f_c']:g}; the cut "
-        "keeps the WP fraction of all b jets. Efficiencies and rejections are quoted with "
+        f"{definition.formula()}; the cut keeps the WP fraction of all {signal} jets."
+        " Efficiencies and rejections are quoted with "
         f"their central Clopper-Pearson interval at {_percent(interval_cl)} % CL, [low, "
         "high], with N_eff = (sum w)^2 / sum w^2 jets. Where no background jet passes, the "
         f"rejection is a one-sided lower limit at {_percent(cl)} % CL ('>'); where fewer "
         f"than {table.get('few_passing', FEW_PASSING)} pass it is marked †.",
     ]
-    header = ("| Tagger | WP | D_b cut | b-jet efficiency | c-jet efficiency | c rejection "
-              "| light-jet efficiency | light rejection |")  # fmt: skip
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    header = f"| Tagger | WP | {definition.name} cut | {signal}-jet efficiency |" + "".join(
+        f" {bkg}-jet efficiency | {bkg} rejection |" for bkg in backgrounds
+    )
+    rule = "|---|---:|---:|---:|" + "---:|---:|" * len(backgrounds)
     if paired:
         lines += [
             "",
@@ -122,34 +158,58 @@ def working_point_markdown(table: dict) -> str:
             f"interval is a paired bootstrap over them ({paired['replicas']} replicas), "
             "not the two rejections' errors combined.",
         ]
-        header += f" light rej. / {paired['reference']} | c rej. / {paired['reference']} |"
-        rule += "---:|---:|"
+        header += "".join(f" {bkg} rej. / {paired['reference']} |"
+                          for bkg in definition.display_order)  # fmt: skip
+        rule += "---:|" * len(backgrounds)
     lines += ["", header, rule]
     for row in table["rows"]:
         cells = [
             row["tagger"],
             f"{wp_name(row['working_point'])} %",
             _number(row["cut"], 3),
-            _with_interval(row["b_efficiency"], row["b_efficiency_interval"]),
-            _with_interval(row["c_efficiency"], row["c_efficiency_interval"]),
-            _rejection_cell(row, "c", cl),
-            _with_interval(row["light_efficiency"], row["light_efficiency_interval"]),
-            _rejection_cell(row, "light", cl),
+            _with_interval(row[f"{signal}_efficiency"], row[f"{signal}_efficiency_interval"]),
         ]
+        for bkg in backgrounds:
+            cells += [
+                _with_interval(row[f"{bkg}_efficiency"], row[f"{bkg}_efficiency_interval"]),
+                _rejection_cell(row, bkg, cl),
+            ]
         if paired:
             ratios = paired["working_points"][row["tagger"]]
             k = table["working_points"].index(row["working_point"])
             cells += [
                 _with_interval(ratios[f"{bkg}_ratio"][k], ratios[f"{bkg}_ratio_interval"][k])
-                for bkg in ("light", "c")
+                for bkg in definition.display_order
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _pseudo_continuous_markdown(table.get("pseudo_continuous", {}), definition)
     return "\n".join(lines) + "\n"
+
+
+def _pseudo_continuous_markdown(bins: dict, definition: Discriminant) -> list[str]:
+    """Each tagger's pseudo-continuous bins: edges and every class's share, in percent."""
+    if not bins:
+        return []
+    lines = [
+        "",
+        f"## Pseudo-continuous bins of {definition.name}",
+        "",
+        "Share of each class's jets in the bins between the working points' cuts (bin labels:"
+        f" the {definition.signal}-jet efficiencies the bin lies between).",
+    ]
+    for tagger, entry in bins.items():
+        lines += ["", f"{tagger}: cuts {', '.join(_number(c, 3) for c in entry['edges'])}", "",
+                  "| Class | " + " | ".join(entry["labels"]) + " |",
+                  "|---|" + "---:|" * len(entry["labels"])]  # fmt: skip
+        for name in definition.classes:
+            shares = entry[f"{name}_fraction"]
+            lines.append(f"| {name} | " + " | ".join(_number(100 * x, 1) for x in shares) + " |")
+    return lines
 
 
 def efficiency_vs_pt(
     prediction: Path,
-    f_c: float,
+    discriminant: Discriminant,
     working_point: float,
     pt_bins_gev: Sequence[float],
     output: Path,
@@ -158,26 +218,26 @@ def efficiency_vs_pt(
     edges = np.asarray(pt_bins_gev, dtype=np.float64)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         raise ValueError(f"pt_bins_gev must be increasing edges, got {list(pt_bins_gev)}")
-    jets = read_tagged_jets(Path(prediction), f_c)
+    jets = read_tagged_jets(Path(prediction), discriminant)
     # bin k holds edges[k] <= pt < edges[k + 1]; jets outside the edges are in no bin
     bin_of_jet = np.searchsorted(edges, jets.pt_gev, side="right") - 1
-    # the inclusive cut is the one of the working-point table: defined once on all b jets
+    # the inclusive cut is the one of the working-point table: defined once on all signal jets
     cut_all = cut_at_efficiency(jets, working_point)
     strategies: dict[str, list[dict]] = {"inclusive": [], "flat_per_bin": []}
-    n_jets: dict[str, list[int]] = {name: [] for name in TAGGING_FLAVOURS}
+    n_jets: dict[str, list[int]] = {name: [] for name in jets.classes}
     for k in range(len(edges) - 1):
         in_bin = bin_of_jet == k
-        for name in TAGGING_FLAVOURS:
+        for name in jets.classes:
             n_jets[name].append(int((in_bin & jets.mask(name)).sum()))
         strategies["inclusive"].append(performance_at_cut(jets, cut_all, in_bin))
-        if (in_bin & jets.mask("b")).any():
+        if (in_bin & jets.mask(jets.signal)).any():
             cut_bin = cut_at_efficiency(jets, working_point, in_bin)
         else:
-            cut_bin = float("nan")  # no b jets: no cut can be defined in this bin
+            cut_bin = float("nan")  # no signal jets: no cut can be defined in this bin
         strategies["flat_per_bin"].append(performance_at_cut(jets, cut_bin, in_bin))
     result = {
         "tagger": jets.tagger,
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "working_point": float(working_point),
         "inclusive_cut": cut_all,
         "rejection_limit_cl": REJECTION_LIMIT_CL,
@@ -193,14 +253,14 @@ def efficiency_vs_pt(
 
 def score_histograms(
     prediction: Path,
-    f_c: float,
+    discriminant: Discriminant,
     working_points: Sequence[float],
     output: Path,
     n_bins: int = 60,
 ) -> dict:
-    """D_b histograms per flavour, normalised to unit area, with the inclusive WP cuts."""
-    jets = read_tagged_jets(Path(prediction), f_c)
-    labelled = np.isin(jets.flavour, [jets.index[name] for name in TAGGING_FLAVOURS])
+    """Discriminant histograms per class, normalised to unit area, with the inclusive WP cuts."""
+    jets = read_tagged_jets(Path(prediction), discriminant)
+    labelled = np.isin(jets.flavour, [jets.index[name] for name in jets.classes])
     finite = jets.discriminant[labelled]
     # a few extreme jets (probabilities at the floor) would stretch the axis; fold them in
     low, high = np.percentile(finite, [0.05, 99.95]) if finite.size else (0.0, 1.0)
@@ -209,7 +269,7 @@ def score_histograms(
     edges = np.linspace(low, high, n_bins + 1)
     widths = np.diff(edges)
     histograms = {}
-    for name in TAGGING_FLAVOURS:
+    for name in jets.classes:
         sel = jets.mask(name)
         clipped = np.clip(jets.discriminant[sel], edges[0], edges[-1])
         counts, _ = np.histogram(clipped, bins=edges, weights=jets.weights[sel])
@@ -226,7 +286,7 @@ def score_histograms(
     ]
     result = {
         "tagger": jets.tagger,
-        "f_c": f_c,
+        "discriminant": discriminant.to_dict(),
         "edges": edges.tolist(),
         "overflow": "folded into the first and last bins",
         "histograms": histograms,

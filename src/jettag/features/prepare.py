@@ -64,11 +64,22 @@ def check_inputs_available(path: Path, attrs: Mapping, config: PrepareConfig) ->
 
 
 def flavour_labels(truth_label: np.ndarray, config: PrepareConfig) -> np.ndarray:
-    """Class index of each jet from HadronConeExclTruthLabelID; -1 for jets in no class."""
+    """Class index of each jet from its truth label (config.label_variable); -1 in no class."""
     out = np.full(truth_label.shape, -1, dtype=np.int32)
     for index, cls in enumerate(config.classes):
         out[np.isin(truth_label, cls.truth_labels)] = index
     return out
+
+
+def _truth_label(jets: np.ndarray, config: PrepareConfig, inputs: object) -> np.ndarray:
+    """The jets' truth label field; an error naming the file when ingest wrote another one."""
+    if config.label_variable not in (jets.dtype.names or ()):
+        labels = [n for n in jets.dtype.names or () if "Label" in n or "label" in n]
+        raise InputError(
+            f"{inputs}: the ingested jets have no '{config.label_variable}' (the class set's"
+            f" label_variable) but {labels}: ingested under another class_set; rerun ingest"
+        )
+    return jets[config.label_variable]
 
 
 def _with_jet_fields(jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -121,7 +132,7 @@ def prepare_dataset(
         buckets = _Buckets(Path(scratch))
         for jets, tracks in iterate_blocks(inputs, BLOCK_JETS):
             n_read = len(jets)
-            labels = flavour_labels(jets["HadronConeExclTruthLabelID"], config)
+            labels = flavour_labels(_truth_label(jets, config, where), config)
             keep = labels >= 0
             dropped += int((~keep).sum())
             jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
@@ -167,6 +178,7 @@ def prepare_dataset(
                     writer.append(jets[order], tracks[order])
                     inputs.append(jets[order], tracks[order])
                 writer.jets.attrs["flavour_label"] = config.class_names
+                writer.jets.attrs["label_variable"] = config.label_variable
                 for key, value in attrs.items():
                     writer.jets.attrs[key] = value
     split_counts = {

@@ -12,17 +12,25 @@ import numpy as np
 
 from jettag.errors import InputError
 
-JET_DTYPE = np.dtype(
-    [
-        ("pt", "f4"),  # GeV
-        ("eta", "f4"),
-        ("phi", "f4"),  # NaN when the input has none (see the `absent_fields` attribute)
-        ("mass", "f4"),  # GeV; NaN when absent
-        ("HadronConeExclTruthLabelID", "i4"),
-        ("eventNumber", "i8"),
-        ("n_tracks", "i4"),  # associated tracks before truncation to max_tracks
-    ]
-)
+FTAG_LABEL = "HadronConeExclTruthLabelID"
+
+
+def jet_dtype(label_variable: str = FTAG_LABEL) -> np.dtype:
+    """The jets table with the class set's truth label (HadronConeExclTruthLabelID for ftag)."""
+    return np.dtype(
+        [
+            ("pt", "f4"),  # GeV
+            ("eta", "f4"),
+            ("phi", "f4"),  # NaN when the input has none (see the `absent_fields` attribute)
+            ("mass", "f4"),  # GeV; NaN when absent
+            (label_variable, "i4"),
+            ("eventNumber", "i8"),
+            ("n_tracks", "i4"),  # associated tracks before truncation to max_tracks
+        ]
+    )
+
+
+JET_DTYPE = jet_dtype()
 TRACK_DTYPE = np.dtype(
     [
         ("valid", "?"),

@@ -26,7 +26,8 @@ from jettag.io.canonical import HIT_FIELDS
 from jettag.kinematics import wrap_phi
 
 # Source keys a sample may map, beyond the canonical fields themselves.
-JET_KEYS = ("pt", "eta", "phi", "mass", "energy", "HadronConeExclTruthLabelID", "eventNumber")
+# (the integer truth label is jet_<label_variable> of the class set: io/readers.py)
+JET_KEYS = ("pt", "eta", "phi", "mass", "energy", "eventNumber")
 TRACK_KEYS = (
     "pt",
     "eta",

@@ -12,16 +12,14 @@ import numpy as np
 
 from jettag.atomic import atomic_path
 from jettag.config import IngestConfig, ReadingConfig
-from jettag.flavours import TAGGING_FLAVOURS
 from jettag.io.canonical import (
     ABSENT_FIELDS_ATTR,
-    JET_DTYPE,
     TRACK_DTYPE,
     CanonicalWriter,
+    jet_dtype,
     lifetime_sign_fractions,
 )
 from jettag.io.readers import (
-    LABEL_IDS,
     SORT_KEYS,
     InputError,
     ReadContext,
@@ -36,16 +34,19 @@ MIN_SIGNIFICANT_B_TRACKS = 20  # fewer b-jet tracks beyond +-3: too few to judge
 
 
 class LifetimeSignCounts:
-    """Per flavour, valid tracks with sd0 > +3 and < -3 (the lifetime-sign check)."""
+    """Per class, valid tracks with sd0 > +3 and < -3 (the lifetime-sign check)."""
 
-    def __init__(self) -> None:
-        self.counts = {name: Counter(tracks=0, positive=0, negative=0) for name in TAGGING_FLAVOURS}
+    def __init__(self, sample: ReadingConfig) -> None:
+        self.label_variable = sample.label_variable
+        self.values = dict(sample.canonical_labels)  # class -> its canonical label value
+        self.check_class = sample.lifetime_check_class
+        self.counts = {name: Counter(tracks=0, positive=0, negative=0) for name in self.values}
 
     def update(self, jets: np.ndarray, tracks: np.ndarray) -> None:
         """Add a canonical block."""
         sd0 = tracks["IP3D_signed_d0_significance"]
         for name, counter in self.counts.items():
-            sel = tracks["valid"] & (jets["HadronConeExclTruthLabelID"] == LABEL_IDS[name])[:, None]
+            sel = tracks["valid"] & (jets[self.label_variable] == self.values[name])[:, None]
             counter["tracks"] += int(sel.sum())
             counter["positive"] += int((sel & (sd0 > SIGNIFICANT)).sum())
             counter["negative"] += int((sel & (sd0 < -SIGNIFICANT)).sum())
@@ -54,9 +55,14 @@ class LifetimeSignCounts:
         """Per flavour the fractions of tracks above +3 and below -3, and the track count."""
         return lifetime_sign_fractions(self.counts)
 
-    def b_skewed_negative(self) -> bool:
-        """Whether b-jet tracks have more sd0 < -3 than > +3 (with enough of them to tell)."""
-        b = self.counts["b"]
+    def skewed_negative(self) -> bool:
+        """Whether the check class's tracks (b jets' for ftag) have more sd0 < -3 than > +3.
+
+        Only with enough of them to tell, and never for a class set without a check class.
+        """
+        if self.check_class is None:
+            return False
+        b = self.counts[self.check_class]
         return b["positive"] + b["negative"] >= MIN_SIGNIFICANT_B_TRACKS and (
             b["negative"] > b["positive"]
         )
@@ -83,13 +89,19 @@ def ingest_sample(
     stats = {"jets": 0, "truncated_jets": 0, "tracks_dropped": 0, "zero_track_jets": 0}
     dropped: Counter = Counter()
     degenerate: Counter = Counter(tracks_dropped=0, jets_dropped=0)
-    signs = LifetimeSignCounts()
+    signs = LifetimeSignCounts(sample)
     absent: set[str] = set()
     sources: dict[str, list[str]] = {}
     layouts = [sample_layout(Path(p), sample, sample_name) for p in inputs]  # all checked first
     with (
         atomic_path(output) as tmp,
-        CanonicalWriter(tmp, JET_DTYPE, TRACK_DTYPE, ingest.max_tracks, ingest.compression) as w,
+        CanonicalWriter(
+            tmp,
+            jet_dtype(sample.label_variable),
+            TRACK_DTYPE,
+            ingest.max_tracks,
+            ingest.compression,
+        ) as w,  # fmt: skip
     ):
         next_entry = first_entry
         for path, layout in zip(inputs, layouts, strict=True):
@@ -194,9 +206,9 @@ def _check_lifetime_sign(
     log.info("lifetime-signed sd0 tails per flavour (fraction of tracks > +3 / < -3): %s",
              {k: f"{v['above_plus_3']:.3f} / {v['below_minus_3']:.3f} of {v['tracks']}"
               for k, v in fractions.items()})  # fmt: skip
-    if not signs.b_skewed_negative():
+    if not signs.skewed_negative():
         return
-    b = fractions["b"]
+    b = fractions[signs.check_class]
     key = f"samples.{sample_name}"
     if significance_read:
         fix = (
@@ -216,7 +228,7 @@ def _check_lifetime_sign(
             f" d0 at ingest, or map a correctly signed significance in {key}.branches"
         )
     message = (
-        f"{', '.join(str(p) for p in inputs)}: b-jet tracks have more sd0 < -3"
+        f"{', '.join(str(p) for p in inputs)}: {signs.check_class}-jet tracks have more sd0 < -3"
         f" ({b['below_minus_3']:.1%}) than > +3 ({b['above_plus_3']:.1%}). Tracks from b-hadron"
         " decays cross the jet axis in front of the primary vertex and have positive"
         " lifetime-signed significances in ATLAS's convention (perigee d0 = y cos(phi) -"

@@ -25,7 +25,7 @@ def sample_layouts(config: dict[str, Any], name: str) -> dict[str, SampleLayout]
         return {}
     from jettag.io.readers import sample_layout  # uproot and awkward: only for file samples
 
-    reading = cfg.section(cfg.ReadingConfig, config["samples"][name])
+    reading = cfg.section(cfg.ReadingConfig, cfg.reading_settings(config, name))
     return {path: sample_layout(Path(path), reading, name) for path in sample.files
             if Path(path).exists()}  # fmt: skip
 

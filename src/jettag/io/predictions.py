@@ -1,11 +1,13 @@
 """Predictions files: one tagger's class probabilities on the test jets, in the FTAG layout.
 
 puma and the ATLAS tools read the same file. Layout:
-  jets                  structured (n,): the test jets' pt, eta, phi, HadronConeExclTruthLabelID,
+  jets                  structured (n,): the test jets' pt, eta, phi, truth label (the class
+                        set's label_variable: HadronConeExclTruthLabelID for ftag),
                         flavour_label, eventNumber, n_tracks, and per class the member average
                         `<tagger>_pb`, `_pc`, `_pu` (puma's suffixes, jettag.flavours); for an
                         ensemble also `<tagger>_pb_std`, ... (the members' spread, jet by jet)
-  jets attrs            `flavour_label` (class names in label order), `tagger`, and the test
+  jets attrs            `flavour_label` (class names in label order), `label_variable`,
+                        `tagger`, and the test
                         split's own attributes (provenance of the sample)
   member_probabilities  (members, n, classes) float32: every member's probabilities
 """
@@ -22,18 +24,15 @@ import numpy.lib.recfunctions as rfn
 
 from jettag.atomic import atomic_path
 from jettag.errors import InputError
-from jettag.flavours import TAGGING_FLAVOURS, probability_column
-from jettag.io.canonical import with_fields
+from jettag.flavours import probability_column
+from jettag.io.canonical import FTAG_LABEL, with_fields
 
-KEPT_JET_FIELDS = (
-    "pt",
-    "eta",
-    "phi",
-    "HadronConeExclTruthLabelID",
-    "flavour_label",
-    "eventNumber",
-    "n_tracks",
-)
+
+def kept_jet_fields(label_variable: str = FTAG_LABEL) -> tuple[str, ...]:
+    """The test-jet fields a predictions file keeps, the class set's truth label among them."""
+    return ("pt", "eta", "phi", label_variable, "flavour_label", "eventNumber", "n_tracks")
+
+
 MEMBERS = "member_probabilities"
 
 
@@ -65,6 +64,7 @@ def write_predictions(
     test_jets: np.ndarray,
     members: np.ndarray,
     attributes: Mapping[str, object] | None = None,
+    label_variable: str = FTAG_LABEL,
 ) -> None:
     """Write a tagger's predictions: the kept test-jet fields and its members' probabilities.
 
@@ -79,19 +79,21 @@ def write_predictions(
         columns.update(
             {f"{name}_std": std[:, k].astype(np.float32) for k, name in enumerate(names)}
         )
-    table = with_fields(rfn.repack_fields(test_jets[list(KEPT_JET_FIELDS)]), columns)
+    kept = list(kept_jet_fields(label_variable))
+    table = with_fields(rfn.repack_fields(test_jets[kept]), columns)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         ds = f.create_dataset("jets", data=table, compression="gzip")
         ds.attrs["flavour_label"] = list(classes)
         ds.attrs["tagger"] = tagger
+        ds.attrs["label_variable"] = label_variable
         for key, value in (attributes or {}).items():
-            if key not in ("flavour_label", "tagger"):
+            if key not in ("flavour_label", "tagger", "label_variable"):
                 ds.attrs[key] = value
         f.create_dataset(MEMBERS, data=members.astype(np.float32), compression="gzip")
 
 
 def read_predictions(path: Path) -> Predictions:
-    """Read a predictions file; a file without b, c and light probabilities is an InputError."""
+    """Read a predictions file; one without a probability column per class is an InputError."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
@@ -101,10 +103,7 @@ def read_predictions(path: Path) -> Predictions:
             members = f[MEMBERS][:] if MEMBERS in f else None
     except (OSError, KeyError) as err:
         raise InputError(f"{path}: not a readable predictions file ({err})") from err
-    missing = [name for name in TAGGING_FLAVOURS if name not in classes]
-    if missing:
-        raise InputError(f"{path}: classes {list(classes)} lack {missing}")
-    columns = [probability_column(tagger, name) for name in TAGGING_FLAVOURS]
+    columns = [probability_column(tagger, name) for name in classes]
     absent = [c for c in columns if c not in (jets.dtype.names or ())]
     if absent:
         raise InputError(f"{path}: jets have no probability columns {absent}")

@@ -23,9 +23,8 @@ import numpy as np
 
 from jettag.config import ReadingConfig
 from jettag.errors import InputError
-from jettag.flavours import FLAVOURS
 from jettag.io import fields
-from jettag.io.canonical import JET_DTYPE, TRACK_DTYPE, absent_fields
+from jettag.io.canonical import TRACK_DTYPE, absent_fields, jet_dtype
 
 __all__ = ["InputError", "SampleLayout", "iterate_sample_file", "sample_layout", "sort_and_pad"]
 
@@ -40,9 +39,7 @@ SORT_KEYS: dict[str, tuple[str, Callable[[ak.Array], ak.Array]]] = {
     "abs_d0": ("|d0|", lambda t: np.abs(t.d0)),
     "pt": ("track pT", lambda t: t.pt),
 }
-# Canonical HadronConeExclTruthLabelID of each flavour name of `labels` (jettag.flavours).
-LABEL_IDS = {name: flavour.label_id for name, flavour in FLAVOURS.items()}
-NOT_FLOAT = frozenset({"jet_HadronConeExclTruthLabelID", "jet_eventNumber"})
+NOT_FLOAT = frozenset({"jet_eventNumber"})  # and the integer label, jet_<label_variable>
 UNLABELLED = -1  # one-hot inputs with no flag set: outside every class, dropped by prepare
 
 
@@ -87,16 +84,21 @@ class SampleLayout:
             lines.append(f"{key} <- '{self.names[key]}'" + (f" [{unit}]" if unit else ""))
         if self.label_branches:
             flags = ", ".join(f"{f}: '{b}'" for f, b in self.label_branches.items())
-            lines.append(f"jet_HadronConeExclTruthLabelID <- one-hot {{{flags}}}")
+            lines.append(f"{label_key(sample)} <- one-hot {{{flags}}}")
         else:
-            branch = self.names["jet_HadronConeExclTruthLabelID"]
+            branch = self.names[label_key(sample)]
             values = {f: list(v) for f, v in sample.labels.values.items()}
-            lines.append(f"jet_HadronConeExclTruthLabelID <- '{branch}', mapped {values}")
+            lines.append(f"{label_key(sample)} <- '{branch}', mapped {values}")
         if self.has_event_number:
             lines.append(f"jet_eventNumber <- '{self.names['jet_eventNumber']}'")
         else:
             lines.append("jet_eventNumber = entry number (the file has none)")
         return lines + self.plan.describe()
+
+
+def label_key(sample: ReadingConfig) -> str:
+    """The source key of the integer truth label: jet_<label_variable> of the class set."""
+    return f"jet_{sample.label_variable}"
 
 
 def _file_names(path: Path, sample: ReadingConfig) -> dict[str, set[str]]:
@@ -156,7 +158,8 @@ def sample_layout(path: Path, sample: ReadingConfig, sample_name: str = "*") -> 
     where = {"jet": "jets" if kind == "h5" else f"tree '{sample.tree}'",
              "trk": "tracks" if kind == "h5" else f"tree '{sample.tree}' (jagged)"}  # fmt: skip
     names, problems = {}, []
-    for key in fields.SOURCE_KEYS:
+    label = label_key(sample)
+    for key in (*fields.SOURCE_KEYS, label):
         name = sample.branches.get(key, default_name(key, kind))
         if name in offered[key[:3]]:
             names[key] = name
@@ -168,13 +171,13 @@ def sample_layout(path: Path, sample: ReadingConfig, sample_name: str = "*") -> 
         if branch not in offered["jet"]:
             problems.append(f"samples.{sample_name}.labels.one_hot.{flavour} = '{branch}' is"
                             f" not in {where['jet']}")  # fmt: skip
-    if not label_branches and "jet_HadronConeExclTruthLabelID" not in names:
+    if not label_branches and label not in names:
         problems.append(
-            f"no jet label: set samples.{sample_name}.branches.jet_HadronConeExclTruthLabelID"
+            f"no jet label: set samples.{sample_name}.branches.{label}"
             f" (an integer branch, mapped by samples.{sample_name}.labels.values) or"
             f" samples.{sample_name}.labels.one_hot"
         )
-    available = set(names) - {"jet_HadronConeExclTruthLabelID", "jet_eventNumber"}
+    available = set(names) - {label, "jet_eventNumber"}
     plan, missing = fields.plan_fields(available)
     for target, ways in missing.items():
         ways_text = "; or derive it as " + " or ".join(ways) if ways else ""
@@ -187,8 +190,8 @@ def sample_layout(path: Path, sample: ReadingConfig, sample_name: str = "*") -> 
             f" {where['trk']}: {sorted(offered['trk'])}"
         )
     read_names = {k: names[k] for k in plan.read}
-    for key in ("jet_HadronConeExclTruthLabelID", "jet_eventNumber"):
-        if key in names and not (key == "jet_HadronConeExclTruthLabelID" and label_branches):
+    for key in (label, "jet_eventNumber"):
+        if key in names and not (key == label and label_branches):
             read_names[key] = names[key]
     return SampleLayout(read_names, plan, label_branches, "jet_eventNumber" in names)
 
@@ -331,7 +334,8 @@ def _to_canonical(
     energy, length = sample.units.energy, sample.units.length
     values = {k: fields.to_canonical_units(k, np.asarray(v, dtype=np.float64), energy, length)
               for k, v in {**jet_raw, **trk_raw}.items()
-              if k not in NOT_FLOAT and not k.startswith("label_")}  # fmt: skip
+              if k not in NOT_FLOAT and k != label_key(sample)
+              and not k.startswith("label_")}  # fmt: skip
     if sample.d0_sign == "opposite" and "trk_d0" in values:
         values["trk_d0"] = -values["trk_d0"]
     _check_plausible(values, context)
@@ -355,10 +359,10 @@ def _to_canonical(
         jet_raw = {k: v[keep] for k, v in jet_raw.items()}
         counts, entry = counts[keep], entry[keep]
     labels = _labels(jet_raw, context)
-    jets = np.zeros(len(counts), dtype=JET_DTYPE)
+    jets = np.zeros(len(counts), dtype=jet_dtype(context.sample.label_variable))
     for name in ("pt", "eta", "phi", "mass"):
         jets[name] = jet_values.get(f"jet_{name}", np.nan)
-    jets["HadronConeExclTruthLabelID"] = labels
+    jets[context.sample.label_variable] = labels
     jets["eventNumber"] = jet_raw["jet_eventNumber"] if layout.has_event_number else entry
     flat = {}
     for name in TRACK_DTYPE.names:
@@ -498,7 +502,7 @@ def _finite_derived(
 
 
 def _labels(jet_raw: dict[str, np.ndarray], context: ReadContext) -> np.ndarray:
-    """HadronConeExclTruthLabelID of each jet: an integer branch mapped, or one-hot flags."""
+    """The canonical label of each jet: an integer branch mapped, or one-hot flags."""
     sample, path = context.sample, context.path
     one_hot = context.layout.label_branches
     if one_hot:
@@ -509,22 +513,22 @@ def _labels(jet_raw: dict[str, np.ndarray], context: ReadContext) -> np.ndarray:
                 f"{path}: {int(several.sum())} jets have more than one of the one-hot labels"
                 f" {dict(one_hot)} set (samples.{context.sample_name}.labels.one_hot)"
             )
-        ids = np.array([LABEL_IDS[f] for f in one_hot], dtype=np.int32)
+        ids = np.array([sample.canonical_labels[f] for f in one_hot], dtype=np.int32)
         return np.where(flags.any(axis=1), ids[flags.argmax(axis=1)], UNLABELLED)
-    raw = np.asarray(jet_raw["jet_HadronConeExclTruthLabelID"]).astype(np.int64)
+    raw = np.asarray(jet_raw[label_key(sample)]).astype(np.int64)
     out = np.full(len(raw), UNLABELLED, dtype=np.int32)
     known = np.zeros(len(raw), dtype=bool)
     for flavour, values in sample.labels.values.items():
         hit = np.isin(raw, values)
-        out[hit] = LABEL_IDS[flavour]
+        out[hit] = sample.canonical_labels[flavour]
         known |= hit
     if not known.all():
         unknown = sorted(set(np.unique(raw[~known]).tolist()))
         raise InputError(
-            f"{path}: label branch '{context.layout.names['jet_HadronConeExclTruthLabelID']}'"
+            f"{path}: label branch '{context.layout.names[label_key(sample)]}'"
             f" has values {unknown[:20]} ({int((~known).sum())} jets) that"
             f" samples.{context.sample_name}.labels.values ({dict(sample.labels.values)}) does"
-            " not map to b, c, light or tau"
+            f" not map to any of {list(sample.canonical_labels)}"
         )
     return out
 

@@ -13,9 +13,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from jettag.plotting.style import (
-    COLOURS,
-    FLAVOUR_STYLE,
     FigureText,
+    class_style,
     experiment_label,
     save_figure,
     use_style,
@@ -121,8 +120,8 @@ def plot_inputs(
 
 
 def _style(classes: list[str], index: int) -> tuple[str, str]:
-    """Colour and legend text of a class; the FTAG colours for b, c and light."""
-    return FLAVOUR_STYLE.get(classes[index], (COLOURS[index % len(COLOURS)], classes[index]))
+    """Colour and legend text of a class (style.class_style)."""
+    return class_style(classes[index], index)
 
 
 def _unit_area(hist: dict, key: str) -> np.ndarray | None:

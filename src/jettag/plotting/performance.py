@@ -19,26 +19,36 @@ from matplotlib.path import Path as MarkerPath
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import FEW_PASSING, REJECTION_LIMIT_CL
 from jettag.plotting.style import (
     COLOURS,
-    FLAVOUR_STYLE,
     FigureText,
+    class_style,
+    comma_join,
     experiment_label,
     save_figure,
+    singular,
     use_style,
 )
 
-# (JSON key, axis label, log y)
-PT_QUANTITIES = (
-    ("b_efficiency", "$b$-jet efficiency", False),
-    ("c_rejection", "$c$-jet rejection", True),
-    ("light_rejection", "Light-jet rejection", True),
-)
+
+def pt_quantities(definition: Discriminant) -> list[tuple[str, str, bool]]:
+    """(JSON key, axis label, log y): the signal efficiency, then each background's rejection."""
+
+    def text(name: str) -> str:
+        legend = class_style(name)[1]
+        return singular(legend) if legend.endswith("jets") else f"{legend} jet"  # '$b$-jet'
+
+    return [(f"{definition.signal}_efficiency", f"{text(definition.signal)} efficiency", False)] + [
+        (f"{bkg}_rejection", f"{text(bkg)} rejection", True) for bkg in definition.backgrounds
+    ]
+
+
 # (JSON key, marker, fill, legend text): filled = one cut for all jets, open = a cut per bin
 STRATEGIES = (
     ("inclusive", "o", "full", "Inclusive cut"),
-    ("flat_per_bin", "s", "none", "Flat $b$-efficiency per bin"),
+    ("flat_per_bin", "s", "none", "Flat signal efficiency per bin"),
 )
 # fraction of the axis height the data may use; the label and legend go above it
 DATA_FRACTION = 0.55
@@ -88,7 +98,7 @@ def plot_efficiency_vs_pt(
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """b efficiency, c and light rejection vs jet pT: one figure each, all taggers overlaid."""
+    """Signal efficiency and background rejections vs jet pT: a figure each, taggers overlaid."""
     use_style()
     results = [json.loads(Path(p).read_text()) for p in pt_files]
     labels = list(labels) if labels else [r["tagger"] for r in results]
@@ -103,17 +113,19 @@ def plot_efficiency_vs_pt(
     # a wide pT range (the Z' sample reaches TeV) is read on a log axis
     log_x = edges[-1] / max(edges[0], 1e-9) > 20
     centres = np.sqrt(edges[1:] * edges[:-1]) if log_x else 0.5 * (edges[1:] + edges[:-1])
-    # show the bins that hold b jets (the working point is defined by them), not empty ones
-    with_b = [np.flatnonzero(np.asarray(r["n_jets"]["b"]) > 0) for r in results]
+    definition = Discriminant.from_dict(reference["discriminant"])
+    # show the bins that hold signal jets (they define the working point), not empty ones
+    with_b = [np.flatnonzero(np.asarray(r["n_jets"][definition.signal]) > 0) for r in results]
     last_bin = max((int(w[-1]) for w in with_b if w.size), default=len(edges) - 2)
     x_max = edges[last_bin + 1]
     wp = reference["working_point"]
+    signal_text = pt_quantities(definition)[0][1]
     extra = text.with_sample(
-        f"$f_c$ = {reference['f_c']:g}, {round(100 * wp):d}% $b$-jet efficiency WP"
+        comma_join(definition.fraction_label(), f"{round(100 * wp):d}% {signal_text} WP")
     )
     n_series = len(results) * len(STRATEGIES)
     written = []
-    for key, ylabel, log in PT_QUANTITIES:
+    for key, ylabel, log in pt_quantities(definition):
         fig, ax = plt.subplots(figsize=(8, 6))
         lows, highs = [], []
         n_not_shown = 0
@@ -161,7 +173,7 @@ def plot_efficiency_vs_pt(
                     n_not_shown += int(np.sum((efficiency == 0) & ~ok))
                 lows.extend((y - np.nan_to_num(low_err))[ok])
                 highs.extend((y + np.nan_to_num(high_err))[ok])
-        if key == "b_efficiency":
+        if key.endswith("_efficiency"):
             ax.axhline(wp, color="grey", ls=":", lw=1.2)
             lows.append(wp)
             highs.append(wp)
@@ -186,7 +198,7 @@ def plot_efficiency_vs_pt(
             Line2D([], [], color="black", ls="none", marker=m, fillstyle=f, ms=7, label=name)
             for _, m, f, name in STRATEGIES
         ]
-        if key == "b_efficiency":
+        if key.endswith("_efficiency"):
             handles.append(Line2D([], [], color="grey", ls=":", label="Working point"))
         if any_limit:  # a legend entry drawn as the limits are: a marker and an arrow
             cl = 100 * reference.get("rejection_limit_cl", REJECTION_LIMIT_CL)
@@ -212,13 +224,15 @@ def plot_score_histograms(
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """D_b per flavour (unit area, log y) with dashed lines at the working-point cuts."""
+    """The discriminant per class (unit area, log y) with dashed lines at the WP cuts."""
     use_style()
     data = json.loads(Path(histograms_file).read_text())
+    definition = Discriminant.from_dict(data["discriminant"])
     edges = np.asarray(data["edges"], dtype=float)
     fig, ax = plt.subplots(figsize=(8, 6))
     positive = []
-    for flavour, (colour, name) in FLAVOUR_STYLE.items():
+    for index, flavour in enumerate(data["histograms"]):
+        colour, name = class_style(flavour, index)
         density = _array(data["histograms"][flavour]["density"])
         if not np.any(density > 0):
             continue
@@ -239,10 +253,13 @@ def plot_score_histograms(
                 transform=on_line, rotation=90, ha="center", va="bottom",
                 fontsize="x-small")  # fmt: skip
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_xlabel("$D_{b}$ (overflow in edge bins)")
-    ax.set_ylabel("$1/N\\; dN/dD_{b}$")
+    symbol = definition.axis_label.strip("$")
+    ax.set_xlabel(f"{definition.axis_label} (overflow in edge bins)")
+    ax.set_ylabel(f"$1/N\\; dN/d{symbol}$")
     handles, _ = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], color="black", ls="--", lw=1.2, label="WP cut ($b$-eff.)"))
+    signal_text = class_style(definition.signal)[1].removesuffix("-jets")
+    handles.append(Line2D([], [], color="black", ls="--", lw=1.2,
+                          label=f"WP cut ({signal_text}-eff.)"))  # fmt: skip
     ax.legend(handles=handles, loc="upper right", fontsize="small")
-    experiment_label(ax, text, text.with_sample(label, f"$f_c$ = {data['f_c']:g}"))
+    experiment_label(ax, text, text.with_sample(label, definition.fraction_label()))
     return save_figure(fig, stem, formats)

@@ -1,7 +1,9 @@
-"""ROC curves: light and c rejection vs b efficiency, with ratio panels against a reference.
+"""ROC curves: background rejections vs signal efficiency, ratio panels against a reference.
 
 The curves are the Roc objects of the metrics files (evaluation/performance.py); a ratio of
-curves on different b-efficiency grids is refused there, not interpolated here.
+curves on different efficiency grids is refused there, not interpolated here. The signal and
+backgrounds are the metrics files' discriminant (light and c against b for D_b), one ratio
+panel per background, the last background (light for D_b) first.
 """
 
 from __future__ import annotations
@@ -15,16 +17,27 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import FEW_PASSING
 from jettag.evaluation.performance import Roc
-from jettag.flavours import FLAVOURS
-from jettag.plotting.style import COLOURS, FigureText, experiment_label, save_figure, use_style
-
-# (background, line style, legend text), light first: the panel every ROC figure leads with
-BACKGROUNDS = tuple(
-    (name, style, FLAVOURS[name].legend.removesuffix("s"))
-    for name, style in (("light", "-"), ("c", "--"))
+from jettag.plotting.style import (
+    COLOURS,
+    FigureText,
+    class_style,
+    experiment_label,
+    save_figure,
+    singular,
+    use_style,
 )
+
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def background_styles(definition: Discriminant) -> list[tuple[str, str, str]]:
+    """(background, line style, legend text) of each panel, in the discriminant's display order."""
+    names = definition.display_order
+    return [(name, LINE_STYLES[k % len(LINE_STYLES)], singular(class_style(name)[1]))
+            for k, name in enumerate(names)]  # fmt: skip
 
 
 def _array(values: list) -> np.ndarray:
@@ -62,12 +75,15 @@ def plot_roc(
     if reference not in taggers:
         raise ValueError(f"{comparison_file}: reference '{reference}' is not among {taggers}")
     ref_index = taggers.index(reference)
+    definition = Discriminant.from_dict(curves[0]["discriminant"])
+    backgrounds = background_styles(definition)
+    n_panels = len(backgrounds)
     fig, axes = plt.subplots(
-        3,
+        1 + n_panels,
         1,
-        figsize=(8, 8.5),
+        figsize=(8, 6.5 + 1.0 * n_panels),
         sharex=True,
-        gridspec_kw={"height_ratios": [3, 1, 1], "hspace": 0.06},
+        gridspec_kw={"height_ratios": [3] + [1] * n_panels, "hspace": 0.06},
     )
     main = axes[0]
     rocs = [Roc.from_dict(curve["roc"]) for curve in curves]
@@ -78,14 +94,14 @@ def plot_roc(
             raise ValueError(
                 f"{path}: ROC grid differs from the paired ratios' ({comparison_file})"
             )
-    ratio_range: dict[int, list[float]] = {1: [1.0], 2: [1.0]}
+    ratio_range: dict[int, list[float]] = {k: [1.0] for k in range(1, n_panels + 1)}
     n_members = 0
     any_few = False
     for k, (curve, roc) in enumerate(zip(curves, rocs, strict=True)):
         eff = roc.signal_efficiency
         colour = COLOURS[k % len(COLOURS)]
         ratios = paired["roc"][curve["tagger"]]
-        for panel, (bkg, style, _) in enumerate(BACKGROUNDS, start=1):
+        for panel, (bkg, style, _) in enumerate(backgrounds, start=1):
             rej = _finite(roc.rejection[bkg])
             band = roc.rejection_interval[bkg]
             low = np.maximum(_finite(band[:, 0]), 1.0)  # a log axis cannot show a band below 1
@@ -120,14 +136,15 @@ def plot_roc(
                 n_members = max(n_members, ensemble["n_members"])
     main.set_yscale("log")
     main.set_ylabel("Background rejection")
-    ymax = np.nanmax([np.nanmax(_finite(r.rejection["light"])) for r in rocs])
+    ymax = np.nanmax([np.nanmax(_finite(r.rejection[name])) for r in rocs
+                      for name, _, _ in backgrounds])  # fmt: skip
     # headroom on the log axis for the label and legends above the curves
     main.set_ylim(1, ymax**1.7 if np.isfinite(ymax) and ymax > 1 else 10)
     tagger_handles = [
         Line2D([], [], color=COLOURS[k % len(COLOURS)], lw=2, label=label)
         for k, label in enumerate(labels)
     ]
-    bkg_handles = [Line2D([], [], color="black", ls=s, label=n) for _, s, n in BACKGROUNDS]
+    bkg_handles = [Line2D([], [], color="black", ls=s, label=n) for _, s, n in backgrounds]
     bkg_handles.append(Patch(facecolor="grey", alpha=0.3, label="Stat. unc. (68 % CL)"))
     if any_few:
         bkg_handles.append(Line2D([], [], color="grey", alpha=0.35, lw=1.4,
@@ -141,16 +158,16 @@ def plot_roc(
     below_taggers = 0.97 - 0.068 * (len(labels) + 1)
     main.legend(handles=bkg_handles, loc="upper right", bbox_to_anchor=(1.0, below_taggers),
                 fontsize="small", ncols=2)  # fmt: skip
-    experiment_label(main, text, text.with_sample(f"$f_c$ = {curves[0]['f_c']:g}"))
+    experiment_label(main, text, text.with_sample(definition.fraction_label()))
     ref_label = labels[ref_index]
-    for panel, (_, _, name) in enumerate(BACKGROUNDS, start=1):
+    for panel, (_, _, name) in enumerate(backgrounds, start=1):
         axes[panel].set_ylabel(f"{name.split('-')[0]} rej.\nratio", fontsize="small")
         axes[panel].axhline(1.0, color="grey", lw=1)
         lo, hi = np.percentile(ratio_range[panel], [1, 99])
         axes[panel].set_ylim(max(0.0, lo - 0.15 * (hi - lo + 0.2)), hi + 0.35 * (hi - lo + 0.2))
     axes[1].text(0.02, 0.92, f"Ratio to {ref_label} (paired bootstrap band)",
                  transform=axes[1].transAxes, fontsize="x-small", va="top")  # fmt: skip
-    axes[-1].set_xlabel("$b$-jet efficiency")
+    axes[-1].set_xlabel(f"{singular(class_style(definition.signal)[1])} efficiency")
     eff = ref_roc.signal_efficiency
     axes[-1].set_xlim(eff.min(), eff.max())
     return save_figure(fig, stem, formats)

@@ -9,9 +9,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jettag.evaluation.discriminant import Discriminant
 from jettag.plotting.style import (
-    FLAVOUR_STYLE,
     FigureText,
+    class_style,
+    comma_join,
     experiment_label,
     save_figure,
     use_style,
@@ -58,9 +60,11 @@ def plot_saliency(
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """Heat maps of dD_b/dx (inputs vs track rank) for b jets passing and failing the WP."""
+    """Heat maps of dD/dx (inputs vs track rank) for signal jets passing and failing the WP."""
     use_style()
     data = json.loads(Path(saliency_file).read_text())
+    definition = Discriminant.from_dict(data["discriminant"])
+    signal_text = class_style(definition.signal)[1]
     inputs, n_tracks = data["inputs"], data["n_tracks"]
     maps = {k: None if m is None else np.asarray(m, float) for k, m in data["maps"].items()}
     filled = [m for m in maps.values() if m is not None]
@@ -75,7 +79,7 @@ def plot_saliency(
     wp = f"{round(100 * data['b_efficiency']):d}%"
     _header(fig, grid[0, :], text, [
         ", ".join(t for t in (text.sample, label) if t),
-        f"$b$-jets with {n_tracks} tracks, $f_c$ = {data['f_c']:g}",
+        comma_join(f"{signal_text} with {n_tracks} tracks", definition.fraction_label()),
         "$x$: normalised track input",
     ])  # fmt: skip
     image = None
@@ -87,7 +91,7 @@ def plot_saliency(
             ax.text(0.5, 0.5, "no jets", transform=ax.transAxes, ha="center", va="center")
         image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto",
                           interpolation="nearest")  # fmt: skip
-        ax.set_title(f"$b$-jets {word} the {wp} WP ({data['n_jets'][key]} jets)",
+        ax.set_title(f"{signal_text} {word} the {wp} WP ({data['n_jets'][key]} jets)",
                      fontsize="medium")  # fmt: skip
         ticks = np.unique(np.linspace(0, n_tracks - 1, min(n_tracks, 10)).round().astype(int))
         ax.set_xticks(ticks, [str(k + 1) for k in ticks])  # at most 10, numbered from 1
@@ -99,7 +103,7 @@ def plot_saliency(
             "Track rank by $s_{d_0}$ (1 = largest)" if data["track_order"] else "Track (file order)"
         )
     colorbar = fig.colorbar(image, cax=fig.add_subplot(grid[1, 2]))
-    colorbar.set_label("$\\partial D_b / \\partial x$")
+    colorbar.set_label(f"$\\partial {definition.axis_label.strip('$')} / \\partial x$")
     colorbar.ax.minorticks_off()
     return save_figure(fig, stem, formats)
 
@@ -111,17 +115,19 @@ def plot_permutation_importance(
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """Horizontal bars of the light and c rejection lost per input group (shuffled or removed)."""
+    """Horizontal bars of each background's rejection lost per input group (shuffled, removed)."""
     use_style()
     data = json.loads(Path(importance_file).read_text())
     groups = data["groups"]
+    definition = Discriminant.from_dict(data["discriminant"])
+    backgrounds = definition.display_order  # light (D_b's last weighted background) on top
 
     def loss(name: str, bkg: str) -> float:
         value = groups[name][f"{bkg}_rejection_loss"]
         return np.nan if value is None else 100.0 * value
 
-    # most important (largest light-rejection loss) on top; undefined losses last
-    names = sorted(groups, key=lambda n: -np.nan_to_num(loss(n, "light"), nan=-np.inf))
+    # most important (largest loss of the first background's rejection) on top; undefined last
+    names = sorted(groups, key=lambda n: -np.nan_to_num(loss(n, backgrounds[0]), nan=-np.inf))
     labels = [
         input_label(groups[n]["inputs"][0])
         if groups[n]["inputs"] == [n]
@@ -129,18 +135,20 @@ def plot_permutation_importance(
         for n in names
     ]
     y = np.arange(len(names))[::-1].astype(float)
-    height = 0.38
+    height = 0.76 / len(backgrounds)
     fig = plt.figure(figsize=(9, 0.45 * len(names) + 3.0))
     grid = fig.add_gridspec(2, 1, height_ratios=[1.0, 0.45 * len(names) + 1.2], hspace=0.04)
     wp = f"{round(100 * data['b_efficiency']):d}%"
     repeats = f", {data['repeats']} permutations" if data["repeats"] > 1 else ""
     _header(fig, grid[0], text, [
         ", ".join(t for t in (text.sample, label) if t),
-        f"$f_c$ = {data['f_c']:g}, {wp} $b$-jet WP{repeats}",
+        comma_join(definition.fraction_label(),
+                   f"{wp} {class_style(definition.signal)[1]} WP{repeats}"),
     ])  # fmt: skip
     ax = fig.add_subplot(grid[1])
-    for offset, bkg in ((height / 2, "light"), (-height / 2, "c")):
-        colour, legend = FLAVOUR_STYLE[bkg]
+    for k, bkg in enumerate(backgrounds):
+        offset = (len(backgrounds) - 1) * height / 2 - k * height
+        colour, legend = class_style(bkg, k)
         values = np.array([loss(n, bkg) for n in names])
         errors = np.array([100.0 * (groups[n][f"{bkg}_rejection_loss_std"] or 0.0) for n in names])
         nominal = data["nominal"][f"{bkg}_rejection"]

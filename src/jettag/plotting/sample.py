@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jettag.plotting.style import (
-    FLAVOUR_STYLE,
     FigureText,
+    class_style,
     experiment_label,
     save_figure,
     use_style,
@@ -32,19 +32,19 @@ AXIS_LABELS = {
 def plot_sample(
     histograms_file: Path, stem_prefix: Path, text: FigureText, formats: Sequence[str],
 ) -> list[Path]:  # fmt: skip
-    """One normalised per-flavour plot per variable, plus the track-origin composition."""
+    """One normalised per-class plot per variable, plus the track-origin composition."""
     use_style()
     data = json.loads(Path(histograms_file).read_text())
     written = []
     fractions = data["fractions"]
-    extra = text.with_sample(
-        ", ".join(f"{FLAVOUR_STYLE[f][1]} {100 * fractions[f]:.1f}%" for f in FLAVOUR_STYLE)
-    )
+    # the classes the sample holds, in the class set's order
+    styles = {f: class_style(f, k) for k, f in enumerate(data["n_jets"]) if data["n_jets"][f]}
+    extra = text.with_sample(", ".join(f"{styles[f][1]} {100 * fractions[f]:.1f}%" for f in styles))
     for var, (xlabel, logy) in AXIS_LABELS.items():
         h = data["histograms"][var]
         edges = np.asarray(h["edges"])
         fig, ax = plt.subplots(figsize=(8, 6))
-        for flavour, (colour, label) in FLAVOUR_STYLE.items():
+        for flavour, (colour, label) in styles.items():
             counts = np.asarray(h[flavour])
             if counts.sum() == 0:
                 continue
@@ -67,16 +67,22 @@ def plot_sample(
         ax.legend(loc="upper right")
         experiment_label(ax, text, extra)
         written += save_figure(fig, Path(f"{stem_prefix}_{var}"), formats)
-    written += _plot_origins(data, extra, Path(f"{stem_prefix}_track_origins"), text, formats)
+    written += _plot_origins(data, styles, extra, Path(f"{stem_prefix}_track_origins"), text,
+                             formats)  # fmt: skip
     return written
 
 
 def _plot_origins(
-    data: dict, extra: str, stem: Path, text: FigureText, formats: Sequence[str]
+    data: dict,
+    styles: dict[str, tuple[str, str]],
+    extra: str,
+    stem: Path,
+    text: FigureText,
+    formats: Sequence[str],
 ) -> list[Path]:
-    """Stacked fractions of track truth origins per jet flavour."""
+    """Stacked fractions of track truth origins per jet class."""
     names = data["track_origins"]["names"]
-    flavours = list(FLAVOUR_STYLE)
+    flavours = list(styles)
     fig, ax = plt.subplots(figsize=(8, 6))
     bottom = np.zeros(len(flavours))
     colours = plt.get_cmap("tab10").colors
@@ -84,7 +90,7 @@ def _plot_origins(
         values = np.array(
             [data["track_origins"][f][k] / max(sum(data["track_origins"][f]), 1) for f in flavours]
         )
-        ax.bar([FLAVOUR_STYLE[f][1] for f in flavours], values, bottom=bottom, color=colours[k],
+        ax.bar([styles[f][1] for f in flavours], values, bottom=bottom, color=colours[k],
                label=name, width=0.6)  # fmt: skip
         bottom += values
     ax.set_ylabel("Fraction of associated tracks")

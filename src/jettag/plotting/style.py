@@ -14,11 +14,24 @@ import mplhep
 from matplotlib.axes import Axes
 
 from jettag.atomic import atomic_path
-from jettag.flavours import FLAVOURS, TAGGING_FLAVOURS
+from jettag.flavours import builtin_style
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
-# colour and legend text of b, c and light jets (jettag.flavours), in that order
-FLAVOUR_STYLE = {name: (FLAVOURS[name].colour, FLAVOURS[name].legend) for name in TAGGING_FLAVOURS}
+
+
+def comma_join(*parts: str) -> str:
+    """The non-empty parts joined by ', ' (one line of a figure's label)."""
+    return ", ".join(part for part in parts if part)
+
+
+def singular(legend: str) -> str:
+    """'Light-jets' -> 'Light-jet', '$b$-jets' -> '$b$-jet' (before 'efficiency'); others kept."""
+    return legend.removesuffix("s") if legend.endswith("jets") else legend
+
+
+def class_style(name: str, index: int = 0) -> tuple[str, str]:
+    """Colour and legend text of a class: a built-in class set's, else a colour by index."""
+    return builtin_style(name) or (COLOURS[index % len(COLOURS)], name)
 
 
 @dataclasses.dataclass(frozen=True)

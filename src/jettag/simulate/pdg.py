@@ -17,10 +17,10 @@ ORIGIN_FROM_TAU = 6
 ORIGIN_OTHER_SECONDARY = 7
 
 # HadronConeExclTruthLabelID values.
-LABEL_B = FLAVOURS["b"].label_id
-LABEL_C = FLAVOURS["c"].label_id
-LABEL_TAU = FLAVOURS["tau"].label_id
-LABEL_LIGHT = FLAVOURS["light"].label_id
+LABEL_B = FLAVOURS["b"].label_values[0]
+LABEL_C = FLAVOURS["c"].label_values[0]
+LABEL_TAU = FLAVOURS["tau"].label_values[0]
+LABEL_LIGHT = FLAVOURS["light"].label_values[0]
 
 NEUTRINOS = (12, 14, 16)
 # Long-lived light particles whose decays (or conversions) make displaced tracks.

@@ -1,4 +1,5 @@
-"""Checkpoints: plain tensors and builtins only, written atomically, read with weights_only."""
+"""Checkpoints: plain tensors and builtins only, written atomically, read with weights_only;
+and the trained network a checkpoint holds (what prediction, saliency, export load)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from jettag.atomic import atomic_path
+from jettag.config import model_from_dict
+from jettag.io.model_inputs import InputSpec
+from jettag.models.registry import build_model
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -22,3 +27,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path}: not a loadable jettag checkpoint ({err})") from err
+
+
+def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
+    """A trained network in eval mode and the inputs it expects, from best.pt."""
+    return trained_model_from_state(load_checkpoint(path))
+
+
+def trained_model_from_state(state: dict) -> tuple[nn.Module, InputSpec]:
+    """A trained network in eval mode and its inputs, from a loaded checkpoint."""
+    # a checkpoint written before a config key existed still loads, with that key's default
+    model_config = model_from_dict(state["model_config"])
+    spec = InputSpec.from_dict(state["inputs"])
+    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model.load_state_dict(state["model_state"])
+    model.eval()
+    return model, spec

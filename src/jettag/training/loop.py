@@ -22,11 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from jettag.atomic import write_text
-from jettag.config import ModelConfig, TrainingConfig, model_from_dict
+from jettag.config import ModelConfig, TrainingConfig
 from jettag.errors import InputError, TrainingInterruptedError
 from jettag.io.history import history_csv
-from jettag.io.model_inputs import InputSpec, input_spec
-from jettag.models.registry import build_model
+from jettag.io.model_inputs import input_spec
 from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
@@ -42,6 +41,7 @@ from jettag.training.diagnosis import diagnose
 from jettag.training.diagnosis import summary as diagnosis_summary
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
 from jettag.training.input_transforms import build_network
+from jettag.training.losses import weighted_cross_entropy_sum
 from jettag.training.schedules import cycle_ends, make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
 from jettag.training.transfer import freeze_encoder, load_pretrained
@@ -63,23 +63,6 @@ def select_device(name: str) -> torch.device:
             raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
         return torch.device("cuda" if name == "auto" else name)
     return torch.device("cpu")
-
-
-def weighted_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, class_weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, weight sum): cross-entropy averaged with per-jet x per-class weights."""
-    loss_sum, total = weighted_cross_entropy_sum(logits, labels, weights, class_weights)
-    return loss_sum / total.clamp_min(1e-12), total
-
-
-def weighted_cross_entropy_sum(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, class_weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of cross-entropy x per-jet x per-class weight, sum of those weights)."""
-    w = weights * class_weights[labels]
-    per_jet = F.cross_entropy(logits.float(), labels, reduction="none")
-    return (per_jet * w).sum(), w.sum()
 
 
 def _fingerprint(
@@ -578,19 +561,3 @@ def _mark_finished(path: Path) -> None:
         state = load_checkpoint(path)
         state["finished"] = True
         save_checkpoint(path, state)
-
-
-def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
-    """A trained network in eval mode and the inputs it expects, from best.pt."""
-    return trained_model_from_state(load_checkpoint(path))
-
-
-def trained_model_from_state(state: dict) -> tuple[nn.Module, InputSpec]:
-    """A trained network in eval mode and its inputs, from a loaded checkpoint."""
-    # a checkpoint written before a config key existed still loads, with that key's default
-    model_config = model_from_dict(state["model_config"])
-    spec = InputSpec.from_dict(state["inputs"])
-    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
-    model.load_state_dict(state["model_state"])
-    model.eval()
-    return model, spec

@@ -24,7 +24,8 @@ from jettag.config import ModelConfig
 from jettag.io.model_inputs import input_spec
 from jettag.training.data import class_weight_tensor, load_split
 from jettag.training.input_transforms import build_network
-from jettag.training.loop import member_seed, weighted_cross_entropy
+from jettag.training.loop import member_seed
+from jettag.training.losses import weighted_cross_entropy
 
 SMOOTHING = 0.98  # exponential moving average of the step losses (bias-corrected)
 MIN_STEPS_BEFORE_STOP = 10
