@@ -256,11 +256,16 @@ def test_training_jobs_of_every_variant():
     }
     # K-fold members: the ensemble size sets the folds, so it stays
     assert training_job(config, "transformer", TrainingVariant())["members"] == 2
-    trial = training_job(config, "dips", parse_variant("search/1"))
-    params = cfg.sample_trial(config["seed"], config["search"], 1)
-    assert trial["training"]["learning_rate"] == params["training.learning_rate"]
-    assert trial["deepsets"]["dropout"] == params["deepsets.dropout"]
-    assert trial["training"]["max_train_jets"] == config["search"]["max_train_jets"]
+    # trials: draws inside the search space (not the function's own draw as the expectation),
+    # reproducible, different from each other, on the search's training-set size
+    trials = [training_job(config, "dips", parse_variant(f"search/{k}")) for k in range(3)]
+    space = config["search"]["space"]
+    low, high = space["training.learning_rate"]["log_uniform"]
+    rates = [t["training"]["learning_rate"] for t in trials]
+    assert all(low <= r <= high for r in rates) and len(set(rates)) == 3
+    assert all(t["deepsets"]["dropout"] in space["deepsets.dropout"]["choice"] for t in trials)
+    assert trials[1] == training_job(config, "dips", parse_variant("search/1"))
+    assert {t["training"]["max_train_jets"] for t in trials} == {config["search"]["max_train_jets"]}
     nominal = training_job(config, "dips", parse_variant("search/nominal"))
     assert nominal["training"]["learning_rate"] == model["training"]["learning_rate"]
     finetune = training_job(config, "dips", parse_variant("transfer/finetune/150"))
