@@ -69,11 +69,6 @@ class ClassSet:
                 f"'{name}' is not a class of class set '{self.name}' ({list(self.classes)})"
             ) from None
 
-    @property
-    def default_signal(self) -> str:
-        """The signal of the set's first discriminant."""
-        return next(iter(self.discriminants))
-
     def label_values(self) -> dict[str, tuple[int, ...]]:
         """Class name -> the label_variable values that make it."""
         return {name: c.label_values for name, c in self.classes.items()}
@@ -81,10 +76,6 @@ class ClassSet:
     def canonical_value(self, name: str) -> int:
         """The label_variable value ingest writes for a class (its first value)."""
         return self[name].label_values[0]
-
-    def styles(self) -> dict[str, tuple[str, str]]:
-        """Class name -> (colour, legend text)."""
-        return {name: (c.colour, c.label) for name, c in self.classes.items()}
 
 
 def _class_set_text(name_or_path: str) -> tuple[str, str]:
@@ -218,19 +209,22 @@ def probability_column(tagger: str, name: str) -> str:
 
     puma's names: `<tagger>_p<class>`, with a built-in class's own suffix ('pu' for light).
     """
-    for set_name in BUILT_IN_CLASS_SETS:
-        known = load_class_set(set_name).classes.get(name)
-        if known is not None:
-            return f"{tagger}_{known.probability_suffix}"
-    return f"{tagger}_p{name}"
+    known = _builtin_class(name)
+    return f"{tagger}_{known.probability_suffix if known else 'p' + name}"
 
 
 def builtin_style(name: str) -> tuple[str, str] | None:
     """(colour, legend text) of a class of a built-in class set; None for other names."""
+    known = _builtin_class(name)
+    return (known.colour, known.label) if known else None
+
+
+def _builtin_class(name: str) -> LabelClass | None:
+    """The class of that name in the first built-in class set that has one."""
     for set_name in BUILT_IN_CLASS_SETS:
         known = load_class_set(set_name).classes.get(name)
         if known is not None:
-            return known.colour, known.label
+            return known
     return None
 
 

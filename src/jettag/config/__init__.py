@@ -108,6 +108,8 @@ def _resolve_classes(config: dict[str, Any], source: str) -> None:
         resolved.append({"name": name, "truth_labels": list(values)})
     prepare["classes"] = resolved
     trained = [c["name"] for c in resolved]
+    label_key = f"jet_{classes.label_variable}"
+    jet_keys = [k for k in _source_keys() if k.startswith("jet_")]
     if prepare["reweight"]["target"] is None:
         prepare["reweight"]["target"] = trained[0]
     for sample_name, sample in config["samples"].items():
@@ -117,8 +119,6 @@ def _resolve_classes(config: dict[str, Any], source: str) -> None:
         for key in ("values", "one_hot"):
             for name in labels[key]:
                 known(name, f"samples.{sample_name}.labels.{key}")
-        label_key = f"jet_{classes.label_variable}"
-        jet_keys = [k for k in _source_keys() if k.startswith("jet_")]
         for key in sample["branches"]:
             if key.startswith("jet_") and key not in jet_keys and key != label_key:
                 raise ConfigError(
@@ -148,14 +148,10 @@ def _discriminant(
             if given
             else next((s for s in classes.discriminants if s in trained), trained[0])
         )
-        fractions = {b: f for b, f in classes.discriminants.get(signal, {}).items()
-                     if b in trained}  # fmt: skip
-        total = sum(fractions.values())
-        others = [c for c in trained if c != signal]
-        if total <= 0:
+        fractions = _trained_fractions(classes.discriminants.get(signal, {}), trained)
+        if sum(fractions.values()) <= 0:  # nothing weighted left: every other class alike
+            others = [c for c in trained if c != signal]
             fractions = {b: 1.0 / len(others) for b in others}
-        elif total != 1.0:  # some backgrounds are not trained: the rest share their weight
-            fractions = {b: f / total for b, f in fractions.items()}
     unknown = [n for n in (signal, *fractions) if n not in trained]
     if unknown:
         raise ConfigError(f"{where}: {unknown} not among the trained classes {trained}")
@@ -178,13 +174,26 @@ def binary_tasks(config: dict[str, Any]) -> list[dict[str, Any]]:
     trained = [c["name"] for c in config["prepare"]["classes"]]
     tasks = [config["evaluation"]["discriminant"]]
     for signal, fractions in classes.discriminants.items():
-        kept = {b: f for b, f in fractions.items() if b in trained}
+        kept = _trained_fractions(fractions, trained)
         if signal not in trained or not kept or signal == tasks[0]["signal"]:
             continue
-        total = sum(kept.values())
-        share = {b: (f / total if total > 0 else 1.0 / len(kept)) for b, f in kept.items()}
-        tasks.append({"signal": signal, "fractions": share})
+        if sum(kept.values()) <= 0:  # every kept fraction 0: they share alike
+            kept = {b: 1.0 / len(kept) for b in kept}
+        tasks.append({"signal": signal, "fractions": kept})
     return tasks
+
+
+def _trained_fractions(fractions: dict[str, float], trained: list[str]) -> dict[str, float]:
+    """A class set's fractions over the trained backgrounds only, rescaled to add up to 1.
+
+    Untrained backgrounds leave, and the rest share their weight; fractions that add up to
+    1 (or to 0) are returned as they are, so a default stays bit for bit the class set's.
+    """
+    kept = {b: f for b, f in fractions.items() if b in trained}
+    total = sum(kept.values())
+    if total > 0 and total != 1.0:
+        kept = {b: f / total for b, f in kept.items()}
+    return kept
 
 
 def _source_keys() -> list[str]:

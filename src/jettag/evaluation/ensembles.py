@@ -136,25 +136,21 @@ def compare_ensembles(
     of the ensemble, the history.csv of each of its trainings and (possibly none) the
     Snakemake benchmark files of those trainings.
     """
+    read = {kind: json.loads(Path(metrics[kind]).read_text()) for kind in KINDS}
     ensembles = {}
     for kind in KINDS:
         path = Path(metrics[kind])
-        data = json.loads(path.read_text())
         ensembles[kind] = {
-            **member_rejections(data, working_point, path),
+            **member_rejections(read[kind], working_point, path),
             "cost": training_cost(histories[kind], benchmarks.get(kind, ())),
             "metrics": str(path),
         }
     deep, snapshot = ensembles["deep"]["cost"], ensembles["snapshot"]["cost"]
-    # the discriminant's backgrounds: the entries of member_rejections with member values
-    backgrounds = [
-        k for k, v in ensembles["deep"].items() if isinstance(v, dict) and "members" in v
-    ]
     result = {
         "comparison": name,
         "model": model,
         "b_efficiency": working_point,
-        "backgrounds": backgrounds,
+        "backgrounds": list(Discriminant.from_dict(read["deep"]["discriminant"]).backgrounds),
         "ensembles": ensembles,
         # the snapshot ensemble's cost as a fraction of the deep ensemble's
         "snapshot_cost_fraction": {

@@ -33,7 +33,6 @@ from jettag.evaluation.performance import (
     TaggedJets,
     cut_at_efficiency,
     performance_at_cut,
-    performance_at_working_point,
     read_tagged_jets,
     wp_name,
 )
@@ -70,10 +69,11 @@ def working_point_table(
             raise ValueError(f"{path}: tagger '{jets.tagger}' appears in two predictions files")
         taggers.append(jets)
         n_jets[jets.tagger] = {name: int(jets.mask(name).sum()) for name in jets.classes}
-        for wp in working_points:
-            entry = performance_at_working_point(jets, wp)
-            rows.append({"tagger": jets.tagger, "working_point": float(wp), **entry})
-        bins[jets.tagger] = pseudo_continuous_bins(jets, working_points)
+        cuts = [(float(wp), cut_at_efficiency(jets, wp)) for wp in working_points]
+        for wp, cut in cuts:
+            entry = performance_at_cut(jets, cut)
+            rows.append({"tagger": jets.tagger, "working_point": wp, **entry})
+        bins[jets.tagger] = pseudo_continuous_bins(jets, dict(cuts))
     result = {
         "discriminant": discriminant.to_dict(),
         "working_points": [float(wp) for wp in working_points],
@@ -106,15 +106,16 @@ def working_point_table(
     return result
 
 
-def pseudo_continuous_bins(jets: TaggedJets, working_points: Sequence[float]) -> dict:
+def pseudo_continuous_bins(jets: TaggedJets, cuts: dict[float, float]) -> dict:
     """Bins of the discriminant between the working points' cuts, and each class's share.
 
-    Edges: the cuts from the loosest working point to the tightest; bin k holds the jets
-    with edges[k-1] < D <= edges[k] (bin 0: failing the loosest, the last: passing the
-    tightest). Labels name each bin by the signal efficiencies it lies between, in percent.
+    cuts: working point -> its cut. Edges: the cuts from the loosest working point to the
+    tightest; bin k holds the jets with edges[k-1] < D <= edges[k] (bin 0: failing the
+    loosest, the last: passing the tightest). Labels name each bin by the signal
+    efficiencies it lies between, in percent.
     """
-    ordered = sorted((float(wp) for wp in working_points), reverse=True)  # loosest first
-    edges = [cut_at_efficiency(jets, wp) for wp in ordered]
+    ordered = sorted(cuts, reverse=True)  # loosest first
+    edges = [cuts[wp] for wp in ordered]
     index = np.searchsorted(np.asarray(edges), jets.discriminant, side="left")
     percents = [100, *(round(100 * wp) for wp in ordered), 0]
     out: dict = {

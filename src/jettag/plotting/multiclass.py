@@ -11,6 +11,7 @@ import numpy as np
 
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import Roc
+from jettag.plotting.roc import LINE_STYLES
 from jettag.plotting.style import (
     COLOURS,
     FigureText,
@@ -21,8 +22,6 @@ from jettag.plotting.style import (
     singular,
     use_style,
 )
-
-LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def plot_confusion(
