@@ -21,18 +21,8 @@ mkdir -p /run/lock
 exec 9> /run/lock/jettag-slurm_up.lock  # not while slurm_up.sh runs
 flock -w 300 9 || { echo "slurm_down: ERROR: slurm_up.sh holds the lock" >&2; exit 1; }
 
-# the live processes of that name in this PID namespace: a zombie does not count (a container
-# whose PID 1 does not reap orphans keeps a stopped daemon as a zombie, and pgrep would still
-# find it), nor does a daemon of another cluster in a container below this one
-live_pids() {
-    local pid stat ns
-    ns=$(readlink /proc/$$/ns/pid)
-    while read -r pid stat; do
-        [[ $stat != Z* && "$(readlink "/proc/$pid/ns/pid" 2> /dev/null)" == "$ns" ]] && echo "$pid"
-    done < <(ps -C "$1" -o pid=,stat= 2> /dev/null || true)
-    return 0
-}
-running() { [ -n "$(live_pids "$1")" ]; }
+# live_pids <name>, running <name>: daemons of this PID namespace, zombies not counted
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_lib.sh"
 
 stop() {  # stop <name> <pidfile>: SIGTERM, then SIGKILL after 30 s
     local name=$1 pids
