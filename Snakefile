@@ -5,7 +5,7 @@
 #
 # Each rule runs one `jettag <stage>` command with explicit inputs and outputs; `-p` prints
 # it. Each rule's `params.settings` is what its command reads from the config, computed by
-# the same library function the command calls (jettag.stages.stage_settings), so editing a
+# the same library function the command calls (jettag.commands.stage_settings), so editing a
 # key reruns exactly the jobs that read it (Snakemake's params rerun trigger): a legend label
 # or plot format reruns plots only. Pass a whole config file with --configfile;
 # `--config key=value` overrides would not reach the jettag commands and are refused.
@@ -14,7 +14,8 @@ import os
 
 import jettag.config as jcfg
 from jettag.io.inspect import check_input_files
-from jettag.stages import ingest_part_files, stage_params
+from jettag.commands import stage_params
+from jettag.stages import ingest_part_files
 
 if workflow.overwrite_configfiles:
     if len(workflow.overwrite_configfiles) != 1:

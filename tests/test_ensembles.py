@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from jettag import config as cfg
+from jettag.commands import stage_settings
 from jettag.config import RocGrid, ScheduleConfig
 from jettag.config.jobs import parse_variant, snapshot_section, training_job
 from jettag.errors import TrainingInterruptedError
@@ -24,7 +25,6 @@ from jettag.evaluation.evaluate import evaluate
 from jettag.evaluation.predict import predict
 from jettag.io.history import history_csv
 from jettag.io.predictions import kept_jet_fields, write_predictions
-from jettag.stages import stage_settings
 from jettag.training.checkpoint import load_checkpoint, load_trained_model, save_checkpoint
 from jettag.training.loop import train_model
 from jettag.training.schedules import cycle_ends, lr_factor

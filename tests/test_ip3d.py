@@ -15,13 +15,13 @@ import pytest
 
 from jettag import config as cfg
 from jettag.cli import main
+from jettag.commands import stage_params, stage_settings
 from jettag.errors import InputError
 from jettag.evaluation.metrics import auc
 from jettag.evaluation.predict import predict
 from jettag.io.canonical import ABSENT_FIELDS_ATTR, HIT_FIELDS, TRACK_DTYPE
 from jettag.io.predictions import read_predictions
 from jettag.models import ip3d
-from jettag.stages import stage_params, stage_settings
 from tests.conftest import REPO, minimal_config
 
 CLASSES = ["b", "c", "light"]

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from jettag import config as cfg
+from jettag.commands import stage_settings
 from jettag.errors import InputError
 from jettag.features.prepare import prepare_dataset
 from jettag.io.canonical import iterate_blocks, merged_attrs, read_all
 from jettag.io.ingest import entries_before, ingest_sample
-from jettag.stages import stage_settings
 from tests.conftest import copy_workflow, minimal_config
 from tests.ntuple_layouts import write_jetclass_root
 

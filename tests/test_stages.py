@@ -13,9 +13,9 @@ import json
 import pytest
 
 from jettag import config as cfg
+from jettag.commands import STAGES, stage_params, stage_settings
 from jettag.config.jobs import TrainingVariant, parse_variant, training_job
 from jettag.errors import ConfigError
-from jettag.stages import STAGES, stage_params, stage_settings
 from tests.conftest import REPO
 
 # the CI analysis and its studies (ci_studies.yaml extends ci.yaml)

@@ -160,7 +160,7 @@ def test_stage_commands_by_hand_as_the_readme_writes_them(finished_run, tmp_path
 def test_every_command_read_the_settings_its_rule_recorded(finished_run):
     """The SHA-256 of the settings each command logged is that of its rule's params.settings.
 
-    Both come from jettag.stages.stage_settings; Snakemake keeps the params of every output in
+    Both come from jettag.commands.stage_settings; Snakemake keeps the params of every output in
     .snakemake/metadata, which is what its rerun trigger compares against.
     """
     checked = set()

@@ -1,12 +1,14 @@
 """What each stage reads from the config: one function for both the command and its rule.
 
-`stage_settings(stage, config, **wildcards)` returns exactly the part of a validated config
-that `jettag <stage>` reads for one job (the wildcards name the job: a sample, a model, a
-training variant, ...). The CLI hands a stage only this mapping; the Snakefile puts the same
-mapping, as canonical JSON (`stage_params`), into the rule's `params`, so that editing a key
-reruns the jobs that read it and nothing else (Snakemake's params rerun trigger), and the
-two cannot drift. Every command logs the SHA-256 of its settings, which tests compare with
-the params Snakemake recorded.
+Each function here takes a validated config and the wildcards that name one job (its
+parameters after `config`: a sample, a model, a training variant, ...) and returns exactly
+the part of the config that `jettag <stage>` reads for that job. jettag.commands pairs each
+stage with its function, once, and `stage_settings(stage, config, **wildcards)` calls it.
+The CLI hands a stage only this mapping; the Snakefile puts the same mapping, as canonical
+JSON (`stage_params`), into the rule's `params`, so that editing a key reruns the jobs that
+read it and nothing else (Snakemake's params rerun trigger), and the two cannot drift. Every
+command logs the SHA-256 of its settings, which tests compare with the params Snakemake
+recorded.
 
 Presentation (legend labels, sample text, the experiment label, plot formats) reaches only
 the plot stages: no data file, checkpoint or numbers file depends on it.
@@ -15,9 +17,7 @@ the plot stages: no data file, checkpoint or numbers file depends on it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from jettag.config import (
@@ -39,43 +39,10 @@ from jettag.config.jobs import (
 from jettag.errors import ConfigError
 
 Settings = dict[str, Any]
-STAGES: dict[str, Callable[..., Settings]] = {}
 
 # the sample keys generation and ingest read: the fields of the sections they are given, so
 # that a key the stage's code reads but its settings lack is an AttributeError, not a default
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationConfig))
-
-
-def stage(name: str) -> Callable[[Callable[..., Settings]], Callable[..., Settings]]:
-    """Register the settings function of a stage under its command name."""
-
-    def register(func: Callable[..., Settings]) -> Callable[..., Settings]:
-        STAGES[name] = func
-        return func
-
-    return register
-
-
-def stage_settings(name: str, config: dict[str, Any], **wildcards: Any) -> Settings:
-    """The config one job of a stage reads (see the module docstring)."""
-    if name not in STAGES:
-        raise ConfigError(f"unknown stage '{name}' (known: {sorted(STAGES)})")
-    return STAGES[name](config, **wildcards)
-
-
-def settings_json(settings: Settings) -> str:
-    """Canonical text of settings: key order and YAML style do not matter."""
-    return json.dumps(settings, sort_keys=True)
-
-
-def stage_params(name: str, config: dict[str, Any], **wildcards: Any) -> str:
-    """A rule's `params.settings`: stage_settings as canonical JSON."""
-    return settings_json(stage_settings(name, config, **wildcards))
-
-
-def settings_digest(settings: Settings) -> str:
-    """SHA-256 of the canonical JSON of settings (logged by every command)."""
-    return hashlib.sha256(settings_json(settings).encode()).hexdigest()
 
 
 def _pick(section: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
@@ -99,8 +66,7 @@ def _evaluation(config: dict[str, Any], *keys: str) -> dict[str, Any]:
 # Data: generation, ingestion, preparation.
 
 
-@stage("generate")
-def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
+def generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
     """Seed, the sample's physics (not its shard count: adding shards regenerates none)."""
     section = _section(config, "samples", sample)
     if section["source"] != "generate":
@@ -118,8 +84,7 @@ def _generate(config: dict[str, Any], sample: str, shard: int) -> Settings:
     }
 
 
-@stage("ingest")
-def _ingest(config: dict[str, Any], sample: str, part: int | None = None) -> Settings:
+def ingest(config: dict[str, Any], sample: str, part: int | None = None) -> Settings:
     """How the sample's files are read, and the canonical file's layout.
 
     One part of a sharded ingest (the workflow's: one job per input file or generated
@@ -147,8 +112,7 @@ def ingest_part_files(config: dict[str, Any], sample: str) -> list[str]:
     return list(section["files"])
 
 
-@stage("prepare")
-def _prepare(config: dict[str, Any], dataset: str) -> Settings:
+def prepare(config: dict[str, Any], dataset: str) -> Settings:
     """Seed (splits), the preprocessing section and where test-only events start."""
     sample = _section(config, "samples", dataset)
     return {
@@ -158,8 +122,7 @@ def _prepare(config: dict[str, Any], dataset: str) -> Settings:
     }
 
 
-@stage("sample-histograms")
-def _sample_histograms(config: dict[str, Any], sample: str) -> Settings:
+def sample_histograms(config: dict[str, Any], sample: str) -> Settings:
     """The class set's label variable and classes (the histograms are per class)."""
     _section(config, "samples", sample)
     classes = class_set(config)
@@ -169,8 +132,7 @@ def _sample_histograms(config: dict[str, Any], sample: str) -> Settings:
     }
 
 
-@stage("input-histograms")
-def _input_histograms(config: dict[str, Any], dataset: str) -> Settings:
+def input_histograms(config: dict[str, Any], dataset: str) -> Settings:
     """Nothing: the histograms depend on the prepared files alone."""
     _section(config, "samples", dataset)
     return {}
@@ -180,10 +142,7 @@ def _input_histograms(config: dict[str, Any], dataset: str) -> Settings:
 # Training and scoring.
 
 
-@stage("train")
-def _train(
-    config: dict[str, Any], model: str, variant: str = "member", member: int = 0
-) -> Settings:
+def train(config: dict[str, Any], model: str, variant: str = "member", member: int = 0) -> Settings:
     """Seed and the model section of this training variant (config/jobs.py)."""
     parsed = parse_variant(variant)
     section = training_job(config, model, parsed)
@@ -193,21 +152,18 @@ def _train(
     return {"seed": config["seed"], "model": section}
 
 
-@stage("fit-baseline")
-def _fit_baseline(config: dict[str, Any], baseline: str) -> Settings:
+def fit_baseline(config: dict[str, Any], baseline: str) -> Settings:
     """The binning of the templates and whether tracks are graded (the keys fitting reads)."""
     keys = ("sd0_bins", "sz0_bins", "track_grades")
     return {"baseline": _pick(_section(config, "baselines", baseline), keys)}
 
 
-@stage("export-onnx")
-def _export_onnx(config: dict[str, Any]) -> Settings:
+def export_onnx(config: dict[str, Any]) -> Settings:
     """Nothing: the checkpoint carries the model and its input normalisation."""
     return {}
 
 
-@stage("predict")
-def _predict(config: dict[str, Any], tagger: str) -> Settings:
+def predict(config: dict[str, Any], tagger: str) -> Settings:
     """What scores the jets: a network's members, or a baseline's kind."""
     if tagger in config["models"]:
         return {"kind": "network"}
@@ -218,27 +174,18 @@ def _predict(config: dict[str, Any], tagger: str) -> Settings:
 # Evaluation: every number of the plots.
 
 
-@stage("evaluate")
-def _evaluate(config: dict[str, Any]) -> Settings:
+def evaluate(config: dict[str, Any]) -> Settings:
     """The discriminant, working points and the ROC grid."""
     return _evaluation(config, "discriminant", "working_points", "roc_b_efficiencies")
 
 
-@stage("fraction-scan")
-def _fraction_scan(config: dict[str, Any], dataset: str) -> Settings:
+def fraction_scan(config: dict[str, Any], dataset: str) -> Settings:
     """The discriminant and the scan (background, fractions, working point)."""
     _dataset_taggers(config, dataset)
     return _evaluation(config, "discriminant", "fraction_scan")
 
 
-@stage("plot-fraction-scan")
-def _plot_fraction_scan(config: dict[str, Any], dataset: str) -> Settings:
-    """The dataset's figure settings and its taggers' labels."""
-    return _plot_pt(config, dataset)
-
-
-@stage("multiclass")
-def _multiclass(config: dict[str, Any]) -> Settings:
+def multiclass(config: dict[str, Any]) -> Settings:
     """The binary tasks (the class set's discriminants), their efficiency and the ROC grid."""
     return {
         "tasks": binary_tasks(config),
@@ -246,8 +193,7 @@ def _multiclass(config: dict[str, Any]) -> Settings:
     }
 
 
-@stage("working-points")
-def _working_points(config: dict[str, Any], dataset: str) -> Settings:
+def working_points(config: dict[str, Any], dataset: str) -> Settings:
     """The discriminant, working points, and paired ratios to the dataset's reference tagger.
 
     The ratios are taken at the working points and on the ROC grid, with a paired bootstrap
@@ -262,20 +208,17 @@ def _working_points(config: dict[str, Any], dataset: str) -> Settings:
     }
 
 
-@stage("performance")
-def _performance(config: dict[str, Any]) -> Settings:
+def performance(config: dict[str, Any]) -> Settings:
     """The discriminant, working points, the pT bins and the working point of the pT dependence."""
     return _evaluation(config, "discriminant", "working_points", "pt_bins_gev", "pt_working_point")
 
 
-@stage("saliency")
-def _saliency(config: dict[str, Any]) -> Settings:
+def saliency(config: dict[str, Any]) -> Settings:
     """The discriminant and which signal jets the maps average over."""
     return _evaluation(config, "discriminant", "saliency")
 
 
-@stage("importance")
-def _importance(config: dict[str, Any], model: str) -> Settings:
+def importance(config: dict[str, Any], model: str) -> Settings:
     """Seed (permutations), the model's feature groups, the discriminant and working point."""
     _section(config, "models", model)
     return {
@@ -285,8 +228,7 @@ def _importance(config: dict[str, Any], model: str) -> Settings:
     }
 
 
-@stage("ablation")
-def _ablation(config: dict[str, Any], model: str) -> Settings:
+def ablation(config: dict[str, Any], model: str) -> Settings:
     """The model's feature groups, the discriminant and the working point."""
     _section(config, "models", model)
     return {
@@ -295,15 +237,13 @@ def _ablation(config: dict[str, Any], model: str) -> Settings:
     }
 
 
-@stage("learning-curve")
-def _learning_curve(config: dict[str, Any], model: str) -> Settings:
+def learning_curve(config: dict[str, Any], model: str) -> Settings:
     """Nothing: each checkpoint carries the section it was trained with."""
     _section(config, "models", model)
     return {}
 
 
-@stage("lr-finder")
-def _lr_finder(config: dict[str, Any], model: str) -> Settings:
+def lr_finder(config: dict[str, Any], model: str) -> Settings:
     """Seed, the model's section (as member 0 trains) and the range test's settings."""
     _section(config, "models", model)
     return {
@@ -313,8 +253,7 @@ def _lr_finder(config: dict[str, Any], model: str) -> Settings:
     }
 
 
-@stage("study-summary")
-def _study_summary(config: dict[str, Any], study: str) -> Settings:
+def study_summary(config: dict[str, Any], study: str) -> Settings:
     """The study's section, each point's model section, the discriminant and working point."""
     section = _section(config, "studies", study)
     return {
@@ -327,8 +266,7 @@ def _study_summary(config: dict[str, Any], study: str) -> Settings:
     }  # fmt: skip
 
 
-@stage("ensemble-comparison")
-def _ensemble_comparison(config: dict[str, Any], ensemble: str) -> Settings:
+def ensemble_comparison(config: dict[str, Any], ensemble: str) -> Settings:
     """The snapshot ensemble's section (its model is the deep ensemble) and the working point.
 
     The rejections come from the metrics files of both ensembles (the evaluate stage's discriminant
@@ -340,8 +278,7 @@ def _ensemble_comparison(config: dict[str, Any], ensemble: str) -> Settings:
     }
 
 
-@stage("search-summary")
-def _search_summary(config: dict[str, Any], model: str) -> Settings:
+def search_summary(config: dict[str, Any], model: str) -> Settings:
     """Seed and search space (each trial's values) and the searched model's section."""
     if config["search"]["model"] != model:
         raise ConfigError(
@@ -354,8 +291,7 @@ def _search_summary(config: dict[str, Any], model: str) -> Settings:
     }
 
 
-@stage("transfer-summary")
-def _transfer_summary(config: dict[str, Any], model: str) -> Settings:
+def transfer_summary(config: dict[str, Any], model: str) -> Settings:
     """The discriminant and the working point (the target's files are the command's --data-dir)."""
     if config["transfer"]["model"] != model:
         raise ConfigError(
@@ -394,14 +330,13 @@ def _dataset_taggers(config: dict[str, Any], dataset: str) -> list[str]:
     return [n for n in names if tagger_dataset(config, n) == dataset]
 
 
-def _tagger_figure(config: dict[str, Any], tagger: str) -> Settings:
+def tagger_figure(config: dict[str, Any], tagger: str) -> Settings:
     """A figure of one tagger: its label, and its dataset's figure settings."""
     label = tagger_label(config, tagger)
     return {**_figure(config, tagger_dataset(config, tagger)), "labels": {tagger: label}}
 
 
-@stage("plot-roc")
-def _plot_roc(config: dict[str, Any], dataset: str) -> Settings:
+def plot_roc(config: dict[str, Any], dataset: str) -> Settings:
     """The dataset's figure settings, its taggers' labels and the ratio reference."""
     taggers = _dataset_taggers(config, dataset)
     return {
@@ -411,54 +346,26 @@ def _plot_roc(config: dict[str, Any], dataset: str) -> Settings:
     }
 
 
-@stage("plot-pt")
-def _plot_pt(config: dict[str, Any], dataset: str) -> Settings:
+def dataset_figure(config: dict[str, Any], dataset: str) -> Settings:
     """The dataset's figure settings and its taggers' labels."""
     taggers = _dataset_taggers(config, dataset)
     return {**_figure(config, dataset), "labels": {t: tagger_label(config, t) for t in taggers}}
 
 
-@stage("plot-multiclass")
-def _plot_multiclass(config: dict[str, Any], tagger: str) -> Settings:
-    """The tagger's label and its dataset's figure settings."""
-    return _tagger_figure(config, tagger)
-
-
-@stage("plot-scores")
-def _plot_scores(config: dict[str, Any], tagger: str) -> Settings:
-    """The tagger's label and its dataset's figure settings."""
-    return _tagger_figure(config, tagger)
-
-
-def _model_figure(config: dict[str, Any], model: str) -> Settings:
+def model_figure(config: dict[str, Any], model: str) -> Settings:
     """A figure of one model: its label and its dataset's figure settings."""
     _section(config, "models", model)
-    return _tagger_figure(config, model)
+    return tagger_figure(config, model)
 
 
-# figures of one model's results: loss curves, learning curve, search, saliency, importance
-# and ablation (plot-importance draws both); each reads what _model_figure returns
-for _name in ("plot-loss", "plot-learning-curve", "plot-search", "plot-saliency",
-              "plot-importance"):  # fmt: skip
-    STAGES[_name] = _model_figure
-
-
-@stage("plot-lr-finder")
-def _plot_lr_finder(config: dict[str, Any], model: str) -> Settings:
-    """The model's figure settings."""
-    return _model_figure(config, model)
-
-
-@stage("plot-study")
-def _plot_study(config: dict[str, Any], study: str) -> Settings:
+def plot_study(config: dict[str, Any], study: str) -> Settings:
     """The studied model's figure settings and the study's title."""
     section = _section(config, "studies", study)
-    return {**_model_figure(config, section["model"]), "model": section["model"],
+    return {**model_figure(config, section["model"]), "model": section["model"],
             "title": section.get("label") or study}  # fmt: skip
 
 
-@stage("plot-transfer")
-def _plot_transfer(config: dict[str, Any], model: str) -> Settings:
+def plot_transfer(config: dict[str, Any], model: str) -> Settings:
     """The target's figure settings, the model's label and the source sample it came from."""
     transfer = config["transfer"]
     if transfer["model"] != model:
@@ -474,13 +381,11 @@ def _plot_transfer(config: dict[str, Any], model: str) -> Settings:
     }
 
 
-@stage("plot-sample")
-def _plot_sample(config: dict[str, Any], sample: str) -> Settings:
+def plot_sample(config: dict[str, Any], sample: str) -> Settings:
     """The sample's figure settings."""
     return _figure(config, sample)
 
 
-@stage("plot-inputs")
-def _plot_inputs(config: dict[str, Any], dataset: str) -> Settings:
+def plot_inputs(config: dict[str, Any], dataset: str) -> Settings:
     """The dataset's figure settings."""
     return _figure(config, dataset)

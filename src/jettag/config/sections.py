@@ -533,6 +533,12 @@ class RocGrid:
     stop: float
     points: int
 
+    def efficiencies(self) -> Any:
+        """The grid's signal efficiencies (a numpy array), evenly spaced, both ends included."""
+        import numpy as np  # the config layer itself needs no numpy
+
+        return np.linspace(self.start, self.stop, self.points)
+
 
 @dataclasses.dataclass(frozen=True)
 class SaliencyConfig:

@@ -41,7 +41,7 @@ def evaluate(
     jets = predictions_jets(predictions, discriminant)
     db = jets.discriminant
     signal = jets.signal
-    grid = np.linspace(roc_grid.start, roc_grid.stop, roc_grid.points)
+    grid = roc_grid.efficiencies()
     at_wps = {wp_name(wp): performance_at_working_point(jets, wp) for wp in working_points}
     metrics = {
         "tagger": jets.tagger,
@@ -124,3 +124,17 @@ def _gain(name: str, entry: dict, averaged: dict) -> dict:
             entry[f"{name}_rejection_std"] / mean_member if defined else None
         ),
     }
+
+
+def summary_line(metrics: dict) -> str:
+    """One log line of a tagger's metrics: its AUCs and rejections at the 77 % (or first) WP."""
+    label = "77" if "77" in metrics["working_points"] else next(iter(metrics["working_points"]))
+    wp = metrics["working_points"][label]
+
+    def shown(name: str) -> str:
+        text = f"{wp[f'{name}_rejection']:.2f}"
+        return f"> {text} (lower limit)" if wp[f"{name}_rejection_is_lower_limit"] else text
+
+    aucs = {k: round(v, 4) for k, v in metrics["auc"].items()}
+    rejections = {bkg: shown(bkg) for bkg in metrics["discriminant"]["fractions"]}
+    return f"{metrics['tagger']}: AUC {aucs}; rejection at the {label} % WP: {rejections}"

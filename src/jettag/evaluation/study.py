@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from jettag.atomic import write_json
+from jettag.errors import ConfigError
 from jettag.evaluation.ablation import rejections_at
 from jettag.evaluation.discriminant import Discriminant, require_b_tagging
 from jettag.io.history import read_history
@@ -118,6 +119,31 @@ def spread(values: Sequence[float | None]) -> tuple[float | None, float | None]:
         return None, None
     std = float(np.std(known, ddof=1)) if len(known) > 1 else None
     return float(np.mean(known)), std
+
+
+def runs_by_point(
+    study_name: str,
+    study: Mapping[str, Any],
+    histories: Sequence[Path],
+    predictions: Sequence[Path],
+    checkpoints: Sequence[Path],
+) -> dict[str, list[tuple[Path, Path, Path]]]:
+    """Each point's (history, predictions, checkpoint) per seed, from lists given point-major
+    and seed-minor (as the rule lists them); a file of another run is a ConfigError."""
+    expected = [(p["name"], k) for p in study["points"] for k in range(study["seeds"])]
+    files = (histories, predictions, checkpoints)
+    if any(len(f) != len(expected) for f in files):
+        raise ConfigError(
+            f"study-summary {study_name}: {len(expected)} runs (points x seeds) expected, got"
+            f" {[len(f) for f in files]} histories, predictions, checkpoints"
+        )
+    runs: dict[str, list] = {p["name"]: [] for p in study["points"]}
+    for (point, seed), *paths in zip(expected, *files, strict=True):
+        for path in paths:  # results/studies/<study>/<point>/<seed>/...
+            if path.parent.name != str(seed) or path.parent.parent.name != point:
+                raise ConfigError(f"study-summary {study_name}: {path} is not run {point}/{seed}")
+        runs[point].append(tuple(paths))
+    return runs
 
 
 def study_summary(

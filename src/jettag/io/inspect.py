@@ -73,3 +73,22 @@ def _unprovided_inputs(config: dict[str, Any], sample: str, absent: set[str]) ->
                     f" samples.{sample}.branches.trk_ftagTruthOriginLabel"
                 )
     return problems
+
+
+def config_report(config: dict[str, Any]) -> str:
+    """A validated config as YAML with every default, then what each input file provides.
+
+    For samples read from files, the fields each file provides follow as YAML comments: what
+    is read (with units), derived (and from what) and absent. The files are checked first:
+    a sample that cannot be read raises before anything is written.
+    """
+    import yaml
+
+    layouts = check_input_files(config)
+    lines = [yaml.safe_dump(config, sort_keys=False)]
+    for name, files in layouts.items():
+        sample = cfg.section(cfg.ReadingConfig, cfg.reading_settings(config, name))
+        for path, layout in files.items():
+            lines.append(f"# sample {name}, {path}:\n")
+            lines.extend(f"#   {line}\n" for line in layout.describe(sample))
+    return "".join(lines)

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+
+from jettag.io.history import read_history
 
 CASES = ("diverging", "not_learning", "slow_start", "overfitting", "not_converged", "healthy")
 FLAT = 0.01  # relative change below which a loss counts as not moving
@@ -134,3 +137,8 @@ def summary(result: dict) -> str:
     elif case == "healthy":
         text += f" (best epoch {e['best_epoch']})"
     return text
+
+
+def diagnose_histories(paths: Sequence[Path]) -> list[dict]:
+    """The diagnosis of each history.csv, in order."""
+    return [diagnose(read_history(path)) for path in paths]

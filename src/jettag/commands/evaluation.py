@@ -1,0 +1,174 @@
+"""Scoring and evaluation stages: every number the plots draw."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jettag import config as cfg
+from jettag import stages
+from jettag.commands.registry import Settings, command, path, paths
+from jettag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jettag.evaluation.discriminant import Discriminant
+
+log = logging.getLogger("jettag")
+
+
+def discriminant(settings: Settings) -> Discriminant:
+    """The stage settings' evaluation.discriminant."""
+    from jettag.evaluation.discriminant import Discriminant
+
+    return Discriminant.from_dict(settings["evaluation"]["discriminant"])
+
+
+def roc_grid(settings: Settings) -> cfg.RocGrid:
+    """The stage settings' grid of signal efficiencies for stored ROC curves."""
+    return cfg.section(cfg.RocGrid, settings["evaluation"]["roc_b_efficiencies"])
+
+
+def named_paths(items: Sequence[str]) -> dict[str, Path]:
+    """NAME=PATH arguments as a mapping."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ConfigError(f"expected NAME=PATH, got '{item}'")
+        out[name] = Path(value)
+    return out
+
+
+@command("predict", "score the test split with a tagger", stages.predict,
+         path("--test"), path("--output"),
+         paths("members", "best.pt of each member, or templates"), needs_torch=True)  # fmt: skip
+def predict(args: argparse.Namespace, settings: Settings) -> None:
+    """Score the test split with a model's members or a baseline."""
+    from jettag.evaluation.predict import predict
+
+    predict(args.tagger, args.test, args.members, settings["kind"], args.output)
+
+
+@command("evaluate", "metrics of one tagger", stages.evaluate,
+         path("--predictions"), path("--output"))  # fmt: skip
+def evaluate(args: argparse.Namespace, settings: Settings) -> None:
+    """Metrics (AUC, working points, ROC) of one tagger's predictions."""
+    from jettag.evaluation.evaluate import evaluate, summary_line
+
+    evaluation = settings["evaluation"]
+    metrics = evaluate(args.predictions, discriminant(settings), evaluation["working_points"],
+                       roc_grid(settings), args.output)  # fmt: skip
+    log.info("evaluate %s", summary_line(metrics))
+
+
+@command("working-points", "working-point table of several taggers", stages.working_points,
+         path("--output-json"), path("--output-md"), paths("predictions"),
+         wildcard_help={"dataset": "the dataset the taggers are tested on"})  # fmt: skip
+def working_points(args: argparse.Namespace, settings: Settings) -> None:
+    """Table of cuts, efficiencies and rejections at every working point, several taggers."""
+    from jettag.evaluation.working_points import working_point_table
+
+    evaluation = settings["evaluation"]
+    working_point_table(
+        args.predictions, discriminant(settings), evaluation["working_points"], args.output_json,
+        args.output_md, reference=settings["reference"],
+        roc_efficiencies=roc_grid(settings).efficiencies(),
+        replicas=evaluation["bootstrap_replicas"], seed=settings["seed"],
+    )  # fmt: skip
+
+
+@command("multiclass", "confusion matrix and binary tasks of a tagger", stages.multiclass,
+         path("--predictions"), path("--output", "JSON"))  # fmt: skip
+def multiclass(args: argparse.Namespace, settings: Settings) -> None:
+    """Confusion matrix and the class set's binary tasks of one tagger's predictions."""
+    from jettag.evaluation.discriminant import Discriminant
+    from jettag.evaluation.multiclass import multiclass_summary
+
+    result = multiclass_summary(
+        args.predictions, [Discriminant.from_dict(t) for t in settings["tasks"]],
+        settings["evaluation"]["multiclass_efficiency"], roc_grid(settings).efficiencies(),
+        args.output,
+    )  # fmt: skip
+    log.info("multiclass %s: accuracy %.3f; AUC %s", result["tagger"], result["accuracy"],
+             {t["name"]: round(min(t["auc"].values()), 4) for t in result["tasks"]})  # fmt: skip
+
+
+@command("fraction-scan", "rejections vs a background's fraction", stages.fraction_scan,
+         path("--output", "JSON"), paths("predictions"),
+         wildcard_help={"dataset": "the dataset the taggers are tested on"})  # fmt: skip
+def fraction_scan(args: argparse.Namespace, settings: Settings) -> None:
+    """Rejections of every tagger of a dataset as one background fraction is scanned."""
+    from jettag.evaluation.fraction_scan import fraction_scan
+
+    scan = settings["evaluation"]["fraction_scan"]
+    fraction_scan(args.predictions, discriminant(settings), scan["background"],
+                  scan["fractions"], scan["working_point"], args.output)  # fmt: skip
+
+
+@command("performance", "efficiency vs pT and D_b histograms of a tagger", stages.performance,
+         path("--predictions"), path("--output-pt", "JSON: efficiency vs pT"),
+         path("--output-scores", "JSON: D_b histograms"))  # fmt: skip
+def performance(args: argparse.Namespace, settings: Settings) -> None:
+    """Efficiency and rejection vs jet pT at a working point, and D_b per class, of a tagger."""
+    from jettag.evaluation.working_points import efficiency_vs_pt, score_histograms
+
+    evaluation = settings["evaluation"]
+    efficiency_vs_pt(args.predictions, discriminant(settings), evaluation["pt_working_point"],
+                     evaluation["pt_bins_gev"], args.output_pt)  # fmt: skip
+    score_histograms(args.predictions, discriminant(settings), evaluation["working_points"],
+                     args.output_scores)  # fmt: skip
+
+
+@command("saliency", "saliency maps of a trained model", stages.saliency,
+         path("--checkpoint"), path("--test"), path("--output"), needs_torch=True)  # fmt: skip
+def saliency(args: argparse.Namespace, settings: Settings) -> None:
+    """Saliency maps of a trained model on the test split."""
+    from jettag.evaluation.saliency import saliency_maps
+
+    section = settings["evaluation"]["saliency"]
+    saliency_maps(args.checkpoint, args.test, discriminant(settings), args.output,
+                  section["n_tracks"], section["working_point"])  # fmt: skip
+
+
+@command("importance", "permutation importance of feature groups", stages.importance,
+         path("--checkpoint"), path("--test"), path("--output"), needs_torch=True)  # fmt: skip
+def importance(args: argparse.Namespace, settings: Settings) -> None:
+    """Permutation importance of each feature group of a trained model on the test split."""
+    from jettag.evaluation.importance import permutation_importance
+
+    groups = {name: list(inputs) for name, inputs in settings["groups"].items()}
+    permutation_importance(args.checkpoint, args.test, discriminant(settings), args.output,
+                           groups, settings["evaluation"]["pt_working_point"],
+                           seed=settings["seed"])  # fmt: skip
+
+
+@command("ablation", "rejection lost without each feature group", stages.ablation,
+         path("--nominal", "predictions of the full model"), path("--output"),
+         paths("variants", "GROUP=predictions.h5 of each retraining", type=str))  # fmt: skip
+def ablation(args: argparse.Namespace, settings: Settings) -> None:
+    """Rejection lost by retraining a model without each feature group."""
+    from jettag.evaluation.ablation import ablation_summary
+
+    result = ablation_summary(args.model, args.nominal, named_paths(args.variants),
+                              settings["groups"], discriminant(settings),
+                              settings["evaluation"]["pt_working_point"], args.output)  # fmt: skip
+    for group, entry in result["groups"].items():
+        lost = {k.removesuffix("_rejection_loss"): v for k, v in entry.items()
+                if k.endswith("_rejection_loss")}  # fmt: skip
+        log.info("ablation %s without %s: rejection lost %s", args.model, group, lost)
+
+
+@command("learning-curve", "loss vs training-set size", stages.learning_curve,
+         path("--data-dir"), path("--output"),
+         paths("checkpoints", "best.pt of each training size"), needs_torch=True)  # fmt: skip
+def learning_curve(args: argparse.Namespace, settings: Settings) -> None:
+    """Training and validation loss of a model trained on growing training sets."""
+    from jettag.evaluation.learning_curve import learning_curve
+
+    result = learning_curve(args.checkpoints, args.data_dir, args.output, args.model)
+    for point in result["points"]:
+        log.info("learning curve %s: %d jets, train loss %.4f, val loss %.4f", args.model,
+                 point["train_jets"], point["train_loss"], point["val_loss"])  # fmt: skip

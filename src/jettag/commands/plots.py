@@ -1,0 +1,287 @@
+"""Plot stages: figures drawn from numbers files, every text on them from the settings.
+
+`@plot` declares a plot stage and wraps its drawing in the one runner they share: it builds
+the figure text (experiment label, sqrt(s), sample) and the formats from the settings, reads
+which tagger or model each results file belongs to, checks it against the stage's job (a
+single-tagger plot of `dips` refuses the file of `ip3d`) and the taggers the settings label,
+and hands the drawing their legend labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jettag import stages
+from jettag.commands.registry import (
+    Argument,
+    Settings,
+    SettingsFunction,
+    command,
+    path,
+    paths,
+)
+from jettag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jettag.plotting.style import FigureText
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """What the runner hands a drawing: the figure text, formats and legend labels."""
+
+    text: FigureText
+    formats: list[str]
+    labels: list[str]  # of the results files' taggers, in the files' order
+
+    @property
+    def label(self) -> str:
+        """The legend label of a single-tagger figure."""
+        (label,) = self.labels
+        return label
+
+
+Drawing = Callable[[argparse.Namespace, Settings, Figure], None]
+
+
+def _labels(args: argparse.Namespace, settings: Settings, results: str, owner: str) -> list[str]:
+    """Legend labels of the taggers whose results files the command was given, checked."""
+    from jettag.io.results import results_owner
+
+    given = getattr(args, results)
+    files = [given] if isinstance(given, Path) else list(given)
+    owners = [results_owner(p, owner) for p in files]
+    if isinstance(given, Path):  # a single-tagger (or model) figure: its one wildcard names it
+        (wildcard,) = args.stage_entry.wildcards
+        job = getattr(args, wildcard)
+    if isinstance(given, Path) and owners[0] != job:
+        raise ConfigError(f"{given}: results of '{owners[0]}', not of '{job}'")
+    labels = settings["labels"]
+    unknown = [f"{p} ({t})" for t, p in zip(owners, files, strict=True) if t not in labels]
+    if unknown:
+        raise ConfigError(f"results of taggers this plot does not draw: {unknown}; it draws"
+                          f" {sorted(labels)}")  # fmt: skip
+    return [labels[t] for t in owners]
+
+
+def open_figure(
+    args: argparse.Namespace, settings: Settings, results: str | None, owner: str
+) -> Figure:
+    """The opening every plot shares: figure text, formats and the checked legend labels."""
+    from jettag.plotting.style import FigureText
+
+    label, sample = settings["plots"]["experiment_label"], settings["sample"]
+    text = FigureText(label["experiment"], label["status"], sample["sqrt_s_gev"] / 1000.0,
+                      sample["label"])  # fmt: skip
+    labels = [] if results is None else _labels(args, settings, results, owner)
+    return Figure(text, list(settings["plots"]["formats"]), labels)
+
+
+def plot(
+    name: str,
+    help: str,
+    settings: SettingsFunction,
+    *arguments: Argument,
+    results: str | None = None,
+    owner: str = "tagger",
+) -> Callable[[Drawing], Drawing]:
+    """Declare a plot stage whose drawing is the decorated function (see the module docstring).
+
+    `results` names the argument holding the results file(s) whose `owner` key ("tagger" or
+    "model") gives the legend labels; None for figures of a sample or dataset.
+    """
+
+    def register(draw: Drawing) -> Drawing:
+        def run(args: argparse.Namespace, stage_settings: Settings) -> None:
+            draw(args, stage_settings, open_figure(args, stage_settings, results, owner))
+
+        run.__doc__ = draw.__doc__
+        command(name, help, settings, *arguments)(run)
+        return draw
+
+    return register
+
+
+def _stem(help: str | None = None) -> Argument:
+    return path("--output-stem", help or "path without extension")
+
+
+@plot("plot-roc", "ROC curves with ratio panels", stages.plot_roc,
+      path("--comparison", "the dataset's working-points JSON (paired ratios)"), _stem(),
+      paths("metrics"), results="metrics")  # fmt: skip
+def plot_roc(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw the ROC figure of a dataset from metrics files."""
+    from jettag.io.results import read_results
+    from jettag.plotting.roc import plot_roc
+
+    paired = read_results(args.comparison).get("paired") or {}
+    if paired.get("reference") != settings["reference"]:
+        raise ConfigError(f"{args.comparison}: ratios to {paired.get('reference')!r}, the"
+                          f" config's reference is '{settings['reference']}'")  # fmt: skip
+    plot_roc(args.metrics, figure.labels, args.comparison, args.output_stem, figure.text,
+             figure.formats)  # fmt: skip
+
+
+@plot("plot-pt", "efficiency and rejection vs jet pT", stages.dataset_figure,
+      path("--output-prefix"), paths("pt_files"), results="pt_files")  # fmt: skip
+def plot_pt(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Signal efficiency and background rejections vs jet pT of several taggers."""
+    from jettag.plotting.performance import plot_efficiency_vs_pt
+
+    plot_efficiency_vs_pt(args.pt_files, figure.labels, args.output_prefix, figure.text,
+                          figure.formats)  # fmt: skip
+
+
+@plot("plot-scores", "discriminant distributions per class", stages.tagger_figure,
+      path("--scores"), _stem(), results="scores")  # fmt: skip
+def plot_scores(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Discriminant distribution per class of one tagger, with the working-point cuts."""
+    from jettag.plotting.performance import plot_score_histograms
+
+    plot_score_histograms(args.scores, figure.label, args.output_stem, figure.text,
+                          figure.formats)  # fmt: skip
+
+
+@plot("plot-fraction-scan", "draw a fraction scan", stages.dataset_figure,
+      path("--scan"), _stem())  # fmt: skip
+def plot_fraction_scan(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw the fraction scan of a dataset's taggers."""
+    from jettag.io.results import read_results
+    from jettag.plotting.multiclass import plot_fraction_scan
+
+    taggers = list(read_results(args.scan)["taggers"])
+    unknown = sorted(set(taggers) - set(settings["labels"]))
+    if unknown:
+        raise ConfigError(f"{args.scan}: taggers this plot does not draw: {unknown}")
+    plot_fraction_scan(args.scan, [settings["labels"][t] for t in taggers], args.output_stem,
+                       figure.text, figure.formats)  # fmt: skip
+
+
+@plot("plot-multiclass", "confusion matrix and task ROCs", stages.tagger_figure,
+      path("--result", "results/multiclass/<tagger>.json"), path("--output-prefix"),
+      results="result")  # fmt: skip
+def plot_multiclass(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Confusion matrix and binary-task ROCs of one tagger."""
+    from jettag.plotting.multiclass import plot_confusion, plot_task_rocs
+
+    prefix = args.output_prefix
+    plot_confusion(args.result, figure.label, Path(f"{prefix}_confusion"), figure.text,
+                   figure.formats)  # fmt: skip
+    plot_task_rocs(args.result, figure.label, Path(f"{prefix}_tasks"), figure.text,
+                   figure.formats)  # fmt: skip
+
+
+@plot("plot-loss", "loss curves of a model", stages.model_figure, _stem(),
+      path("--diagnosis", "write each member's loss-curve diagnosis here (JSON)", default=None),
+      paths("histories"))  # fmt: skip
+def plot_loss(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw loss curves of a model's members, each with its loss-curve diagnosis."""
+    from jettag.atomic import write_json
+    from jettag.plotting.curves import plot_loss
+    from jettag.training.diagnosis import diagnose_histories, summary
+
+    diagnoses = diagnose_histories(args.histories)
+    if args.diagnosis is not None:
+        members = [{"history": str(p), **d} for p, d in zip(args.histories, diagnoses, strict=True)]
+        write_json(args.diagnosis, {"model": args.model, "members": members})
+    plot_loss(args.histories, settings["labels"][args.model], args.output_stem, figure.text,
+              figure.formats, [summary(d) for d in diagnoses])  # fmt: skip
+
+
+@plot("plot-learning-curve", "draw loss vs training-set size", stages.model_figure,
+      path("--curve"), _stem(), results="curve", owner="model")  # fmt: skip
+def plot_learning_curve(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw loss vs training-set size."""
+    from jettag.plotting.curves import plot_learning_curve
+
+    plot_learning_curve(args.curve, figure.label, args.output_stem, figure.text,
+                        figure.formats)  # fmt: skip
+
+
+@plot("plot-lr-finder", "draw a learning-rate range test", stages.model_figure,
+      path("--result", "results/lr_finder/<model>.json"), _stem(), results="result",
+      owner="model")  # fmt: skip
+def plot_lr_finder(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw a learning-rate range test."""
+    from jettag.plotting.lr_finder import plot_lr_finder
+
+    plot_lr_finder(args.result, figure.label, args.output_stem, figure.text, figure.formats)
+
+
+@plot("plot-study", "draw a model-choice study", stages.plot_study,
+      path("--summary", "results/studies/<study>.json"), _stem())  # fmt: skip
+def plot_study(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw a model-choice study."""
+    from jettag.io.results import results_owner
+    from jettag.plotting.study import plot_study
+
+    model = settings["model"]
+    if results_owner(args.summary, "model") != model:
+        raise ConfigError(f"{args.summary}: not a study of '{model}'")
+    plot_study(args.summary, settings["labels"][model], settings["title"], args.output_stem,
+               figure.text, figure.formats)  # fmt: skip
+
+
+@plot("plot-search", "validation loss vs each hyper-parameter", stages.model_figure,
+      path("--search"), _stem(), results="search", owner="model")  # fmt: skip
+def plot_search(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw validation loss vs each searched hyper-parameter."""
+    from jettag.plotting.curves import plot_search
+
+    plot_search(args.search, figure.label, args.output_stem, figure.text, figure.formats)
+
+
+@plot("plot-saliency", "draw saliency heat maps", stages.model_figure,
+      path("--saliency"), _stem(), results="saliency")  # fmt: skip
+def plot_saliency(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw the saliency heat maps of a model."""
+    from jettag.plotting.saliency import plot_saliency
+
+    plot_saliency(args.saliency, figure.label, args.output_stem, figure.text, figure.formats)
+
+
+@plot("plot-importance", "draw rejection lost per feature group", stages.model_figure,
+      path("--importance", "importance or ablation JSON"), _stem(),
+      results="importance")  # fmt: skip
+def plot_importance(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw rejection lost per feature group (permutation importance or ablation)."""
+    from jettag.plotting.saliency import plot_permutation_importance
+
+    plot_permutation_importance(args.importance, figure.label, args.output_stem, figure.text,
+                                figure.formats)  # fmt: skip
+
+
+@plot("plot-transfer", "draw the transfer-learning scan", stages.plot_transfer,
+      path("--summary"), _stem(), results="summary", owner="model")  # fmt: skip
+def plot_transfer(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw light rejection and AUC vs number of target training jets per strategy."""
+    from jettag.plotting.transfer import plot_transfer
+
+    source = settings["source"]
+    name = source["name"]
+    if "process" in source:  # a generated sample: its process in symbols
+        name = {"ttbar": "$t\\bar{t}$", "zprime": "$Z'$"}[source["process"]]
+    plot_transfer(args.summary, f"{figure.label} pretrained on {name}", args.output_stem,
+                  figure.text, figure.formats)  # fmt: skip
+
+
+@plot("plot-sample", "validation plots of a sample", stages.plot_sample,
+      path("--histograms"), path("--output-prefix"))  # fmt: skip
+def plot_sample(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw the validation plots of a sample."""
+    from jettag.plotting.sample import plot_sample
+
+    plot_sample(args.histograms, args.output_prefix, figure.text, figure.formats)
+
+
+@plot("plot-inputs", "draw input distributions and the reweighting", stages.plot_inputs,
+      path("--histograms"), path("--output-prefix"))  # fmt: skip
+def plot_inputs(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+    """Draw the input histograms of a dataset and its pT reweighting."""
+    from jettag.plotting.inputs import plot_inputs
+
+    plot_inputs(args.histograms, args.output_prefix, figure.text, figure.formats)
