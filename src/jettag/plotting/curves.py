@@ -6,13 +6,19 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from jettag.io.history import read_history
-from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+from jettag.plotting.style import (
+    FigureText,
+    data_in_lower,
+    experiment_label,
+    finish,
+    new_figure,
+    save_figure,
+)
 
 
 def plot_loss(
@@ -27,8 +33,7 @@ def plot_loss(
 
     verdicts: a legend text per member (its loss-curve diagnosis); the best epoch without.
     """
-    use_style()
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = new_figure()
     histories = [read_history(Path(path)) for path in history_files]
     member_handles = []
     for k, h in enumerate(histories):
@@ -54,10 +59,8 @@ def plot_loss(
     # under the experiment label; the curves keep the lower 45 % of the axes
     ax.legend(handles=styles + member_handles, loc="upper right", bbox_to_anchor=(1.0, 0.8),
               fontsize="x-small")  # fmt: skip
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo, lo + (hi - lo) / 0.45)
-    experiment_label(ax, text, text.with_sample(label))
-    return save_figure(fig, stem, formats)
+    data_in_lower(ax, *ax.get_ylim(), 0.45)
+    return finish(fig, ax, text, stem, formats, label)
 
 
 def plot_learning_curve(
@@ -68,10 +71,9 @@ def plot_learning_curve(
     formats: Sequence[str],
 ) -> list[Path]:
     """Training and validation loss vs number of training jets (log x)."""
-    use_style()
     points = json.loads(Path(curve_file).read_text())["points"]
     n_jets = np.array([p["train_jets"] for p in points], dtype=float)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = new_figure()
     ax.plot(n_jets, [p["train_loss"] for p in points], "o-", lw=1.8, label="Training set")
     ax.plot(n_jets, [p["val_loss"] for p in points], "s--", lw=1.8, label="Validation set")
     ax.set_xscale("log")
@@ -80,8 +82,7 @@ def plot_learning_curve(
     ax.legend(loc="upper right")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.45 * (hi - lo))
-    experiment_label(ax, text, text.with_sample(label, "best epoch of each training"))
-    return save_figure(fig, stem, formats)
+    return finish(fig, ax, text, stem, formats, label, "best epoch of each training")
 
 
 def plot_search(
@@ -92,11 +93,10 @@ def plot_search(
     formats: Sequence[str],
 ) -> list[Path]:
     """Validation loss of every search trial vs each searched hyper-parameter."""
-    use_style()
     result = json.loads(Path(search_file).read_text())
     paths = sorted(result["space"])
     trials = [t for t in result["trials"] if t["trial"] != "nominal"]
-    fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 6), squeeze=False)
+    fig, axes = new_figure(1, len(paths), figsize=(6.5 * len(paths), 6), squeeze=False)
     for ax, path in zip(axes[0], paths, strict=True):
         ((kind, spec),) = result["space"][path].items()
         # a choice sits at its index in the configured list; other values at themselves

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
@@ -15,9 +14,11 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from jettag.plotting.style import (
     FigureText,
     class_style,
+    data_in_lower,
     experiment_label,
+    new_figure,
+    ratio_figure,
     save_figure,
-    use_style,
 )
 
 # name -> (symbol in math mode, unit, words before the symbol on the raw axis)
@@ -101,7 +102,6 @@ def plot_inputs(
 
     inputs: the inputs to draw (default all in the JSON); the jet pT figure is always drawn.
     """
-    use_style()
     data = json.loads(Path(histograms_file).read_text())
     names = list(data["inputs"]) if inputs is None else list(inputs)
     unknown = sorted(set(names) - set(data["inputs"]))
@@ -145,16 +145,12 @@ def _set_y_range(ax, heights: list[np.ndarray], log: bool, top_fraction: float =
     lo, hi = positive.min() / 2, positive.max()
     if log:
         ax.set_yscale("log")
-        ax.set_ylim(lo, lo * (hi / lo) ** (1 / top_fraction))
-    else:
-        ax.set_ylim(0, hi / top_fraction)
+    data_in_lower(ax, lo if log else 0.0, hi, top_fraction, log)
 
 
 def _ratio_panel_figure():
     """A figure with a main panel and a ratio panel below it, sharing x."""
-    return plt.subplots(
-        2, 1, figsize=(9, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1.3], "hspace": 0.06}
-    )
+    return ratio_figure(1, figsize=(9, 8), ratio_height=1.3)
 
 
 def _plot_stages(name: str, data: dict, label: _Label, stem: Path) -> list[Path]:
@@ -170,7 +166,7 @@ def _plot_stages(name: str, data: dict, label: _Label, stem: Path) -> list[Path]
     log_y = {stage: _wants_log_y([h for h in shapes[stage].values() if h is not None])
              for stage in ("raw", "transformed")}  # fmt: skip
     log_y["normalised"] = log_y["transformed"]
-    fig, axes = plt.subplots(1, 3, figsize=(24, 7), gridspec_kw={"wspace": 0.28})
+    fig, axes = new_figure(1, 3, figsize=(24, 7), gridspec_kw={"wspace": 0.28})
     for ax, stage in zip(axes, STAGE_TITLES, strict=True):
         edges = np.asarray(entry["stages"][stage]["edges"])
         heights = []

@@ -6,10 +6,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from jettag.plotting.style import COLOURS, FigureText, experiment_label, save_figure, use_style
+from jettag.plotting.style import COLOURS, FigureText, finish, new_figure
 
 
 def plot_lr_finder(
@@ -20,13 +19,12 @@ def plot_lr_finder(
     formats: Sequence[str],
 ) -> list[Path]:
     """Step losses (faint), their moving average, the suggested and the configured rates."""
-    use_style()
     result = json.loads(Path(result_file).read_text())
     rates = np.array(result["learning_rate"])
     losses = np.array(result["loss"], dtype=float)
     smoothed = np.array(result["smoothed_loss"])
     finite = np.isfinite(losses)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = new_figure(figsize=(8, 6))
     ax.plot(rates[finite], losses[finite], color=COLOURS[0], alpha=0.25, lw=1,
             label="Training loss per step")  # fmt: skip
     ax.plot(rates[finite], smoothed, color=COLOURS[0], lw=2, label="Moving average")
@@ -47,5 +45,4 @@ def plot_lr_finder(
     ax.set_ylim(low - 0.6 * (start - low), low + (start - low) / 0.45)
     ax.legend(loc="lower left", fontsize="x-small")
     steps = f"{result['steps_run']} steps of {result['batch_size']} jets ({result['stopped']})"
-    experiment_label(ax, text, text.with_sample(f"{label}: learning-rate range test", steps))
-    return save_figure(fig, stem, formats)
+    return finish(fig, ax, text, stem, formats, f"{label}: learning-rate range test", steps)

@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from jettag.evaluation.discriminant import Discriminant
@@ -18,9 +17,10 @@ from jettag.plotting.style import (
     class_style,
     comma_join,
     experiment_label,
+    finish,
+    new_figure,
     save_figure,
     singular,
-    use_style,
 )
 
 
@@ -28,14 +28,13 @@ def plot_confusion(
     result_file: Path, label: str, stem: Path, text: FigureText, formats: Sequence[str]
 ) -> list[Path]:
     """Fraction of each true class (rows) given each predicted class (columns), in percent."""
-    use_style()
     data = json.loads(Path(result_file).read_text())
     classes = data["classes"]
     fractions = np.array(
         [[np.nan if v is None else v for v in row] for row in data["confusion_fractions"]]
     )
     size = 0.62 * len(classes) + 3.5
-    fig, ax = plt.subplots(figsize=(size + 1.0, size + 0.8))
+    fig, ax = new_figure(figsize=(size + 1.0, size + 0.8))
     image = ax.imshow(100 * fractions, cmap="Blues", vmin=0, vmax=100)
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -67,9 +66,8 @@ def plot_task_rocs(
     result_file: Path, label: str, stem: Path, text: FigureText, formats: Sequence[str]
 ) -> list[Path]:
     """Background rejection vs signal efficiency of every binary task (X vs QCD, D_b, D_c)."""
-    use_style()
     data = json.loads(Path(result_file).read_text())
-    fig, ax = plt.subplots(figsize=(8, 6.5))
+    fig, ax = new_figure(figsize=(8, 6.5))
     ymax = 1.0
     for k, task in enumerate(data["tasks"]):
         definition = Discriminant.from_dict(task["discriminant"])
@@ -97,8 +95,7 @@ def plot_task_rocs(
     ax.set_ylabel("Background rejection")
     ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.76), fontsize="x-small",
               ncols=2 if len(data["tasks"]) > 4 else 1)  # fmt: skip
-    experiment_label(ax, text, text.with_sample(label))
-    return save_figure(fig, stem, formats)
+    return finish(fig, ax, text, stem, formats, label)
 
 
 def plot_fraction_scan(
@@ -113,14 +110,13 @@ def plot_fraction_scan(
     FTAG's f_c figure: c rejection (x) against light rejection (y) for D_b as f_c goes from
     0 to 1, one line per tagger, the configured fraction marked with a star.
     """
-    use_style()
     data = json.loads(Path(scan_file).read_text())
     definition = Discriminant.from_dict(data["discriminant"])
     scanned = data["scanned"]
     other = next(b for b in definition.display_order if b != scanned)
     configured = dict(definition.fractions)[scanned]
     values = np.asarray(data["values"], dtype=float)
-    fig, ax = plt.subplots(figsize=(8, 6.5))
+    fig, ax = new_figure(figsize=(8, 6.5))
     names = list(data["taggers"])
     for k, tagger in enumerate(names):
         entries = data["taggers"][tagger]
@@ -145,5 +141,4 @@ def plot_fraction_scan(
     wp = f"{round(100 * data['working_point']):d}% {signal} efficiency"
     star = f"$\\star$: $f_{{{scanned}}}$ = {configured:g}"
     ax.legend(loc="upper right", fontsize="small", title=f"$f_{{{scanned}}}$ scan")
-    experiment_label(ax, text, text.with_sample(f"{definition.axis_label}, {wp}", star))
-    return save_figure(fig, stem, formats)
+    return finish(fig, ax, text, stem, formats, f"{definition.axis_label}, {wp}", star)

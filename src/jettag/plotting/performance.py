@@ -12,7 +12,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.path import Path as MarkerPath
@@ -26,10 +25,12 @@ from jettag.plotting.style import (
     FigureText,
     class_style,
     comma_join,
+    data_in_lower,
     experiment_label,
+    finish,
+    new_figure,
     save_figure,
     singular,
-    use_style,
 )
 
 
@@ -82,15 +83,6 @@ def _flags(values: list | None, n: int) -> np.ndarray:
     return np.zeros(n, dtype=bool) if values is None else np.array(values, dtype=bool)
 
 
-def _headroom(ax, low: float, high: float, log: bool) -> None:
-    """Set y limits so [low, high] fills the lower DATA_FRACTION of the axes."""
-    if log:
-        lo, hi = np.log10(low), np.log10(high)
-        ax.set_ylim(10**lo, 10 ** (lo + (hi - lo) / DATA_FRACTION))
-    else:
-        ax.set_ylim(low, low + (high - low) / DATA_FRACTION)
-
-
 def plot_efficiency_vs_pt(
     pt_files: Sequence[Path],
     labels: Sequence[str] | None,
@@ -99,7 +91,6 @@ def plot_efficiency_vs_pt(
     formats: Sequence[str],
 ) -> list[Path]:
     """Signal efficiency and background rejections vs jet pT: a figure each, taggers overlaid."""
-    use_style()
     results = [json.loads(Path(p).read_text()) for p in pt_files]
     labels = list(labels) if labels else [r["tagger"] for r in results]
     reference = results[0]
@@ -126,7 +117,7 @@ def plot_efficiency_vs_pt(
     n_series = len(results) * len(STRATEGIES)
     written = []
     for key, ylabel, log in pt_quantities(definition):
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = new_figure(figsize=(8, 6))
         lows, highs = [], []
         n_not_shown = 0
         any_limit = False
@@ -180,7 +171,9 @@ def plot_efficiency_vs_pt(
         if lows:
             low, high = min(lows), max(highs)
             pad = 0.1 * (high - low) if not log else 0.0
-            _headroom(ax, low / 1.5 if log else low - pad - 0.01, high + pad, log)
+            data_in_lower(
+                ax, low / 1.5 if log else low - pad - 0.01, high + pad, DATA_FRACTION, log
+            )
         if log:
             ax.set_yscale("log")
         ax.set_xlim(edges[0], x_max)
@@ -225,11 +218,10 @@ def plot_score_histograms(
     formats: Sequence[str],
 ) -> list[Path]:
     """The discriminant per class (unit area, log y) with dashed lines at the WP cuts."""
-    use_style()
     data = json.loads(Path(histograms_file).read_text())
     definition = Discriminant.from_dict(data["discriminant"])
     edges = np.asarray(data["edges"], dtype=float)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = new_figure(figsize=(8, 6))
     positive = []
     for index, flavour in enumerate(data["histograms"]):
         colour, name = class_style(flavour, index)
@@ -242,7 +234,7 @@ def plot_score_histograms(
     if positive:
         high = max(positive)
         # the tails span many decades; show four below the peak, not single-jet noise
-        _headroom(ax, max(min(positive), high * 1e-4) / 2, high, log=True)
+        data_in_lower(ax, max(min(positive), high * 1e-4) / 2, high, DATA_FRACTION, log=True)
     line_top = DATA_FRACTION + 0.02
     on_line = blended_transform_factory(ax.transData, ax.transAxes)
     for wp in data["working_points"]:
@@ -261,5 +253,4 @@ def plot_score_histograms(
     handles.append(Line2D([], [], color="black", ls="--", lw=1.2,
                           label=f"WP cut ({signal_text}-eff.)"))  # fmt: skip
     ax.legend(handles=handles, loc="upper right", fontsize="small")
-    experiment_label(ax, text, text.with_sample(label, definition.fraction_label()))
-    return save_figure(fig, stem, formats)
+    return finish(fig, ax, text, stem, formats, label, definition.fraction_label())

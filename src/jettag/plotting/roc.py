@@ -12,7 +12,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -20,15 +19,7 @@ from matplotlib.patches import Patch
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import FEW_PASSING
 from jettag.evaluation.performance import Roc
-from jettag.plotting.style import (
-    COLOURS,
-    FigureText,
-    class_style,
-    experiment_label,
-    save_figure,
-    singular,
-    use_style,
-)
+from jettag.plotting.style import COLOURS, FigureText, class_style, finish, ratio_figure, singular
 
 LINE_STYLES = ("-", "--", ":", "-.")
 
@@ -65,7 +56,6 @@ def plot_roc(
     reference with the paired-bootstrap band (working_points.json `paired`), since the
     taggers share their test jets and so their fluctuations.
     """
-    use_style()
     curves = [json.loads(Path(p).read_text()) for p in metrics_files]
     taggers = [c["tagger"] for c in curves]
     paired = json.loads(Path(comparison_file).read_text()).get("paired")
@@ -78,13 +68,7 @@ def plot_roc(
     definition = Discriminant.from_dict(curves[0]["discriminant"])
     backgrounds = background_styles(definition)
     n_panels = len(backgrounds)
-    fig, axes = plt.subplots(
-        1 + n_panels,
-        1,
-        figsize=(8, 6.5 + 1.0 * n_panels),
-        sharex=True,
-        gridspec_kw={"height_ratios": [3] + [1] * n_panels, "hspace": 0.06},
-    )
+    fig, axes = ratio_figure(n_panels, figsize=(8, 6.5 + 1.0 * n_panels))
     main = axes[0]
     rocs = [Roc.from_dict(curve["roc"]) for curve in curves]
     ref_roc = rocs[ref_index]
@@ -158,7 +142,6 @@ def plot_roc(
     below_taggers = 0.97 - 0.068 * (len(labels) + 1)
     main.legend(handles=bkg_handles, loc="upper right", bbox_to_anchor=(1.0, below_taggers),
                 fontsize="small", ncols=2)  # fmt: skip
-    experiment_label(main, text, text.with_sample(definition.fraction_label()))
     ref_label = labels[ref_index]
     for panel, (_, _, name) in enumerate(backgrounds, start=1):
         axes[panel].set_ylabel(f"{name.split('-')[0]} rej.\nratio", fontsize="small")
@@ -170,4 +153,4 @@ def plot_roc(
     axes[-1].set_xlabel(f"{singular(class_style(definition.signal)[1])} efficiency")
     eff = ref_roc.signal_efficiency
     axes[-1].set_xlim(eff.min(), eff.max())
-    return save_figure(fig, stem, formats)
+    return finish(fig, main, text, stem, formats, definition.fraction_label())

@@ -13,8 +13,8 @@ from jettag.plotting.style import (
     FigureText,
     class_style,
     experiment_label,
+    new_figure,
     save_figure,
-    use_style,
 )
 
 AXIS_LABELS = {
@@ -33,7 +33,6 @@ def plot_sample(
     histograms_file: Path, stem_prefix: Path, text: FigureText, formats: Sequence[str],
 ) -> list[Path]:  # fmt: skip
     """One normalised per-class plot per variable, plus the track-origin composition."""
-    use_style()
     data = json.loads(Path(histograms_file).read_text())
     written = []
     fractions = data["fractions"]
@@ -43,7 +42,7 @@ def plot_sample(
     for var, (xlabel, logy) in AXIS_LABELS.items():
         h = data["histograms"][var]
         edges = np.asarray(h["edges"])
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = new_figure(figsize=(8, 6))
         for flavour, (colour, label) in styles.items():
             counts = np.asarray(h[flavour])
             if counts.sum() == 0:
@@ -83,7 +82,7 @@ def _plot_origins(
     """Stacked fractions of track truth origins per jet class."""
     names = data["track_origins"]["names"]
     flavours = list(styles)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = new_figure(figsize=(8, 6))
     bottom = np.zeros(len(flavours))
     colours = plt.get_cmap("tab10").colors
     for k, name in enumerate(names):

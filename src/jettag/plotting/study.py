@@ -6,12 +6,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+from jettag.plotting.style import FigureText, data_in_lower, finish, new_figure
 
 X_LABELS = {"parameters": "Trainable parameters", "point": ""}
 
@@ -37,14 +36,13 @@ def plot_study(
     formats: Sequence[str],
 ) -> list[Path]:
     """Best val loss (train loss there), light and c rejection, epochs to target vs the scan."""
-    use_style()
     result = json.loads(Path(study_file).read_text())
     points = result["points"]
     x, x_label, ticks = study_x(result)
     series = list(dict.fromkeys(p["series"] for p in points))
     with_target = "target_val_loss" in result  # summaries from before it have no such panel
     n_panels = 4 if with_target else 3
-    fig, axes = plt.subplots(n_panels, 1, figsize=(8, 10 + 2 * with_target), sharex=True,
+    fig, axes = new_figure(n_panels, 1, figsize=(8, 10 + 2 * with_target), sharex=True,
                              gridspec_kw={"height_ratios": [2] + [1] * (n_panels - 1),
                                           "hspace": 0.06})  # fmt: skip
     wp = f"{100 * result['b_efficiency']:.0f}%"
@@ -88,8 +86,7 @@ def plot_study(
     axes[0].set_ylabel("Weighted cross-entropy")
     # the legend top right, the label's short lines top left, the curves in the lower half
     axes[0].legend(handles=styles + handles, loc="upper right", fontsize="x-small")
-    lo, hi = axes[0].get_ylim()
-    axes[0].set_ylim(lo, lo + (hi - lo) / 0.5)
+    data_in_lower(axes[0], *axes[0].get_ylim(), 0.5)
     for ax, _, ylabel in panels:
         ax.set_ylabel(ylabel, fontsize="small")
         ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))  # a seed spread never below zero
@@ -108,9 +105,6 @@ def plot_study(
         axes[-1].set_xlim(-0.5, len(ticks) - 0.5)
     axes[-1].set_xlabel(x_label)
     spread = f"mean and spread of {result['seeds']} seeds" if result["seeds"] > 1 else "one seed"
-    experiment_label(
-        axes[0], text,
-        text.with_sample(model_label, title, f"validation split, {spread}"),
-    )  # fmt: skip
     fig.align_ylabels(axes)
-    return save_figure(fig, stem, formats)
+    return finish(fig, axes[0], text, stem, formats, model_label, title,
+                  f"validation split, {spread}")  # fmt: skip

@@ -1,4 +1,10 @@
-"""ATLAS style via mplhep, the experiment label, and atomic saving in several formats."""
+"""The base every jettag figure shares: ATLAS style via mplhep, panels, the experiment label,
+room above the data for it, and atomic saving in several formats.
+
+A plot opens with `new_figure` (or `ratio_figure` for a main panel over ratio panels), puts
+its data in the lower part of the axes (`data_in_lower`) and ends with `finish`, which writes
+the experiment label, sqrt(s), the sample and the plot's own lines, and saves every format.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # plots are files; never ask for a display
 import matplotlib.pyplot as plt
 import mplhep
+import numpy as np
 from matplotlib.axes import Axes
 
 from jettag.atomic import atomic_path
@@ -70,6 +77,42 @@ def experiment_label(ax: Axes, text: FigureText, extra: str = "") -> None:
         mplhep.label.exp_label(exp=text.experiment, **options)
     if extra:
         ax.text(0.05, 0.80, extra, transform=ax.transAxes, va="top", ha="left", fontsize="small")
+
+
+def new_figure(*grid: int, **subplots_options):
+    """A figure in the ATLAS style: plt.subplots(*grid, **subplots_options), 8 x 6 by default."""
+    use_style()
+    subplots_options.setdefault("figsize", (8, 6))
+    return plt.subplots(*grid, **subplots_options)
+
+
+def ratio_figure(
+    n_ratios: int, figsize: tuple[float, float], main_height: float = 3.0,
+    ratio_height: float = 1.0,
+):  # fmt: skip
+    """A main panel over n_ratios ratio panels sharing its x axis: (fig, [main, ratios...])."""
+    heights = [main_height] + [ratio_height] * n_ratios
+    fig, axes = new_figure(1 + n_ratios, 1, figsize=figsize, sharex=True,
+                           gridspec_kw={"height_ratios": heights, "hspace": 0.06})  # fmt: skip
+    return fig, list(axes)
+
+
+def data_in_lower(ax: Axes, low: float, high: float, fraction: float, log: bool = False) -> None:
+    """y limits that put [low, high] in the lower `fraction` of the axes: the experiment label
+    and the legends go above the data."""
+    if log:
+        lo, hi = np.log10(low), np.log10(high)
+        ax.set_ylim(10**lo, 10 ** (lo + (hi - lo) / fraction))
+    else:
+        ax.set_ylim(low, low + (high - low) / fraction)
+
+
+def finish(fig, ax: Axes, text: FigureText, stem: Path, formats: Sequence[str],
+           *lines: str) -> list[Path]:  # fmt: skip
+    """The experiment label on ax, with the sample text and these lines below it; then save
+    stem.<format> for every format."""
+    experiment_label(ax, text, text.with_sample(*lines))
+    return save_figure(fig, stem, formats)
 
 
 def save_figure(fig, stem: Path, formats: Sequence[str]) -> list[Path]:

@@ -6,10 +6,15 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from jettag.plotting.style import FigureText, experiment_label, save_figure, use_style
+from jettag.plotting.style import (
+    FigureText,
+    data_in_lower,
+    experiment_label,
+    new_figure,
+    save_figure,
+)
 
 STRATEGY_LABELS = {
     "scratch": "Trained from scratch",
@@ -27,10 +32,9 @@ def plot_transfer(
     formats: Sequence[str],
 ) -> list[Path]:
     """Two panels vs training jets (log x): light rejection at the WP (log y) and AUC."""
-    use_style()
     result = json.loads(Path(summary_file).read_text())
     wp = f"{round(result['b_efficiency'] * 100):d}%"
-    fig, (ax_rej, ax_auc) = plt.subplots(1, 2, figsize=(14, 6))
+    fig, (ax_rej, ax_auc) = new_figure(1, 2, figsize=(14, 6))
     for strategy, points in result["points"].items():
         jets = np.array([p["train_jets"] for p in points], dtype=float)
         marker, line = STRATEGY_STYLES.get(strategy, ("o", "-"))
@@ -55,7 +59,7 @@ def plot_transfer(
     # data in the lower part of each panel: the experiment label (left) and legend go above
     lo, hi = _data_range(result, "light_rejection")
     lo /= 1.5
-    ax_rej.set_ylim(lo, lo * (hi / lo) ** (1 / 0.55))
+    data_in_lower(ax_rej, lo, hi, 0.55, log=True)
     lo, hi = _data_range(result, "auc")
     pad = 0.1 * (hi - lo) + 1e-3
     ax_auc.set_ylim(lo - pad, hi + pad + (hi - lo + 2 * pad) * 0.8)
