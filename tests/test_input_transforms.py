@@ -1,4 +1,4 @@
-"""The feature-transform study's input layer (training.input_transforms) on generated jets.
+"""The feature-transform study's input layer (training/network.py) on generated jets.
 
 The network's first layer maps prepared inputs back to raw pT fraction and dR (and, when
 asked, the IP significances), re-standardised on training jets or not at all; by default
@@ -20,7 +20,6 @@ from jettag import config as cfg
 from jettag.config import InputTransformsConfig
 from jettag.errors import ConfigError, TrainingInterruptedError
 from jettag.evaluation.predict import network_probabilities
-from jettag.features.normalisation import MeanVarianceAccumulator
 from jettag.io.history import read_history
 from jettag.io.model_inputs import input_spec, read_model_inputs
 from jettag.models.deepsets import DeepSets
@@ -28,9 +27,9 @@ from jettag.models.input_transforms import ColumnMap, InputTransform, column_pla
 from jettag.models.registry import build_model
 from jettag.training import loop
 from jettag.training.checkpoint import load_checkpoint, load_trained_model
-from jettag.training.input_transforms import build_network
 from jettag.training.loop import train_model
-from jettag.transforms import LOG_FLOOR
+from jettag.training.network import build_network
+from jettag.transforms import LOG_FLOOR, MeanVarianceAccumulator
 
 LOGGED = ("ptfrac", "dr")
 SIGNIFICANCES = ("IP3D_signed_d0_significance", "IP3D_signed_z0_significance")
@@ -207,3 +206,46 @@ def test_a_resumed_epoch_keeps_its_time_before_the_kill(prepared, config, tmp_pa
     history = read_history(tmp_path / "history.csv")
     assert history["epoch_seconds"][0] > before["seconds"]  # the time before the kill counts
     np.testing.assert_allclose(history["wall_seconds"], np.cumsum(history["epoch_seconds"]))
+
+
+def test_every_transform_is_configurable_and_each_inverse_undoes_it():
+    """jettag.transforms names the transforms (the schema's enum) and their inverses; the
+    network layer's inverse, given one standardised column per transform, gives back values
+    computed by hand."""
+    from jettag.config.schema import schema
+    from jettag.transforms import INVERSES, TRANSFORMS, Normalisation, apply_transform
+
+    def find_enum(node):
+        if isinstance(node, dict):
+            if node.get("enum") and "signed_log" in node["enum"]:
+                return node["enum"]
+            return next((e for v in node.values() if (e := find_enum(v))), None)
+        if isinstance(node, list):
+            return next((e for v in node if (e := find_enum(v))), None)
+        return None
+
+    assert sorted(find_enum(schema())) == sorted(TRANSFORMS)
+    assert set(INVERSES) <= set(TRANSFORMS)
+    values = np.array([1e-3, 0.02, 0.5, 3.0, 40.0, -0.7, -12.0])
+    by_hand = {
+        "log": np.log(np.abs(values[:5])),
+        "signed_log": np.sign(values) * np.log(1 + abs(values)),
+    }
+    norms = []
+    for name in INVERSES:
+        v = np.abs(values[:5]) if name == "log" else values
+        np.testing.assert_allclose(apply_transform(name, v), by_hand[name], rtol=1e-12)
+        norms.append(Normalisation(name, name, 0.3, 1.7))
+    config = InputTransformsConfig(log=False, log_inputs=tuple(INVERSES), normalise=False)
+    column_map = ColumnMap(len(norms))
+    column_map.set(column_plan(norms, config))
+    prepared = np.stack(
+        [
+            norm.apply(np.abs(values[:5]) if norm.transform == "log" else values[:5])
+            for norm in norms
+        ],
+        axis=1,
+    )
+    back = column_map.raw(torch.from_numpy(prepared.astype(np.float32))).numpy()
+    np.testing.assert_allclose(back[:, 0], np.abs(values[:5]), rtol=1e-5)
+    np.testing.assert_allclose(back[:, 1], values[:5], rtol=1e-5)

@@ -49,7 +49,7 @@ FOUNDATION_ALLOWED = {
     "kinematics": set(),
     "signals": set(),
     "flavours": {"errors"},  # a class set file that cannot be read is an InputError
-    "transforms": set(),
+    "transforms": {"config"},  # fitting takes the InputConfig of each input
     "config": {"errors", "flavours"},
     "stages": {"errors", "config"},
     "cluster": {"errors"},

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import yaml
 
-from jettag.features.normalisation import MeanVarianceAccumulator
 from jettag.features.reweight import HistogramAccumulator
 from jettag.features.split import assign_split, event_uniform
 from jettag.io.canonical import read_all
 from jettag.io.fields import lifetime_signed_d0_significance
 from jettag.simulate import pdg
-from jettag.transforms import apply_transform
+from jettag.transforms import MeanVarianceAccumulator, apply_transform
 
 
 def test_split_fractions_and_event_integrity():

@@ -26,9 +26,8 @@ import yaml
 
 from jettag.atomic import write_json
 from jettag.errors import InputError
-from jettag.features.normalisation import MeanVarianceAccumulator
 from jettag.io.model_inputs import build_inputs, input_spec
-from jettag.transforms import apply_transform
+from jettag.transforms import MeanVarianceAccumulator, apply_transform
 
 STAGES = ("raw", "transformed", "normalised")
 QUANTILES = (0.001, 0.999)

@@ -18,7 +18,6 @@ import numpy as np
 from jettag.atomic import atomic_path, write_yaml
 from jettag.config import PrepareConfig
 from jettag.errors import InputError
-from jettag.features.normalisation import MeanVarianceAccumulator, fit_normalisation
 from jettag.features.reweight import HistogramAccumulator, class_weights, fit_reweighting
 from jettag.features.split import SPLITS, assign_split
 from jettag.features.variables import add_derived_track_fields
@@ -36,7 +35,13 @@ from jettag.io.canonical import (
     with_fields,
 )
 from jettag.io.model_inputs import ModelInputWriter
-from jettag.transforms import apply_transform, normalisation_from_dict, out_of_domain
+from jettag.transforms import (
+    MeanVarianceAccumulator,
+    apply_transform,
+    fit_normalisation,
+    normalisation_from_dict,
+    out_of_domain,
+)
 
 log = logging.getLogger(__name__)
 BLOCK_JETS = 200_000

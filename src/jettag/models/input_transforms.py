@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from jettag.config import InputTransformsConfig
-from jettag.transforms import Normalisation
+from jettag.transforms import INVERSES, Normalisation
 
-KEEP, EXP, SIGNED_EXP = 0, 1, 2  # the inverse applied to a column
-INVERSES = {"log": EXP, "signed_log": SIGNED_EXP}
+KEEP, EXP, SIGNED_EXP = 0, 1, 2  # the inverse applied to a column, as a buffer's code
+# each invertible transform (jettag.transforms.INVERSES) -> the code of its inverse
+INVERSE_CODES = {t: {"exp": EXP, "signed_expm1": SIGNED_EXP}[f] for t, f in INVERSES.items()}
 MAX_EXPONENT = 80.0  # exp(80) is finite in float32: a wild value never becomes inf or NaN
 
 
@@ -136,7 +137,7 @@ def column_plan(
     names = [n.name for n in norms]
     unknown = [
         n.name for n in norms
-        if not config.log and n.name in config.log_inputs and n.transform not in INVERSES
+        if not config.log and n.name in config.log_inputs and n.transform not in INVERSE_CODES
     ]  # fmt: skip
     if unknown:
         raise ValueError(
@@ -144,7 +145,7 @@ def column_plan(
             f" not log or signed_log ({[n.transform for n in norms if n.name in unknown]})"
         )
     inverse = np.array(
-        [INVERSES[n.transform] if not config.log and n.name in config.log_inputs else KEEP
+        [INVERSE_CODES[n.transform] if not config.log and n.name in config.log_inputs else KEEP
          for n in norms], dtype=np.int8,
     )  # fmt: skip
     prepared_mean = np.array([n.mean for n in norms], dtype=np.float64)

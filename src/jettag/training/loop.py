@@ -40,8 +40,8 @@ from jettag.training.data import (
 from jettag.training.diagnosis import diagnose
 from jettag.training.diagnosis import summary as diagnosis_summary
 from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
-from jettag.training.input_transforms import build_network
 from jettag.training.losses import weighted_cross_entropy_sum
+from jettag.training.network import build_network
 from jettag.training.schedules import cycle_ends, make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
 from jettag.training.transfer import freeze_encoder, load_pretrained

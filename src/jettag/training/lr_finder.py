@@ -23,9 +23,9 @@ import torch
 from jettag.config import ModelConfig
 from jettag.io.model_inputs import input_spec
 from jettag.training.data import class_weight_tensor, load_split
-from jettag.training.input_transforms import build_network
 from jettag.training.loop import member_seed
 from jettag.training.losses import weighted_cross_entropy
+from jettag.training.network import build_network
 
 SMOOTHING = 0.98  # exponential moving average of the step losses (bias-corrected)
 MIN_STEPS_BEFORE_STOP = 10

@@ -1,4 +1,4 @@
-"""A network to train, with its input-transform layer fitted (training.input_transforms).
+"""A network to train, with its input-transform layer fitted (models/input_transforms.py).
 
 When a model un-logs inputs and keeps them standardised, the mean and std of the un-logged
 values are fitted here on the training split (train.h5, every training jet, as prepare fits
@@ -17,10 +17,10 @@ from torch import nn
 
 from jettag.config import ModelConfig
 from jettag.errors import ConfigError
-from jettag.features.normalisation import MeanVarianceAccumulator
 from jettag.io.model_inputs import InputSpec, ModelInputReader
 from jettag.models.input_transforms import ColumnMap, WithInputTransform, column_plan
 from jettag.models.registry import build_model
+from jettag.transforms import MeanVarianceAccumulator
 
 log = logging.getLogger(__name__)
 FIT_BLOCK_JETS = 16384
