@@ -11,8 +11,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,10 @@ from torch import nn
 from tqdm import tqdm
 
 from jettag.atomic import write_text
-from jettag.config import ModelConfig, TrainingConfig
+from jettag.config import ModelConfig
 from jettag.errors import InputError, TrainingInterruptedError
 from jettag.io.history import history_csv
-from jettag.io.model_inputs import input_spec
+from jettag.io.model_inputs import InputSpec, input_spec
 from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
@@ -39,7 +38,7 @@ from jettag.training.data import (
 )
 from jettag.training.diagnosis import diagnose
 from jettag.training.diagnosis import summary as diagnosis_summary
-from jettag.training.distributed import SINGLE_PROCESS, Ranks, process_group
+from jettag.training.distributed import Ranks, process_group
 from jettag.training.losses import weighted_cross_entropy_sum
 from jettag.training.network import build_network
 from jettag.training.schedules import cycle_ends, make_scheduler
@@ -135,102 +134,382 @@ class _Network(nn.Module):
         return self.model(tracks, valid, jets), None
 
 
-def _run_epoch(
-    network: nn.Module,
-    data: TensorData | StreamingSplit,
-    config: TrainingConfig,
-    class_weights: torch.Tensor,
-    device: torch.device,
-    progress: EpochProgress,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler=None,
-    generator: torch.Generator | None = None,
-    stop_requested=lambda: False,
-    augment: AxisRotation | None = None,
-    augment_seed: int = 0,
-    frozen: Sequence[nn.Module] = (),
-    ranks: Ranks = SINGLE_PROCESS,
-    after_step: Callable[[], None] | None = None,
-) -> EpochProgress:
-    """One pass over the data, from progress.batches_done on; trains when given an optimizer.
+@dataclass
+class TrainingState:
+    """Where a run stands between epochs: what last.pt keeps, so a killed run resumes."""
 
-    Each process takes its share of every batch; the losses are divided by the batch's total
-    weight over all processes, so that the gradients DDP averages are those of the whole
-    batch, and the epoch's sums are totals over the processes. Returns early, with the
-    progress so far, when stop_requested() becomes true in any process. after_step is called
-    after each optimiser and scheduler step (a snapshot ensemble saves its members there).
+    epoch: int = 0  # the epoch to run next
+    progress: EpochProgress = field(default_factory=EpochProgress)  # of that epoch, if begun
+    history: list[dict] = field(default_factory=list)
+    best_val_loss: float = math.inf
+    stale_epochs: int = 0
+    best: dict | None = None  # best.pt's content, kept so a rerun can write it again
+    snapshots: list[dict] = field(default_factory=list)  # the snapshots taken so far
+
+    def to_checkpoint(self) -> dict:
+        """The run's part of last.pt (the weights, optimiser and RNG states are the trainer's)."""
+        return {
+            "epoch": self.epoch,
+            "epoch_progress": asdict(self.progress),
+            "history": self.history,
+            "best_val_loss": self.best_val_loss,
+            "best_checkpoint": self.best,
+            "snapshots": self.snapshots,
+            "stale_epochs": self.stale_epochs,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> TrainingState:
+        """Inverse of to_checkpoint; a last.pt from before best and snapshots were kept has none."""
+        return cls(
+            epoch=state["epoch"], progress=EpochProgress(**state["epoch_progress"]),
+            history=state["history"], best_val_loss=state["best_val_loss"],
+            stale_epochs=state["stale_epochs"], best=state.get("best_checkpoint"),
+            snapshots=state.get("snapshots", []),
+        )  # fmt: skip
+
+
+class Trainer:
+    """One run's training: its data, network, optimiser and schedule, and its TrainingState.
+
+    Built in the order that draws the run's random numbers (seed, data, weights), so that a
+    run, and a run resumed from last.pt, are bit-identical to before this class existed.
     """
-    training = optimizer is not None
-    network.train(training)
-    for module in frozen:
-        module.eval()
-    batch_size = config.batch_size if training else 4 * config.batch_size
-    autocast = torch.autocast(
-        "cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.precision == "bf16"
-    )
-    batches = data.batches(
-        batch_size, generator, start_batch=progress.batches_done,
-        bucket=config.bucket_by_multiplicity,
-    )  # fmt: skip
-    with torch.set_grad_enabled(training):
-        for tracks, valid, jets, labels, weights, origin in batches:
-            if augment is not None:
-                # one stream per batch, so a resumed epoch rotates its batches the same way
-                batch_generator = torch.Generator().manual_seed(
-                    augment_seed + progress.batches_done
-                )
-                tracks = augment(tracks, valid, batch_generator)
-            batch = ranks.shard((tracks, valid, jets, labels, weights, origin))
-            tracks, valid, jets, labels, weights, origin = to_device(batch, device)
-            if not config.use_sample_weights:
-                weights = torch.ones_like(weights)
-            with autocast:
-                logits, origin_logits = network(tracks, valid, jets)
-            loss_sum, local_total = weighted_cross_entropy_sum(
-                logits, labels, weights, class_weights
+
+    def __init__(
+        self,
+        model_name: str,
+        model_config: ModelConfig,
+        data_dir: Path,
+        output_dir: Path,
+        seed: int,
+        member: int,
+        threads: int | None,
+        pretrained: Path | None,
+        freeze_track_encoder: bool,
+        ranks: Ranks,
+        device_name: str,
+        snapshots: bool = False,
+    ) -> None:
+        config = self.config = model_config.training
+        self.name, self.member, self.ranks = model_name, member, ranks
+        self.data_dir, self.output_dir, self.takes_snapshots = data_dir, output_dir, snapshots
+        if threads or config.num_threads:
+            # the job's cores are shared by its processes
+            torch.set_num_threads(max(1, (config.num_threads or threads) // ranks.world))
+        self.device = device = select_device(device_name)
+        self.run_seed = member_seed(seed, model_name, member)
+        torch.manual_seed(self.run_seed)
+
+        start = load_pretrained(pretrained, model_config, data_dir) if pretrained else None
+        if start is not None:
+            spec = start.spec
+        else:
+            spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
+        if config.track_origin_weight > 0:  # k-fold members train on both files
+            check_track_origins([data_dir / "train.h5", data_dir / "val.h5"], model_name)
+        self.train_data, self.val_data = self._data(spec, model_config)
+        self.class_weights = class_weight_tensor(
+            data_dir, config.use_class_weights, len(spec.classes), device
+        )
+
+        model = self.model = build_network(model_config, spec, data_dir)
+        self.frozen: list[nn.Module] = []
+        if start is not None:
+            model.load_state_dict(start.model_state)
+            if freeze_track_encoder:
+                self.frozen = freeze_encoder(model)
+        model.to(device)
+        network = _Network(model, with_tracks=config.track_origin_weight > 0)
+        self.trained = network
+        if ranks.distributed:
+            self.trained = nn.parallel.DistributedDataParallel(
+                network, device_ids=[device.index] if device.type == "cuda" else None
             )
-            if config.track_origin_weight > 0:
-                origin = origin[valid].long()
-                local_labelled = float((origin >= 0).sum())
-            else:
-                local_labelled = 0.0
-            total, n_labelled, stop = ranks.sum(
-                [float(local_total), local_labelled, float(training and stop_requested())]
+        self.evaluated = network
+        if config.compile:  # the weights stay those of model: checkpoints do not change
+            self.trained, self.evaluated = torch.compile(self.trained), torch.compile(network)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )  # fmt: skip
+        self.augment = AxisRotation(spec) if config.rotate_about_jet_axis else None
+        self.steps_per_epoch = math.ceil(len(self.train_data) / config.batch_size)
+        total_steps = config.epochs * self.steps_per_epoch
+        self.scheduler = make_scheduler(self.optimizer, total_steps, config.schedule)
+        self.snapshot_steps = cycle_ends(total_steps, config.schedule) if snapshots else []
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.fingerprint = _fingerprint(
+            model_config, self.run_seed, data_dir, pretrained, freeze_track_encoder, snapshots
+        )
+        self.meta = {
+            "model_name": model_name,
+            "member": member,
+            "model_config": json.loads(json.dumps(asdict(model_config))),
+            "inputs": spec.to_dict(),
+            "pretrained": None if pretrained is None else str(pretrained),
+            "frozen_track_encoder": freeze_track_encoder,
+        }
+        self.state = TrainingState()
+
+    def _data(
+        self, spec: InputSpec, model_config: ModelConfig
+    ) -> tuple[TensorData | StreamingSplit, TensorData | StreamingSplit]:
+        """The training and validation splits, label noise added, on the device if asked."""
+        config, train_file = self.config, self.data_dir / "train.h5"
+        train, val = training_data(self.data_dir, spec, model_config, self.member)
+        if config.label_noise > 0:
+            if not isinstance(train, TensorData):
+                raise ValueError(
+                    f"{train_file}: training.label_noise needs the split in memory"
+                    " (training.loader: memory)"
+                )
+            # the same wrong labels at every epoch and after a resume: seeded by the run
+            train = train.with_label_noise(config.label_noise, len(spec.classes), self.run_seed)
+            log.info("label noise: %d of %d training labels replaced by another class",
+                     round(config.label_noise * len(train)), len(train))  # fmt: skip
+        if len(train) < config.batch_size:
+            raise ValueError(
+                f"{train_file}: {len(train)} training jets, fewer than one batch"
+                f" ({config.batch_size}); lower training.batch_size or make more jets"
             )
-            objective = loss_sum * (ranks.world / max(total, 1e-12))
-            origin_sum = torch.zeros((), device=device)
-            if n_labelled:  # with the auxiliary task only; no labelled track, no term
-                origin_sum = F.cross_entropy(
-                    origin_logits.float(), origin, ignore_index=-1, reduction="sum"
+        placed = place_on_device([train, val], self.device, config.data_on_device)
+        if placed[0] is not train:
+            log.info("train and val splits held on %s (%d jets)", self.device,
+                     len(train) + len(val))  # fmt: skip
+        return placed[0], placed[1]
+
+    def resume(self) -> None:
+        """Continue an interrupted run with the same fingerprint from last.pt, if there is one."""
+        state = _resume_state(self.output_dir / "last.pt", self.fingerprint)
+        if state is None:
+            return
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.scheduler.load_state_dict(state["scheduler_state"])
+        torch.set_rng_state(state["torch_rng_state"])
+        if self.device.type == "cuda" and state.get("cuda_rng_state") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng_state"], self.device)
+        self.state = TrainingState.from_checkpoint(state)
+        log.info("resuming %s/%d at epoch %d, batch %d", self.name, self.member,
+                 self.state.epoch, self.state.progress.batches_done)  # fmt: skip
+        # Snakemake deletes a rerun job's outputs, best.pt and the snapshots included
+        if self.ranks.is_main:
+            if self.state.best is not None:
+                save_checkpoint(self.output_dir / "best.pt", self.state.best)
+            for k, snapshot in enumerate(self.state.snapshots):
+                save_checkpoint(self.output_dir / snapshot_name(k), snapshot)
+
+    def save_last(self) -> None:
+        """The whole training state: epoch and batch position, weights, optimiser, RNG."""
+        if not self.ranks.is_main:
+            return
+        run = self.state.to_checkpoint()
+        device = self.device
+        save_checkpoint(
+            self.output_dir / "last.pt",
+            {
+                **self.meta,
+                "fingerprint": self.fingerprint,
+                "epoch": run.pop("epoch"),
+                "epoch_progress": run.pop("epoch_progress"),
+                "model_state": self.model.state_dict(),
+                "optimizer_state": self.optimizer.state_dict(),
+                "scheduler_state": self.scheduler.state_dict(),
+                "torch_rng_state": torch.get_rng_state(),
+                # dropout on a GPU draws from its own generator
+                "cuda_rng_state": (
+                    torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+                ),
+                **run,
+                "finished": False,
+            },
+        )
+
+    def _weights(self) -> dict:
+        """A copy of the model's weights, as best.pt and the snapshots hold them."""
+        return {key: v.detach().clone() for key, v in self.model.state_dict().items()}
+
+    def snapshot(self, epoch: int) -> None:
+        """At the end of a cycle (a step count of snapshot_steps), write the next snapshot."""
+        step = self.scheduler.last_epoch
+        if step not in self.snapshot_steps:
+            return
+        k = self.snapshot_steps.index(step)
+        snapshot = {**self.meta, "epoch": epoch, "step": step, "cycle": k,
+                    "model_state": self._weights()}  # fmt: skip
+        self.state.snapshots.append(snapshot)
+        if self.ranks.is_main:
+            save_checkpoint(self.output_dir / snapshot_name(k), snapshot)
+        log.info("%s/%d: cycle %d of %d ends at step %d (epoch %d): %s", self.name, self.member,
+                 k + 1, len(self.snapshot_steps), step, epoch, snapshot_name(k))  # fmt: skip
+
+    def run_epoch(
+        self, epoch: int | None, progress: EpochProgress, stop_requested=lambda: False
+    ) -> EpochProgress:
+        """One pass over the data, from progress.batches_done on: a training pass of `epoch`,
+        or, with epoch None, the validation pass.
+
+        Each process takes its share of every batch; the losses are divided by the batch's
+        total weight over all processes, so that the gradients DDP averages are those of the
+        whole batch, and the epoch's sums are totals over the processes. Returns early, with
+        the progress so far, when stop_requested() becomes true in any process. A snapshot
+        ensemble saves its members after the optimiser and scheduler step that ends a cycle.
+        """
+        config, device, ranks = self.config, self.device, self.ranks
+        training = epoch is not None
+        network = self.trained if training else self.evaluated
+        network.train(training)
+        for module in self.frozen:
+            module.eval()
+        data = self.train_data if training else self.val_data
+        batch_size = config.batch_size if training else 4 * config.batch_size
+        generator = torch.Generator().manual_seed(self.run_seed + epoch) if training else None
+        augment = self.augment if training else None
+        augment_seed = (self.run_seed + epoch) * 1_000_003 if training else 0
+        autocast = torch.autocast(
+            "cuda", dtype=torch.bfloat16,
+            enabled=device.type == "cuda" and config.precision == "bf16",
+        )  # fmt: skip
+        batches = data.batches(
+            batch_size, generator, start_batch=progress.batches_done,
+            bucket=config.bucket_by_multiplicity,
+        )  # fmt: skip
+        with torch.set_grad_enabled(training):
+            for tracks, valid, jets, labels, weights, origin in batches:
+                if augment is not None:
+                    # one stream per batch, so a resumed epoch rotates its batches the same way
+                    batch_generator = torch.Generator().manual_seed(
+                        augment_seed + progress.batches_done
+                    )
+                    tracks = augment(tracks, valid, batch_generator)
+                batch = ranks.shard((tracks, valid, jets, labels, weights, origin))
+                tracks, valid, jets, labels, weights, origin = to_device(batch, device)
+                if not config.use_sample_weights:
+                    weights = torch.ones_like(weights)
+                with autocast:
+                    logits, origin_logits = network(tracks, valid, jets)
+                loss_sum, local_total = weighted_cross_entropy_sum(
+                    logits, labels, weights, self.class_weights
                 )
-                objective = objective + config.track_origin_weight * origin_sum * (
-                    ranks.world / n_labelled
+                if config.track_origin_weight > 0:
+                    origin = origin[valid].long()
+                    local_labelled = float((origin >= 0).sum())
+                else:
+                    local_labelled = 0.0
+                total, n_labelled, stop = ranks.sum(
+                    [float(local_total), local_labelled, float(training and stop_requested())]
                 )
-            if training:
-                if config.l1 > 0:
-                    objective = objective + config.l1 * _l1_penalty(network)
-                optimizer.zero_grad(set_to_none=True)
-                objective.backward()
-                if config.gradient_clip_norm is not None:
-                    nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip_norm)
-                optimizer.step()
-                scheduler.step()
-                if after_step is not None:
-                    after_step()
-            loss_total, correct, n_jets, origin_total = ranks.sum(
-                [float(loss_sum.detach()), float((logits.argmax(dim=1) == labels).sum()),
-                 labels.shape[0], float(origin_sum.detach())]
-            )  # fmt: skip
-            progress.batches_done += 1
-            progress.loss_sum += loss_total
-            progress.weight_sum += total
-            progress.correct += correct
-            progress.jets += int(n_jets)
-            progress.origin_loss_sum += origin_total
-            progress.origin_tracks += int(n_labelled)
-            if stop:
-                break
-    return progress
+                objective = loss_sum * (ranks.world / max(total, 1e-12))
+                origin_sum = torch.zeros((), device=device)
+                if n_labelled:  # with the auxiliary task only; no labelled track, no term
+                    origin_sum = F.cross_entropy(
+                        origin_logits.float(), origin, ignore_index=-1, reduction="sum"
+                    )
+                    objective = objective + config.track_origin_weight * origin_sum * (
+                        ranks.world / n_labelled
+                    )
+                if training:
+                    self._step(network, objective, epoch)
+                loss_total, correct, n_jets, origin_total = ranks.sum(
+                    [float(loss_sum.detach()), float((logits.argmax(dim=1) == labels).sum()),
+                     labels.shape[0], float(origin_sum.detach())]
+                )  # fmt: skip
+                progress.batches_done += 1
+                progress.loss_sum += loss_total
+                progress.weight_sum += total
+                progress.correct += correct
+                progress.jets += int(n_jets)
+                progress.origin_loss_sum += origin_total
+                progress.origin_tracks += int(n_labelled)
+                if stop:
+                    break
+        return progress
+
+    def _step(self, network: nn.Module, objective: torch.Tensor, epoch: int) -> None:
+        """One optimiser and scheduler step (L1 and gradient clipping as configured)."""
+        config = self.config
+        if config.l1 > 0:
+            objective = objective + config.l1 * _l1_penalty(network)
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        if config.gradient_clip_norm is not None:
+            nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.takes_snapshots:
+            self.snapshot(epoch)
+
+    def end_epoch(self, epoch: int, val: EpochProgress, epoch_seconds: float) -> None:
+        """Record a finished epoch: its history row, best.pt if it improved, then last.pt."""
+        state, config = self.state, self.config
+        train_loss, train_acc = state.progress.result()
+        val_loss, val_acc = val.result()
+        if config.track_origin_weight > 0:
+            _check_origin_losses(state.progress, val, self.data_dir, self.name)
+        state.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "train_accuracy": train_acc,
+                "val_accuracy": val_acc,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "epoch_seconds": epoch_seconds,
+                "train_track_origin_loss": state.progress.origin_loss(),
+                "val_track_origin_loss": val.origin_loss(),
+                "wall_seconds": _wall_seconds(state.history) + epoch_seconds,
+            }
+        )
+        if val_loss < state.best_val_loss - config.min_delta:
+            state.best_val_loss, state.stale_epochs = val_loss, 0
+            state.best = {**self.meta, "epoch": epoch, "val_loss": val_loss,
+                          "model_state": self._weights()}  # fmt: skip
+            if self.ranks.is_main:
+                save_checkpoint(self.output_dir / "best.pt", state.best)
+        else:
+            state.stale_epochs += 1
+        state.epoch, state.progress = epoch + 1, EpochProgress()
+        self.save_last()
+        if self.ranks.is_main:
+            write_text(self.output_dir / "history.csv", history_csv(state.history))
+
+    def fit(self) -> list[dict]:
+        """Train to the last epoch or early stopping; on SIGTERM save last.pt and raise."""
+        config, state = self.config, self.state
+        epochs = tqdm(
+            range(state.epoch, config.epochs), desc=f"train {self.name}/{self.member}",
+            unit="epoch", initial=state.epoch, total=config.epochs,
+            disable=not (sys.stderr.isatty() and self.ranks.is_main),
+        )  # fmt: skip
+        with _sigterm_flag() as stop_requested:
+            for epoch in epochs:
+                if state.stale_epochs >= config.patience and not self.takes_snapshots:
+                    break
+                t0 = time.perf_counter()
+                state.progress = self.run_epoch(epoch, state.progress, stop_requested)
+                if state.progress.batches_done < self.steps_per_epoch:  # asked to stop
+                    state.progress.seconds += time.perf_counter() - t0
+                    state.epoch = epoch
+                    self.save_last()
+                    raise TrainingInterruptedError(
+                        f"SIGTERM: saved {self.output_dir / 'last.pt'} at epoch {epoch}, batch"
+                        f" {state.progress.batches_done}; rerun the same command to resume"
+                    )
+                val = self.run_epoch(None, EpochProgress())
+                # a resumed epoch counts its time before the interruption too (not the restart)
+                self.end_epoch(epoch, val, state.progress.seconds + time.perf_counter() - t0)
+                epochs.set_postfix(train=f"{state.history[-1]['train_loss']:.4f}",
+                                   val=f"{state.history[-1]['val_loss']:.4f}")  # fmt: skip
+        if len(state.snapshots) != len(self.snapshot_steps):  # a bug: every cycle ends in the run
+            raise RuntimeError(
+                f"{len(state.snapshots)} snapshots written of {len(self.snapshot_steps)} cycles"
+            )
+        if self.ranks.is_main:
+            _mark_finished(self.output_dir / "last.pt")
+            write_text(self.output_dir / "history.csv", history_csv(state.history))
+            _report_diagnosis(state.history, f"{self.name}/{self.member}")
+        return state.history
 
 
 def train_model(
@@ -262,242 +541,12 @@ def train_model(
             f" {model_config.training.schedule.name!r}"
         )
     with process_group(model_config.training.device) as (ranks, device_name):
-        return _train(
+        trainer = Trainer(
             model_name, model_config, data_dir, output_dir, seed, member, threads, pretrained,
             freeze_track_encoder, ranks, device_name, snapshots,
         )  # fmt: skip
-
-
-def _train(
-    model_name: str,
-    model_config: ModelConfig,
-    data_dir: Path,
-    output_dir: Path,
-    seed: int,
-    member: int,
-    threads: int | None,
-    pretrained: Path | None,
-    freeze_track_encoder: bool,
-    ranks: Ranks,
-    device_name: str,
-    snapshots: bool = False,
-) -> list[dict]:
-    """train_model in one process of ranks."""
-    config = model_config.training
-    if threads or config.num_threads:
-        # the job's cores are shared by its processes
-        torch.set_num_threads(max(1, (config.num_threads or threads) // ranks.world))
-    device = select_device(device_name)
-    run_seed = member_seed(seed, model_name, member)
-    torch.manual_seed(run_seed)
-
-    start = load_pretrained(pretrained, model_config, data_dir) if pretrained else None
-    if start is not None:
-        spec = start.spec
-    else:
-        spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
-    if config.track_origin_weight > 0:  # k-fold members train on both files
-        check_track_origins([data_dir / "train.h5", data_dir / "val.h5"], model_name)
-    train, val = training_data(data_dir, spec, model_config, member)
-    if config.label_noise > 0:
-        if not isinstance(train, TensorData):
-            raise ValueError(
-                f"{data_dir / 'train.h5'}: training.label_noise needs the split in memory"
-                " (training.loader: memory)"
-            )
-        # the same wrong labels at every epoch and after a resume: seeded by the run
-        train = train.with_label_noise(config.label_noise, len(spec.classes), run_seed)
-        log.info("label noise: %d of %d training labels replaced by another class",
-                 round(config.label_noise * len(train)), len(train))  # fmt: skip
-    if len(train) < config.batch_size:
-        raise ValueError(
-            f"{data_dir / 'train.h5'}: {len(train)} training jets, fewer than one batch"
-            f" ({config.batch_size}); lower training.batch_size or make more jets"
-        )
-    placed = place_on_device([train, val], device, config.data_on_device)
-    if placed[0] is not train:
-        log.info("train and val splits held on %s (%d jets)", device, len(train) + len(val))
-    train, val = placed
-    class_weights = class_weight_tensor(
-        data_dir, config.use_class_weights, len(spec.classes), device
-    )
-
-    model = build_network(model_config, spec, data_dir)
-    frozen: list[nn.Module] = []
-    if start is not None:
-        model.load_state_dict(start.model_state)
-        if freeze_track_encoder:
-            frozen = freeze_encoder(model)
-    model.to(device)
-    network = _Network(model, with_tracks=config.track_origin_weight > 0)
-    trained = network
-    if ranks.distributed:
-        trained = nn.parallel.DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    evaluated = network
-    if config.compile:  # the weights stay those of model: checkpoints do not change
-        trained, evaluated = torch.compile(trained), torch.compile(network)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-    )  # fmt: skip
-    augment = AxisRotation(spec) if config.rotate_about_jet_axis else None
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    scheduler = make_scheduler(optimizer, total_steps, config.schedule)
-    snapshot_steps = cycle_ends(total_steps, config.schedule) if snapshots else []
-    output_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(
-        model_config, run_seed, data_dir, pretrained, freeze_track_encoder, snapshots
-    )
-    state = _resume_state(output_dir / "last.pt", fingerprint)
-    history: list[dict] = []
-    best_val, stale_epochs, start_epoch = math.inf, 0, 0
-    best: dict | None = None  # best.pt's content, also kept in last.pt
-    taken: list[dict] = []  # the snapshots so far, also kept in last.pt
-    progress = EpochProgress()
-    if state is not None:
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        torch.set_rng_state(state["torch_rng_state"])
-        if device.type == "cuda" and state.get("cuda_rng_state") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
-        history, best_val = state["history"], state["best_val_loss"]
-        stale_epochs, start_epoch = state["stale_epochs"], state["epoch"]
-        progress = EpochProgress(**state["epoch_progress"])
-        log.info("resuming %s/%d at epoch %d, batch %d", model_name, member, start_epoch,
-                 progress.batches_done)  # fmt: skip
-        best = state.get("best_checkpoint")  # None in a last.pt from before it was kept
-        taken = state.get("snapshots", [])
-        # Snakemake deletes a rerun job's outputs, best.pt and the snapshots included
-        if ranks.is_main:
-            if best is not None:
-                save_checkpoint(output_dir / "best.pt", best)
-            for k, snapshot in enumerate(taken):
-                save_checkpoint(output_dir / snapshot_name(k), snapshot)
-
-    meta = {
-        "model_name": model_name,
-        "member": member,
-        "model_config": json.loads(json.dumps(asdict(model_config))),
-        "inputs": spec.to_dict(),
-        "pretrained": None if pretrained is None else str(pretrained),
-        "frozen_track_encoder": freeze_track_encoder,
-    }
-
-    def save_last(epoch: int, progress: EpochProgress) -> None:
-        """The whole training state: epoch and batch position, weights, optimiser, RNG."""
-        if not ranks.is_main:
-            return
-        save_checkpoint(
-            output_dir / "last.pt",
-            {
-                **meta,
-                "fingerprint": fingerprint,
-                "epoch": epoch,
-                "epoch_progress": asdict(progress),
-                "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict(),
-                "torch_rng_state": torch.get_rng_state(),
-                # dropout on a GPU draws from its own generator
-                "cuda_rng_state": (
-                    torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-                ),
-                "history": history,
-                "best_val_loss": best_val,
-                "best_checkpoint": best,
-                "snapshots": taken,
-                "stale_epochs": stale_epochs,
-                "finished": False,
-            },
-        )
-
-    epochs = tqdm(
-        range(start_epoch, config.epochs), desc=f"train {model_name}/{member}", unit="epoch",
-        initial=start_epoch, total=config.epochs,
-        disable=not (sys.stderr.isatty() and ranks.is_main),
-    )  # fmt: skip
-
-    def take_snapshot(epoch: int) -> None:
-        """At the end of a cycle (a step count of snapshot_steps), write the next snapshot."""
-        if scheduler.last_epoch not in snapshot_steps:
-            return
-        k = snapshot_steps.index(scheduler.last_epoch)
-        snapshot = {**meta, "epoch": epoch, "step": scheduler.last_epoch, "cycle": k,
-                    "model_state": {key: v.detach().clone()
-                                    for key, v in model.state_dict().items()}}  # fmt: skip
-        taken.append(snapshot)
-        if ranks.is_main:
-            save_checkpoint(output_dir / snapshot_name(k), snapshot)
-        log.info("%s/%d: cycle %d of %d ends at step %d (epoch %d): %s", model_name,
-                 member, k + 1, len(snapshot_steps), scheduler.last_epoch, epoch,
-                 snapshot_name(k))  # fmt: skip
-
-    with _sigterm_flag() as stop_requested:
-        for epoch in epochs:
-            if stale_epochs >= config.patience and not snapshots:
-                break
-            t0 = time.perf_counter()
-            generator = torch.Generator().manual_seed(run_seed + epoch)
-            progress = _run_epoch(
-                trained, train, config, class_weights, device, progress, optimizer, scheduler,
-                generator, stop_requested, augment, (run_seed + epoch) * 1_000_003, frozen,
-                ranks, (lambda e=epoch: take_snapshot(e)) if snapshots else None,
-            )  # fmt: skip
-            if progress.batches_done < steps_per_epoch:  # a process was asked to stop
-                progress.seconds += time.perf_counter() - t0
-                save_last(epoch, progress)
-                raise TrainingInterruptedError(
-                    f"SIGTERM: saved {output_dir / 'last.pt'} at epoch {epoch}, batch"
-                    f" {progress.batches_done}; rerun the same command to resume"
-                )
-            train_loss, train_acc = progress.result()
-            val_progress = _run_epoch(
-                evaluated, val, config, class_weights, device, EpochProgress(), ranks=ranks
-            )
-            val_loss, val_acc = val_progress.result()
-            # a resumed epoch counts its time before the interruption too (not the restart)
-            epoch_seconds = progress.seconds + time.perf_counter() - t0
-            if config.track_origin_weight > 0:
-                _check_origin_losses(progress, val_progress, data_dir, model_name)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "train_accuracy": train_acc,
-                    "val_accuracy": val_acc,
-                    "learning_rate": optimizer.param_groups[0]["lr"],
-                    "epoch_seconds": epoch_seconds,
-                    "train_track_origin_loss": progress.origin_loss(),
-                    "val_track_origin_loss": val_progress.origin_loss(),
-                    "wall_seconds": _wall_seconds(history) + epoch_seconds,
-                }
-            )
-            epochs.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-            if val_loss < best_val - config.min_delta:
-                best_val, stale_epochs = val_loss, 0
-                best = {**meta, "epoch": epoch, "val_loss": val_loss,
-                        "model_state": {k: v.detach().clone()
-                                        for k, v in model.state_dict().items()}}  # fmt: skip
-                if ranks.is_main:
-                    save_checkpoint(output_dir / "best.pt", best)
-            else:
-                stale_epochs += 1
-            progress = EpochProgress()
-            save_last(epoch + 1, progress)
-            if ranks.is_main:
-                write_text(output_dir / "history.csv", history_csv(history))
-    if len(taken) != len(snapshot_steps):  # a bug, not a config: every cycle ends in the run
-        raise RuntimeError(f"{len(taken)} snapshots written of {len(snapshot_steps)} cycles")
-    if ranks.is_main:
-        _mark_finished(output_dir / "last.pt")
-        write_text(output_dir / "history.csv", history_csv(history))
-        _report_diagnosis(history, f"{model_name}/{member}")
-    return history
+        trainer.resume()
+        return trainer.fit()
 
 
 def snapshot_name(cycle: int) -> str:
