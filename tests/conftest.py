@@ -31,6 +31,22 @@ def d_b(f_c: float) -> Discriminant:
     return Discriminant("b", (("c", f_c), ("light", 1.0 - f_c)))
 
 
+def written(result, path: Path) -> dict:
+    """Write a Result where its stage would, and give back its JSON object (what tests read)."""
+    result.write(path)
+    return result.to_dict()
+
+
+def write_table(predictions, discriminant, working_points, output_json, output_md, **options):
+    """working_point_table written as the working-points stage writes it (JSON and markdown)."""
+    from jettag.atomic import write_text
+    from jettag.evaluation.working_points import working_point_table
+
+    table = working_point_table(predictions, discriminant, working_points, **options)
+    write_text(output_md, table.markdown())
+    return written(table, output_json)
+
+
 def minimal_config(**overrides) -> dict:
     """A valid config dict with one generated sample, one model and the IP3D baseline."""
     raw = {

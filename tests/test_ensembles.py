@@ -256,7 +256,7 @@ def _ensemble_predictions(path, passing_c, passing_light):
     jets["pt"] = 50.0
     write_predictions(path, "dips", ["b", "c", "light"], jets, probabilities)
     metrics = path.with_suffix(".json")
-    evaluate(path, D_B, [0.6, 0.7, WP, 0.85], RocGrid(0.5, 0.9, 5), metrics)
+    evaluate(path, D_B, [0.6, 0.7, WP, 0.85], RocGrid(0.5, 0.9, 5)).write(metrics)
     return metrics
 
 

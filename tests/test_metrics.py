@@ -28,10 +28,11 @@ from tests.conftest import d_b, minimal_config
 
 
 def evaluate(predictions, evaluation: cfg.EvaluationConfig, output) -> dict:
-    """The evaluate stage with a config's evaluation section."""
-    return evaluate_stage(predictions, Discriminant.from_dict(evaluation.discriminant),
-                          evaluation.working_points,
-                          evaluation.roc_b_efficiencies, output)  # fmt: skip
+    """The evaluate stage with a config's evaluation section, its metrics written to output."""
+    metrics = evaluate_stage(predictions, Discriminant.from_dict(evaluation.discriminant),
+                             evaluation.working_points, evaluation.roc_b_efficiencies)  # fmt: skip
+    metrics.write(output)
+    return metrics.to_dict()
 
 
 def test_discriminant_definition():

@@ -18,8 +18,15 @@ import pytest
 from matplotlib.testing.compare import compare_images
 
 from jettag.config import RocGrid
-from jettag.evaluation.evaluate import evaluate
-from jettag.evaluation.working_points import efficiency_vs_pt, score_histograms, working_point_table
+from jettag.evaluation.evaluate import Metrics, evaluate
+from jettag.evaluation.working_points import (
+    EfficiencyVsPt,
+    ScoreHistograms,
+    WorkingPointTable,
+    efficiency_vs_pt,
+    score_histograms,
+    working_point_table,
+)
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
 from jettag.plotting.roc import plot_roc
 from jettag.plotting.saliency import plot_saliency
@@ -50,21 +57,25 @@ def figures(tmp_path_factory) -> dict[str, Path]:
     """The four figures, drawn from numbers files made here: name -> PNG."""
     out = tmp_path_factory.mktemp("figures")
     paths = [_predictions(out / "A.h5", "A", 1, 1.0), _predictions(out / "B.h5", "B", 2, 2.5)]
+    # each result goes through its file, as the plot stages read them
     metrics = []
     for path in paths:
-        metrics.append(out / f"{path.stem}_metrics.json")
-        evaluate(path, d_b(0.018), [0.7, 0.77], RocGrid(0.5, 0.95, 46), metrics[-1])
-    working_point_table(paths, d_b(0.018), [0.7, 0.77], out / "wp.json", out / "wp.md",
-                        reference="A", roc_efficiencies=np.linspace(0.5, 0.95, 46),
-                        replicas=50, seed=1)  # fmt: skip
-    plot_roc(metrics, ["Tagger A", "Tagger B"], out / "wp.json", out / "roc", TEXT, ["png"])
-    pt_files = []
+        evaluate(path, d_b(0.018), [0.7, 0.77], RocGrid(0.5, 0.95, 46)).write(out / "m.json")
+        metrics.append(Metrics.read(out / "m.json"))
+    table = working_point_table(paths, d_b(0.018), [0.7, 0.77], reference="A",
+                                roc_efficiencies=np.linspace(0.5, 0.95, 46), replicas=50,
+                                seed=1)  # fmt: skip
+    table.write(out / "wp.json")
+    comparison = WorkingPointTable.read(out / "wp.json")
+    plot_roc(metrics, ["Tagger A", "Tagger B"], comparison, out / "roc", TEXT, ["png"])
+    pt = []
     for path in paths:
-        pt_files.append(out / f"{path.stem}_pt.json")
-        efficiency_vs_pt(path, d_b(0.018), 0.77, [20, 40, 80, 150, 400], pt_files[-1])
-    plot_efficiency_vs_pt(pt_files, ["Tagger A", "Tagger B"], out / "pt", TEXT, ["png"])
-    score_histograms(paths[1], d_b(0.018), [0.7, 0.77], out / "scores.json")
-    plot_score_histograms(out / "scores.json", "Tagger B", out / "scores", TEXT, ["png"])
+        efficiency_vs_pt(path, d_b(0.018), 0.77, [20, 40, 80, 150, 400]).write(out / "pt.json")
+        pt.append(EfficiencyVsPt.read(out / "pt.json"))
+    plot_efficiency_vs_pt(pt, ["Tagger A", "Tagger B"], out / "pt", TEXT, ["png"])
+    score_histograms(paths[1], d_b(0.018), [0.7, 0.77]).write(out / "scores.json")
+    scores = ScoreHistograms.read(out / "scores.json")
+    plot_score_histograms(scores, "Tagger B", out / "scores", TEXT, ["png"])
     n_inputs, n_tracks = 4, 6
     grid = np.add.outer(np.linspace(-1, 1, n_inputs), np.linspace(1, 0, n_tracks))
     saliency = {

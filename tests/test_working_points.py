@@ -13,14 +13,15 @@ from jettag.errors import InputError
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import efficiency_interval
 from jettag.evaluation.working_points import (
+    EfficiencyVsPt,
+    ScoreHistograms,
     efficiency_vs_pt,
     score_histograms,
-    working_point_table,
 )
 from jettag.plotting import performance
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
 from jettag.plotting.style import FigureText
-from tests.conftest import d_b
+from tests.conftest import d_b, write_table, written
 
 WORKING_POINTS = (0.60, 0.70, 0.77, 0.85)
 TEXT = FigureText("ATLAS", "Simulation Internal", 13.6, "Test sample")
@@ -78,9 +79,7 @@ def stratified_logistic(mean: float, n: int) -> np.ndarray:
 def test_working_points_match_sort_and_count(tmp_path):
     f_c = 0.05
     files = [dirichlet_predictions(tmp_path / f"{t}.h5", t, s) for t, s in (("A", 1), ("B", 2))]
-    table = working_point_table(
-        files, d_b(f_c), WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
-    )
+    table = write_table(files, d_b(f_c), WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md")
     assert json.loads((tmp_path / "wp.json").read_text())["rows"][0]["tagger"] == "A"
     per_tagger = {}
     for path in files:
@@ -156,7 +155,7 @@ def test_flat_per_bin_cut_is_flat_and_inclusive_cut_is_not(tmp_path):
     mean = np.choose(labels, [pt_gev / 50.0, np.full(n, 0.5), np.full(n, -1.0)])
     path = write_discriminant(tmp_path / "p.h5", "t", rng.normal(mean, 1.0), labels, pt_gev)
     bins = [20.0, 50.0, 100.0, 150.0, 250.0]
-    result = efficiency_vs_pt(path, d_b(0.018), 0.70, bins, tmp_path / "pt.json")
+    result = written(efficiency_vs_pt(path, d_b(0.018), 0.70, bins), tmp_path / "pt.json")
     flat, inclusive = result["strategies"]["flat_per_bin"], result["strategies"]["inclusive"]
     for eff, err, n_b in zip(flat["b_efficiency"], flat["b_efficiency_error"],
                              result["n_jets"]["b"], strict=True):  # fmt: skip
@@ -166,9 +165,7 @@ def test_flat_per_bin_cut_is_flat_and_inclusive_cut_is_not(tmp_path):
     assert pulls.max() > 5
     assert inclusive["b_efficiency"][0] < 0.70 < inclusive["b_efficiency"][-1]
     # the inclusive cut is the working-point table's; jets above 250 GeV are in no bin
-    table = working_point_table(
-        [path], d_b(0.018), [0.70], tmp_path / "wp.json", tmp_path / "wp.md"
-    )
+    table = write_table([path], d_b(0.018), [0.70], tmp_path / "wp.json", tmp_path / "wp.md")
     assert result["inclusive_cut"] == table["rows"][0]["cut"]
     assert set(inclusive["cut"]) == {result["inclusive_cut"]}
     in_range = (pt_gev >= 20.0) & (pt_gev < 250.0)
@@ -183,7 +180,7 @@ def test_binomial_errors_shrink_as_one_over_sqrt_n(tmp_path):
         db = np.concatenate([stratified_logistic(m, n) for m in (3.0, 1.0, -1.0)])
         labels = np.repeat([0, 1, 2], n)
         path = write_discriminant(tmp_path / f"{n}.h5", "t", db, labels)
-        rows = working_point_table(
+        rows = write_table(
             [path], d_b(0.018), [0.77], tmp_path / f"{n}.json", tmp_path / f"{n}.md"
         )["rows"]
         errors.append(rows[0])
@@ -200,14 +197,12 @@ def test_score_histograms_have_unit_area_and_wp_cuts(tmp_path):
     labels = rng.integers(0, 3, 6000)
     db = rng.normal(np.choose(labels, [3.0, 1.0, -1.0]), 1.5)
     path = write_discriminant(tmp_path / "p.h5", "t", db, labels)
-    hist = score_histograms(path, d_b(0.018), WORKING_POINTS, tmp_path / "h.json")
+    hist = written(score_histograms(path, d_b(0.018), WORKING_POINTS), tmp_path / "h.json")
     widths = np.diff(hist["edges"])
     for name in ("b", "c", "light"):
         density = np.array(hist["histograms"][name]["density"])
         assert np.sum(density * widths) == pytest.approx(1.0)
-    table = working_point_table(
-        [path], d_b(0.018), WORKING_POINTS, tmp_path / "w.json", tmp_path / "w.md"
-    )
+    table = write_table([path], d_b(0.018), WORKING_POINTS, tmp_path / "w.json", tmp_path / "w.md")
     assert [wp["cut"] for wp in hist["working_points"]] == [r["cut"] for r in table["rows"]]
     assert json.loads((tmp_path / "h.json").read_text())["tagger"] == "t"
 
@@ -223,19 +218,20 @@ def test_plots_are_written(tmp_path):
         db = rng.normal(mean)
         path = write_discriminant(tmp_path / f"{tagger}.h5", tagger, db, labels, pt_gev)
         pt_files.append(tmp_path / f"{tagger}_pt.json")
-        efficiency_vs_pt(path, d_b(0.018), 0.77, [20, 40, 60, 100, 150, 250], pt_files[-1])
-    score_histograms(path, d_b(0.018), WORKING_POINTS, tmp_path / "h.json")
+        efficiency_vs_pt(path, d_b(0.018), 0.77, [20, 40, 60, 100, 150, 250]).write(pt_files[-1])
+    score_histograms(path, d_b(0.018), WORKING_POINTS).write(tmp_path / "h.json")
     formats = ["png", "pdf"]
-    written = plot_efficiency_vs_pt(
-        pt_files, ["DIPS", "GN2"], tmp_path / "plots" / "pt", TEXT, formats
+    figures = plot_efficiency_vs_pt(
+        [EfficiencyVsPt.read(p) for p in pt_files], ["DIPS", "GN2"], tmp_path / "plots" / "pt",
+        TEXT, formats,
+    )  # fmt: skip
+    figures += plot_score_histograms(
+        ScoreHistograms.read(tmp_path / "h.json"), "GN2", tmp_path / "plots" / "db", TEXT, formats
     )
-    written += plot_score_histograms(
-        tmp_path / "h.json", "GN2", tmp_path / "plots" / "db", TEXT, formats
-    )
-    assert len(written) == 4 * len(formats)
-    for path in written:
+    assert len(figures) == 4 * len(formats)
+    for path in figures:
         assert path.exists() and path.stat().st_size > 1000, path
-    assert (tmp_path / "plots" / "pt_light_rejection.png") in written
+    assert (tmp_path / "plots" / "pt_light_rejection.png") in figures
 
 
 def test_ensemble_spread_is_the_members_std(tmp_path):
@@ -255,7 +251,7 @@ def test_ensemble_spread_is_the_members_std(tmp_path):
     config = cfg.section(cfg.EvaluationConfig, cfg.validate_config(_minimal())["evaluation"])
     grid = (Discriminant.from_dict(config.discriminant), config.working_points,
             config.roc_b_efficiencies)  # fmt: skip
-    metrics = evaluate(path, *grid, tmp_path / "ens.json")
+    metrics = written(evaluate(path, *grid), tmp_path / "ens.json")
     # each member's rejections counted by hand: D_b with f_c = 0.018, the cut midway between
     # the last b jet kept and the first dropped (1000 b jets), background jets above it
     labels = jets["flavour_label"]
@@ -308,7 +304,7 @@ def limit_discriminant(light_db=None) -> np.ndarray:
 
 def test_no_light_jet_passing_gives_a_lower_limit_in_json_and_markdown(tmp_path):
     path = write_discriminant(tmp_path / "p.h5", "t", limit_discriminant(), LIMIT_LABELS)
-    working_point_table([path], d_b(0.018), [0.77], tmp_path / "wp.json", tmp_path / "wp.md")
+    write_table([path], d_b(0.018), [0.77], tmp_path / "wp.json", tmp_path / "wp.md")
     table = json.loads((tmp_path / "wp.json").read_text())
     assert table["rejection_limit_cl"] == 0.95
     (row,) = table["rows"]
@@ -337,7 +333,7 @@ def test_light_jets_passing_give_no_limit_flag(tmp_path):
     labels = rng.integers(0, 3, 3000)
     db = rng.normal(np.choose(labels, [2.0, 0.5, -1.0]), 1.0)
     path = write_discriminant(tmp_path / "p.h5", "t", db, labels)
-    rows = working_point_table(
+    rows = write_table(
         [path], d_b(0.018), WORKING_POINTS, tmp_path / "wp.json", tmp_path / "wp.md"
     )["rows"]
     for row in rows:
@@ -355,8 +351,8 @@ def test_pt_bins_quote_limits_and_the_plot_draws_them(tmp_path, monkeypatch):
     labels = np.concatenate([LIMIT_LABELS, LIMIT_LABELS])
     pt_gev = np.repeat([30.0, 200.0], len(LIMIT_LABELS))
     write_discriminant(tmp_path / "p.h5", "t", db, labels, pt_gev)
-    result = efficiency_vs_pt(
-        tmp_path / "p.h5", d_b(0.018), 0.77, [20, 100, 300], tmp_path / "pt.json"
+    result = written(
+        efficiency_vs_pt(tmp_path / "p.h5", d_b(0.018), 0.77, [20, 100, 300]), tmp_path / "pt.json"
     )
     saved = json.loads((tmp_path / "pt.json").read_text())
     assert saved["rejection_limit_cl"] == 0.95
@@ -376,8 +372,9 @@ def test_pt_bins_quote_limits_and_the_plot_draws_them(tmp_path, monkeypatch):
         return save(fig, stem, formats)
 
     monkeypatch.setattr(performance, "save_figure", keep)
-    written = plot_efficiency_vs_pt([tmp_path / "pt.json"], ["T"], tmp_path / "pt", TEXT, ["png"])
-    assert all(path.stat().st_size > 1000 for path in written)
+    pt = [EfficiencyVsPt.read(tmp_path / "pt.json")]
+    written_files = plot_efficiency_vs_pt(pt, ["T"], tmp_path / "pt", TEXT, ["png"])
+    assert all(path.stat().st_size > 1000 for path in written_files)
     note = "No jet passes: lower limit (95% CL)"
     assert note in figures["pt_light_rejection"]
     assert note not in figures["pt_c_rejection"] and note not in figures["pt_b_efficiency"]
@@ -416,7 +413,7 @@ def test_table_states_paired_ratios_to_the_reference(tmp_path):
     files = [write_discriminant(tmp_path / f"{t}.h5", t, db, labels)
              for t, db in (("A", db_a), ("B", db_b))]  # fmt: skip
     grid = np.linspace(0.5, 0.9, 5)
-    table = working_point_table(files, d_b(0.018), [0.70, 0.77], tmp_path / "wp.json",
+    table = write_table(files, d_b(0.018), [0.70, 0.77], tmp_path / "wp.json",
                                 tmp_path / "wp.md", reference="A", roc_efficiencies=grid,
                                 replicas=50, seed=3)  # fmt: skip
     paired = json.loads((tmp_path / "wp.json").read_text())["paired"]
@@ -437,7 +434,7 @@ def test_table_states_paired_ratios_to_the_reference(tmp_path):
     assert a_row.endswith("| 1 [1, 1] | 1 [1, 1] |")
     other = write_discriminant(tmp_path / "C.h5", "C", db_a[::-1].copy(), labels[::-1].copy())
     with pytest.raises(InputError, match="not scored on the same jets"):
-        working_point_table([files[0], other], d_b(0.018), [0.77], tmp_path / "x.json",
+        write_table([files[0], other], d_b(0.018), [0.77], tmp_path / "x.json",
                             tmp_path / "x.md", reference="A")  # fmt: skip
 
 

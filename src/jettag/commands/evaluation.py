@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from jettag import config as cfg
 from jettag import stages
+from jettag.atomic import write_text
 from jettag.commands.registry import Settings, command, path, paths
 from jettag.errors import ConfigError
 
@@ -60,7 +61,8 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> None:
 
     evaluation = settings["evaluation"]
     metrics = evaluate(args.predictions, discriminant(settings), evaluation["working_points"],
-                       roc_grid(settings), args.output)  # fmt: skip
+                       roc_grid(settings))  # fmt: skip
+    metrics.write(args.output)
     log.info("evaluate %s", summary_line(metrics))
 
 
@@ -72,12 +74,13 @@ def working_points(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.evaluation.working_points import working_point_table
 
     evaluation = settings["evaluation"]
-    working_point_table(
-        args.predictions, discriminant(settings), evaluation["working_points"], args.output_json,
-        args.output_md, reference=settings["reference"],
-        roc_efficiencies=roc_grid(settings).efficiencies(),
+    table = working_point_table(
+        args.predictions, discriminant(settings), evaluation["working_points"],
+        reference=settings["reference"], roc_efficiencies=roc_grid(settings).efficiencies(),
         replicas=evaluation["bootstrap_replicas"], seed=settings["seed"],
     )  # fmt: skip
+    table.write(args.output_json)
+    write_text(args.output_md, table.markdown())
 
 
 @command("multiclass", "confusion matrix and binary tasks of a tagger", stages.multiclass,
@@ -117,9 +120,9 @@ def performance(args: argparse.Namespace, settings: Settings) -> None:
 
     evaluation = settings["evaluation"]
     efficiency_vs_pt(args.predictions, discriminant(settings), evaluation["pt_working_point"],
-                     evaluation["pt_bins_gev"], args.output_pt)  # fmt: skip
-    score_histograms(args.predictions, discriminant(settings), evaluation["working_points"],
-                     args.output_scores)  # fmt: skip
+                     evaluation["pt_bins_gev"]).write(args.output_pt)  # fmt: skip
+    score_histograms(args.predictions, discriminant(settings),
+                     evaluation["working_points"]).write(args.output_scores)  # fmt: skip
 
 
 @command("saliency", "saliency maps of a trained model", stages.saliency,

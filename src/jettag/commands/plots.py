@@ -2,18 +2,20 @@
 
 `@plot` declares a plot stage and wraps its drawing in the one runner they share: it builds
 the figure text (experiment label, sqrt(s), sample) and the formats from the settings, reads
-which tagger or model each results file belongs to, checks it against the stage's job (a
-single-tagger plot of `dips` refuses the file of `ip3d`) and the taggers the settings label,
-and hands the drawing their legend labels.
+the results files into their dataclasses (`kind`, jettag.io.results.Result), checks which
+tagger or model each belongs to against the stage's job (a single-tagger plot of `dips`
+refuses the file of `ip3d`) and the taggers the settings label, and hands the drawing the
+results and their legend labels.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jettag import stages
 from jettag.commands.registry import (
@@ -37,6 +39,7 @@ class Figure:
     text: FigureText
     formats: list[str]
     labels: list[str]  # of the results files' taggers, in the files' order
+    results: list  # the results files read into their dataclasses, in order
 
     @property
     def label(self) -> str:
@@ -44,17 +47,31 @@ class Figure:
         (label,) = self.labels
         return label
 
+    @property
+    def result(self) -> Any:
+        """The results of a single-tagger figure."""
+        (result,) = self.results
+        return result
+
 
 Drawing = Callable[[argparse.Namespace, Settings, Figure], None]
 
 
-def _labels(args: argparse.Namespace, settings: Settings, results: str, owner: str) -> list[str]:
-    """Legend labels of the taggers whose results files the command was given, checked."""
+def _read(
+    args: argparse.Namespace, settings: Settings, results: str, kind: str | None, owner: str
+) -> tuple[list[str], list]:
+    """The results files the command was given, read (as `kind`, "module:Class", if given),
+    and the legend labels of their taggers, checked."""
     from jettag.io.results import results_owner
 
     given = getattr(args, results)
     files = [given] if isinstance(given, Path) else list(given)
-    owners = [results_owner(p, owner) for p in files]
+    if kind is None:
+        loaded, owners = [], [results_owner(p, owner) for p in files]
+    else:
+        module, name = kind.split(":")
+        loaded = [getattr(importlib.import_module(module), name).read(p) for p in files]
+        owners = [getattr(result, owner) for result in loaded]
     if isinstance(given, Path):  # a single-tagger (or model) figure: its one wildcard names it
         (wildcard,) = args.stage_entry.wildcards
         job = getattr(args, wildcard)
@@ -65,20 +82,21 @@ def _labels(args: argparse.Namespace, settings: Settings, results: str, owner: s
     if unknown:
         raise ConfigError(f"results of taggers this plot does not draw: {unknown}; it draws"
                           f" {sorted(labels)}")  # fmt: skip
-    return [labels[t] for t in owners]
+    return [labels[t] for t in owners], loaded
 
 
 def open_figure(
-    args: argparse.Namespace, settings: Settings, results: str | None, owner: str
-) -> Figure:
-    """The opening every plot shares: figure text, formats and the checked legend labels."""
+    args: argparse.Namespace, settings: Settings, results: str | None, kind: str | None,
+    owner: str,
+) -> Figure:  # fmt: skip
+    """The opening every plot shares: figure text, formats, the results and their labels."""
     from jettag.plotting.style import FigureText
 
     label, sample = settings["plots"]["experiment_label"], settings["sample"]
     text = FigureText(label["experiment"], label["status"], sample["sqrt_s_gev"] / 1000.0,
                       sample["label"])  # fmt: skip
-    labels = [] if results is None else _labels(args, settings, results, owner)
-    return Figure(text, list(settings["plots"]["formats"]), labels)
+    labels, loaded = ([], []) if results is None else _read(args, settings, results, kind, owner)
+    return Figure(text, list(settings["plots"]["formats"]), labels, loaded)
 
 
 def plot(
@@ -87,17 +105,20 @@ def plot(
     settings: SettingsFunction,
     *arguments: Argument,
     results: str | None = None,
+    kind: str | None = None,
     owner: str = "tagger",
 ) -> Callable[[Drawing], Drawing]:
     """Declare a plot stage whose drawing is the decorated function (see the module docstring).
 
-    `results` names the argument holding the results file(s) whose `owner` key ("tagger" or
-    "model") gives the legend labels; None for figures of a sample or dataset.
+    `results` names the argument holding the results file(s), read as `kind` ("module:Class"
+    of their Result dataclass), whose `owner` ("tagger" or "model") gives the legend labels;
+    None for figures of a sample or dataset.
     """
 
     def register(draw: Drawing) -> Drawing:
         def run(args: argparse.Namespace, stage_settings: Settings) -> None:
-            draw(args, stage_settings, open_figure(args, stage_settings, results, owner))
+            figure = open_figure(args, stage_settings, results, kind, owner)
+            draw(args, stage_settings, figure)
 
         run.__doc__ = draw.__doc__
         command(name, help, settings, *arguments)(run)
@@ -112,37 +133,40 @@ def _stem(help: str | None = None) -> Argument:
 
 @plot("plot-roc", "ROC curves with ratio panels", stages.plot_roc,
       path("--comparison", "the dataset's working-points JSON (paired ratios)"), _stem(),
-      paths("metrics"), results="metrics")  # fmt: skip
+      paths("metrics"), results="metrics", kind="jettag.evaluation.evaluate:Metrics")  # fmt: skip
 def plot_roc(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw the ROC figure of a dataset from metrics files."""
-    from jettag.io.results import read_results
+    from jettag.evaluation.working_points import WorkingPointTable
     from jettag.plotting.roc import plot_roc
 
-    paired = read_results(args.comparison).get("paired") or {}
+    comparison = WorkingPointTable.read(args.comparison)
+    paired = comparison.paired or {}
     if paired.get("reference") != settings["reference"]:
         raise ConfigError(f"{args.comparison}: ratios to {paired.get('reference')!r}, the"
                           f" config's reference is '{settings['reference']}'")  # fmt: skip
-    plot_roc(args.metrics, figure.labels, args.comparison, args.output_stem, figure.text,
+    plot_roc(figure.results, figure.labels, comparison, args.output_stem, figure.text,
              figure.formats)  # fmt: skip
 
 
 @plot("plot-pt", "efficiency and rejection vs jet pT", stages.dataset_figure,
-      path("--output-prefix"), paths("pt_files"), results="pt_files")  # fmt: skip
+      path("--output-prefix"), paths("pt_files"), results="pt_files",
+      kind="jettag.evaluation.working_points:EfficiencyVsPt")  # fmt: skip
 def plot_pt(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Signal efficiency and background rejections vs jet pT of several taggers."""
     from jettag.plotting.performance import plot_efficiency_vs_pt
 
-    plot_efficiency_vs_pt(args.pt_files, figure.labels, args.output_prefix, figure.text,
+    plot_efficiency_vs_pt(figure.results, figure.labels, args.output_prefix, figure.text,
                           figure.formats)  # fmt: skip
 
 
 @plot("plot-scores", "discriminant distributions per class", stages.tagger_figure,
-      path("--scores"), _stem(), results="scores")  # fmt: skip
+      path("--scores"), _stem(), results="scores",
+      kind="jettag.evaluation.working_points:ScoreHistograms")  # fmt: skip
 def plot_scores(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Discriminant distribution per class of one tagger, with the working-point cuts."""
     from jettag.plotting.performance import plot_score_histograms
 
-    plot_score_histograms(args.scores, figure.label, args.output_stem, figure.text,
+    plot_score_histograms(figure.result, figure.label, args.output_stem, figure.text,
                           figure.formats)  # fmt: skip
 
 

@@ -9,16 +9,18 @@ working-point rejections, their mean and spread, and the gain of the averaged ta
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.config import RocGrid
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
 from jettag.evaluation.performance import (
+    Roc,
     TaggedJets,
     performance_at_working_point,
     predictions_jets,
@@ -27,6 +29,32 @@ from jettag.evaluation.performance import (
     wp_name,
 )
 from jettag.io.predictions import read_predictions
+from jettag.io.results import OMIT_NONE, Result
+
+
+@dataclasses.dataclass
+class Metrics(Result):
+    """results/metrics/<tagger>.json: AUCs, working points and the ROC curve of one tagger."""
+
+    tagger: str
+    discriminant: dict
+    n_jets: dict[str, int]
+    auc: dict[str, float]  # "<signal>_vs_<background>"
+    rejection_limit_cl: float
+    working_points: dict[str, dict]  # "77" -> cut, efficiencies, rejections
+    roc: dict  # Roc.to_dict
+    predictions: str
+    ensemble: dict | None = dataclasses.field(default=None, metadata=OMIT_NONE)  # ensembles
+
+    @property
+    def definition(self) -> Discriminant:
+        """The discriminant the metrics are of."""
+        return Discriminant.from_dict(self.discriminant)
+
+    @property
+    def curve(self) -> Roc:
+        """The ROC curve."""
+        return Roc.from_dict(self.roc)
 
 
 def evaluate(
@@ -34,9 +62,8 @@ def evaluate(
     discriminant: Discriminant,
     working_points: Sequence[float],
     roc_grid: RocGrid,
-    output: Path,
-) -> dict:
-    """Compute and write the metrics of one tagger's predictions (unweighted test jets)."""
+) -> Metrics:
+    """The metrics of one tagger's predictions (unweighted test jets)."""
     predictions = read_predictions(predictions_path)
     jets = predictions_jets(predictions, discriminant)
     db = jets.discriminant
@@ -60,8 +87,7 @@ def evaluate(
     if members is not None and len(members) > 1:
         member_jets = [predictions_jets(predictions, discriminant, k) for k in range(len(members))]
         metrics["ensemble"] = _member_spread(member_jets, at_wps, working_points, grid)
-    write_json(output, metrics)
-    return metrics
+    return Metrics.from_dict(json_safe(metrics))
 
 
 def _member_spread(
@@ -126,15 +152,15 @@ def _gain(name: str, entry: dict, averaged: dict) -> dict:
     }
 
 
-def summary_line(metrics: dict) -> str:
+def summary_line(metrics: Metrics) -> str:
     """One log line of a tagger's metrics: its AUCs and rejections at the 77 % (or first) WP."""
-    label = "77" if "77" in metrics["working_points"] else next(iter(metrics["working_points"]))
-    wp = metrics["working_points"][label]
+    label = "77" if "77" in metrics.working_points else next(iter(metrics.working_points))
+    wp = metrics.working_points[label]
 
     def shown(name: str) -> str:
         text = f"{wp[f'{name}_rejection']:.2f}"
         return f"> {text} (lower limit)" if wp[f"{name}_rejection_is_lower_limit"] else text
 
-    aucs = {k: round(v, 4) for k, v in metrics["auc"].items()}
-    rejections = {bkg: shown(bkg) for bkg in metrics["discriminant"]["fractions"]}
-    return f"{metrics['tagger']}: AUC {aucs}; rejection at the {label} % WP: {rejections}"
+    aucs = {k: round(v, 4) for k, v in metrics.auc.items()}
+    rejections = {bkg: shown(bkg) for bkg in metrics.discriminant["fractions"]}
+    return f"{metrics.tagger}: AUC {aucs}; rejection at the {label} % WP: {rejections}"

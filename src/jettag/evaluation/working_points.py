@@ -19,13 +19,14 @@ table and curve works for D_b, D_c, an Xbb or a JetClass discriminant alike.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from jettag.atomic import json_safe, write_json, write_text
+from jettag.atomic import json_safe
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import FEW_PASSING, INTERVAL_CL, REJECTION_LIMIT_CL
 from jettag.evaluation.paired import check_same_jets, paired_ratios
@@ -36,20 +37,69 @@ from jettag.evaluation.performance import (
     read_tagged_jets,
     wp_name,
 )
+from jettag.io.results import OMIT_NONE, Result
+
+
+@dataclasses.dataclass
+class WorkingPointTable(Result):
+    """results/working_points/<dataset>.json: every tagger's performance at every working point,
+    the pseudo-continuous bins and, with a reference tagger, the paired ratios to it."""
+
+    discriminant: dict
+    working_points: list[float]
+    rejection_limit_cl: float
+    interval_cl: float
+    few_passing: int
+    n_jets: dict[str, dict[str, int]]
+    rows: list[dict]
+    pseudo_continuous: dict[str, dict]
+    predictions: list[str]
+    paired: dict | None = dataclasses.field(default=None, metadata=OMIT_NONE)
+
+    def markdown(self) -> str:
+        """The table as markdown (results/working_points/<dataset>.md)."""
+        return working_point_markdown(self.to_dict())
+
+
+@dataclasses.dataclass
+class EfficiencyVsPt(Result):
+    """results/performance/<tagger>_pt.json: efficiencies and rejections in jet-pT bins at one
+    working point, for the inclusive cut and for a cut flat in each bin."""
+
+    tagger: str
+    discriminant: dict
+    working_point: float
+    inclusive_cut: float
+    rejection_limit_cl: float
+    pt_bins_gev: list[float]
+    n_jets: dict[str, list[int]]
+    strategies: dict[str, dict[str, list]]  # strategy -> quantity -> one value per bin
+    predictions: str
+
+
+@dataclasses.dataclass
+class ScoreHistograms(Result):
+    """results/performance/<tagger>_scores.json: the discriminant's distribution per class."""
+
+    tagger: str
+    discriminant: dict
+    edges: list[float]
+    overflow: str
+    histograms: dict[str, dict]  # class -> density, density_error, n_jets
+    working_points: list[dict]  # working_point, cut
+    predictions: str
 
 
 def working_point_table(
     predictions: Sequence[Path],
     discriminant: Discriminant,
     working_points: Sequence[float],
-    output_json: Path,
-    output_md: Path,
     reference: str | None = None,
     roc_efficiencies: Sequence[float] = (),
     replicas: int = 200,
     seed: int = 0,
-) -> dict:
-    """The cut, efficiencies and rejections at each WP for several taggers, as JSON and markdown.
+) -> WorkingPointTable:
+    """The cut, efficiencies and rejections at each WP for several taggers.
 
     `pseudo_continuous` holds, per tagger, the cuts of every working point as bin edges of
     the discriminant (FTAG's pseudo-continuous tagging: bin 0 fails the loosest WP, the
@@ -101,9 +151,7 @@ def working_point_table(
                 **{t: {k: v[n_wp:] for k, v in r.items()} for t, r in ratios.items()},
             },
         }
-    write_json(output_json, result)
-    write_text(output_md, working_point_markdown(json_safe(result)))
-    return result
+    return WorkingPointTable.from_dict(json_safe(result))
 
 
 def pseudo_continuous_bins(jets: TaggedJets, cuts: dict[float, float]) -> dict:
@@ -213,8 +261,7 @@ def efficiency_vs_pt(
     discriminant: Discriminant,
     working_point: float,
     pt_bins_gev: Sequence[float],
-    output: Path,
-) -> dict:
+) -> EfficiencyVsPt:
     """Efficiencies and rejections in jet-pT bins at one WP, with the inclusive and flat cuts."""
     edges = np.asarray(pt_bins_gev, dtype=np.float64)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
@@ -248,17 +295,15 @@ def efficiency_vs_pt(
         "strategies": {name: _columns(entries) for name, entries in strategies.items()},
         "predictions": str(prediction),
     }
-    write_json(output, result)
-    return result
+    return EfficiencyVsPt.from_dict(json_safe(result))
 
 
 def score_histograms(
     prediction: Path,
     discriminant: Discriminant,
     working_points: Sequence[float],
-    output: Path,
     n_bins: int = 60,
-) -> dict:
+) -> ScoreHistograms:
     """Discriminant histograms per class, normalised to unit area, with the inclusive WP cuts."""
     jets = read_tagged_jets(Path(prediction), discriminant)
     labelled = np.isin(jets.flavour, [jets.index[name] for name in jets.classes])
@@ -294,8 +339,7 @@ def score_histograms(
         "working_points": cuts,
         "predictions": str(prediction),
     }
-    write_json(output, result)
-    return result
+    return ScoreHistograms.from_dict(json_safe(result))
 
 
 def _columns(entries: list[dict]) -> dict[str, list]:

@@ -8,7 +8,6 @@ with an upward arrow, and the legend says so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from jettag.evaluation.discriminant import Discriminant
-from jettag.evaluation.metrics import FEW_PASSING, REJECTION_LIMIT_CL
+from jettag.evaluation.metrics import FEW_PASSING
+from jettag.evaluation.working_points import EfficiencyVsPt, ScoreHistograms
 from jettag.plotting.style import (
     COLOURS,
     FigureText,
@@ -84,32 +84,31 @@ def _flags(values: list | None, n: int) -> np.ndarray:
 
 
 def plot_efficiency_vs_pt(
-    pt_files: Sequence[Path],
+    results: Sequence[EfficiencyVsPt],
     labels: Sequence[str] | None,
     stem_prefix: Path,
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Signal efficiency and background rejections vs jet pT: a figure each, taggers overlaid."""
-    results = [json.loads(Path(p).read_text()) for p in pt_files]
-    labels = list(labels) if labels else [r["tagger"] for r in results]
+    labels = list(labels) if labels else [r.tagger for r in results]
     reference = results[0]
-    for path, r in zip(pt_files, results, strict=True):
+    for r in results:
         # points of different WPs or bins on one axis would invite a wrong comparison
-        if r["working_point"] != reference["working_point"] or (
-            r["pt_bins_gev"] != reference["pt_bins_gev"]
-        ):
-            raise ValueError(f"{path}: working point or pT bins differ from {pt_files[0]}")
-    edges = np.asarray(reference["pt_bins_gev"], dtype=float)
+        if r.working_point != reference.working_point or (r.pt_bins_gev != reference.pt_bins_gev):
+            raise ValueError(
+                f"{r.tagger}: working point or pT bins differ from {reference.tagger}'s"
+            )
+    edges = np.asarray(reference.pt_bins_gev, dtype=float)
     # a wide pT range (the Z' sample reaches TeV) is read on a log axis
     log_x = edges[-1] / max(edges[0], 1e-9) > 20
     centres = np.sqrt(edges[1:] * edges[:-1]) if log_x else 0.5 * (edges[1:] + edges[:-1])
-    definition = Discriminant.from_dict(reference["discriminant"])
+    definition = Discriminant.from_dict(reference.discriminant)
     # show the bins that hold signal jets (they define the working point), not empty ones
-    with_b = [np.flatnonzero(np.asarray(r["n_jets"][definition.signal]) > 0) for r in results]
+    with_b = [np.flatnonzero(np.asarray(r.n_jets[definition.signal]) > 0) for r in results]
     last_bin = max((int(w[-1]) for w in with_b if w.size), default=len(edges) - 2)
     x_max = edges[last_bin + 1]
-    wp = reference["working_point"]
+    wp = reference.working_point
     signal_text = pt_quantities(definition)[0][1]
     extra = text.with_sample(
         comma_join(definition.fraction_label(), f"{round(100 * wp):d}% {signal_text} WP")
@@ -125,7 +124,7 @@ def plot_efficiency_vs_pt(
         for k, r in enumerate(results):
             colour = COLOURS[k % len(COLOURS)]
             for s, (strategy, marker, fill, _) in enumerate(STRATEGIES):
-                column = r["strategies"][strategy]
+                column = r.strategies[strategy]
                 y = _array(column[key])
                 interval = _intervals(column[f"{key}_interval"], len(y))
                 limit = _flags(column.get(f"{key}_is_lower_limit"), len(y))
@@ -194,7 +193,7 @@ def plot_efficiency_vs_pt(
         if key.endswith("_efficiency"):
             handles.append(Line2D([], [], color="grey", ls=":", label="Working point"))
         if any_limit:  # a legend entry drawn as the limits are: a marker and an arrow
-            cl = 100 * reference.get("rejection_limit_cl", REJECTION_LIMIT_CL)
+            cl = 100 * reference.rejection_limit_cl
             handles.append(
                 Line2D([], [], color="black", ls="none", marker=LIMIT_MARKER, ms=14, mew=1.4,
                        label=f"No jet passes: lower limit ({cl:g}% CL)")
@@ -211,21 +210,20 @@ def plot_efficiency_vs_pt(
 
 
 def plot_score_histograms(
-    histograms_file: Path,
+    scores: ScoreHistograms,
     label: str,
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """The discriminant per class (unit area, log y) with dashed lines at the WP cuts."""
-    data = json.loads(Path(histograms_file).read_text())
-    definition = Discriminant.from_dict(data["discriminant"])
-    edges = np.asarray(data["edges"], dtype=float)
+    definition = Discriminant.from_dict(scores.discriminant)
+    edges = np.asarray(scores.edges, dtype=float)
     fig, ax = new_figure(figsize=(8, 6))
     positive = []
-    for index, flavour in enumerate(data["histograms"]):
+    for index, flavour in enumerate(scores.histograms):
         colour, name = class_style(flavour, index)
-        density = _array(data["histograms"][flavour]["density"])
+        density = _array(scores.histograms[flavour]["density"])
         if not np.any(density > 0):
             continue
         ax.stairs(density, edges, color=colour, lw=1.8, label=name)
@@ -237,7 +235,7 @@ def plot_score_histograms(
         data_in_lower(ax, max(min(positive), high * 1e-4) / 2, high, DATA_FRACTION, log=True)
     line_top = DATA_FRACTION + 0.02
     on_line = blended_transform_factory(ax.transData, ax.transAxes)
-    for wp in data["working_points"]:
+    for wp in scores.working_points:
         if wp["cut"] is None:
             continue
         ax.axvline(wp["cut"], ymax=line_top, color="black", ls="--", lw=1.2)

@@ -8,7 +8,6 @@ panel per background, the last background (light for D_b) first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,8 +16,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from jettag.evaluation.discriminant import Discriminant
+from jettag.evaluation.evaluate import Metrics
 from jettag.evaluation.metrics import FEW_PASSING
-from jettag.evaluation.performance import Roc
+from jettag.evaluation.working_points import WorkingPointTable
 from jettag.plotting.style import COLOURS, FigureText, class_style, finish, ratio_figure, singular
 
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -42,49 +42,46 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 
 def plot_roc(
-    metrics_files: Sequence[Path],
+    metrics: Sequence[Metrics],
     labels: Sequence[str],
-    comparison_file: Path,
+    comparison: WorkingPointTable,
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
-    """Draw the ROC figure from saved metrics and the paired ratios of the working-point file.
+    """Draw the ROC figure from taggers' metrics and the paired ratios of their working points.
 
     Main panel: each tagger's rejections with their central Clopper-Pearson band, faded where
     fewer than FEW_PASSING background jets pass. Ratio panels: each tagger over the
     reference with the paired-bootstrap band (working_points.json `paired`), since the
     taggers share their test jets and so their fluctuations.
     """
-    curves = [json.loads(Path(p).read_text()) for p in metrics_files]
-    taggers = [c["tagger"] for c in curves]
-    paired = json.loads(Path(comparison_file).read_text()).get("paired")
+    taggers = [m.tagger for m in metrics]
+    paired = comparison.paired
     if paired is None:
-        raise ValueError(f"{comparison_file}: no paired ratios (working points without reference)")
+        raise ValueError("working points without a reference tagger: no paired ratios to draw")
     reference = paired["reference"]
     if reference not in taggers:
-        raise ValueError(f"{comparison_file}: reference '{reference}' is not among {taggers}")
+        raise ValueError(f"the ratios' reference '{reference}' is not among {taggers}")
     ref_index = taggers.index(reference)
-    definition = Discriminant.from_dict(curves[0]["discriminant"])
+    definition = metrics[0].definition
     backgrounds = background_styles(definition)
     n_panels = len(backgrounds)
     fig, axes = ratio_figure(n_panels, figsize=(8, 6.5 + 1.0 * n_panels))
     main = axes[0]
-    rocs = [Roc.from_dict(curve["roc"]) for curve in curves]
+    rocs = [m.curve for m in metrics]
     ref_roc = rocs[ref_index]
     grid = np.asarray(paired["roc"]["signal_efficiency"], dtype=float)
-    for path, roc in zip(metrics_files, rocs, strict=True):
+    for tagger, roc in zip(taggers, rocs, strict=True):
         if not np.array_equal(roc.signal_efficiency, grid):
-            raise ValueError(
-                f"{path}: ROC grid differs from the paired ratios' ({comparison_file})"
-            )
+            raise ValueError(f"the ROC grid of {tagger} differs from the paired ratios'")
     ratio_range: dict[int, list[float]] = {k: [1.0] for k in range(1, n_panels + 1)}
     n_members = 0
     any_few = False
-    for k, (curve, roc) in enumerate(zip(curves, rocs, strict=True)):
+    for k, (curve, roc) in enumerate(zip(metrics, rocs, strict=True)):
         eff = roc.signal_efficiency
         colour = COLOURS[k % len(COLOURS)]
-        ratios = paired["roc"][curve["tagger"]]
+        ratios = paired["roc"][curve.tagger]
         for panel, (bkg, style, _) in enumerate(backgrounds, start=1):
             rej = _finite(roc.rejection[bkg])
             band = roc.rejection_interval[bkg]
@@ -108,7 +105,7 @@ def plot_roc(
             axes[panel].fill_between(eff, interval[:, 0], interval[:, 1], color=colour,
                                      alpha=0.2, lw=0)  # fmt: skip
             ratio_range[panel].extend(ratio[np.isfinite(ratio)].tolist())
-            ensemble = curve.get("ensemble")
+            ensemble = curve.ensemble
             if ensemble:
                 ref = _finite(ref_roc.rejection[bkg])
                 mean = _array(ensemble["roc"][f"{bkg}_rejection_mean"])
