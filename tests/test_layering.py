@@ -191,3 +191,17 @@ def test_evaluation_never_loads_the_training_loop():
     loaded = ast.literal_eval(run.stdout.strip())
     assert "jettag.training.loop" not in loaded, loaded
     assert "jettag.training.checkpoint" in loaded  # what they load models with
+
+
+def test_plotting_never_loads_torch():
+    """A figure is drawn from numbers: importing every plotting module (and the plot stages'
+    commands, which read the results files into their dataclasses) leaves torch unloaded."""
+    modules = sorted(f"jettag.plotting.{p.stem}" for p in (PACKAGE / "plotting").glob("*.py"))
+    code = (
+        "import importlib, sys\n"
+        f"for name in {[*modules, 'jettag.commands.plots', 'jettag.io.results']!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"

@@ -27,6 +27,7 @@ from jettag.evaluation.working_points import (
     score_histograms,
     working_point_table,
 )
+from jettag.io.results import SaliencyMaps
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
 from jettag.plotting.roc import plot_roc
 from jettag.plotting.saliency import plot_saliency
@@ -80,13 +81,16 @@ def figures(tmp_path_factory) -> dict[str, Path]:
     grid = np.add.outer(np.linspace(-1, 1, n_inputs), np.linspace(1, 0, n_tracks))
     saliency = {
         "tagger": "B", "inputs": ["IP3D_signed_d0_significance", "ptfrac", "dr", "d0"],
+        "checkpoint": "best.pt", "split_file": "test.h5", "cut": 2.1, "transforms": {},
         "n_tracks": n_tracks, "track_order": "IP3D_signed_d0_significance",
-        "b_efficiency": 0.77, "discriminant": d_b(0.018).to_dict(),
+        "b_efficiency": 0.77, "discriminant": d_b(0.018).to_dict(), "n_b_jets": 400,
         "maps": {"passing": grid.tolist(), "failing": (-0.5 * grid).tolist()},
+        "map_errors": {"passing": None, "failing": None},
         "n_jets": {"passing": 120, "failing": 40},
     }  # fmt: skip
     (out / "saliency.json").write_text(json.dumps(saliency))
-    plot_saliency(out / "saliency.json", "Tagger B", out / "saliency", TEXT, ["png"])
+    maps = SaliencyMaps.read(out / "saliency.json")
+    plot_saliency(maps, "Tagger B", out / "saliency", TEXT, ["png"])
     return {
         "roc": out / "roc.png",
         "pt_b_efficiency": out / "pt_b_efficiency.png",

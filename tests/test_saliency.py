@@ -16,12 +16,13 @@ from jettag.evaluation.metrics import cut_for_efficiency
 from jettag.evaluation.predict import probabilities
 from jettag.evaluation.saliency import SD0, saliency_maps
 from jettag.io.model_inputs import build_inputs, input_spec
+from jettag.io.results import SaliencyMaps, read_importance
 from jettag.models.registry import build_model
 from jettag.plotting.saliency import plot_permutation_importance, plot_saliency
 from jettag.plotting.style import FigureText
 from jettag.training.checkpoint import load_trained_model, save_checkpoint
 from jettag.training.loop import train_model
-from tests.conftest import d_b
+from tests.conftest import d_b, written
 
 F_C = 0.1
 D_B = d_b(F_C)
@@ -65,9 +66,10 @@ def trained(tmp_path_factory, config, prepared):
     test = prepared / "test.h5"
     return {
         "checkpoint": out / "best.pt",
-        "saliency": saliency_maps(out / "best.pt", test, D_B, out / "saliency.json"),
-        "importance": permutation_importance(
-            out / "best.pt", test, D_B, out / "importance.json", repeats=2
+        "saliency": written(saliency_maps(out / "best.pt", test, D_B), out / "saliency.json"),
+        "importance": written(
+            permutation_importance(out / "best.pt", test, D_B, repeats=2),
+            out / "importance.json",
         ),
         "dir": out,
     }
@@ -107,7 +109,7 @@ def _straddling_multiplicity(prepared, checkpoint) -> int:
 def test_ignored_input_has_zero_saliency(tmp_path, prepared, ignoring_checkpoint):
     out = tmp_path / "saliency.json"
     n_tracks = _straddling_multiplicity(prepared, ignoring_checkpoint)
-    result = saliency_maps(ignoring_checkpoint, prepared / "test.h5", D_B, out, n_tracks)
+    result = written(saliency_maps(ignoring_checkpoint, prepared / "test.h5", D_B, n_tracks), out)
     assert json.loads(out.read_text()) == result
     assert result["track_order"] == SD0 and result["n_tracks"] == n_tracks
 
@@ -140,7 +142,9 @@ def test_saliency_is_the_derivative_of_the_mean_discriminant(
     n_tracks = _straddling_multiplicity(prepared, ignoring_checkpoint)
     rank = 0 if first else n_tracks - 1  # the highest-sd0 track, or the lowest
     output = tmp_path / "s.json"
-    result = saliency_maps(ignoring_checkpoint, prepared / "test.h5", D_B, output, n_tracks)
+    result = written(
+        saliency_maps(ignoring_checkpoint, prepared / "test.h5", D_B, n_tracks), output
+    )
     jets, tracks, db = _test_jets(prepared, ignoring_checkpoint)
     chosen = (jets["flavour_label"] == 0) & (tracks["valid"].sum(axis=1) == n_tracks)
     norms = input_spec(prepared).track_norms
@@ -170,8 +174,9 @@ def test_saliency_is_the_derivative_of_the_mean_discriminant(
 def test_ignored_input_loses_no_rejection(tmp_path, prepared, ignoring_checkpoint):
     groups = {"ignored": [IGNORED], "impact parameters": [SD0, IGNORED, "d0", "z0SinTheta"]}
     out = tmp_path / "importance.json"
-    result = permutation_importance(
-        ignoring_checkpoint, prepared / "test.h5", D_B, out, groups, repeats=2
+    result = written(
+        permutation_importance(ignoring_checkpoint, prepared / "test.h5", D_B, groups, repeats=2),
+        out,
     )
     assert json.loads(out.read_text()) == result
     assert list(result["groups"]) == list(groups)
@@ -190,9 +195,7 @@ def test_ignored_input_loses_no_rejection(tmp_path, prepared, ignoring_checkpoin
     assert result["nominal"]["light_rejection"] == pytest.approx(1 / passed)
 
     with pytest.raises(ValueError, match=r"group 'bad': \['pt'\] not track inputs"):
-        permutation_importance(
-            ignoring_checkpoint, prepared / "test.h5", D_B, tmp_path / "x.json", {"bad": ["pt"]}
-        )
+        permutation_importance(ignoring_checkpoint, prepared / "test.h5", D_B, {"bad": ["pt"]})
 
 
 def test_trained_tagger_relies_on_sd0(prepared, trained):
@@ -210,27 +213,29 @@ def test_trained_tagger_relies_on_sd0(prepared, trained):
 
 def test_plots_are_written(tmp_path, prepared, trained, ignoring_checkpoint):
     # no b jet has 1000 tracks: both categories are empty and drawn as such
-    empty = saliency_maps(
-        trained["checkpoint"], prepared / "test.h5", D_B, tmp_path / "empty.json", n_tracks=1000
+    empty = written(
+        saliency_maps(trained["checkpoint"], prepared / "test.h5", D_B, n_tracks=1000),
+        tmp_path / "empty.json",
     )
     assert empty["n_jets"] == {"passing": 0, "failing": 0}
     assert empty["maps"] == {"passing": None, "failing": None}
     groups = {"impact parameters": [SD0, IGNORED], "hits": ["numberOfPixelHits", "numberOfSCTHits"]}
-    permutation_importance(
-        ignoring_checkpoint, prepared / "test.h5", D_B, tmp_path / "groups.json", groups
+    permutation_importance(ignoring_checkpoint, prepared / "test.h5", D_B, groups).write(
+        tmp_path / "groups.json"
     )
     formats = ["png", "pdf"]
-    written = plot_saliency(
-        trained["dir"] / "saliency.json", "DIPS", tmp_path / "saliency", TEXT, formats
-    )
-    written += plot_permutation_importance(
-        trained["dir"] / "importance.json", "DIPS", tmp_path / "importance", TEXT, formats
-    )
-    written += plot_saliency(tmp_path / "empty.json", "DIPS", tmp_path / "empty", TEXT, ["png"])
-    written += plot_permutation_importance(
-        tmp_path / "groups.json", "DIPS", tmp_path / "groups", TEXT, ["png"]
+    maps = SaliencyMaps.read(trained["dir"] / "saliency.json")
+    figures = plot_saliency(maps, "DIPS", tmp_path / "saliency", TEXT, formats)
+    figures += plot_permutation_importance(
+        read_importance(trained["dir"] / "importance.json"), "DIPS", tmp_path / "importance",
+        TEXT, formats,
+    )  # fmt: skip
+    empty_maps = SaliencyMaps.read(tmp_path / "empty.json")
+    figures += plot_saliency(empty_maps, "DIPS", tmp_path / "empty", TEXT, ["png"])
+    figures += plot_permutation_importance(
+        read_importance(tmp_path / "groups.json"), "DIPS", tmp_path / "groups", TEXT, ["png"]
     )
     expected = ["saliency.png", "saliency.pdf", "importance.png", "importance.pdf"]
-    assert [p.name for p in written] == [*expected, "empty.png", "groups.png"]
-    for path in written:
+    assert [p.name for p in figures] == [*expected, "empty.png", "groups.png"]
+    for path in figures:
         assert path.parent == tmp_path and path.stat().st_size > 1000, path

@@ -234,7 +234,9 @@ def test_suggestions_on_a_known_curve():
 
 def test_lr_range_test_on_generated_jets(prepared, config):
     model_config = cfg.model_config(config, "dips")
-    result = lr_range_test("dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 4.0)
+    result = lr_range_test(
+        "dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 4.0
+    ).to_dict()
     smoothed = np.array(result["smoothed_loss"])
     # tiny rates leave the loss at ln(3); it falls, has a minimum inside the range, then rises
     assert abs(result["loss"][0] - np.log(3)) < 0.3
@@ -244,7 +246,9 @@ def test_lr_range_test_on_generated_jets(prepared, config):
     suggested = result["suggested"]
     assert 1e-4 < suggested["steepest"] < suggested["minimum"] < 10.0
     # a tighter stop ends the test soon after the minimum, and says why
-    stopped = lr_range_test("dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 1.15)
+    stopped = lr_range_test(
+        "dips", model_config, prepared, config["seed"], 1e-4, 10.0, 200, 1.15
+    ).to_dict()
     assert stopped["steps_run"] < 200 and "1.15 x its minimum" in stopped["stopped"]
     assert stopped["loss"] == result["loss"][: stopped["steps_run"]]  # seeded: same steps
 

@@ -386,8 +386,8 @@ def test_ablation_takes_no_loss_from_a_lower_limit(tmp_path):
     nominal = write_discriminant(tmp_path / "n.h5", "t", limit_discriminant(), LIMIT_LABELS)
     light_db = np.linspace(-3.0, 4.0, 200)  # 47 light jets pass
     variant = write_discriminant(tmp_path / "v.h5", "t", limit_discriminant(light_db), LIMIT_LABELS)
-    result = ablation_summary("t", nominal, {"g": variant}, {"g": ["sd0"]}, d_b(0.018), 0.77,
-                              tmp_path / "a.json")  # fmt: skip
+    result = ablation_summary("t", nominal, {"g": variant}, {"g": ["sd0"]}, d_b(0.018), 0.77)
+    result.write(tmp_path / "a.json")
     saved = json.loads((tmp_path / "a.json").read_text())
     assert saved["rejection_limit_cl"] == 0.95
     assert saved["nominal"]["light_rejection_is_lower_limit"] is True
@@ -395,7 +395,7 @@ def test_ablation_takes_no_loss_from_a_lower_limit(tmp_path):
     assert group["light_rejection"] == pytest.approx(200 / 47)
     assert group["light_rejection_loss"] is None  # 1 - R / (a lower limit) is no loss
     assert group["c_rejection_loss"] == pytest.approx(0.0)  # the c jets are the same
-    assert result["nominal"]["light_rejection"] == pytest.approx(1 / (1 - 0.05 ** (1 / 200)))
+    assert result.nominal["light_rejection"] == pytest.approx(1 / (1 - 0.05 ** (1 / 200)))
 
 
 def _minimal() -> dict:
@@ -443,7 +443,7 @@ def test_fraction_scan_recounted_by_hand(tmp_path):
 
     path = dirichlet_predictions(tmp_path / "A.h5", "A", 4)
     values = [0.0, 0.05, 0.3, 1.0]
-    result = fraction_scan([path], d_b(0.018), None, values, 0.7, tmp_path / "scan.json")
+    result = fraction_scan([path], d_b(0.018), None, values, 0.7).to_dict()
     assert (
         result["scanned"] == "c" and [e["fractions"]["c"] for e in result["taggers"]["A"]] == values
     )

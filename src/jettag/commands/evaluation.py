@@ -93,10 +93,10 @@ def multiclass(args: argparse.Namespace, settings: Settings) -> None:
     result = multiclass_summary(
         args.predictions, [Discriminant.from_dict(t) for t in settings["tasks"]],
         settings["evaluation"]["multiclass_efficiency"], roc_grid(settings).efficiencies(),
-        args.output,
     )  # fmt: skip
-    log.info("multiclass %s: accuracy %.3f; AUC %s", result["tagger"], result["accuracy"],
-             {t["name"]: round(min(t["auc"].values()), 4) for t in result["tasks"]})  # fmt: skip
+    result.write(args.output)
+    log.info("multiclass %s: accuracy %.3f; AUC %s", result.tagger, result.accuracy,
+             {t["name"]: round(min(t["auc"].values()), 4) for t in result.tasks})  # fmt: skip
 
 
 @command("fraction-scan", "rejections vs a background's fraction", stages.fraction_scan,
@@ -108,7 +108,7 @@ def fraction_scan(args: argparse.Namespace, settings: Settings) -> None:
 
     scan = settings["evaluation"]["fraction_scan"]
     fraction_scan(args.predictions, discriminant(settings), scan["background"],
-                  scan["fractions"], scan["working_point"], args.output)  # fmt: skip
+                  scan["fractions"], scan["working_point"]).write(args.output)  # fmt: skip
 
 
 @command("performance", "efficiency vs pT and D_b histograms of a tagger", stages.performance,
@@ -132,8 +132,8 @@ def saliency(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.evaluation.saliency import saliency_maps
 
     section = settings["evaluation"]["saliency"]
-    saliency_maps(args.checkpoint, args.test, discriminant(settings), args.output,
-                  section["n_tracks"], section["working_point"])  # fmt: skip
+    saliency_maps(args.checkpoint, args.test, discriminant(settings), section["n_tracks"],
+                  section["working_point"]).write(args.output)  # fmt: skip
 
 
 @command("importance", "permutation importance of feature groups", stages.importance,
@@ -143,9 +143,9 @@ def importance(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.evaluation.importance import permutation_importance
 
     groups = {name: list(inputs) for name, inputs in settings["groups"].items()}
-    permutation_importance(args.checkpoint, args.test, discriminant(settings), args.output,
-                           groups, settings["evaluation"]["pt_working_point"],
-                           seed=settings["seed"])  # fmt: skip
+    permutation_importance(args.checkpoint, args.test, discriminant(settings), groups,
+                           settings["evaluation"]["pt_working_point"],
+                           seed=settings["seed"]).write(args.output)  # fmt: skip
 
 
 @command("ablation", "rejection lost without each feature group", stages.ablation,
@@ -157,8 +157,9 @@ def ablation(args: argparse.Namespace, settings: Settings) -> None:
 
     result = ablation_summary(args.model, args.nominal, named_paths(args.variants),
                               settings["groups"], discriminant(settings),
-                              settings["evaluation"]["pt_working_point"], args.output)  # fmt: skip
-    for group, entry in result["groups"].items():
+                              settings["evaluation"]["pt_working_point"])  # fmt: skip
+    result.write(args.output)
+    for group, entry in result.groups.items():
         lost = {k.removesuffix("_rejection_loss"): v for k, v in entry.items()
                 if k.endswith("_rejection_loss")}  # fmt: skip
         log.info("ablation %s without %s: rejection lost %s", args.model, group, lost)
@@ -171,7 +172,8 @@ def learning_curve(args: argparse.Namespace, settings: Settings) -> None:
     """Training and validation loss of a model trained on growing training sets."""
     from jettag.evaluation.learning_curve import learning_curve
 
-    result = learning_curve(args.checkpoints, args.data_dir, args.output, args.model)
-    for point in result["points"]:
+    result = learning_curve(args.checkpoints, args.data_dir, args.model)
+    result.write(args.output)
+    for point in result.points:
         log.info("learning curve %s: %d jets, train loss %.4f, val loss %.4f", args.model,
                  point["train_jets"], point["train_loss"], point["val_loss"])  # fmt: skip

@@ -70,7 +70,8 @@ def _read(
         loaded, owners = [], [results_owner(p, owner) for p in files]
     else:
         module, name = kind.split(":")
-        loaded = [getattr(importlib.import_module(module), name).read(p) for p in files]
+        reader = getattr(importlib.import_module(module), name)  # a Result, or a function
+        loaded = [(reader.read if hasattr(reader, "read") else reader)(p) for p in files]
         owners = [getattr(result, owner) for result in loaded]
     if isinstance(given, Path):  # a single-tagger (or model) figure: its one wildcard names it
         (wildcard,) = args.stage_entry.wildcards
@@ -174,28 +175,28 @@ def plot_scores(args: argparse.Namespace, settings: Settings, figure: Figure) ->
       path("--scan"), _stem())  # fmt: skip
 def plot_fraction_scan(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw the fraction scan of a dataset's taggers."""
-    from jettag.io.results import read_results
+    from jettag.evaluation.fraction_scan import FractionScan
     from jettag.plotting.multiclass import plot_fraction_scan
 
-    taggers = list(read_results(args.scan)["taggers"])
-    unknown = sorted(set(taggers) - set(settings["labels"]))
+    scan = FractionScan.read(args.scan)
+    unknown = sorted(set(scan.taggers) - set(settings["labels"]))
     if unknown:
         raise ConfigError(f"{args.scan}: taggers this plot does not draw: {unknown}")
-    plot_fraction_scan(args.scan, [settings["labels"][t] for t in taggers], args.output_stem,
+    plot_fraction_scan(scan, [settings["labels"][t] for t in scan.taggers], args.output_stem,
                        figure.text, figure.formats)  # fmt: skip
 
 
 @plot("plot-multiclass", "confusion matrix and task ROCs", stages.tagger_figure,
       path("--result", "results/multiclass/<tagger>.json"), path("--output-prefix"),
-      results="result")  # fmt: skip
+      results="result", kind="jettag.evaluation.multiclass:MulticlassSummary")  # fmt: skip
 def plot_multiclass(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Confusion matrix and binary-task ROCs of one tagger."""
     from jettag.plotting.multiclass import plot_confusion, plot_task_rocs
 
     prefix = args.output_prefix
-    plot_confusion(args.result, figure.label, Path(f"{prefix}_confusion"), figure.text,
+    plot_confusion(figure.result, figure.label, Path(f"{prefix}_confusion"), figure.text,
                    figure.formats)  # fmt: skip
-    plot_task_rocs(args.result, figure.label, Path(f"{prefix}_tasks"), figure.text,
+    plot_task_rocs(figure.result, figure.label, Path(f"{prefix}_tasks"), figure.text,
                    figure.formats)  # fmt: skip
 
 
@@ -217,23 +218,24 @@ def plot_loss(args: argparse.Namespace, settings: Settings, figure: Figure) -> N
 
 
 @plot("plot-learning-curve", "draw loss vs training-set size", stages.model_figure,
-      path("--curve"), _stem(), results="curve", owner="model")  # fmt: skip
+      path("--curve"), _stem(), results="curve", owner="model",
+      kind="jettag.io.results:LearningCurve")  # fmt: skip
 def plot_learning_curve(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw loss vs training-set size."""
     from jettag.plotting.curves import plot_learning_curve
 
-    plot_learning_curve(args.curve, figure.label, args.output_stem, figure.text,
+    plot_learning_curve(figure.result, figure.label, args.output_stem, figure.text,
                         figure.formats)  # fmt: skip
 
 
 @plot("plot-lr-finder", "draw a learning-rate range test", stages.model_figure,
       path("--result", "results/lr_finder/<model>.json"), _stem(), results="result",
-      owner="model")  # fmt: skip
+      owner="model", kind="jettag.io.results:LrRangeTest")  # fmt: skip
 def plot_lr_finder(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw a learning-rate range test."""
     from jettag.plotting.lr_finder import plot_lr_finder
 
-    plot_lr_finder(args.result, figure.label, args.output_stem, figure.text, figure.formats)
+    plot_lr_finder(figure.result, figure.label, args.output_stem, figure.text, figure.formats)
 
 
 @plot("plot-study", "draw a model-choice study", stages.plot_study,
@@ -260,22 +262,23 @@ def plot_search(args: argparse.Namespace, settings: Settings, figure: Figure) ->
 
 
 @plot("plot-saliency", "draw saliency heat maps", stages.model_figure,
-      path("--saliency"), _stem(), results="saliency")  # fmt: skip
+      path("--saliency"), _stem(), results="saliency",
+      kind="jettag.io.results:SaliencyMaps")  # fmt: skip
 def plot_saliency(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw the saliency heat maps of a model."""
     from jettag.plotting.saliency import plot_saliency
 
-    plot_saliency(args.saliency, figure.label, args.output_stem, figure.text, figure.formats)
+    plot_saliency(figure.result, figure.label, args.output_stem, figure.text, figure.formats)
 
 
 @plot("plot-importance", "draw rejection lost per feature group", stages.model_figure,
       path("--importance", "importance or ablation JSON"), _stem(),
-      results="importance")  # fmt: skip
+      results="importance", kind="jettag.io.results:read_importance")  # fmt: skip
 def plot_importance(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw rejection lost per feature group (permutation importance or ablation)."""
     from jettag.plotting.saliency import plot_permutation_importance
 
-    plot_permutation_importance(args.importance, figure.label, args.output_stem, figure.text,
+    plot_permutation_importance(figure.result, figure.label, args.output_stem, figure.text,
                                 figure.formats)  # fmt: skip
 
 

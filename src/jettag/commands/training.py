@@ -90,9 +90,9 @@ def lr_finder(args: argparse.Namespace, settings: Settings) -> None:
     result = lr_range_test(args.model, cfg.model_from_dict(settings["model"]), args.data_dir,
                            settings["seed"], finder["min_lr"], finder["max_lr"], finder["steps"],
                            finder["stop_factor"])  # fmt: skip
-    write_json(args.output, result)
-    suggested = result["suggested"]
+    result.write(args.output)
+    suggested = result.suggested
     log.info("lr finder %s: %d steps (%s); steepest descent at %.3g, minimum at %.3g;"
-             " configured %.3g", args.model, result["steps_run"], result["stopped"],
+             " configured %.3g", args.model, result.steps_run, result.stopped,
              suggested["steepest"], suggested["minimum"],
-             result["configured_learning_rate"])  # fmt: skip
+             result.configured_learning_rate)  # fmt: skip

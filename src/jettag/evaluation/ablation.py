@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL
 from jettag.evaluation.performance import (
@@ -14,6 +14,7 @@ from jettag.evaluation.performance import (
     read_tagged_jets,
     rejections,
 )
+from jettag.io.results import AblationSummary
 
 
 def rejections_at(prediction: Path, discriminant: Discriminant, working_point: float) -> dict:
@@ -29,8 +30,7 @@ def ablation_summary(
     groups: Mapping[str, Sequence[str]],
     discriminant: Discriminant,
     working_point: float,
-    output: Path,
-) -> dict:
+) -> AblationSummary:
     """Rejections of the nominal model and of each retraining without a group; fraction lost.
 
     The JSON has the layout of permutation importance, so one bar plot draws both.
@@ -69,5 +69,4 @@ def ablation_summary(
         "groups": entries,
         "predictions": {"nominal": str(nominal), **{g: str(p) for g, p in variants.items()}},
     }
-    write_json(output, result)
-    return result
+    return AblationSummary.from_dict(json_safe(result))

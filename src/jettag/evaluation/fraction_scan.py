@@ -9,13 +9,27 @@ the working point, cut refitted for every fraction, on each tagger's test jets.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import performance_at_working_point, predictions_jets, rejections
 from jettag.io.predictions import read_predictions
+from jettag.io.results import Result
+
+
+@dataclasses.dataclass
+class FractionScan(Result):
+    """results/fraction_scan/<dataset>.json: rejections as one background's fraction varies."""
+
+    discriminant: dict
+    scanned: str
+    values: list[float]
+    working_point: float
+    taggers: dict[str, list[dict]]  # tagger -> one entry per value
+    predictions: list[str]
 
 
 def fraction_scan(
@@ -24,8 +38,7 @@ def fraction_scan(
     background: str | None,
     fractions: Sequence[float],
     working_point: float,
-    output: Path,
-) -> dict:
+) -> FractionScan:
     """Every tagger's background rejections at the WP for each fraction of one background.
 
     background: the background whose fraction is varied; None: the discriminant's first
@@ -53,5 +66,4 @@ def fraction_scan(
         "taggers": taggers,
         "predictions": [str(p) for p in predictions],
     }
-    write_json(output, result)
-    return result
+    return FractionScan.from_dict(json_safe(result))

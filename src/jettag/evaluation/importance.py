@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import performance_at_working_point, rejections
 from jettag.evaluation.saliency import TaggerInputs, load_tagger_inputs
+from jettag.io.results import PermutationImportance
 
 
 def _performance(
@@ -46,12 +47,11 @@ def permutation_importance(
     checkpoint: Path,
     split_file: Path,
     discriminant: Discriminant,
-    output: Path,
     groups: dict[str, list[str]] | None = None,
     b_efficiency: float = 0.77,
     seed: int = 0,
     repeats: int = 1,
-) -> dict:
+) -> PermutationImportance:
     """Background rejections lost at fixed signal efficiency when each input group is shuffled.
 
     b_efficiency: the working point, a signal efficiency (of b jets for D_b).
@@ -114,5 +114,4 @@ def permutation_importance(
         "nominal": nominal,
         "groups": results,
     }
-    write_json(output, result)
-    return result
+    return PermutationImportance.from_dict(json_safe(result))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
+from jettag.io.results import LearningCurve
 from jettag.training.checkpoint import load_checkpoint, load_trained_model
 from jettag.training.data import TensorData, class_weight_tensor, load_split
 from jettag.training.losses import weighted_cross_entropy
@@ -33,9 +34,7 @@ def mean_loss(model: torch.nn.Module, data: TensorData, class_weights: torch.Ten
     return loss_sum / max(weight_sum, 1e-12)
 
 
-def learning_curve(
-    checkpoints: Sequence[Path], data_dir: Path, output: Path, model_name: str
-) -> dict:
+def learning_curve(checkpoints: Sequence[Path], data_dir: Path, model_name: str) -> LearningCurve:
     """Loss on the training subset and on validation for models trained on growing subsets."""
     points = []
     for path in checkpoints:
@@ -65,5 +64,4 @@ def learning_curve(
         )
     points.sort(key=lambda p: p["train_jets"])
     result = {"model": model_name, "points": points, "data_dir": str(data_dir)}
-    write_json(output, result)
-    return result
+    return LearningCurve.from_dict(json_safe(result))

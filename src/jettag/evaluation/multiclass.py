@@ -12,12 +12,13 @@ Every number comes from the evaluation core (performance.py), as evaluate's do.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.metrics import auc
 from jettag.evaluation.performance import (
@@ -27,6 +28,7 @@ from jettag.evaluation.performance import (
     roc,
 )
 from jettag.io.predictions import read_predictions
+from jettag.io.results import Result
 
 
 def confusion_matrix(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -40,13 +42,26 @@ def confusion_matrix(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray
     return flat.reshape(n_classes, n_classes)
 
 
+@dataclasses.dataclass
+class MulticlassSummary(Result):
+    """results/multiclass/<tagger>.json: confusion matrix and the class set's binary tasks."""
+
+    tagger: str
+    classes: list[str]
+    n_jets: dict[str, int]
+    confusion_counts: list[list[int]]
+    confusion_fractions: list[list[float | None]]
+    accuracy: float
+    tasks: list[dict]
+    predictions: str
+
+
 def multiclass_summary(
     predictions_path: Path,
     tasks: Sequence[Discriminant],
     signal_efficiency: float,
     grid: np.ndarray,
-    output: Path,
-) -> dict:
+) -> MulticlassSummary:
     """Confusion matrix, accuracy and every binary task of one tagger's predictions (JSON)."""
     predictions = read_predictions(Path(predictions_path))
     classes = list(predictions.classes)
@@ -85,5 +100,4 @@ def multiclass_summary(
         "tasks": task_results,
         "predictions": str(predictions_path),
     }
-    write_json(output, result)
-    return result
+    return MulticlassSummary.from_dict(json_safe(result))

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.errors import InputError
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import TaggedJets, cut_at_efficiency, tagged_jets
 from jettag.evaluation.predict import inference_device, probabilities, scoring_batches
 from jettag.io.model_inputs import InputSpec, read_model_inputs
+from jettag.io.results import SaliencyMaps
 from jettag.training.checkpoint import load_checkpoint, load_trained_model
 
 SD0 = "IP3D_signed_d0_significance"
@@ -150,10 +151,9 @@ def saliency_maps(
     checkpoint: Path,
     split_file: Path,
     discriminant: Discriminant,
-    output: Path,
     n_tracks: int = 8,
     b_efficiency: float = 0.77,
-) -> dict:
+) -> SaliencyMaps:
     """Mean dD/d(input) maps of signal jets with n_tracks tracks passing/failing the WP; JSON.
 
     b_efficiency: the working point, a signal efficiency (of b jets for D_b).
@@ -195,5 +195,4 @@ def saliency_maps(
         "maps": maps,
         "map_errors": errors,
     }
-    write_json(output, result)
-    return result
+    return SaliencyMaps.from_dict(json_safe(result))

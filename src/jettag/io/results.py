@@ -79,3 +79,98 @@ class Result:
     def write(self, path: Path) -> None:
         """Write the file atomically."""
         write_json(path, self.to_dict())
+
+
+# The results of the stages that run a network (learning curve, learning-rate range test,
+# saliency, importance) and the ablation's, which the importance figure draws too: their
+# classes sit here, free of torch, so that their plot stages never load it.
+
+
+@dataclasses.dataclass
+class LrRangeTest(Result):
+    """results/lr_finder/<model>.json: loss vs learning rate over one growing-rate pass."""
+
+    model: str
+    min_lr: float
+    max_lr: float
+    batch_size: int
+    configured_learning_rate: float
+    steps_run: int
+    stopped: str
+    learning_rate: list[float]
+    loss: list[float | None]
+    smoothed_loss: list[float]
+    suggested: dict[str, float]
+
+
+@dataclasses.dataclass
+class LearningCurve(Result):
+    """results/learning_curve/<model>.json: training and validation loss vs training-set size."""
+
+    model: str
+    points: list[dict]  # train_jets, train_loss, val_loss, best_epoch, checkpoint
+    data_dir: str
+
+
+@dataclasses.dataclass
+class SaliencyMaps(Result):
+    """results/saliency/<model>.json: mean dD/d(input) per track and input of signal jets."""
+
+    tagger: str
+    checkpoint: str
+    split_file: str
+    discriminant: dict
+    b_efficiency: float  # the working point (a signal efficiency)
+    cut: float
+    n_tracks: int
+    track_order: str | None
+    inputs: list[str]
+    transforms: dict[str, str]
+    n_b_jets: int
+    n_jets: dict[str, int]
+    maps: dict[str, list | None]  # passing, failing
+    map_errors: dict[str, list | None]
+
+
+@dataclasses.dataclass
+class PermutationImportance(Result):
+    """results/importance/<model>.json: rejections lost when each input group is shuffled."""
+
+    tagger: str
+    checkpoint: str
+    split_file: str
+    discriminant: dict
+    b_efficiency: float  # the working point (a signal efficiency)
+    seed: int
+    repeats: int
+    n_jets: dict[str, int]
+    nominal: dict
+    groups: dict[str, dict]
+
+    @property
+    def x_label(self) -> str:
+        """What the bars of the importance figure measure."""
+        return "Rejection lost when the input is shuffled [%]"
+
+
+@dataclasses.dataclass
+class AblationSummary(Result):
+    """results/ablation/<model>.json: rejections lost by retraining without each input group."""
+
+    tagger: str
+    method: str
+    x_label: str
+    b_efficiency: float
+    discriminant: dict
+    rejection_limit_cl: float
+    repeats: int
+    nominal: dict
+    groups: dict[str, dict]
+    predictions: dict[str, str]
+
+
+def read_importance(path: Path) -> PermutationImportance | AblationSummary:
+    """A permutation-importance or an ablation file (one bar figure draws both)."""
+    data = read_results(path)
+    kind = AblationSummary if "method" in data else PermutationImportance
+    return kind.from_dict(data, str(path))

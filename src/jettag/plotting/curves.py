@@ -11,6 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from jettag.io.history import read_history
+from jettag.io.results import LearningCurve
 from jettag.plotting.style import (
     FigureText,
     data_in_lower,
@@ -64,14 +65,14 @@ def plot_loss(
 
 
 def plot_learning_curve(
-    curve_file: Path,
+    curve: LearningCurve,
     label: str,
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Training and validation loss vs number of training jets (log x)."""
-    points = json.loads(Path(curve_file).read_text())["points"]
+    points = curve.points
     n_jets = np.array([p["train_jets"] for p in points], dtype=float)
     fig, ax = new_figure()
     ax.plot(n_jets, [p["train_loss"] for p in points], "o-", lw=1.8, label="Training set")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from jettag.evaluation.discriminant import Discriminant
+from jettag.evaluation.fraction_scan import FractionScan
+from jettag.evaluation.multiclass import MulticlassSummary
 from jettag.evaluation.performance import Roc
 from jettag.plotting.roc import LINE_STYLES
 from jettag.plotting.style import (
@@ -25,13 +26,12 @@ from jettag.plotting.style import (
 
 
 def plot_confusion(
-    result_file: Path, label: str, stem: Path, text: FigureText, formats: Sequence[str]
+    data: MulticlassSummary, label: str, stem: Path, text: FigureText, formats: Sequence[str]
 ) -> list[Path]:
     """Fraction of each true class (rows) given each predicted class (columns), in percent."""
-    data = json.loads(Path(result_file).read_text())
-    classes = data["classes"]
+    classes = data.classes
     fractions = np.array(
-        [[np.nan if v is None else v for v in row] for row in data["confusion_fractions"]]
+        [[np.nan if v is None else v for v in row] for row in data.confusion_fractions]
     )
     size = 0.62 * len(classes) + 3.5
     fig, ax = new_figure(figsize=(size + 1.0, size + 0.8))
@@ -57,19 +57,18 @@ def plot_confusion(
     strip = fig.add_axes([box.x0, box.y1 + 0.01, box.width, 0.06])
     strip.axis("off")
     experiment_label(strip, text)
-    strip.text(1.0, 0.0, comma_join(text.sample, label, f"accuracy {100 * data['accuracy']:.1f} %"),
+    strip.text(1.0, 0.0, comma_join(text.sample, label, f"accuracy {100 * data.accuracy:.1f} %"),
                transform=strip.transAxes, ha="right", va="bottom", fontsize="small")  # fmt: skip
     return save_figure(fig, stem, formats)
 
 
 def plot_task_rocs(
-    result_file: Path, label: str, stem: Path, text: FigureText, formats: Sequence[str]
+    data: MulticlassSummary, label: str, stem: Path, text: FigureText, formats: Sequence[str]
 ) -> list[Path]:
     """Background rejection vs signal efficiency of every binary task (X vs QCD, D_b, D_c)."""
-    data = json.loads(Path(result_file).read_text())
     fig, ax = new_figure(figsize=(8, 6.5))
     ymax = 1.0
-    for k, task in enumerate(data["tasks"]):
+    for k, task in enumerate(data.tasks):
         definition = Discriminant.from_dict(task["discriminant"])
         curve = Roc.from_dict(task["roc"])
         colour = class_style(definition.signal, k)[0]
@@ -94,12 +93,12 @@ def plot_task_rocs(
     ax.set_xlabel("Signal efficiency")
     ax.set_ylabel("Background rejection")
     ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.76), fontsize="x-small",
-              ncols=2 if len(data["tasks"]) > 4 else 1)  # fmt: skip
+              ncols=2 if len(data.tasks) > 4 else 1)  # fmt: skip
     return finish(fig, ax, text, stem, formats, label)
 
 
 def plot_fraction_scan(
-    scan_file: Path,
+    data: FractionScan,
     labels: Sequence[str] | None,
     stem: Path,
     text: FigureText,
@@ -110,16 +109,15 @@ def plot_fraction_scan(
     FTAG's f_c figure: c rejection (x) against light rejection (y) for D_b as f_c goes from
     0 to 1, one line per tagger, the configured fraction marked with a star.
     """
-    data = json.loads(Path(scan_file).read_text())
-    definition = Discriminant.from_dict(data["discriminant"])
-    scanned = data["scanned"]
+    definition = Discriminant.from_dict(data.discriminant)
+    scanned = data.scanned
     other = next(b for b in definition.display_order if b != scanned)
     configured = dict(definition.fractions)[scanned]
-    values = np.asarray(data["values"], dtype=float)
+    values = np.asarray(data.values, dtype=float)
     fig, ax = new_figure(figsize=(8, 6.5))
-    names = list(data["taggers"])
+    names = list(data.taggers)
     for k, tagger in enumerate(names):
-        entries = data["taggers"][tagger]
+        entries = data.taggers[tagger]
         x = np.array([np.nan if e[f"{scanned}_rejection"] is None else e[f"{scanned}_rejection"]
                       for e in entries])  # fmt: skip
         y = np.array([np.nan if e[f"{other}_rejection"] is None else e[f"{other}_rejection"]
@@ -138,7 +136,7 @@ def plot_fraction_scan(
     ax.set_xlabel(f"{singular(class_style(scanned)[1])} rejection")
     ax.set_ylabel(f"{singular(class_style(other)[1])} rejection")
     signal = singular(class_style(definition.signal)[1])
-    wp = f"{round(100 * data['working_point']):d}% {signal} efficiency"
+    wp = f"{round(100 * data.working_point):d}% {signal} efficiency"
     star = f"$\\star$: $f_{{{scanned}}}$ = {configured:g}"
     ax.legend(loc="upper right", fontsize="small", title=f"$f_{{{scanned}}}$ scan")
     return finish(fig, ax, text, stem, formats, f"{definition.axis_label}, {wp}", star)

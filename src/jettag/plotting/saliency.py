@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jettag.evaluation.discriminant import Discriminant
+from jettag.io.results import AblationSummary, PermutationImportance, SaliencyMaps
 from jettag.plotting.style import (
     FigureText,
     class_style,
@@ -54,7 +54,7 @@ def _header(fig, grid_cell, text: FigureText, lines: Sequence[str]) -> None:
 
 
 def plot_saliency(
-    saliency_file: Path,
+    data: SaliencyMaps,
     label: str,
     stem: Path,
     text: FigureText,
@@ -62,11 +62,10 @@ def plot_saliency(
 ) -> list[Path]:
     """Heat maps of dD/dx (inputs vs track rank) for signal jets passing and failing the WP."""
     use_style()
-    data = json.loads(Path(saliency_file).read_text())
-    definition = Discriminant.from_dict(data["discriminant"])
+    definition = Discriminant.from_dict(data.discriminant)
     signal_text = class_style(definition.signal)[1]
-    inputs, n_tracks = data["inputs"], data["n_tracks"]
-    maps = {k: None if m is None else np.asarray(m, float) for k, m in data["maps"].items()}
+    inputs, n_tracks = data.inputs, data.n_tracks
+    maps = {k: None if m is None else np.asarray(m, float) for k, m in data.maps.items()}
     filled = [m for m in maps.values() if m is not None]
     # one symmetric scale for both panels, so colours compare across them and zero is white
     limit = max((float(np.abs(m).max()) for m in filled), default=0.0) or 1.0
@@ -76,7 +75,7 @@ def plot_saliency(
         2, 3, height_ratios=[1.0, 0.42 * len(inputs)], width_ratios=[1, 1, 0.05],
         hspace=0.08, wspace=0.06,
     )  # fmt: skip
-    wp = f"{round(100 * data['b_efficiency']):d}%"
+    wp = f"{round(100 * data.b_efficiency):d}%"
     _header(fig, grid[0, :], text, [
         ", ".join(t for t in (text.sample, label) if t),
         comma_join(f"{signal_text} with {n_tracks} tracks", definition.fraction_label()),
@@ -91,7 +90,7 @@ def plot_saliency(
             ax.text(0.5, 0.5, "no jets", transform=ax.transAxes, ha="center", va="center")
         image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto",
                           interpolation="nearest")  # fmt: skip
-        ax.set_title(f"{signal_text} {word} the {wp} WP ({data['n_jets'][key]} jets)",
+        ax.set_title(f"{signal_text} {word} the {wp} WP ({data.n_jets[key]} jets)",
                      fontsize="medium")  # fmt: skip
         ticks = np.unique(np.linspace(0, n_tracks - 1, min(n_tracks, 10)).round().astype(int))
         ax.set_xticks(ticks, [str(k + 1) for k in ticks])  # at most 10, numbered from 1
@@ -100,7 +99,7 @@ def plot_saliency(
         ax.minorticks_off()
         ax.tick_params(length=0)
         ax.set_xlabel(
-            "Track rank by $s_{d_0}$ (1 = largest)" if data["track_order"] else "Track (file order)"
+            "Track rank by $s_{d_0}$ (1 = largest)" if data.track_order else "Track (file order)"
         )
     colorbar = fig.colorbar(image, cax=fig.add_subplot(grid[1, 2]))
     colorbar.set_label(f"$\\partial {definition.axis_label.strip('$')} / \\partial x$")
@@ -109,7 +108,7 @@ def plot_saliency(
 
 
 def plot_permutation_importance(
-    importance_file: Path,
+    data: PermutationImportance | AblationSummary,
     label: str,
     stem: Path,
     text: FigureText,
@@ -117,9 +116,8 @@ def plot_permutation_importance(
 ) -> list[Path]:
     """Horizontal bars of each background's rejection lost per input group (shuffled, removed)."""
     use_style()
-    data = json.loads(Path(importance_file).read_text())
-    groups = data["groups"]
-    definition = Discriminant.from_dict(data["discriminant"])
+    groups = data.groups
+    definition = Discriminant.from_dict(data.discriminant)
     backgrounds = definition.display_order  # light (D_b's last weighted background) on top
 
     def loss(name: str, bkg: str) -> float:
@@ -138,8 +136,8 @@ def plot_permutation_importance(
     height = 0.76 / len(backgrounds)
     fig = plt.figure(figsize=(9, 0.45 * len(names) + 3.0))
     grid = fig.add_gridspec(2, 1, height_ratios=[1.0, 0.45 * len(names) + 1.2], hspace=0.04)
-    wp = f"{round(100 * data['b_efficiency']):d}%"
-    repeats = f", {data['repeats']} permutations" if data["repeats"] > 1 else ""
+    wp = f"{round(100 * data.b_efficiency):d}%"
+    repeats = f", {data.repeats} permutations" if data.repeats > 1 else ""
     _header(fig, grid[0], text, [
         ", ".join(t for t in (text.sample, label) if t),
         comma_join(definition.fraction_label(),
@@ -151,18 +149,18 @@ def plot_permutation_importance(
         colour, legend = class_style(bkg, k)
         values = np.array([loss(n, bkg) for n in names])
         errors = np.array([100.0 * (groups[n][f"{bkg}_rejection_loss_std"] or 0.0) for n in names])
-        nominal = data["nominal"][f"{bkg}_rejection"]
+        nominal = data.nominal[f"{bkg}_rejection"]
         nominal_text = "inf" if nominal is None else f"{nominal:.3g}"
-        if data["nominal"].get(f"{bkg}_rejection_is_lower_limit"):  # no jet passes
+        if data.nominal.get(f"{bkg}_rejection_is_lower_limit"):  # no jet passes
             nominal_text = f"> {nominal_text}"
         ax.barh(y + offset, values, height=height, color=colour, alpha=0.85,
-                xerr=errors if data["repeats"] > 1 else None, error_kw={"lw": 1},
+                xerr=errors if data.repeats > 1 else None, error_kw={"lw": 1},
                 label=f"{legend} (nominal rejection {nominal_text})")  # fmt: skip
     ax.axvline(0.0, color="black", lw=1)
     ax.set_yticks(y, labels)
     ax.minorticks_off()
     ax.tick_params(axis="y", length=0)
-    ax.set_xlabel(data.get("x_label", "Rejection lost when the input is shuffled [%]"))
+    ax.set_xlabel(data.x_label)
     # an empty band above the top bar holds the legend
     ax.set_ylim(-0.7, len(names) - 0.5 + 1.4)
     low, high = ax.get_xlim()

@@ -15,13 +15,14 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from jettag.atomic import json_safe
 from jettag.config import ModelConfig
 from jettag.io.model_inputs import input_spec
+from jettag.io.results import LrRangeTest
 from jettag.training.data import class_weight_tensor, load_split
 from jettag.training.loop import member_seed
 from jettag.training.losses import weighted_cross_entropy
@@ -76,8 +77,8 @@ def lr_range_test(
     max_lr: float,
     steps: int,
     stop_factor: float,
-) -> dict[str, Any]:
-    """Run the test on the model's training split; the JSON-ready result."""
+) -> LrRangeTest:
+    """Run the test on the model's training split."""
     config = model_config.training
     run_seed = member_seed(seed, model_name, 0)
     torch.manual_seed(run_seed)
@@ -126,16 +127,20 @@ def lr_range_test(
     finite = np.isfinite(losses)
     rate_array = np.array(rates)[finite]
     smoothed = centred_losses(np.array(losses)[finite])
-    return {
-        "model": model_name,
-        "min_lr": min_lr,
-        "max_lr": max_lr,
-        "batch_size": config.batch_size,
-        "configured_learning_rate": config.learning_rate,
-        "steps_run": len(rates),
-        "stopped": stopped,
-        "learning_rate": rates,
-        "loss": losses,
-        "smoothed_loss": smoothed.tolist(),
-        "suggested": suggestions(rate_array, smoothed),
-    }
+    return LrRangeTest.from_dict(
+        json_safe(
+            {
+                "model": model_name,
+                "min_lr": min_lr,
+                "max_lr": max_lr,
+                "batch_size": config.batch_size,
+                "configured_learning_rate": config.learning_rate,
+                "steps_run": len(rates),
+                "stopped": stopped,
+                "learning_rate": rates,
+                "loss": losses,
+                "smoothed_loss": smoothed.tolist(),
+                "suggested": suggestions(rate_array, smoothed),
+            }
+        )
+    )
