@@ -28,7 +28,7 @@ from jettag.io.predictions import kept_jet_fields, write_predictions
 from jettag.training.checkpoint import load_checkpoint, load_trained_model, save_checkpoint
 from jettag.training.loop import train_model
 from jettag.training.schedules import cycle_ends, lr_factor
-from tests.conftest import REPO, d_b, minimal_config
+from tests.conftest import REPO, d_b, minimal_config, written
 from tests.test_training import _sigterm_once_training_runs
 
 CI_STUDIES = REPO / "workflow/configs/ci_studies.yaml"
@@ -304,8 +304,10 @@ def test_comparison_of_known_ensembles(tmp_path):
         "snapshot": [_benchmark(tmp_path / "s.tsv", 40.0, 70.0)],
     }
     out = tmp_path / "comparison.json"
-    result = compare_ensembles("dips", "dips", {"deep": deep, "snapshot": snapshot}, histories,
-                               benchmarks, WP, out)  # fmt: skip
+    result = written(
+        compare_ensembles("dips", "dips", {"deep": deep, "snapshot": snapshot}, histories,
+                          benchmarks, WP), out,
+    )  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     for kind, passing in (("deep", {"c": deep_c, "light": deep_l}),
                           ("snapshot", {"c": snap_c, "light": snap_l})):  # fmt: skip
@@ -335,9 +337,14 @@ def test_comparison_of_known_ensembles(tmp_path):
 
     # a deep ensemble of one member is its own mean member; without benchmarks no job times
     single = _ensemble_predictions(tmp_path / "single.h5", (4, [6]), (10, [10]))
-    result = compare_ensembles("dips", "dips", {"deep": single, "snapshot": snapshot},
-                               {**histories, "deep": histories["deep"][:1]}, {}, WP,
-                               tmp_path / "single.json")  # fmt: skip
+    result = compare_ensembles(
+        "dips",
+        "dips",
+        {"deep": single, "snapshot": snapshot},
+        {**histories, "deep": histories["deep"][:1]},
+        {},
+        WP,
+    ).to_dict()
     light = result["ensembles"]["deep"]["light"]
     assert light["ensemble"] == light["mean"] == light["min"] == pytest.approx(50.0)
     assert light["std"] is None and light["gain"] is None

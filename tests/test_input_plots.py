@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from jettag import config as cfg
-from jettag.evaluation.input_histograms import input_histograms
+from jettag.evaluation.input_histograms import InputHistograms, input_histograms
 from jettag.features.prepare import prepare_dataset
 from jettag.features.split import SPLITS
 from jettag.plotting.inputs import plot_inputs
 from jettag.plotting.style import FigureText
-from tests.conftest import minimal_config
+from tests.conftest import minimal_config, written
 
 # held-out splits: the normalisation was fitted elsewhere, so agreement is statistical only
 # (a few hundred jets; a rare hit count's std fluctuates by ~0.15 here)
@@ -28,7 +28,8 @@ def histograms(prepared, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """The input histograms of every split: (JSON path, returned result)."""
     out = tmp_path_factory.mktemp("input_histograms")
     return {
-        s: (out / f"{s}.json", input_histograms(prepared, out / f"{s}.json", s)) for s in SPLITS
+        s: (out / f"{s}.json", written(input_histograms(prepared, s), out / f"{s}.json"))
+        for s in SPLITS
     }
 
 
@@ -133,7 +134,7 @@ def test_jet_inputs_are_histogrammed(ingested, tmp_path):
     config = cfg.validate_config(raw)
     prepared = tmp_path / "prepared"
     prepare_dataset(ingested, cfg.section(cfg.PrepareConfig, config["prepare"]), 3, prepared)
-    result = input_histograms(prepared, tmp_path / "h.json")
+    result = input_histograms(prepared).to_dict()
     with h5py.File(prepared / "train.h5", "r") as f:
         pt = f["jets"]["pt"][:]
     for name in ("pt", "eta"):
@@ -151,11 +152,12 @@ def test_input_plots_are_written(histograms, tmp_path):
     path, _ = histograms["train"]
     names = ["ptfrac", "IP3D_signed_d0_significance"]
     text = FigureText("ATLAS", "Simulation Internal", 13.0, "$t\\bar{t}$")
-    written = plot_inputs(path, tmp_path / "inputs", text, ["png"], inputs=names)
+    figures = plot_inputs(InputHistograms.read(path), tmp_path / "inputs", text, ["png"],
+                          inputs=names)  # fmt: skip
     stems = [*names, "jet_pt_reweighting", *(f"{n}_reweighted" for n in names)]
-    assert sorted(written) == sorted(tmp_path / f"inputs_{s}.png" for s in stems)
-    for p in written:
+    assert sorted(figures) == sorted(tmp_path / f"inputs_{s}.png" for s in stems)
+    for p in figures:
         assert p.stat().st_size > 10_000, p
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
     with pytest.raises(ValueError, match="no inputs"):
-        plot_inputs(path, tmp_path / "x", text, ["png"], inputs=["nonsense"])
+        plot_inputs(InputHistograms.read(path), tmp_path / "x", text, ["png"], inputs=["nonsense"])

@@ -15,6 +15,7 @@ from jettag.cli import main
 from jettag.errors import InputError
 from jettag.evaluation.evaluate import evaluate
 from jettag.evaluation.predict import predict
+from jettag.evaluation.transfer import markdown as transfer_markdown
 from jettag.evaluation.transfer import transfer_summary
 from jettag.features.prepare import prepare_dataset
 from jettag.io.ingest import ingest_sample
@@ -131,8 +132,7 @@ def test_summary_agrees_with_predict_and_evaluate(tmp_path, pretrained, zprime):
                     pretrained=None if strategy == "scratch" else pretrained,
                     freeze_track_encoder=strategy == "frozen")  # fmt: skip
         runs[f"{strategy}/100/{seed}"] = out / "best.pt"
-    result = transfer_summary("dips", runs, pretrained, zprime, d_b(0.018), 0.77,
-                              tmp_path / "t.json", tmp_path / "t.md")  # fmt: skip
+    result = transfer_summary("dips", runs, pretrained, zprime, d_b(0.018), 0.77).to_dict()
     assert [p["seeds"] for p in result["points"]["scratch"]] == [2]
     scratch_runs = [r for r in result["runs"] if r["strategy"] == "scratch"]
     assert result["points"]["scratch"][0]["auc_mean"] == pytest.approx(
@@ -148,7 +148,7 @@ def test_summary_agrees_with_predict_and_evaluate(tmp_path, pretrained, zprime):
     assert frozen["light_rejection"] == pytest.approx(
         metrics["working_points"]["77"]["light_rejection"], rel=1e-6
     )
-    assert "| frozen | 100 | 1 |" in (tmp_path / "t.md").read_text()
+    assert "| frozen | 100 | 1 |" in transfer_markdown(result)
 
 
 def test_cli_refuses_inconsistent_transfer_flags(tmp_path, capsys, zprime):

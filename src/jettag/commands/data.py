@@ -68,10 +68,10 @@ def sample_histograms(args: argparse.Namespace, settings: Settings) -> None:
     """Per-class validation histograms of an ingested sample."""
     from jettag.evaluation.sample_histograms import sample_histograms
 
-    result = sample_histograms(args.input, args.output, settings["classes"],
-                               settings["label_variable"])  # fmt: skip
-    log.info("sample %s: jets %s, fractions %s", args.sample, result["n_jets"],
-             {k: round(v, 3) for k, v in result["fractions"].items()})  # fmt: skip
+    result = sample_histograms(args.input, settings["classes"], settings["label_variable"])
+    result.write(args.output)
+    log.info("sample %s: jets %s, fractions %s", args.sample, result.n_jets,
+             {k: round(v, 3) for k, v in result.fractions.items()})  # fmt: skip
 
 
 @command(
@@ -84,4 +84,4 @@ def input_histograms(args: argparse.Namespace, settings: Settings) -> None:
     """Per-class histograms of every model input: raw, transformed, normalised, reweighted."""
     from jettag.evaluation.input_histograms import input_histograms
 
-    input_histograms(args.data_dir, args.output, args.split)
+    input_histograms(args.data_dir, args.split).write(args.output)

@@ -242,23 +242,25 @@ def plot_lr_finder(args: argparse.Namespace, settings: Settings, figure: Figure)
       path("--summary", "results/studies/<study>.json"), _stem())  # fmt: skip
 def plot_study(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw a model-choice study."""
-    from jettag.io.results import results_owner
+    from jettag.io.results import StudySummary
     from jettag.plotting.study import plot_study
 
-    model = settings["model"]
-    if results_owner(args.summary, "model") != model:
-        raise ConfigError(f"{args.summary}: not a study of '{model}'")
-    plot_study(args.summary, settings["labels"][model], settings["title"], args.output_stem,
+    summary, model = StudySummary.read(args.summary), settings["model"]
+    if (summary.study, summary.model) != (args.study, model):
+        raise ConfigError(f"{args.summary}: study '{summary.study}' of '{summary.model}', not"
+                          f" '{args.study}' of '{model}'")  # fmt: skip
+    plot_study(summary, settings["labels"][model], settings["title"], args.output_stem,
                figure.text, figure.formats)  # fmt: skip
 
 
 @plot("plot-search", "validation loss vs each hyper-parameter", stages.model_figure,
-      path("--search"), _stem(), results="search", owner="model")  # fmt: skip
+      path("--search"), _stem(), results="search", owner="model",
+      kind="jettag.evaluation.search:SearchSummary")  # fmt: skip
 def plot_search(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw validation loss vs each searched hyper-parameter."""
     from jettag.plotting.curves import plot_search
 
-    plot_search(args.search, figure.label, args.output_stem, figure.text, figure.formats)
+    plot_search(figure.result, figure.label, args.output_stem, figure.text, figure.formats)
 
 
 @plot("plot-saliency", "draw saliency heat maps", stages.model_figure,
@@ -283,7 +285,8 @@ def plot_importance(args: argparse.Namespace, settings: Settings, figure: Figure
 
 
 @plot("plot-transfer", "draw the transfer-learning scan", stages.plot_transfer,
-      path("--summary"), _stem(), results="summary", owner="model")  # fmt: skip
+      path("--summary"), _stem(), results="summary", owner="model",
+      kind="jettag.io.results:TransferSummary")  # fmt: skip
 def plot_transfer(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw light rejection and AUC vs number of target training jets per strategy."""
     from jettag.plotting.transfer import plot_transfer
@@ -292,7 +295,7 @@ def plot_transfer(args: argparse.Namespace, settings: Settings, figure: Figure) 
     name = source["name"]
     if "process" in source:  # a generated sample: its process in symbols
         name = {"ttbar": "$t\\bar{t}$", "zprime": "$Z'$"}[source["process"]]
-    plot_transfer(args.summary, f"{figure.label} pretrained on {name}", args.output_stem,
+    plot_transfer(figure.result, f"{figure.label} pretrained on {name}", args.output_stem,
                   figure.text, figure.formats)  # fmt: skip
 
 
@@ -300,15 +303,19 @@ def plot_transfer(args: argparse.Namespace, settings: Settings, figure: Figure) 
       path("--histograms"), path("--output-prefix"))  # fmt: skip
 def plot_sample(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw the validation plots of a sample."""
+    from jettag.evaluation.sample_histograms import SampleHistograms
     from jettag.plotting.sample import plot_sample
 
-    plot_sample(args.histograms, args.output_prefix, figure.text, figure.formats)
+    histograms = SampleHistograms.read(args.histograms)
+    plot_sample(histograms, args.output_prefix, figure.text, figure.formats)
 
 
 @plot("plot-inputs", "draw input distributions and the reweighting", stages.plot_inputs,
       path("--histograms"), path("--output-prefix"))  # fmt: skip
 def plot_inputs(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
     """Draw the input histograms of a dataset and its pT reweighting."""
+    from jettag.evaluation.input_histograms import InputHistograms
     from jettag.plotting.inputs import plot_inputs
 
-    plot_inputs(args.histograms, args.output_prefix, figure.text, figure.formats)
+    histograms = InputHistograms.read(args.histograms)
+    plot_inputs(histograms, args.output_prefix, figure.text, figure.formats)

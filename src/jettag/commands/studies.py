@@ -7,7 +7,7 @@ import argparse
 import logging
 
 from jettag import stages
-from jettag.atomic import write_text
+from jettag.atomic import write_text, write_yaml
 from jettag.commands.evaluation import discriminant, named_paths
 from jettag.commands.registry import Settings, command, path, paths
 
@@ -30,10 +30,11 @@ def study_summary(args: argparse.Namespace, settings: Settings) -> None:
     study = settings["study"]
     runs = runs_by_point(args.study, study, args.histories, args.predictions, args.checkpoints)
     result = study_summary(args.study, study, settings["sections"], runs, args.train_file,
-                           discriminant(settings), settings["evaluation"]["pt_working_point"],
-                           args.output)  # fmt: skip
-    write_text(args.output_md, markdown(result))
-    for point in result["points"]:
+                           discriminant(settings),
+                           settings["evaluation"]["pt_working_point"])  # fmt: skip
+    result.write(args.output)
+    write_text(args.output_md, markdown(result.to_dict()))
+    for point in result.points:
         log.info("study %s, %s: val loss %.4f, light rejection %s, %d parameters", args.study,
                  point["name"], point["val_loss"], point["light_rejection"],
                  point["n_parameters"])  # fmt: skip
@@ -55,7 +56,7 @@ def study_summary(args: argparse.Namespace, settings: Settings) -> None:
 )  # fmt: skip
 def ensemble_comparison(args: argparse.Namespace, settings: Settings) -> None:
     """Training cost and rejections of a deep and a snapshot ensemble of one model."""
-    from jettag.evaluation.ensembles import compare_ensembles, markdown
+    from jettag.evaluation.ensembles import compare_ensembles
 
     section = settings["snapshot_ensemble"]
     result = compare_ensembles(
@@ -63,10 +64,11 @@ def ensemble_comparison(args: argparse.Namespace, settings: Settings) -> None:
         {"deep": args.deep_metrics, "snapshot": args.snapshot_metrics},
         {"deep": args.deep_histories, "snapshot": args.snapshot_histories},
         {"deep": args.deep_benchmarks, "snapshot": args.snapshot_benchmarks},
-        settings["evaluation"]["pt_working_point"], args.output,
+        settings["evaluation"]["pt_working_point"],
     )  # fmt: skip
-    write_text(args.output_md, markdown(result))
-    for kind, entry in result["ensembles"].items():
+    result.write(args.output)
+    write_text(args.output_md, result.markdown())
+    for kind, entry in result.ensembles.items():
         light = entry["light"]
         log.info("%s ensemble of %s: %d members, %d epochs, light rejection %s (members %s +- %s)",
                  kind, section["model"], entry["n_members"], entry["cost"]["epochs"],
@@ -85,11 +87,13 @@ def search_summary(args: argparse.Namespace, settings: Settings) -> None:
     from jettag.evaluation.search import search_summary
 
     result = search_summary(args.model, settings["seed"], settings["search"], settings["model"],
-                            named_paths(args.histories), args.output_json, args.output_md,
-                            args.output_best)  # fmt: skip
-    best = result["trials"][0]
-    log.info("search %s: best trial %s, val loss %.4f (as configured: %s)", result["model"],
-             best["trial"], best["val_loss"], result["nominal_val_loss"])  # fmt: skip
+                            named_paths(args.histories))  # fmt: skip
+    result.write(args.output_json)
+    write_text(args.output_md, result.markdown())
+    write_yaml(args.output_best, result.best_model(settings["model"]))
+    best = result.trials[0]
+    log.info("search %s: best trial %s, val loss %.4f (as configured: %s)", result.model,
+             best["trial"], best["val_loss"], result.nominal_val_loss)  # fmt: skip
 
 
 @command(
@@ -103,14 +107,16 @@ def search_summary(args: argparse.Namespace, settings: Settings) -> None:
 )  # fmt: skip
 def transfer_summary(args: argparse.Namespace, settings: Settings) -> None:
     """AUC and rejections of every transfer-learning run on the target test split."""
+    from jettag.evaluation.transfer import markdown as transfer_markdown
     from jettag.evaluation.transfer import transfer_summary
 
     result = transfer_summary(
         args.model, named_paths(args.runs), args.pretrained, args.data_dir,
-        discriminant(settings), settings["evaluation"]["pt_working_point"], args.output_json,
-        args.output_md,
+        discriminant(settings), settings["evaluation"]["pt_working_point"],
     )  # fmt: skip
-    for strategy, points in result["points"].items():
+    result.write(args.output_json)
+    write_text(args.output_md, transfer_markdown(result.to_dict()))
+    for strategy, points in result.points.items():
         log.info("transfer %s: light rejection %s", strategy,
                  ", ".join(f"{p['train_jets']}: {p['light_rejection_mean']:.1f}"
                            for p in points))  # fmt: skip

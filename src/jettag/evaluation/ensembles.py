@@ -13,17 +13,19 @@ benchmark files for the training jobs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.errors import InputError
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.performance import wp_name
 from jettag.io.history import read_history
+from jettag.io.results import Result
 
 KINDS = ("deep", "snapshot")
 
@@ -121,6 +123,22 @@ def _single_member(at: Mapping[str, Any], bkg: str) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass
+class EnsembleComparison(Result):
+    """results/ensembles/<name>.json: cost and rejections of a deep and a snapshot ensemble."""
+
+    comparison: str
+    model: str
+    b_efficiency: float
+    backgrounds: list[str]
+    ensembles: dict[str, dict]  # deep, snapshot
+    snapshot_cost_fraction: dict[str, float | None]
+
+    def markdown(self) -> str:
+        """The comparison as markdown tables."""
+        return markdown(self.to_dict())
+
+
 def compare_ensembles(
     name: str,
     model: str,
@@ -128,9 +146,8 @@ def compare_ensembles(
     histories: Mapping[str, Sequence[Path]],
     benchmarks: Mapping[str, Sequence[Path]],
     working_point: float,
-    output: Path,
-) -> dict[str, Any]:
-    """The comparison of a deep and a snapshot ensemble of one model, written as JSON.
+) -> EnsembleComparison:
+    """The comparison of a deep and a snapshot ensemble of one model.
 
     metrics, histories, benchmarks: per kind ('deep', 'snapshot') the evaluate metrics file
     of the ensemble, the history.csv of each of its trainings and (possibly none) the
@@ -158,8 +175,7 @@ def compare_ensembles(
             for key in ("epochs", "epoch_seconds", "job_wall_seconds", "job_cpu_seconds")
         },
     }
-    write_json(output, result)
-    return result
+    return EnsembleComparison.from_dict(json_safe(result))
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

@@ -17,6 +17,7 @@ class over that of the target, per bin (null where either is empty).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -24,9 +25,10 @@ import h5py
 import numpy as np
 import yaml
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.errors import InputError
 from jettag.io.model_inputs import build_inputs, input_spec
+from jettag.io.results import Result
 from jettag.transforms import MeanVarianceAccumulator, apply_transform
 
 STAGES = ("raw", "transformed", "normalised")
@@ -72,9 +74,21 @@ class FlavourHistogram:
         return out
 
 
-def input_histograms(
-    prepared_dir: Path, output: Path, split: str = "train", bins: int = 50
-) -> dict:
+@dataclasses.dataclass
+class InputHistograms(Result):
+    """results/inputs/<dataset>.json: every model input per class (raw, transformed and
+    normalised) and the jet-pT reweighting."""
+
+    prepared_dir: str
+    split: str
+    classes: list[str]
+    n_jets: dict[str, int]
+    n_tracks: dict[str, int]
+    inputs: dict[str, dict]
+    jet_pt: dict
+
+
+def input_histograms(prepared_dir: Path, split: str = "train", bins: int = 50) -> InputHistograms:
     """Per-flavour histograms of every input (raw, transformed, normalised) and of jet pT."""
     prepared_dir = Path(prepared_dir)
     path = prepared_dir / f"{split}.h5"
@@ -143,8 +157,7 @@ def input_histograms(
             "ratio_after": {c: _shape_ratio(pt[c], pt[target], "weighted") for c in classes},
         },
     }
-    write_json(output, result)
-    return result
+    return InputHistograms.from_dict(json_safe(result))
 
 
 def _blocks(path: Path):

@@ -6,13 +6,14 @@ draws them, so a plot can be redrawn or checked against the numbers without rere
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.flavours import TRACK_ORIGINS
 from jettag.io.canonical import FTAG_LABEL, CanonicalFiles, as_paths, iterate_blocks
+from jettag.io.results import Result
 
 BINS = {
     "IP3D_signed_d0_significance": np.linspace(-30, 30, 121),
@@ -24,12 +25,22 @@ BINS = {
 BLOCK = 200_000
 
 
+@dataclasses.dataclass
+class SampleHistograms(Result):
+    """results/samples/<sample>.json: per-class validation histograms of an ingested sample."""
+
+    input: list[str]
+    n_jets: dict[str, int]
+    fractions: dict[str, float]
+    histograms: dict[str, dict]  # variable -> edges and one count list per class
+    track_origins: dict[str, list]
+
+
 def sample_histograms(
     input_path: CanonicalFiles,
-    output: Path,
     classes: dict[str, list[int]],
     label_variable: str = FTAG_LABEL,
-) -> dict:
+) -> SampleHistograms:
     """Per-class histograms of sd0, sz0, track multiplicity, jet and track pT; origin counts.
 
     classes: class name -> the label_variable values that make it (the class set's order).
@@ -80,5 +91,4 @@ def sample_histograms(
             **{f: c.tolist() for f, c in origins.items()},
         },
     }
-    write_json(output, result)
-    return result
+    return SampleHistograms.from_dict(json_safe(result))

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jettag.atomic import write_json, write_text, write_yaml
+from jettag.atomic import json_safe
 from jettag.config.jobs import NOMINAL, sample_trial, with_params
 from jettag.io.history import read_history
+from jettag.io.results import Result
+
+
+@dataclasses.dataclass
+class SearchSummary(Result):
+    """results/search/<model>.json: the random-search trials ranked by validation loss."""
+
+    model: str
+    tagger: str
+    max_train_jets: int | None
+    space: dict[str, dict]
+    best_trial: str
+    nominal_val_loss: float | None
+    trials: list[dict]  # trial, val_loss, train_loss, best_epoch, epochs_run, params
+
+    def best_model(self, section: dict[str, Any]) -> dict[str, Any]:
+        """The searched model's section with the winning trial's values (a full training's)."""
+        return {"models": {self.model: with_params(section, self.trials[0]["params"])}}
+
+    def markdown(self) -> str:
+        """The ranking as a markdown table."""
+        return _markdown(self.to_dict())
 
 
 def search_summary(
@@ -18,11 +41,8 @@ def search_summary(
     search: dict[str, Any],
     section: dict[str, Any],
     histories: Mapping[str, Path],
-    output_json: Path,
-    output_md: Path,
-    output_best: Path,
-) -> dict:
-    """Rank the trials (and the nominal model) by best validation loss; write the winner.
+) -> SearchSummary:
+    """Rank the trials (and the nominal model) by best validation loss.
 
     seed, search: the config's seed and search section (each trial's values are drawn from
     them again); section: the searched model's section; histories: trial name ('0', '1',
@@ -53,11 +73,7 @@ def search_summary(
         "nominal_val_loss": nominal["val_loss"] if nominal else None,
         "trials": rows,
     }
-    write_json(output_json, result)
-    write_text(output_md, _markdown(result))
-    # the searched model's section with the winning values, for a full training
-    write_yaml(output_best, {"models": {model: with_params(section, best["params"])}})
-    return result
+    return SearchSummary.from_dict(json_safe(result))
 
 
 def _markdown(result: dict) -> str:

@@ -23,11 +23,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from jettag.atomic import write_json
+from jettag.atomic import json_safe
 from jettag.errors import ConfigError
 from jettag.evaluation.ablation import rejections_at
 from jettag.evaluation.discriminant import Discriminant, require_b_tagging
 from jettag.io.history import read_history
+from jettag.io.results import StudySummary
 from jettag.training.checkpoint import load_trained_model
 from jettag.training.diagnosis import diagnose
 
@@ -154,8 +155,7 @@ def study_summary(
     train_file: Path,
     discriminant: Discriminant,
     working_point: float,
-    output: Path,
-) -> dict[str, Any]:
+) -> StudySummary:
     """Every point of a study: its runs and their mean and spread over seeds.
 
     study: the config's studies.<name> section; sections: point name -> the model section it
@@ -204,8 +204,7 @@ def study_summary(
         "target_source": source,
         "points": points,
     }
-    write_json(output, result)
-    return result
+    return StudySummary.from_dict(json_safe(result))
 
 
 def markdown(result: Mapping[str, Any]) -> str:

@@ -16,12 +16,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jettag.atomic import write_json, write_text
+from jettag.atomic import json_safe
 from jettag.config import TRANSFER_STRATEGIES
 from jettag.evaluation.discriminant import Discriminant, require_b_tagging
 from jettag.evaluation.metrics import REJECTION_LIMIT_CL, auc
 from jettag.evaluation.performance import performance_at_working_point, rejections, tagged_jets
 from jettag.evaluation.predict import network_probabilities
+from jettag.io.results import TransferSummary
 from jettag.training.checkpoint import load_checkpoint
 
 METRICS = ("auc", "light_rejection", "c_rejection")
@@ -60,9 +61,7 @@ def transfer_summary(
     data_dir: Path,
     discriminant: Discriminant,
     working_point: float,
-    output_json: Path,
-    output_md: Path,
-) -> dict:
+) -> TransferSummary:
     """Evaluate every transfer run and the untouched pretrained model on the target test split."""
     require_b_tagging(discriminant, f"transfer learning of {model}")
     test_path = data_dir / "test.h5"
@@ -107,9 +106,7 @@ def transfer_summary(
         "points": _points(rows),
         "runs": rows,
     }
-    write_json(output_json, result)
-    write_text(output_md, _markdown(result))
-    return result
+    return TransferSummary.from_dict(json_safe(result))
 
 
 def _points(rows: list[dict]) -> dict[str, list[dict]]:
@@ -136,7 +133,7 @@ def _points(rows: list[dict]) -> dict[str, list[dict]]:
     return dict(points)
 
 
-def _markdown(result: dict) -> str:
+def markdown(result: dict) -> str:
     """Light rejection and AUC per strategy and training-set size, as a markdown table."""
     wp = f"{round(result['b_efficiency'] * 100):d} %"
     reference = result["pretrained"]
@@ -167,6 +164,8 @@ def _markdown(result: dict) -> str:
 def _mean_std(point: dict, metric: str, digits: int) -> str:
     """'mean ± std', or the mean alone for a single seed."""
     mean, std = point[f"{metric}_mean"], point[f"{metric}_std"]
-    if not math.isfinite(std):
+    if mean is None:  # as JSON holds an undefined value
+        return "n/a"
+    if std is None or not math.isfinite(std):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"

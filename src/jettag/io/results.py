@@ -82,8 +82,9 @@ class Result:
 
 
 # The results of the stages that run a network (learning curve, learning-rate range test,
-# saliency, importance) and the ablation's, which the importance figure draws too: their
-# classes sit here, free of torch, so that their plot stages never load it.
+# saliency, importance, model-choice studies, transfer learning) and the ablation's, which
+# the importance figure draws too: their classes sit here, free of torch, so that their plot
+# stages never load it.
 
 
 @dataclasses.dataclass
@@ -167,6 +168,43 @@ class AblationSummary(Result):
     nominal: dict
     groups: dict[str, dict]
     predictions: dict[str, str]
+
+
+@dataclasses.dataclass
+class StudySummary(Result):
+    """results/studies/<study>.json: every point of a model-choice study (mean and spread over
+    seeds)."""
+
+    study: str
+    model: str
+    x: str
+    x_label: str
+    log_x: bool
+    seeds: int
+    split: str
+    b_efficiency: float
+    discriminant: dict
+    target_val_loss: float | None
+    target_source: str
+    points: list[dict]
+
+
+@dataclasses.dataclass
+class TransferSummary(Result):
+    """results/transfer/<model>.json: every transfer-learning run, and the pretrained model, on
+    the target sample."""
+
+    model: str
+    target: str
+    data_dir: str
+    b_efficiency: float
+    discriminant: dict
+    rejection_limit_cl: float
+    n_test_jets: dict[str, int]
+    n_train_jets_available: int
+    pretrained: dict
+    points: dict[str, list[dict]]  # strategy -> one point per training size
+    runs: list[dict]
 
 
 def read_importance(path: Path) -> PermutationImportance | AblationSummary:

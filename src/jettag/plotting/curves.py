@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from jettag.evaluation.search import SearchSummary
 from jettag.io.history import read_history
 from jettag.io.results import LearningCurve
 from jettag.plotting.style import (
@@ -87,29 +88,28 @@ def plot_learning_curve(
 
 
 def plot_search(
-    search_file: Path,
+    result: SearchSummary,
     label: str,
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
 ) -> list[Path]:
     """Validation loss of every search trial vs each searched hyper-parameter."""
-    result = json.loads(Path(search_file).read_text())
-    paths = sorted(result["space"])
-    trials = [t for t in result["trials"] if t["trial"] != "nominal"]
+    paths = sorted(result.space)
+    trials = [t for t in result.trials if t["trial"] != "nominal"]
     fig, axes = new_figure(1, len(paths), figsize=(6.5 * len(paths), 6), squeeze=False)
     for ax, path in zip(axes[0], paths, strict=True):
-        ((kind, spec),) = result["space"][path].items()
+        ((kind, spec),) = result.space[path].items()
         # a choice sits at its index in the configured list; other values at themselves
         x = {t["trial"]: spec.index(t["params"][path]) if kind == "choice" else t["params"][path]
              for t in trials}  # fmt: skip
         ax.plot(list(x.values()), [t["val_loss"] for t in trials], "o", ms=8, label="Trial")
-        best = result["trials"][0]
+        best = result.trials[0]
         if best["trial"] != "nominal":
             ax.plot([x[best["trial"]]], [best["val_loss"]], "*", ms=18, color="C3",
                     label="Best trial")  # fmt: skip
-        if result["nominal_val_loss"] is not None:
-            ax.axhline(result["nominal_val_loss"], color="grey", ls="--", label="As configured")
+        if result.nominal_val_loss is not None:
+            ax.axhline(result.nominal_val_loss, color="grey", ls="--", label="As configured")
         if kind == "choice":
             ax.set_xticks(range(len(spec)), [json.dumps(v) for v in spec])
             ax.set_xlim(-0.5, len(spec) - 0.5)
@@ -121,7 +121,7 @@ def plot_search(
         ax.set_ylim(lo, hi + 0.6 * (hi - lo))
     # one legend, in the last panel: the first holds the experiment label
     axes[0][-1].legend(loc="upper right", fontsize="small")
-    jets = f"{result['max_train_jets'] or 'all'} training jets"
+    jets = f"{result.max_train_jets or 'all'} training jets"
     experiment_label(axes[0][0], text, text.with_sample(f"{label}: random search", jets))
     fig.tight_layout()
     return save_figure(fig, stem, formats)

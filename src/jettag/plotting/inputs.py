@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from jettag.evaluation.input_histograms import InputHistograms
 from jettag.plotting.style import (
     FigureText,
     class_style,
@@ -92,7 +92,7 @@ def axis_label(name: str, transform: str, stage: str) -> str:
 
 
 def plot_inputs(
-    histograms_file: Path,
+    histograms: InputHistograms,
     stem_prefix: Path,
     text: FigureText,
     formats: Sequence[str],
@@ -102,11 +102,13 @@ def plot_inputs(
 
     inputs: the inputs to draw (default all in the JSON); the jet pT figure is always drawn.
     """
-    data = json.loads(Path(histograms_file).read_text())
+    data = histograms.to_dict()
     names = list(data["inputs"]) if inputs is None else list(inputs)
     unknown = sorted(set(names) - set(data["inputs"]))
     if unknown:
-        raise ValueError(f"{histograms_file}: no inputs {unknown}; have {sorted(data['inputs'])}")
+        raise ValueError(
+            f"{histograms.prepared_dir}: no inputs {unknown}; have {sorted(data['inputs'])}"
+        )
     label = _Label(text, text.with_sample(f"{data['split'].capitalize()} split"), tuple(formats))
     written = []
     for name in names:

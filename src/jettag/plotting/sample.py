@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jettag.evaluation.sample_histograms import SampleHistograms
 from jettag.plotting.style import (
     FigureText,
     class_style,
@@ -30,10 +30,10 @@ AXIS_LABELS = {
 
 
 def plot_sample(
-    histograms_file: Path, stem_prefix: Path, text: FigureText, formats: Sequence[str],
+    histograms: SampleHistograms, stem_prefix: Path, text: FigureText, formats: Sequence[str],
 ) -> list[Path]:  # fmt: skip
     """One normalised per-class plot per variable, plus the track-origin composition."""
-    data = json.loads(Path(histograms_file).read_text())
+    data = histograms.to_dict()
     written = []
     fractions = data["fractions"]
     # the classes the sample holds, in the class set's order

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from jettag.io.results import StudySummary
 from jettag.plotting.style import FigureText, data_in_lower, finish, new_figure
 
 X_LABELS = {"parameters": "Trainable parameters", "point": ""}
@@ -28,7 +28,7 @@ def study_x(result: dict) -> tuple[np.ndarray, str, list[str] | None]:
 
 
 def plot_study(
-    study_file: Path,
+    result: StudySummary,
     model_label: str,
     title: str,
     stem: Path,
@@ -36,8 +36,7 @@ def plot_study(
     formats: Sequence[str],
 ) -> list[Path]:
     """Best val loss (train loss there), light and c rejection, epochs to target vs the scan."""
-    result = json.loads(Path(study_file).read_text())
-    points = result["points"]
+    points = result.points
     x, x_label, ticks = study_x(result)
     series = list(dict.fromkeys(p["series"] for p in points))
     with_target = "target_val_loss" in result  # summaries from before it have no such panel
@@ -45,13 +44,13 @@ def plot_study(
     fig, axes = new_figure(n_panels, 1, figsize=(8, 10 + 2 * with_target), sharex=True,
                              gridspec_kw={"height_ratios": [2] + [1] * (n_panels - 1),
                                           "hspace": 0.06})  # fmt: skip
-    wp = f"{100 * result['b_efficiency']:.0f}%"
+    wp = f"{100 * result.b_efficiency:.0f}%"
     panels = [
         (axes[1], "light_rejection", f"Light rej. at {wp}"),
         (axes[2], "c_rejection", f"$c$ rej. at {wp}"),
     ]
     if with_target:
-        target = f"{result['target_val_loss']:.4f}"
+        target = f"{result.target_val_loss:.4f}"
         panels.append((axes[3], "epochs_to_target", f"Epochs to\nval. loss {target}"))
     handles = []
     for k, name in enumerate(series):
@@ -92,7 +91,7 @@ def plot_study(
         ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))  # a seed spread never below zero
         # no top tick label: it would sit on the panel above's bottom one
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, prune="upper"))
-    if result["log_x"] or result["x"] == "parameters":
+    if result.log_x or result.x == "parameters":
         axes[-1].set_xscale("log")
         lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
         axes[-1].set_xlim(lo / 1.25, hi * 1.25)  # no point on the frame
@@ -104,7 +103,7 @@ def plot_study(
         axes[-1].set_xticks(x, ticks, rotation=30, ha="right", fontsize="small")
         axes[-1].set_xlim(-0.5, len(ticks) - 0.5)
     axes[-1].set_xlabel(x_label)
-    spread = f"mean and spread of {result['seeds']} seeds" if result["seeds"] > 1 else "one seed"
+    spread = f"mean and spread of {result.seeds} seeds" if result.seeds > 1 else "one seed"
     fig.align_ylabels(axes)
     return finish(fig, axes[0], text, stem, formats, model_label, title,
                   f"validation split, {spread}")  # fmt: skip
