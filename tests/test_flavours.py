@@ -3,6 +3,8 @@ they must keep (ATLAS's label values, puma's column names, atlas-ftag-tools' def
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -199,3 +201,55 @@ def test_schema_knows_every_source_key():
     names = schema()["$defs"]["sample"]["properties"]["branches"]["propertyNames"]["anyOf"]
     (listed,) = [option["enum"] for option in names if "enum" in option]
     assert listed == list(SOURCE_KEYS)
+
+
+def test_a_users_class_set_is_drawn_in_its_own_colours(tmp_path, monkeypatch):
+    """The plot stages carry the class set's colours and legend texts: `jettag plot-scores` of
+    a quark/gluon tagger draws gluon jets in the user's orange with the user's legend text."""
+    from matplotlib.colors import to_hex
+
+    from jettag.cli import main
+    from jettag.commands import stage_settings
+    from jettag.plotting import style
+
+    config_path = tmp_path / "analysis.yaml"
+    config_path.write_text(yaml.safe_dump(minimal_config(class_set=_user_set(tmp_path))))
+    settings = stage_settings("plot-scores", cfg.load_config(config_path), tagger="dips")
+    assert settings["class_styles"]["gluon"] == ["#ff7f0e", "gluon jets"]
+    scores = {
+        "tagger": "dips", "discriminant": {"signal": "gluon", "fractions": {"quark": 1.0}},
+        "edges": [-2.0, 0.0, 2.0], "overflow": "folded into the first and last bins",
+        "histograms": {c: {"density": [0.1, 0.4], "density_error": [0.01, 0.02], "n_jets": 50}
+                       for c in ("gluon", "quark")},
+        "working_points": [], "predictions": "p.h5",
+    }  # fmt: skip
+    (tmp_path / "scores.json").write_text(json.dumps(scores))
+    drawn = {}
+
+    def keep(fig, stem, formats):
+        legend = fig.axes[0].get_legend()
+        for text, handle in zip(legend.get_texts(), legend.legend_handles, strict=True):
+            colour = handle.get_color() if hasattr(handle, "get_color") else handle.get_edgecolor()
+            drawn[text.get_text()] = colour
+        return []
+
+    monkeypatch.setattr(style, "save_figure", keep)
+    try:
+        rc = main(
+            [
+                "plot-scores",
+                "--config",
+                str(config_path),
+                "--tagger",
+                "dips",
+                "--scores",
+                str(tmp_path / "scores.json"),
+                "--output-stem",
+                str(tmp_path / "s"),
+            ]
+        )
+    finally:
+        style.use_class_styles({})  # the next test draws the built-in sets again
+    assert rc == 0
+    assert "gluon jets" in drawn
+    assert to_hex(drawn["gluon jets"]) == "#ff7f0e"

@@ -317,13 +317,19 @@ def test_more_members_retrain_no_member_unless_they_are_folds():
 
 def test_plot_commands_refuse_results_of_other_taggers(tmp_path, capsys):
     from jettag.cli import main
+    from jettag.evaluation.evaluate import Metrics
+    from jettag.evaluation.working_points import ScoreHistograms
 
+    # a file of an earlier jettag (a key missing) is refused by name, not misread
     (tmp_path / "scores.json").write_text(json.dumps({"tagger": "ip3d"}))
     argv = ["plot-scores", "--config", str(CI_CONFIG), "--tagger", "dips", "--scores",
             str(tmp_path / "scores.json"), "--output-stem", str(tmp_path / "scores")]  # fmt: skip
     assert main(argv) == 2
+    assert "scores.json: no ['discriminant'," in capsys.readouterr().err
+    ScoreHistograms("ip3d", {}, [0.0, 1.0], "", {}, [], "p.h5").write(tmp_path / "scores.json")
+    assert main(argv) == 2
     assert "scores.json: results of 'ip3d', not of 'dips'" in capsys.readouterr().err
-    (tmp_path / "zprime.json").write_text(json.dumps({"tagger": "ip3d_zprime"}))
+    Metrics("ip3d_zprime", {}, {}, {}, 0.95, {}, {}, "p.h5").write(tmp_path / "zprime.json")
     (tmp_path / "wp.json").write_text(json.dumps({"paired": {"reference": "ip3d"}}))
     argv = ["plot-roc", "--config", str(CI_CONFIG), "--dataset", "ttbar", "--comparison",
             str(tmp_path / "wp.json"), "--output-stem", str(tmp_path / "roc"),

@@ -305,12 +305,15 @@ def transfer_summary(config: dict[str, Any], model: str) -> Settings:
 
 
 def _figure(config: dict[str, Any], sample: str) -> Settings:
-    """What every figure of a sample shows: experiment label, formats, sample text, sqrt(s)."""
+    """What every figure of a sample shows: experiment label, formats, sample text, sqrt(s),
+    and the colour and legend text of each class of the config's class set."""
     section = _section(config, "samples", sample)
     plots = config["plots"]
+    classes = class_set(config).classes.values()
     return {
         "plots": _pick(plots, ("experiment_label", "formats")),
         "sample": _pick(section, ("label", "sqrt_s_gev")),
+        "class_styles": {c.name: [c.colour, c.label] for c in classes},
     }
 
 

@@ -90,9 +90,11 @@ def open_figure(
     args: argparse.Namespace, settings: Settings, results: str | None, kind: str | None,
     owner: str,
 ) -> Figure:  # fmt: skip
-    """The opening every plot shares: figure text, formats, the results and their labels."""
-    from jettag.plotting.style import FigureText
+    """The opening every plot shares: figure text, formats, class styles, the results and
+    their labels."""
+    from jettag.plotting.style import FigureText, use_class_styles
 
+    use_class_styles(settings["class_styles"])
     label, sample = settings["plots"]["experiment_label"], settings["sample"]
     text = FigureText(label["experiment"], label["status"], sample["sqrt_s_gev"] / 1000.0,
                       sample["label"])  # fmt: skip

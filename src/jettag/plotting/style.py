@@ -9,7 +9,7 @@ the experiment label, sqrt(s), the sample and the plot's own lines, and saves ev
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -36,9 +36,21 @@ def singular(legend: str) -> str:
     return legend.removesuffix("s") if legend.endswith("jets") else legend
 
 
+# the class set of the analysis being drawn (use_class_styles): its colours and legend texts
+_CLASS_STYLES: dict[str, tuple[str, str]] = {}
+
+
+def use_class_styles(styles: Mapping[str, Sequence[str]]) -> None:
+    """Draw the classes named here with these (colour, legend text): the analysis' class set,
+    which the plot stages' settings carry, so a user's own class set is drawn as it says."""
+    _CLASS_STYLES.clear()
+    _CLASS_STYLES.update({name: (str(style[0]), str(style[1])) for name, style in styles.items()})
+
+
 def class_style(name: str, index: int = 0) -> tuple[str, str]:
-    """Colour and legend text of a class: a built-in class set's, else a colour by index."""
-    return builtin_style(name) or (COLOURS[index % len(COLOURS)], name)
+    """Colour and legend text of a class: the analysis' class set's (use_class_styles), else a
+    built-in class set's, else a colour by index and the name."""
+    return _CLASS_STYLES.get(name) or builtin_style(name) or (COLOURS[index % len(COLOURS)], name)
 
 
 @dataclasses.dataclass(frozen=True)
