@@ -170,11 +170,11 @@ def test_the_snapshot_training_is_the_model_on_cosine_restarts():
     assert {k: v for k, v in section["training"].items() if k not in ("schedule", "epochs")} == {
         k: v for k, v in member["training"].items() if k not in ("schedule", "epochs")
     }
-    settings = stage_settings("train", config, model="dips", variant="snapshot/dips")
+    settings = stage_settings("train", config, model="dips", variant="snapshot/dips").as_dict()
     assert settings["model"] == section
     # the other schedules' sections have no `cycles`: no training's rerun trigger moved
     assert "cycles" not in member["training"]["schedule"]
-    assert stage_settings("ensemble-comparison", config, ensemble="dips") == {
+    assert stage_settings("ensemble-comparison", config, ensemble="dips").as_dict() == {
         "snapshot_ensemble": ensemble,
         "evaluation": {"pt_working_point": config["evaluation"]["pt_working_point"]},
     }

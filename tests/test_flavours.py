@@ -214,7 +214,7 @@ def test_a_users_class_set_is_drawn_in_its_own_colours(tmp_path, monkeypatch):
 
     config_path = tmp_path / "analysis.yaml"
     config_path.write_text(yaml.safe_dump(minimal_config(class_set=_user_set(tmp_path))))
-    settings = stage_settings("plot-scores", cfg.load_config(config_path), tagger="dips")
+    settings = stage_settings("plot-scores", cfg.load_config(config_path), tagger="dips").as_dict()
     assert settings["class_styles"]["gluon"] == ["#ff7f0e", "gluon jets"]
     scores = {
         "tagger": "dips", "discriminant": {"signal": "gluon", "fractions": {"quark": 1.0}},

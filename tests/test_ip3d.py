@@ -282,7 +282,7 @@ def test_templates_json_round_trip(prepared, tmp_path):
 
 
 def test_stage_settings_include_track_grades(config):
-    settings = stage_settings("fit-baseline", config, baseline="ip3d")
+    settings = stage_settings("fit-baseline", config, baseline="ip3d").as_dict()
     assert settings == {
         "baseline": {
             "sd0_bins": config["baselines"]["ip3d"]["sd0_bins"],
@@ -296,7 +296,8 @@ def test_stage_settings_include_track_grades(config):
     raw["baselines"]["ip3d"]["track_grades"] = False
     after = cfg.validate_config(raw)
     assert (
-        stage_settings("fit-baseline", after, baseline="ip3d")["baseline"]["track_grades"] is False
+        stage_settings("fit-baseline", after, baseline="ip3d").as_dict()["baseline"]["track_grades"]
+        is False
     )
     assert stage_params("fit-baseline", before, baseline="ip3d") != stage_params(
         "fit-baseline", after, baseline="ip3d"

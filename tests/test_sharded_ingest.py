@@ -75,7 +75,7 @@ def _ingest_parts(config: dict, files: list[Path], directory: Path) -> list[Path
     sample = cfg.reading_config(config, "jc")
     parts = []
     for index, path in enumerate(files):
-        settings = stage_settings("ingest", config, sample="jc", part=index)
+        settings = stage_settings("ingest", config, sample="jc", part=index).as_dict()
         first = entries_before(sample, [Path(p) for p in settings.get("earlier_files", [])])
         parts.append(directory / f"{index}.h5")
         ingest_sample(sample, [path], ingest, parts[-1], "jc", first)

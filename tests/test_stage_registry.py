@@ -77,7 +77,7 @@ def test_every_stage_is_in_the_cli_the_settings_and_a_rule():
 
 def test_the_check_finds_a_stage_without_a_rule_and_a_rule_without_a_stage():
     texts = [p.read_text() for p in RULE_FILES]
-    extra = Stage("plot-extra", "", lambda a, s: None, stages.model_figure, (), {}, False)
+    extra = Stage("plot-extra", "", lambda a, s: None, stages.model_figure, (), {}, False, {})
     problems = registry_problems({**STAGES, "plot-extra": extra}, texts)
     assert problems == ["stage 'plot-extra' is run by no rule"]
     without = {k: v for k, v in STAGES.items() if k != "evaluate"}
@@ -124,3 +124,29 @@ def test_an_option_helper_requires_paths_without_a_default():
     assert path("--output").options["required"] is True
     assert path("--pretrained", default=None).options["required"] is False
     assert "required" not in path("inputs").options  # a positional
+
+
+def test_a_command_gets_typed_sections_and_only_the_keys_its_stage_reads():
+    from jettag import config as cfg
+    from jettag.commands import settings_json, stage_params
+
+    config = load_config(REPO / "workflow" / "configs" / "ci.yaml")
+    evaluate = stage_settings("evaluate", config)
+    assert isinstance(evaluate.evaluation.roc_b_efficiencies, cfg.RocGrid)
+    assert evaluate.evaluation.working_points == tuple(config["evaluation"]["working_points"])
+    with pytest.raises(AttributeError, match="only the keys this stage reads, not 'pt_bins_gev'"):
+        evaluate.evaluation.pt_bins_gev  # noqa: B018 (performance reads it, evaluate does not)
+    with pytest.raises(AttributeError, match=r"hold \['evaluation'\], not 'seed'"):
+        evaluate.seed  # noqa: B018
+    generate = stage_settings("generate", config, sample="ttbar", shard=0)
+    assert isinstance(generate.sample, cfg.GenerationConfig)
+    assert generate.seed == config["seed"]
+    plot = stage_settings("plot-roc", config, dataset="ttbar")
+    assert (
+        plot.plots.experiment_label.experiment == config["plots"]["experiment_label"]["experiment"]
+    )
+    # the rule's params hash the dict form, which the settings function returned
+    assert stage_params("evaluate", config) == settings_json(evaluate.as_dict())
+    assert evaluate.as_dict() == {"evaluation": {
+        k: config["evaluation"][k] for k in ("discriminant", "working_points", "roc_b_efficiencies")
+    }}  # fmt: skip

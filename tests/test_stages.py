@@ -132,7 +132,9 @@ def test_labels_reach_only_the_plots_that_draw_them():
         ("plot-lr-finder", ("dips",)), ("plot-multiclass", ("dips",)),
         ("plot-fraction-scan", ("ttbar",)),
     }  # fmt: skip
-    assert stage_settings("plot-roc", after, dataset="ttbar")["labels"]["dips"] == "Renamed"
+    assert (
+        stage_settings("plot-roc", after, dataset="ttbar").as_dict()["labels"]["dips"] == "Renamed"
+    )
 
 
 def test_input_transforms_and_the_target_reach_only_their_study():
@@ -142,9 +144,11 @@ def test_input_transforms_and_the_target_reach_only_their_study():
         if stage == "train" and "input_transforms" not in wildcards["variant"]:
             assert (
                 "input_transforms"
-                not in stage_settings(stage, base, **wildcards)["model"]["training"]
+                not in stage_settings(stage, base, **wildcards).as_dict()["model"]["training"]
             )
-    point = stage_settings("train", base, model="dips", variant="study/input_transforms/raw-norm")
+    point = stage_settings(
+        "train", base, model="dips", variant="study/input_transforms/raw-norm"
+    ).as_dict()
     assert point["model"]["training"]["input_transforms"] == {"log": False}
     target = _config(**{"studies.input_transforms.target_val_loss": 0.9})
     changed = {
@@ -169,7 +173,7 @@ def test_physics_edits_reach_the_jobs_that_read_them():
     )
     for stage, wildcards in DATA_JOBS:
         changed = stage_params(stage, base, **wildcards) != stage_params(stage, f_c, **wildcards)
-        settings = stage_settings(stage, base, **wildcards)
+        settings = stage_settings(stage, base, **wildcards).as_dict()
         # the discriminant itself, or the multi-class stage's tasks (the discriminant first)
         reads_f_c = "discriminant" in settings.get("evaluation", {}) or "tasks" in settings
         assert changed == reads_f_c, stage
@@ -185,27 +189,33 @@ def test_test_shards_are_generated_and_go_to_the_test_split():
     with pytest.raises(ConfigError, match=r"shard 5 outside 0\.\.4"):
         stage_settings("generate", config, sample="ttbar", shard=5)
     # prepare sends every event of shards 2, 3 and 4 to the test split
-    prepare = stage_settings("prepare", config, dataset="ttbar")
+    prepare = stage_settings("prepare", config, dataset="ttbar").as_dict()
     assert prepare["test_only_event_number"] == 2 * cfg.MAX_EVENT_NUMBER_PER_SHARD
     no_test_shards = _config(**{"samples.ttbar.test_shards": 0})
     assert (
-        stage_settings("prepare", no_test_shards, dataset="ttbar")["test_only_event_number"] is None
+        stage_settings("prepare", no_test_shards, dataset="ttbar").as_dict()[
+            "test_only_event_number"
+        ]
+        is None
     )
     # the Z' sample, generated without them; nor for files, whatever their event numbers
-    assert stage_settings("prepare", config, dataset="zprime")["test_only_event_number"] is None
+    assert (
+        stage_settings("prepare", config, dataset="zprime").as_dict()["test_only_event_number"]
+        is None
+    )
 
 
 def test_settings_are_only_what_the_stage_reads():
     config = _config()
-    assert stage_settings("generate", config, sample="ttbar", shard=0)["sample"] == {
+    assert stage_settings("generate", config, sample="ttbar", shard=0).as_dict()["sample"] == {
         "process": "ttbar", "sqrt_s_gev": 13000, "events_per_shard": 400,
     }  # fmt: skip
-    zprime = stage_settings("generate", config, sample="zprime", shard=0)["sample"]
+    zprime = stage_settings("generate", config, sample="zprime", shard=0).as_dict()["sample"]
     assert zprime["zprime_masses_gev"] == [1500]
-    assert set(stage_settings("evaluate", config)["evaluation"]) == {
+    assert set(stage_settings("evaluate", config).as_dict()["evaluation"]) == {
         "discriminant", "working_points", "roc_b_efficiencies",
     }  # fmt: skip
-    assert stage_settings("export-onnx", config) == {}
+    assert stage_settings("export-onnx", config).as_dict() == {}
     with pytest.raises(cfg.ConfigError, match=r"shard 3 outside 0\.\.2"):  # 2 + 1 test shard
         stage_settings("generate", config, sample="ttbar", shard=3)
     with pytest.raises(cfg.ConfigError, match="unknown stage 'plot-everything'"):
@@ -214,9 +224,9 @@ def test_settings_are_only_what_the_stage_reads():
 
 def test_roc_reference_falls_back_to_the_datasets_first_tagger():
     config = _config(**{"plots.reference": "dips"})
-    assert stage_settings("plot-roc", config, dataset="ttbar")["reference"] == "dips"
+    assert stage_settings("plot-roc", config, dataset="ttbar").as_dict()["reference"] == "dips"
     config = _config(**{"plots.reference": None})
-    assert stage_settings("plot-roc", config, dataset="ttbar")["reference"] == "ip3d"
+    assert stage_settings("plot-roc", config, dataset="ttbar").as_dict()["reference"] == "ip3d"
 
 
 @pytest.mark.parametrize(

@@ -8,21 +8,20 @@ from pathlib import Path
 
 from jettag import config as cfg
 from jettag import stages
-from jettag.commands.registry import Settings, arg, command, path, paths
+from jettag.commands.registry import JobSettings, arg, command, path, paths
 
 log = logging.getLogger("jettag")
 
 
 @command("generate", "generate one shard of a sample", stages.generate,
-         path("--output", "ROOT file to write"))  # fmt: skip
-def generate(args: argparse.Namespace, settings: Settings) -> None:
+         path("--output", "ROOT file to write"),
+         sections={"sample": cfg.GenerationConfig, "simulation": cfg.SimulationConfig})  # fmt: skip
+def generate(args: argparse.Namespace, settings: JobSettings) -> None:
     """Generate one shard of a sample with Pythia 8 + FastJet + the parametrised tracker."""
     from jettag.simulate.generate import generate_shard
 
-    sample = cfg.section(cfg.GenerationConfig, settings["sample"])
-    simulation = cfg.section(cfg.SimulationConfig, settings["simulation"])
-    stats = generate_shard(args.sample, sample, simulation, settings["seed"], args.shard,
-                           args.output)  # fmt: skip
+    stats = generate_shard(args.sample, settings.sample, settings.simulation, settings.seed,
+                           args.shard, args.output)  # fmt: skip
     log.info("generate %s/%d: %s", args.sample, args.shard, stats)
 
 
@@ -31,15 +30,16 @@ def generate(args: argparse.Namespace, settings: Settings) -> None:
     path("--output"), paths("inputs", "ROOT or HDF5 files"),
     wildcard_help={"part": "the sample's part (input file or generated shard) a sharded ingest"
                            " writes; without it the inputs are all of the sample's files"},
+    sections={"sample": cfg.ReadingConfig, "ingest": cfg.IngestConfig},
 )  # fmt: skip
-def ingest(args: argparse.Namespace, settings: Settings) -> None:
+def ingest(args: argparse.Namespace, settings: JobSettings) -> None:
     """Convert a sample's ROOT/HDF5 files into the canonical HDF5 file."""
     from jettag.io.ingest import entries_before, ingest_sample
 
-    sample = cfg.section(cfg.ReadingConfig, settings["sample"])
-    ingest = cfg.section(cfg.IngestConfig, settings["ingest"])
-    first_entry = entries_before(sample, [Path(p) for p in settings.get("earlier_files", [])])
-    stats = ingest_sample(sample, args.inputs, ingest, args.output, args.sample, first_entry)
+    earlier = getattr(settings, "earlier_files", [])  # a part of a sharded ingest only
+    first_entry = entries_before(settings.sample, [Path(p) for p in earlier])
+    stats = ingest_sample(settings.sample, args.inputs, settings.ingest, args.output,
+                          args.sample, first_entry)  # fmt: skip
     part = "" if args.part is None else f" part {args.part}"
     log.info("ingest %s%s: %s", args.sample, part, stats)
 
@@ -47,16 +47,14 @@ def ingest(args: argparse.Namespace, settings: Settings) -> None:
 @command(
     "prepare", "canonical HDF5 -> train/val/test, norm.yaml, weights.yaml", stages.prepare,
     paths("--input", "the ingested file, or the parts of a sharded ingest in order"),
-    path("--output-dir"),
+    path("--output-dir"), sections={"prepare": cfg.PrepareConfig},
 )  # fmt: skip
-def prepare(args: argparse.Namespace, settings: Settings) -> None:
+def prepare(args: argparse.Namespace, settings: JobSettings) -> None:
     """Split, derive, normalise and weight a dataset."""
     from jettag.features.prepare import prepare_dataset
 
-    prepare = cfg.section(cfg.PrepareConfig, settings["prepare"])
-    prepare_dataset(
-        args.input, prepare, settings["seed"], args.output_dir, settings["test_only_event_number"]
-    )
+    prepare_dataset(args.input, settings.prepare, settings.seed, args.output_dir,
+                    settings.test_only_event_number)  # fmt: skip
 
 
 @command(
@@ -64,11 +62,11 @@ def prepare(args: argparse.Namespace, settings: Settings) -> None:
     paths("--input", "ingested (canonical) HDF5, or the parts of a sharded ingest"),
     path("--output", "JSON"),
 )  # fmt: skip
-def sample_histograms(args: argparse.Namespace, settings: Settings) -> None:
+def sample_histograms(args: argparse.Namespace, settings: JobSettings) -> None:
     """Per-class validation histograms of an ingested sample."""
     from jettag.evaluation.sample_histograms import sample_histograms
 
-    result = sample_histograms(args.input, settings["classes"], settings["label_variable"])
+    result = sample_histograms(args.input, settings.classes, settings.label_variable)
     result.write(args.output)
     log.info("sample %s: jets %s, fractions %s", args.sample, result.n_jets,
              {k: round(v, 3) for k, v in result.fractions.items()})  # fmt: skip
@@ -80,7 +78,7 @@ def sample_histograms(args: argparse.Namespace, settings: Settings) -> None:
     arg("--split", choices=["train", "val", "test"], default="train"),
     path("--output"),
 )  # fmt: skip
-def input_histograms(args: argparse.Namespace, settings: Settings) -> None:
+def input_histograms(args: argparse.Namespace, settings: JobSettings) -> None:
     """Per-class histograms of every model input: raw, transformed, normalised, reweighted."""
     from jettag.evaluation.input_histograms import input_histograms
 

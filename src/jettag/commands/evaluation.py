@@ -11,25 +11,27 @@ from typing import TYPE_CHECKING
 from jettag import config as cfg
 from jettag import stages
 from jettag.atomic import write_text
-from jettag.commands.registry import Settings, command, path, paths
+from jettag.commands.registry import JobSettings, command, path, paths
 from jettag.errors import ConfigError
 
 if TYPE_CHECKING:
     from jettag.evaluation.discriminant import Discriminant
 
 log = logging.getLogger("jettag")
+# the evaluation keys a stage reads, typed as the evaluation section types them
+EVALUATION = {"evaluation": cfg.EvaluationConfig}
 
 
-def discriminant(settings: Settings) -> Discriminant:
+def discriminant(settings: JobSettings) -> Discriminant:
     """The stage settings' evaluation.discriminant."""
     from jettag.evaluation.discriminant import Discriminant
 
-    return Discriminant.from_dict(settings["evaluation"]["discriminant"])
+    return Discriminant.from_dict(settings.evaluation.discriminant)
 
 
-def roc_grid(settings: Settings) -> cfg.RocGrid:
+def roc_grid(settings: JobSettings) -> cfg.RocGrid:
     """The stage settings' grid of signal efficiencies for stored ROC curves."""
-    return cfg.section(cfg.RocGrid, settings["evaluation"]["roc_b_efficiencies"])
+    return settings.evaluation.roc_b_efficiencies
 
 
 def named_paths(items: Sequence[str]) -> dict[str, Path]:
@@ -46,21 +48,21 @@ def named_paths(items: Sequence[str]) -> dict[str, Path]:
 @command("predict", "score the test split with a tagger", stages.predict,
          path("--test"), path("--output"),
          paths("members", "best.pt of each member, or templates"), needs_torch=True)  # fmt: skip
-def predict(args: argparse.Namespace, settings: Settings) -> None:
+def predict(args: argparse.Namespace, settings: JobSettings) -> None:
     """Score the test split with a model's members or a baseline."""
     from jettag.evaluation.predict import predict
 
-    predict(args.tagger, args.test, args.members, settings["kind"], args.output)
+    predict(args.tagger, args.test, args.members, settings.kind, args.output)
 
 
 @command("evaluate", "metrics of one tagger", stages.evaluate,
-         path("--predictions"), path("--output"))  # fmt: skip
-def evaluate(args: argparse.Namespace, settings: Settings) -> None:
+         path("--predictions"), path("--output"), sections=EVALUATION)  # fmt: skip
+def evaluate(args: argparse.Namespace, settings: JobSettings) -> None:
     """Metrics (AUC, working points, ROC) of one tagger's predictions."""
     from jettag.evaluation.evaluate import evaluate, summary_line
 
-    evaluation = settings["evaluation"]
-    metrics = evaluate(args.predictions, discriminant(settings), evaluation["working_points"],
+    evaluation = settings.evaluation
+    metrics = evaluate(args.predictions, discriminant(settings), evaluation.working_points,
                        roc_grid(settings))  # fmt: skip
     metrics.write(args.output)
     log.info("evaluate %s", summary_line(metrics))
@@ -68,31 +70,32 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> None:
 
 @command("working-points", "working-point table of several taggers", stages.working_points,
          path("--output-json"), path("--output-md"), paths("predictions"),
-         wildcard_help={"dataset": "the dataset the taggers are tested on"})  # fmt: skip
-def working_points(args: argparse.Namespace, settings: Settings) -> None:
+         wildcard_help={"dataset": "the dataset the taggers are tested on"},
+         sections=EVALUATION)  # fmt: skip
+def working_points(args: argparse.Namespace, settings: JobSettings) -> None:
     """Table of cuts, efficiencies and rejections at every working point, several taggers."""
     from jettag.evaluation.working_points import working_point_table
 
-    evaluation = settings["evaluation"]
+    evaluation = settings.evaluation
     table = working_point_table(
-        args.predictions, discriminant(settings), evaluation["working_points"],
-        reference=settings["reference"], roc_efficiencies=roc_grid(settings).efficiencies(),
-        replicas=evaluation["bootstrap_replicas"], seed=settings["seed"],
+        args.predictions, discriminant(settings), evaluation.working_points,
+        reference=settings.reference, roc_efficiencies=roc_grid(settings).efficiencies(),
+        replicas=evaluation.bootstrap_replicas, seed=settings.seed,
     )  # fmt: skip
     table.write(args.output_json)
     write_text(args.output_md, table.markdown())
 
 
 @command("multiclass", "confusion matrix and binary tasks of a tagger", stages.multiclass,
-         path("--predictions"), path("--output", "JSON"))  # fmt: skip
-def multiclass(args: argparse.Namespace, settings: Settings) -> None:
+         path("--predictions"), path("--output", "JSON"), sections=EVALUATION)  # fmt: skip
+def multiclass(args: argparse.Namespace, settings: JobSettings) -> None:
     """Confusion matrix and the class set's binary tasks of one tagger's predictions."""
     from jettag.evaluation.discriminant import Discriminant
     from jettag.evaluation.multiclass import multiclass_summary
 
     result = multiclass_summary(
-        args.predictions, [Discriminant.from_dict(t) for t in settings["tasks"]],
-        settings["evaluation"]["multiclass_efficiency"], roc_grid(settings).efficiencies(),
+        args.predictions, [Discriminant.from_dict(t) for t in settings.tasks],
+        settings.evaluation.multiclass_efficiency, roc_grid(settings).efficiencies(),
     )  # fmt: skip
     result.write(args.output)
     log.info("multiclass %s: accuracy %.3f; AUC %s", result.tagger, result.accuracy,
@@ -101,63 +104,67 @@ def multiclass(args: argparse.Namespace, settings: Settings) -> None:
 
 @command("fraction-scan", "rejections vs a background's fraction", stages.fraction_scan,
          path("--output", "JSON"), paths("predictions"),
-         wildcard_help={"dataset": "the dataset the taggers are tested on"})  # fmt: skip
-def fraction_scan(args: argparse.Namespace, settings: Settings) -> None:
+         wildcard_help={"dataset": "the dataset the taggers are tested on"},
+         sections=EVALUATION)  # fmt: skip
+def fraction_scan(args: argparse.Namespace, settings: JobSettings) -> None:
     """Rejections of every tagger of a dataset as one background fraction is scanned."""
     from jettag.evaluation.fraction_scan import fraction_scan
 
-    scan = settings["evaluation"]["fraction_scan"]
-    fraction_scan(args.predictions, discriminant(settings), scan["background"],
-                  scan["fractions"], scan["working_point"]).write(args.output)  # fmt: skip
+    scan = settings.evaluation.fraction_scan
+    fraction_scan(args.predictions, discriminant(settings), scan.background, scan.fractions,
+                  scan.working_point).write(args.output)  # fmt: skip
 
 
 @command("performance", "efficiency vs pT and D_b histograms of a tagger", stages.performance,
          path("--predictions"), path("--output-pt", "JSON: efficiency vs pT"),
-         path("--output-scores", "JSON: D_b histograms"))  # fmt: skip
-def performance(args: argparse.Namespace, settings: Settings) -> None:
+         path("--output-scores", "JSON: D_b histograms"), sections=EVALUATION)  # fmt: skip
+def performance(args: argparse.Namespace, settings: JobSettings) -> None:
     """Efficiency and rejection vs jet pT at a working point, and D_b per class, of a tagger."""
     from jettag.evaluation.working_points import efficiency_vs_pt, score_histograms
 
-    evaluation = settings["evaluation"]
-    efficiency_vs_pt(args.predictions, discriminant(settings), evaluation["pt_working_point"],
-                     evaluation["pt_bins_gev"]).write(args.output_pt)  # fmt: skip
+    evaluation = settings.evaluation
+    efficiency_vs_pt(args.predictions, discriminant(settings), evaluation.pt_working_point,
+                     evaluation.pt_bins_gev).write(args.output_pt)  # fmt: skip
     score_histograms(args.predictions, discriminant(settings),
-                     evaluation["working_points"]).write(args.output_scores)  # fmt: skip
+                     evaluation.working_points).write(args.output_scores)  # fmt: skip
 
 
 @command("saliency", "saliency maps of a trained model", stages.saliency,
-         path("--checkpoint"), path("--test"), path("--output"), needs_torch=True)  # fmt: skip
-def saliency(args: argparse.Namespace, settings: Settings) -> None:
+         path("--checkpoint"), path("--test"), path("--output"), needs_torch=True,
+         sections=EVALUATION)  # fmt: skip
+def saliency(args: argparse.Namespace, settings: JobSettings) -> None:
     """Saliency maps of a trained model on the test split."""
     from jettag.evaluation.saliency import saliency_maps
 
-    section = settings["evaluation"]["saliency"]
-    saliency_maps(args.checkpoint, args.test, discriminant(settings), section["n_tracks"],
-                  section["working_point"]).write(args.output)  # fmt: skip
+    section = settings.evaluation.saliency
+    saliency_maps(args.checkpoint, args.test, discriminant(settings), section.n_tracks,
+                  section.working_point).write(args.output)  # fmt: skip
 
 
 @command("importance", "permutation importance of feature groups", stages.importance,
-         path("--checkpoint"), path("--test"), path("--output"), needs_torch=True)  # fmt: skip
-def importance(args: argparse.Namespace, settings: Settings) -> None:
+         path("--checkpoint"), path("--test"), path("--output"), needs_torch=True,
+         sections=EVALUATION)  # fmt: skip
+def importance(args: argparse.Namespace, settings: JobSettings) -> None:
     """Permutation importance of each feature group of a trained model on the test split."""
     from jettag.evaluation.importance import permutation_importance
 
-    groups = {name: list(inputs) for name, inputs in settings["groups"].items()}
+    groups = {name: list(inputs) for name, inputs in settings.groups.items()}
     permutation_importance(args.checkpoint, args.test, discriminant(settings), groups,
-                           settings["evaluation"]["pt_working_point"],
-                           seed=settings["seed"]).write(args.output)  # fmt: skip
+                           settings.evaluation.pt_working_point,
+                           seed=settings.seed).write(args.output)  # fmt: skip
 
 
 @command("ablation", "rejection lost without each feature group", stages.ablation,
          path("--nominal", "predictions of the full model"), path("--output"),
-         paths("variants", "GROUP=predictions.h5 of each retraining", type=str))  # fmt: skip
-def ablation(args: argparse.Namespace, settings: Settings) -> None:
+         paths("variants", "GROUP=predictions.h5 of each retraining", type=str),
+         sections=EVALUATION)  # fmt: skip
+def ablation(args: argparse.Namespace, settings: JobSettings) -> None:
     """Rejection lost by retraining a model without each feature group."""
     from jettag.evaluation.ablation import ablation_summary
 
     result = ablation_summary(args.model, args.nominal, named_paths(args.variants),
-                              settings["groups"], discriminant(settings),
-                              settings["evaluation"]["pt_working_point"])  # fmt: skip
+                              settings.groups, discriminant(settings),
+                              settings.evaluation.pt_working_point)  # fmt: skip
     result.write(args.output)
     for group, entry in result.groups.items():
         lost = {k.removesuffix("_rejection_loss"): v for k, v in entry.items()
@@ -168,7 +175,7 @@ def ablation(args: argparse.Namespace, settings: Settings) -> None:
 @command("learning-curve", "loss vs training-set size", stages.learning_curve,
          path("--data-dir"), path("--output"),
          paths("checkpoints", "best.pt of each training size"), needs_torch=True)  # fmt: skip
-def learning_curve(args: argparse.Namespace, settings: Settings) -> None:
+def learning_curve(args: argparse.Namespace, settings: JobSettings) -> None:
     """Training and validation loss of a model trained on growing training sets."""
     from jettag.evaluation.learning_curve import learning_curve
 

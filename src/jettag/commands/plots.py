@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jettag import config as cfg
 from jettag import stages
 from jettag.commands.registry import (
     Argument,
-    Settings,
+    JobSettings,
     SettingsFunction,
     command,
     path,
@@ -54,11 +55,13 @@ class Figure:
         return result
 
 
-Drawing = Callable[[argparse.Namespace, Settings, Figure], None]
+# what every plot stage's settings hold of the config's sections
+FIGURE = {"plots": cfg.PlotsConfig, "sample": cfg.SampleConfig}
+Drawing = Callable[[argparse.Namespace, JobSettings, Figure], None]
 
 
 def _read(
-    args: argparse.Namespace, settings: Settings, results: str, kind: str | None, owner: str
+    args: argparse.Namespace, settings: JobSettings, results: str, kind: str | None, owner: str
 ) -> tuple[list[str], list]:
     """The results files the command was given, read (as `kind`, "module:Class", if given),
     and the legend labels of their taggers, checked."""
@@ -78,7 +81,7 @@ def _read(
         job = getattr(args, wildcard)
     if isinstance(given, Path) and owners[0] != job:
         raise ConfigError(f"{given}: results of '{owners[0]}', not of '{job}'")
-    labels = settings["labels"]
+    labels = settings.labels
     unknown = [f"{p} ({t})" for t, p in zip(owners, files, strict=True) if t not in labels]
     if unknown:
         raise ConfigError(f"results of taggers this plot does not draw: {unknown}; it draws"
@@ -87,19 +90,18 @@ def _read(
 
 
 def open_figure(
-    args: argparse.Namespace, settings: Settings, results: str | None, kind: str | None,
+    args: argparse.Namespace, settings: JobSettings, results: str | None, kind: str | None,
     owner: str,
 ) -> Figure:  # fmt: skip
     """The opening every plot shares: figure text, formats, class styles, the results and
     their labels."""
     from jettag.plotting.style import FigureText, use_class_styles
 
-    use_class_styles(settings["class_styles"])
-    label, sample = settings["plots"]["experiment_label"], settings["sample"]
-    text = FigureText(label["experiment"], label["status"], sample["sqrt_s_gev"] / 1000.0,
-                      sample["label"])  # fmt: skip
+    use_class_styles(settings.class_styles)
+    label, sample = settings.plots.experiment_label, settings.sample
+    text = FigureText(label.experiment, label.status, sample.sqrt_s_gev / 1000.0, sample.label)
     labels, loaded = ([], []) if results is None else _read(args, settings, results, kind, owner)
-    return Figure(text, list(settings["plots"]["formats"]), labels, loaded)
+    return Figure(text, list(settings.plots.formats), labels, loaded)
 
 
 def plot(
@@ -119,12 +121,12 @@ def plot(
     """
 
     def register(draw: Drawing) -> Drawing:
-        def run(args: argparse.Namespace, stage_settings: Settings) -> None:
+        def run(args: argparse.Namespace, stage_settings: JobSettings) -> None:
             figure = open_figure(args, stage_settings, results, kind, owner)
             draw(args, stage_settings, figure)
 
         run.__doc__ = draw.__doc__
-        command(name, help, settings, *arguments)(run)
+        command(name, help, settings, *arguments, sections=FIGURE)(run)
         return draw
 
     return register
@@ -137,16 +139,16 @@ def _stem(help: str | None = None) -> Argument:
 @plot("plot-roc", "ROC curves with ratio panels", stages.plot_roc,
       path("--comparison", "the dataset's working-points JSON (paired ratios)"), _stem(),
       paths("metrics"), results="metrics", kind="jettag.evaluation.evaluate:Metrics")  # fmt: skip
-def plot_roc(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_roc(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw the ROC figure of a dataset from metrics files."""
     from jettag.evaluation.working_points import WorkingPointTable
     from jettag.plotting.roc import plot_roc
 
     comparison = WorkingPointTable.read(args.comparison)
     paired = comparison.paired or {}
-    if paired.get("reference") != settings["reference"]:
+    if paired.get("reference") != settings.reference:
         raise ConfigError(f"{args.comparison}: ratios to {paired.get('reference')!r}, the"
-                          f" config's reference is '{settings['reference']}'")  # fmt: skip
+                          f" config's reference is '{settings.reference}'")  # fmt: skip
     plot_roc(figure.results, figure.labels, comparison, args.output_stem, figure.text,
              figure.formats)  # fmt: skip
 
@@ -154,7 +156,7 @@ def plot_roc(args: argparse.Namespace, settings: Settings, figure: Figure) -> No
 @plot("plot-pt", "efficiency and rejection vs jet pT", stages.dataset_figure,
       path("--output-prefix"), paths("pt_files"), results="pt_files",
       kind="jettag.evaluation.working_points:EfficiencyVsPt")  # fmt: skip
-def plot_pt(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_pt(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Signal efficiency and background rejections vs jet pT of several taggers."""
     from jettag.plotting.performance import plot_efficiency_vs_pt
 
@@ -165,7 +167,7 @@ def plot_pt(args: argparse.Namespace, settings: Settings, figure: Figure) -> Non
 @plot("plot-scores", "discriminant distributions per class", stages.tagger_figure,
       path("--scores"), _stem(), results="scores",
       kind="jettag.evaluation.working_points:ScoreHistograms")  # fmt: skip
-def plot_scores(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_scores(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Discriminant distribution per class of one tagger, with the working-point cuts."""
     from jettag.plotting.performance import plot_score_histograms
 
@@ -175,23 +177,23 @@ def plot_scores(args: argparse.Namespace, settings: Settings, figure: Figure) ->
 
 @plot("plot-fraction-scan", "draw a fraction scan", stages.dataset_figure,
       path("--scan"), _stem())  # fmt: skip
-def plot_fraction_scan(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_fraction_scan(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw the fraction scan of a dataset's taggers."""
     from jettag.evaluation.fraction_scan import FractionScan
     from jettag.plotting.multiclass import plot_fraction_scan
 
     scan = FractionScan.read(args.scan)
-    unknown = sorted(set(scan.taggers) - set(settings["labels"]))
+    unknown = sorted(set(scan.taggers) - set(settings.labels))
     if unknown:
         raise ConfigError(f"{args.scan}: taggers this plot does not draw: {unknown}")
-    plot_fraction_scan(scan, [settings["labels"][t] for t in scan.taggers], args.output_stem,
+    plot_fraction_scan(scan, [settings.labels[t] for t in scan.taggers], args.output_stem,
                        figure.text, figure.formats)  # fmt: skip
 
 
 @plot("plot-multiclass", "confusion matrix and task ROCs", stages.tagger_figure,
       path("--result", "results/multiclass/<tagger>.json"), path("--output-prefix"),
       results="result", kind="jettag.evaluation.multiclass:MulticlassSummary")  # fmt: skip
-def plot_multiclass(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_multiclass(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Confusion matrix and binary-task ROCs of one tagger."""
     from jettag.plotting.multiclass import plot_confusion, plot_task_rocs
 
@@ -205,7 +207,7 @@ def plot_multiclass(args: argparse.Namespace, settings: Settings, figure: Figure
 @plot("plot-loss", "loss curves of a model", stages.model_figure, _stem(),
       path("--diagnosis", "write each member's loss-curve diagnosis here (JSON)", default=None),
       paths("histories"))  # fmt: skip
-def plot_loss(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_loss(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw loss curves of a model's members, each with its loss-curve diagnosis."""
     from jettag.atomic import write_json
     from jettag.plotting.curves import plot_loss
@@ -215,14 +217,14 @@ def plot_loss(args: argparse.Namespace, settings: Settings, figure: Figure) -> N
     if args.diagnosis is not None:
         members = [{"history": str(p), **d} for p, d in zip(args.histories, diagnoses, strict=True)]
         write_json(args.diagnosis, {"model": args.model, "members": members})
-    plot_loss(args.histories, settings["labels"][args.model], args.output_stem, figure.text,
+    plot_loss(args.histories, settings.labels[args.model], args.output_stem, figure.text,
               figure.formats, [summary(d) for d in diagnoses])  # fmt: skip
 
 
 @plot("plot-learning-curve", "draw loss vs training-set size", stages.model_figure,
       path("--curve"), _stem(), results="curve", owner="model",
       kind="jettag.io.results:LearningCurve")  # fmt: skip
-def plot_learning_curve(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_learning_curve(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw loss vs training-set size."""
     from jettag.plotting.curves import plot_learning_curve
 
@@ -233,7 +235,7 @@ def plot_learning_curve(args: argparse.Namespace, settings: Settings, figure: Fi
 @plot("plot-lr-finder", "draw a learning-rate range test", stages.model_figure,
       path("--result", "results/lr_finder/<model>.json"), _stem(), results="result",
       owner="model", kind="jettag.io.results:LrRangeTest")  # fmt: skip
-def plot_lr_finder(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_lr_finder(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw a learning-rate range test."""
     from jettag.plotting.lr_finder import plot_lr_finder
 
@@ -242,23 +244,23 @@ def plot_lr_finder(args: argparse.Namespace, settings: Settings, figure: Figure)
 
 @plot("plot-study", "draw a model-choice study", stages.plot_study,
       path("--summary", "results/studies/<study>.json"), _stem())  # fmt: skip
-def plot_study(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_study(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw a model-choice study."""
     from jettag.io.results import StudySummary
     from jettag.plotting.study import plot_study
 
-    summary, model = StudySummary.read(args.summary), settings["model"]
+    summary, model = StudySummary.read(args.summary), settings.model
     if (summary.study, summary.model) != (args.study, model):
         raise ConfigError(f"{args.summary}: study '{summary.study}' of '{summary.model}', not"
                           f" '{args.study}' of '{model}'")  # fmt: skip
-    plot_study(summary, settings["labels"][model], settings["title"], args.output_stem,
+    plot_study(summary, settings.labels[model], settings.title, args.output_stem,
                figure.text, figure.formats)  # fmt: skip
 
 
 @plot("plot-search", "validation loss vs each hyper-parameter", stages.model_figure,
       path("--search"), _stem(), results="search", owner="model",
       kind="jettag.evaluation.search:SearchSummary")  # fmt: skip
-def plot_search(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_search(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw validation loss vs each searched hyper-parameter."""
     from jettag.plotting.curves import plot_search
 
@@ -268,7 +270,7 @@ def plot_search(args: argparse.Namespace, settings: Settings, figure: Figure) ->
 @plot("plot-saliency", "draw saliency heat maps", stages.model_figure,
       path("--saliency"), _stem(), results="saliency",
       kind="jettag.io.results:SaliencyMaps")  # fmt: skip
-def plot_saliency(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_saliency(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw the saliency heat maps of a model."""
     from jettag.plotting.saliency import plot_saliency
 
@@ -278,7 +280,7 @@ def plot_saliency(args: argparse.Namespace, settings: Settings, figure: Figure) 
 @plot("plot-importance", "draw rejection lost per feature group", stages.model_figure,
       path("--importance", "importance or ablation JSON"), _stem(),
       results="importance", kind="jettag.io.results:read_importance")  # fmt: skip
-def plot_importance(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_importance(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw rejection lost per feature group (permutation importance or ablation)."""
     from jettag.plotting.saliency import plot_permutation_importance
 
@@ -289,11 +291,11 @@ def plot_importance(args: argparse.Namespace, settings: Settings, figure: Figure
 @plot("plot-transfer", "draw the transfer-learning scan", stages.plot_transfer,
       path("--summary"), _stem(), results="summary", owner="model",
       kind="jettag.io.results:TransferSummary")  # fmt: skip
-def plot_transfer(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_transfer(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw light rejection and AUC vs number of target training jets per strategy."""
     from jettag.plotting.transfer import plot_transfer
 
-    source = settings["source"]
+    source = settings.source
     name = source["name"]
     if "process" in source:  # a generated sample: its process in symbols
         name = {"ttbar": "$t\\bar{t}$", "zprime": "$Z'$"}[source["process"]]
@@ -303,7 +305,7 @@ def plot_transfer(args: argparse.Namespace, settings: Settings, figure: Figure) 
 
 @plot("plot-sample", "validation plots of a sample", stages.plot_sample,
       path("--histograms"), path("--output-prefix"))  # fmt: skip
-def plot_sample(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_sample(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw the validation plots of a sample."""
     from jettag.evaluation.sample_histograms import SampleHistograms
     from jettag.plotting.sample import plot_sample
@@ -314,7 +316,7 @@ def plot_sample(args: argparse.Namespace, settings: Settings, figure: Figure) ->
 
 @plot("plot-inputs", "draw input distributions and the reweighting", stages.plot_inputs,
       path("--histograms"), path("--output-prefix"))  # fmt: skip
-def plot_inputs(args: argparse.Namespace, settings: Settings, figure: Figure) -> None:
+def plot_inputs(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
     """Draw the input histograms of a dataset and its pT reweighting."""
     from jettag.evaluation.input_histograms import InputHistograms
     from jettag.plotting.inputs import plot_inputs

@@ -4,7 +4,10 @@ A declaration names the stage, its help text, its settings function (jettag.stag
 reads from the config) and its own arguments. Everything else follows from it:
 - the wildcards that name one job are the settings function's parameters after `config`; the
   CLI gets one `--<wildcard>` option for each (required unless the function has a default);
-- `stage_settings(stage, config, **wildcards)`, which the command and the rule's params call;
+- `stage_settings(stage, config, **wildcards)`, which the command and the rule's params call:
+  a JobSettings, each key an attribute, the config sections the stage declares (`sections`)
+  as their dataclasses, a subset of a section as its partial one; the rule's params hash its
+  dict form (`as_dict`), which the settings function returns;
 - the `jettag <stage>` sub-command (jettag.cli builds its parser from STAGES);
 - whether the command imports torch up front (`needs_torch`, see jettag.cli).
 tests/test_stage_registry.py checks that every stage has a rule and every rule's command and
@@ -18,15 +21,46 @@ import dataclasses
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from jettag.config import typed_section
 from jettag.errors import ConfigError
 
 Settings = dict[str, Any]
-Runner = Callable[[argparse.Namespace, Settings], None]
 SettingsFunction = Callable[..., Settings]
+
+
+class JobSettings:
+    """What one job of a stage reads of the config, typed (see the module docstring)."""
+
+    def __init__(self, source: Settings, sections: Mapping[str, type]) -> None:
+        self._source = source
+        self._values = {
+            key: typed_section(sections[key], value) if key in sections else value
+            for key, value in source.items()
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"the settings of this stage hold {sorted(values)}, not '{name}';"
+                             " jettag.stages says what each stage reads")  # fmt: skip
+
+    def as_dict(self) -> Settings:
+        """The dict form: what the settings function returned, and the rule's params hash."""
+        return self._source
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobSettings) and other._source == self._source
+
+    def __repr__(self) -> str:
+        return f"JobSettings({self._source!r})"
+
+
+Runner = Callable[[argparse.Namespace, JobSettings], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +103,7 @@ class Stage:
     arguments: tuple[Argument, ...]
     wildcard_help: dict[str, str]
     needs_torch: bool
+    sections: dict[str, type]  # settings key -> the config section dataclass it is typed as
 
     @property
     def wildcards(self) -> tuple[str, ...]:
@@ -93,9 +128,13 @@ class Stage:
         parser.set_defaults(stage_entry=self)
         return parser
 
-    def settings_of(self, config: dict[str, Any], args: argparse.Namespace) -> Settings:
+    def settings_of(self, config: dict[str, Any], args: argparse.Namespace) -> JobSettings:
         """The settings of the job the command line names."""
-        return self.settings(config, **{w: getattr(args, w) for w in self.wildcards})
+        return self.typed(self.settings(config, **{w: getattr(args, w) for w in self.wildcards}))
+
+    def typed(self, settings: Settings) -> JobSettings:
+        """Settings in their dict form, typed."""
+        return JobSettings(settings, self.sections)
 
 
 STAGES: dict[str, Stage] = {}
@@ -108,6 +147,7 @@ def command(
     *arguments: Argument,
     wildcard_help: dict[str, str] | None = None,
     needs_torch: bool = False,
+    sections: Mapping[str, type] | None = None,
 ) -> Callable[[Runner], Runner]:
     """Declare a stage whose command is the decorated function (see the module docstring)."""
 
@@ -115,17 +155,18 @@ def command(
         if name in STAGES:
             raise ValueError(f"stage '{name}' declared twice")
         STAGES[name] = Stage(name, help, run, settings, arguments, dict(wildcard_help or {}),
-                             needs_torch)  # fmt: skip
+                             needs_torch, dict(sections or {}))  # fmt: skip
         return run
 
     return register
 
 
-def stage_settings(name: str, config: dict[str, Any], **wildcards: Any) -> Settings:
-    """The config one job of a stage reads (jettag.stages)."""
+def stage_settings(name: str, config: dict[str, Any], **wildcards: Any) -> JobSettings:
+    """The config one job of a stage reads (jettag.stages), typed."""
     if name not in STAGES:
         raise ConfigError(f"unknown stage '{name}' (known: {sorted(STAGES)})")
-    return STAGES[name].settings(config, **wildcards)
+    stage = STAGES[name]
+    return stage.typed(stage.settings(config, **wildcards))
 
 
 def settings_json(settings: Settings) -> str:
@@ -134,10 +175,10 @@ def settings_json(settings: Settings) -> str:
 
 
 def stage_params(name: str, config: dict[str, Any], **wildcards: Any) -> str:
-    """A rule's `params.settings`: stage_settings as canonical JSON."""
-    return settings_json(stage_settings(name, config, **wildcards))
+    """A rule's `params.settings`: stage_settings' dict form as canonical JSON."""
+    return settings_json(stage_settings(name, config, **wildcards).as_dict())
 
 
-def settings_digest(settings: Settings) -> str:
-    """SHA-256 of the canonical JSON of settings (logged by every command)."""
-    return hashlib.sha256(settings_json(settings).encode()).hexdigest()
+def settings_digest(settings: JobSettings) -> str:
+    """SHA-256 of the canonical JSON of a job's settings (logged by every command)."""
+    return hashlib.sha256(settings_json(settings.as_dict()).encode()).hexdigest()

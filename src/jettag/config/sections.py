@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar
@@ -26,7 +27,9 @@ __all__ = [
     "DenseConfig",
     "EfficiencyConfig",
     "EvaluationConfig",
+    "ExperimentLabel",
     "FakesConfig",
+    "FractionScanConfig",
     "GenerationConfig",
     "HitsConfig",
     "IngestConfig",
@@ -37,10 +40,13 @@ __all__ = [
     "LabellingConfig",
     "LabelsConfig",
     "LearningCurveConfig",
+    "LrFinderConfig",
     "MaterialConfig",
     "ModelConfig",
     "OverlapRemovalConfig",
+    "PartialSection",
     "PileupConfig",
+    "PlotsConfig",
     "PrepareConfig",
     "PtResolution",
     "ReadingConfig",
@@ -58,8 +64,10 @@ __all__ = [
     "TransformerConfig",
     "UnitsConfig",
     "model_from_dict",
+    "partial_section",
     "section",
     "test_only_event_number",
+    "typed_section",
 ]
 
 
@@ -557,6 +565,16 @@ class LearningCurveConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FractionScanConfig:
+    """The fraction scan: the background whose fraction varies (None: the discriminant's
+    first), its values and the signal efficiency of the working point."""
+
+    fractions: tuple[float, ...]
+    working_point: float
+    background: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
     """Discriminant, working points and diagnostics."""
 
@@ -571,7 +589,78 @@ class EvaluationConfig:
     learning_curve: LearningCurveConfig
     bootstrap_replicas: int = 200
     multiclass_efficiency: float = 0.5
-    fraction_scan: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fraction_scan: FractionScanConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LrFinderConfig:
+    """The learning-rate range test: its models and the rates and steps it runs over."""
+
+    min_lr: float
+    max_lr: float
+    steps: int
+    stop_factor: float
+    models: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentLabel:
+    """The experiment text of every figure: the experiment in bold, the status after it."""
+
+    experiment: str
+    status: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotsConfig:
+    """The presentation every figure shares (the plot stages alone read it)."""
+
+    experiment_label: ExperimentLabel
+    formats: tuple[str, ...]
+    reference: str | None = None
+
+
+class PartialSection:
+    """Base of the keys of a config section that one stage reads (partial_section): reading
+    any other key of the section is an error, never a silent default."""
+
+    def __getattr__(self, name: str) -> Any:
+        section = type(self).__name__
+        raise AttributeError(
+            f"{section} holds only the keys this stage reads, not '{name}'; add it to the"
+            " stage's settings function (jettag.stages)"
+        )
+
+
+@functools.cache
+def _partial_type(cls: type, names: tuple[str, ...]) -> type:
+    """A frozen dataclass of these fields of cls, typed as cls types them."""
+    hints = typing.get_type_hints(cls)
+    return dataclasses.make_dataclass(
+        f"{cls.__name__}[{', '.join(names)}]", [(n, hints[n]) for n in names], frozen=True,
+        bases=(PartialSection,),
+    )  # fmt: skip
+
+
+def partial_section(cls: type, data: dict[str, Any]) -> Any:
+    """The keys of a section that a stage reads, typed and converted as cls declares them."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise KeyError(f"{cls.__name__} has no {unknown}")
+    names = tuple(data)
+    return _partial_type(cls, names)(**{n: _convert(hints[n], data[n]) for n in names})
+
+
+def typed_section(cls: type[T], data: dict[str, Any]) -> Any:
+    """data as the section dataclass cls when it holds every key cls requires (the others take
+    their defaults), else as its partial section (only the keys given, reading others fails)."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    missing = dataclasses.MISSING
+    required = [f.name for f in fields if f.default is missing and f.default_factory is missing]
+    if all(name in data for name in required):
+        return section(cls, data)
+    return partial_section(cls, data)
 
 
 def section(cls: type[T], data: dict[str, Any]) -> T:
