@@ -15,11 +15,11 @@ from jettag.plotting.style import FigureText, data_in_lower, finish, new_figure
 X_LABELS = {"parameters": "Trainable parameters", "point": ""}
 
 
-def study_x(result: dict) -> tuple[np.ndarray, str, list[str] | None]:
+def study_x(result: StudySummary) -> tuple[np.ndarray, str, list[str] | None]:
     """x of each point, the axis label and (for x = 'point') the tick labels."""
-    points = result["points"]
-    x = result["x"]
-    label = result["x_label"] or X_LABELS.get(x, x)
+    points = result.points
+    x = result.x
+    label = result.x_label or X_LABELS.get(x, x)
     if x == "parameters":
         return np.array([p["n_parameters"] for p in points], float), label, None
     if x == "point":

@@ -70,10 +70,10 @@ def plot_transfer(
     return save_figure(fig, stem, formats)
 
 
-def _data_range(result: dict, metric: str) -> tuple[float, float]:
+def _data_range(result: TransferSummary, metric: str) -> tuple[float, float]:
     """Smallest and largest plotted value of a metric (means +- std, and the reference)."""
-    values = [result["pretrained"][metric]]
-    for points in result["points"].values():
+    values = [result.pretrained[metric]]
+    for points in result.points.values():
         for p in points:
             std = p[f"{metric}_std"] or 0.0  # null (NaN in the summary) for a single seed
             values += [p[f"{metric}_mean"] - std, p[f"{metric}_mean"] + std]
