@@ -39,7 +39,7 @@ def plot_study(
     points = result.points
     x, x_label, ticks = study_x(result)
     series = list(dict.fromkeys(p["series"] for p in points))
-    with_target = "target_val_loss" in result  # summaries from before it have no such panel
+    with_target = result.target_val_loss is not None
     n_panels = 4 if with_target else 3
     fig, axes = new_figure(n_panels, 1, figsize=(8, 10 + 2 * with_target), sharex=True,
                              gridspec_kw={"height_ratios": [2] + [1] * (n_panels - 1),

@@ -46,7 +46,7 @@ def plot_transfer(
     for ax, metric in ((ax_rej, "light_rejection"), (ax_auc, "auc")):
         legend = "Pretrained, not retrained"
         if reference.get(f"{metric}_is_lower_limit"):  # no light jet passes
-            legend += f" (lower limit, {100 * result.get('rejection_limit_cl', 0.95):g}% CL)"
+            legend += f" (lower limit, {100 * result.rejection_limit_cl:g}% CL)"
         ax.axhline(reference[metric], color="grey", ls="-.", lw=1.5, label=legend)
         ax.set_xscale("log")
         ax.set_xlabel("Number of target training jets")
