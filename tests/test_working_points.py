@@ -471,3 +471,32 @@ def test_confusion_matrix_counts_by_hand():
     prob = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1],
                      [0.3, 0.3, 0.4], [0.5, 0.1, 0.4], [0.0, 0.2, 0.8]])  # fmt: skip
     assert confusion_matrix(truth, prob).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_fraction_scan_figure_fits_its_curves(tmp_path, monkeypatch):
+    """The scan's curves span less than a decade: the frame hugs them (not 1 to 10^5, as
+    decade-rounded log axes gave), the label and legend above, ticks as plain numbers."""
+    from jettag.evaluation.fraction_scan import fraction_scan
+    from jettag.plotting import style
+    from jettag.plotting.multiclass import plot_fraction_scan
+
+    path = dirichlet_predictions(tmp_path / "A.h5", "A", 4)
+    scan = fraction_scan([path], d_b(0.018), None, [0.0, 0.018, 0.3, 1.0], 0.7)
+    xs = [e["c_rejection"] for e in scan.taggers["A"]]
+    ys = [e["light_rejection"] for e in scan.taggers["A"]]
+    axes = {}
+
+    def keep(fig, stem, formats):
+        ax = fig.axes[0]
+        axes.update(x=ax.get_xlim(), y=ax.get_ylim(), ticks=[t.get_text() for t in
+                    ax.get_xticklabels(which="both") if t.get_text()])  # fmt: skip
+        return []
+
+    monkeypatch.setattr(style, "save_figure", keep)
+    plot_fraction_scan(scan, ["Tagger A"], tmp_path / "scan", TEXT, ["png"])
+    assert min(xs) / 1.2 < axes["x"][0] < min(xs) and max(xs) < axes["x"][1] < max(xs) * 1.3
+    low, high = np.log10(axes["y"])
+    # the data (with 30 % margins) fill the lower 55 % of the log axis, the rest is headroom
+    assert low == pytest.approx(np.log10(min(ys) / 1.3))
+    assert high == pytest.approx(low + np.log10(max(ys) * 1.3 / (min(ys) / 1.3)) / 0.55)
+    assert not any("times" in t or "^" in t for t in axes["ticks"]), axes["ticks"]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from jettag.evaluation.discriminant import Discriminant
 from jettag.evaluation.fraction_scan import FractionScan
@@ -17,6 +18,7 @@ from jettag.plotting.style import (
     FigureText,
     class_style,
     comma_join,
+    data_in_lower,
     experiment_label,
     finish,
     new_figure,
@@ -116,12 +118,15 @@ def plot_fraction_scan(
     values = np.asarray(data.values, dtype=float)
     fig, ax = new_figure(figsize=(8, 6.5))
     names = list(data.taggers)
+    xs, ys = [], []  # every point drawn: the axes are fitted to them
     for k, tagger in enumerate(names):
         entries = data.taggers[tagger]
         x = np.array([np.nan if e[f"{scanned}_rejection"] is None else e[f"{scanned}_rejection"]
                       for e in entries])  # fmt: skip
         y = np.array([np.nan if e[f"{other}_rejection"] is None else e[f"{other}_rejection"]
                       for e in entries])  # fmt: skip
+        xs.extend(x[np.isfinite(x) & (x > 0)])
+        ys.extend(y[np.isfinite(y) & (y > 0)])
         colour = COLOURS[k % len(COLOURS)]
         ax.plot(x, y, "o-", color=colour, lw=1.6, ms=4, label=labels[k] if labels else tagger)
         nearest = int(np.argmin(np.abs(values - configured)))
@@ -131,8 +136,15 @@ def plot_fraction_scan(
                         xytext=(5, 5), fontsize="x-small", color=colour)  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
-    low, high = ax.get_ylim()
-    ax.set_ylim(low, high * (high / low) ** 0.8)  # room above the curves for the labels
+    if xs and ys:  # the curves span a decade or less: fit the frame to them, not to decades
+        ax.set_xlim(min(xs) / 1.15, max(xs) * 1.25)  # room on the right for the end labels
+        # plain numbers, not "3 x 10^0"; minor ticks labelled only on a short span, as
+        # matplotlib decides for log axes
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+        # the label and the legend (one row per tagger) above the curves
+        data_in_lower(ax, min(ys) / 1.3, max(ys) * 1.3, 0.55, log=True)
     ax.set_xlabel(f"{singular(class_style(scanned)[1])} rejection")
     ax.set_ylabel(f"{singular(class_style(other)[1])} rejection")
     signal = singular(class_style(definition.signal)[1])
