@@ -169,6 +169,18 @@ def test_evaluation_and_plot_stages_run_without_torch(tmp_path, without_torch):
     assert (tmp_path / "roc.png").stat().st_size > 10_000
 
 
+def _loaded_after_importing(modules: list[str]) -> set[str]:
+    """The modules a fresh interpreter holds after importing these ones."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(ast.literal_eval(run.stdout.strip()))
+
+
 def test_evaluation_never_loads_the_training_loop():
     """Scoring a trained model needs its checkpoint (training/checkpoint.py), not the loop,
     its progress bars, DDP and augmentation: importing every evaluation module (and export)
@@ -181,15 +193,8 @@ def test_evaluation_never_loads_the_training_loop():
         ),
         "jettag.export",
     ]
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}:\n"
-        "    importlib.import_module(name)\n"
-        "print(sorted(m for m in sys.modules if m.startswith('jettag.training')))\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = ast.literal_eval(run.stdout.strip())
-    assert "jettag.training.loop" not in loaded, loaded
+    loaded = {m for m in _loaded_after_importing(modules) if m.startswith("jettag.training")}
+    assert "jettag.training.loop" not in loaded, sorted(loaded)
     assert "jettag.training.checkpoint" in loaded  # what they load models with
 
 
@@ -197,11 +202,5 @@ def test_plotting_never_loads_torch():
     """A figure is drawn from numbers: importing every plotting module (and the plot stages'
     commands, which read the results files into their dataclasses) leaves torch unloaded."""
     modules = sorted(f"jettag.plotting.{p.stem}" for p in (PACKAGE / "plotting").glob("*.py"))
-    code = (
-        "import importlib, sys\n"
-        f"for name in {[*modules, 'jettag.commands.plots', 'jettag.io.results']!r}:\n"
-        "    importlib.import_module(name)\n"
-        "print('torch' in sys.modules)\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == "False"
+    loaded = _loaded_after_importing([*modules, "jettag.commands.plots", "jettag.io.results"])
+    assert "torch" not in loaded

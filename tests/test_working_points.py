@@ -18,7 +18,7 @@ from jettag.evaluation.working_points import (
     efficiency_vs_pt,
     score_histograms,
 )
-from jettag.plotting import performance
+from jettag.plotting import style
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
 from jettag.plotting.style import FigureText
 from tests.conftest import d_b, write_table, written
@@ -365,13 +365,13 @@ def test_pt_bins_quote_limits_and_the_plot_draws_them(tmp_path, monkeypatch):
     assert result["strategies"]["inclusive"]["c_rejection_is_lower_limit"] == [False, False]
 
     figures = {}
-    save = performance.save_figure
+    save = style.save_figure
 
     def keep(fig, stem, formats):
         figures[Path(stem).name] = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
         return save(fig, stem, formats)
 
-    monkeypatch.setattr(performance, "save_figure", keep)
+    monkeypatch.setattr(style, "save_figure", keep)
     pt = [EfficiencyVsPt.read(tmp_path / "pt.json")]
     written_files = plot_efficiency_vs_pt(pt, ["T"], tmp_path / "pt", TEXT, ["png"])
     assert all(path.stat().st_size > 1000 for path in written_files)

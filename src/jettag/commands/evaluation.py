@@ -29,11 +29,6 @@ def discriminant(settings: JobSettings) -> Discriminant:
     return Discriminant.from_dict(settings.evaluation.discriminant)
 
 
-def roc_grid(settings: JobSettings) -> cfg.RocGrid:
-    """The stage settings' grid of signal efficiencies for stored ROC curves."""
-    return settings.evaluation.roc_b_efficiencies
-
-
 def named_paths(items: Sequence[str]) -> dict[str, Path]:
     """NAME=PATH arguments as a mapping."""
     out = {}
@@ -63,7 +58,7 @@ def evaluate(args: argparse.Namespace, settings: JobSettings) -> None:
 
     evaluation = settings.evaluation
     metrics = evaluate(args.predictions, discriminant(settings), evaluation.working_points,
-                       roc_grid(settings))  # fmt: skip
+                       settings.evaluation.roc_b_efficiencies)  # fmt: skip
     metrics.write(args.output)
     log.info("evaluate %s", summary_line(metrics))
 
@@ -79,7 +74,8 @@ def working_points(args: argparse.Namespace, settings: JobSettings) -> None:
     evaluation = settings.evaluation
     table = working_point_table(
         args.predictions, discriminant(settings), evaluation.working_points,
-        reference=settings.reference, roc_efficiencies=roc_grid(settings).efficiencies(),
+        reference=settings.reference,
+        roc_efficiencies=evaluation.roc_b_efficiencies.efficiencies(),
         replicas=evaluation.bootstrap_replicas, seed=settings.seed,
     )  # fmt: skip
     table.write(args.output_json)
@@ -95,7 +91,8 @@ def multiclass(args: argparse.Namespace, settings: JobSettings) -> None:
 
     result = multiclass_summary(
         args.predictions, [Discriminant.from_dict(t) for t in settings.tasks],
-        settings.evaluation.multiclass_efficiency, roc_grid(settings).efficiencies(),
+        settings.evaluation.multiclass_efficiency,
+        settings.evaluation.roc_b_efficiencies.efficiencies(),
     )  # fmt: skip
     result.write(args.output)
     log.info("multiclass %s: accuracy %.3f; AUC %s", result.tagger, result.accuracy,

@@ -61,26 +61,21 @@ Drawing = Callable[[argparse.Namespace, JobSettings, Figure], None]
 
 
 def _read(
-    args: argparse.Namespace, settings: JobSettings, results: str, kind: str | None, owner: str
+    args: argparse.Namespace, settings: JobSettings, results: str, kind: str, owner: str
 ) -> tuple[list[str], list]:
-    """The results files the command was given, read (as `kind`, "module:Class", if given),
-    and the legend labels of their taggers, checked."""
-    from jettag.io.results import results_owner
-
+    """The results files the command was given, read as `kind` ("module:Class" of a Result,
+    or "module:function" that reads one), and the legend labels of their taggers, checked."""
     given = getattr(args, results)
     files = [given] if isinstance(given, Path) else list(given)
-    if kind is None:
-        loaded, owners = [], [results_owner(p, owner) for p in files]
-    else:
-        module, name = kind.split(":")
-        reader = getattr(importlib.import_module(module), name)  # a Result, or a function
-        loaded = [(reader.read if hasattr(reader, "read") else reader)(p) for p in files]
-        owners = [getattr(result, owner) for result in loaded]
+    module, name = kind.split(":")
+    reader = getattr(importlib.import_module(module), name)
+    loaded = [(reader.read if hasattr(reader, "read") else reader)(p) for p in files]
+    owners = [getattr(result, owner) for result in loaded]
     if isinstance(given, Path):  # a single-tagger (or model) figure: its one wildcard names it
         (wildcard,) = args.stage_entry.wildcards
         job = getattr(args, wildcard)
-    if isinstance(given, Path) and owners[0] != job:
-        raise ConfigError(f"{given}: results of '{owners[0]}', not of '{job}'")
+        if owners[0] != job:
+            raise ConfigError(f"{given}: results of '{owners[0]}', not of '{job}'")
     labels = settings.labels
     unknown = [f"{p} ({t})" for t, p in zip(owners, files, strict=True) if t not in labels]
     if unknown:

@@ -1,8 +1,10 @@
-"""Results files: the base of their dataclasses, and reading what a file says about itself.
+"""Results files: the base of their dataclasses, and the classes of the results that a
+network computes.
 
 Each kind of results file (metrics, working points, efficiency vs pT, ...) has a dataclass
-next to the code that computes it, derived from Result: the compute function returns it, the
-command writes it, and the plot stages read it back and draw from it.
+derived from Result, next to the code that computes it or, when that code needs torch, here:
+the compute function returns it, the command writes it, and the plot stages read it back and
+draw from it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,6 @@ from typing import Self
 
 from jettag.atomic import write_json
 from jettag.errors import InputError
-
-
-def results_owner(path: Path, key: str = "tagger") -> str:
-    """The tagger (key "tagger") or model (key "model") whose results a JSON file holds."""
-    data = read_results(path)
-    if key not in data:
-        raise InputError(f"{path}: no '{key}' key; is it a results file of jettag?")
-    return str(data[key])
 
 
 def read_results(path: Path) -> dict:

@@ -26,10 +26,8 @@ from jettag.plotting.style import (
     class_style,
     comma_join,
     data_in_lower,
-    experiment_label,
     finish,
     new_figure,
-    save_figure,
     singular,
 )
 
@@ -110,9 +108,7 @@ def plot_efficiency_vs_pt(
     x_max = edges[last_bin + 1]
     wp = reference.working_point
     signal_text = pt_quantities(definition)[0][1]
-    extra = text.with_sample(
-        comma_join(definition.fraction_label(), f"{round(100 * wp):d}% {signal_text} WP")
-    )
+    line = comma_join(definition.fraction_label(), f"{round(100 * wp):d}% {signal_text} WP")
     n_series = len(results) * len(STRATEGIES)
     written = []
     for key, ylabel, log in pt_quantities(definition):
@@ -203,9 +199,8 @@ def plot_efficiency_vs_pt(
                                   label=f"Fewer than {FEW_PASSING} jets pass"))  # fmt: skip
         ax.legend(handles=handles, loc="upper right", fontsize="small")
         # said in the label, above the data, so a missing point is not read as a lost bin
-        note = f"\n{n_not_shown} point(s) with no jet passing: not shown" if n_not_shown else ""
-        experiment_label(ax, text, extra + note)
-        written += save_figure(fig, Path(f"{stem_prefix}_{key}"), formats)
+        note = f"{n_not_shown} point(s) with no jet passing: not shown" if n_not_shown else ""
+        written += finish(fig, ax, text, Path(f"{stem_prefix}_{key}"), formats, line, note)
     return written
 
 

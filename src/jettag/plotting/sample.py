@@ -9,13 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jettag.evaluation.sample_histograms import SampleHistograms
-from jettag.plotting.style import (
-    FigureText,
-    class_style,
-    experiment_label,
-    new_figure,
-    save_figure,
-)
+from jettag.plotting.style import FigureText, class_style, finish, new_figure
 
 AXIS_LABELS = {
     "IP3D_signed_d0_significance": ("Track lifetime-signed $d_0/\\sigma(d_0)$", True),
@@ -38,7 +32,7 @@ def plot_sample(
     fractions = data["fractions"]
     # the classes the sample holds, in the class set's order
     styles = {f: class_style(f, k) for k, f in enumerate(data["n_jets"]) if data["n_jets"][f]}
-    extra = text.with_sample(", ".join(f"{styles[f][1]} {100 * fractions[f]:.1f}%" for f in styles))
+    line = ", ".join(f"{styles[f][1]} {100 * fractions[f]:.1f}%" for f in styles)
     for var, (xlabel, logy) in AXIS_LABELS.items():
         h = data["histograms"][var]
         edges = np.asarray(h["edges"])
@@ -64,9 +58,8 @@ def plot_sample(
             "Normalised number of " + ("jets" if var in ("n_tracks", "jet_pt") else "tracks")
         )
         ax.legend(loc="upper right")
-        experiment_label(ax, text, extra)
-        written += save_figure(fig, Path(f"{stem_prefix}_{var}"), formats)
-    written += _plot_origins(data, styles, extra, Path(f"{stem_prefix}_track_origins"), text,
+        written += finish(fig, ax, text, Path(f"{stem_prefix}_{var}"), formats, line)
+    written += _plot_origins(data, styles, line, Path(f"{stem_prefix}_track_origins"), text,
                              formats)  # fmt: skip
     return written
 
@@ -74,7 +67,7 @@ def plot_sample(
 def _plot_origins(
     data: dict,
     styles: dict[str, tuple[str, str]],
-    extra: str,
+    line: str,
     stem: Path,
     text: FigureText,
     formats: Sequence[str],
@@ -95,5 +88,4 @@ def _plot_origins(
     ax.set_ylabel("Fraction of associated tracks")
     ax.set_ylim(0, 1.6)
     ax.legend(loc="upper right", ncol=2, fontsize="x-small", title="Track truth origin")
-    experiment_label(ax, text, extra)
-    return save_figure(fig, stem, formats)
+    return finish(fig, ax, text, stem, formats, line)

@@ -304,15 +304,13 @@ class Trainer:
         """The whole training state: epoch and batch position, weights, optimiser, RNG."""
         if not self.ranks.is_main:
             return
-        run = self.state.to_checkpoint()
         device = self.device
         save_checkpoint(
             self.output_dir / "last.pt",
             {
                 **self.meta,
                 "fingerprint": self.fingerprint,
-                "epoch": run.pop("epoch"),
-                "epoch_progress": run.pop("epoch_progress"),
+                **self.state.to_checkpoint(),
                 "model_state": self.model.state_dict(),
                 "optimizer_state": self.optimizer.state_dict(),
                 "scheduler_state": self.scheduler.state_dict(),
@@ -321,7 +319,6 @@ class Trainer:
                 "cuda_rng_state": (
                     torch.cuda.get_rng_state(device) if device.type == "cuda" else None
                 ),
-                **run,
                 "finished": False,
             },
         )
