@@ -15,6 +15,7 @@ import os
 import jettag.config as jcfg
 from jettag.io.inspect import check_input_files
 from jettag.commands import stage_params
+from jettag.stages import dataset_parts as jettag_dataset_parts
 from jettag.stages import ingest_part_files
 
 if workflow.overwrite_configfiles:
@@ -53,7 +54,7 @@ wildcard_constraints:
     sample=r"[A-Za-z][A-Za-z0-9_]*",
     dataset=r"[A-Za-z][A-Za-z0-9_]*",
     model=r"[A-Za-z][A-Za-z0-9_]*",
-    tagger=r"[A-Za-z][A-Za-z0-9_]*",
+    tagger=r"[A-Za-z][A-Za-z0-9_]*(@[A-Za-z][A-Za-z0-9_]*)?",
     shard=r"\d+",
     part=r"\d+",
     member=r"\d+",
@@ -69,8 +70,9 @@ TO_LOG = (
 
 MODELS = list(CONFIG["models"])
 BASELINES = list(CONFIG["baselines"])
-TAGGERS = BASELINES + MODELS
-MAIN_DATASET = CONFIG["models"][MODELS[0]]["dataset"]
+# baselines, models, then models scored on further test datasets ('<model>@<dataset>')
+TAGGERS = jcfg.taggers(CONFIG)
+MAIN_DATASET = jcfg.tagger_dataset(CONFIG, MODELS[0])
 PLOT_FORMATS = CONFIG["plots"]["formats"]
 # the discriminant behind every efficiency and rejection (evaluation.discriminant, resolved)
 SIGNAL = CONFIG["evaluation"]["discriminant"]["signal"]
@@ -87,8 +89,13 @@ def settings(stage, **wildcards):
 
 
 def tagger_dataset(name):
-    """Dataset a model or baseline is trained and evaluated on."""
+    """Dataset whose test split scores a tagger (a model's first test dataset)."""
     return jcfg.tagger_dataset(CONFIG, name)
+
+
+def train_dataset(name):
+    """Dataset a model or baseline is trained on."""
+    return jcfg.train_dataset(CONFIG, name)
 
 
 DATASETS = sorted({tagger_dataset(t) for t in TAGGERS})
@@ -129,6 +136,7 @@ localrules:
     plot_inputs,
     plot_learning_curve,
     plot_saliency,
+    plot_vertexing,
     plot_importance,
     plot_search,
     plot_study,
@@ -234,6 +242,12 @@ rule all:
         expand("results/plots/study_{study}.{ext}", study=STUDIES, ext=PLOT_FORMATS),
         expand("results/studies/{study}.md", study=STUDIES),
         expand("results/plots/lr_finder_{model}.{ext}", model=LR_FINDER_MODELS, ext=PLOT_FORMATS),
+        expand(
+            "results/plots/vertexing_{model}_{kind}.{ext}",
+            model=VERTEXING_MODELS,
+            kind=["inclusive", "exclusive"],
+            ext=PLOT_FORMATS,
+        ),
         expand("results/ensembles/{ensemble}.md", ensemble=SNAPSHOT_ENSEMBLES),
     default_target: True
 

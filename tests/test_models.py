@@ -71,13 +71,13 @@ def test_zero_track_jets_have_finite_gradients(architecture):
 def test_track_origin_head_is_per_track_and_equivariant(architecture):
     model = _model(architecture=architecture, origin_weight=0.5)
     tracks, valid, jets = _batch()
-    logits, origin_logits = model.forward_with_tracks(tracks, valid, jets)
+    logits, origin_logits, _ = model.forward_with_tracks(tracks, valid, jets)
     torch.testing.assert_close(logits, model(tracks, valid, jets))
     assert origin_logits.shape == (int(valid.sum()), 8)
     assert torch.isfinite(origin_logits).all()
     # permuting the tracks permutes the track logits the same way, jet logits unchanged
     perm = torch.randperm(8, generator=torch.Generator().manual_seed(4))
-    logits_p, origin_p = model.forward_with_tracks(tracks[:, perm], valid[:, perm], jets)
+    logits_p, origin_p, _ = model.forward_with_tracks(tracks[:, perm], valid[:, perm], jets)
     torch.testing.assert_close(logits_p, logits, rtol=1e-5, atol=1e-6)
     slot = torch.arange(8).expand(6, -1)
     order_p = slot[:, perm][valid[:, perm]] + 100 * valid[:, perm].nonzero()[:, 0]
@@ -86,7 +86,7 @@ def test_track_origin_head_is_per_track_and_equivariant(architecture):
     torch.testing.assert_close(
         origin_p, origin_logits[[lookup[int(k)] for k in order_p]], rtol=1e-5, atol=1e-6
     )
-    with pytest.raises(RuntimeError, match="track-origin head"):
+    with pytest.raises(RuntimeError, match="track-origin"):
         _model(architecture=architecture).forward_with_tracks(tracks, valid, jets)
 
 

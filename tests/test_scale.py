@@ -76,7 +76,7 @@ def test_model_inputs_refuse_another_transform(prepared):
 def _fingerprints(batches) -> list[tuple]:
     """A sortable identity of each jet in some batches."""
     out = []
-    for tracks, valid, _jets, labels, weights, _origin in batches:
+    for tracks, valid, _jets, labels, weights, *_ in batches:
         per_jet = tracks.double().sum(dim=(1, 2)) + valid.sum(dim=1)
         out += list(zip(per_jet.tolist(), labels.tolist(), weights.tolist(), strict=True))
     return sorted(out)

@@ -72,7 +72,7 @@ def test_every_stage_is_in_the_cli_the_settings_and_a_rule():
     assert registry_problems(STAGES, texts) == []
     choices = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(choices.choices) == set(STAGES) | {"check-config"}
-    assert len(STAGES) == 38
+    assert len(STAGES) == 40
 
 
 def test_the_check_finds_a_stage_without_a_rule_and_a_rule_without_a_stage():

@@ -121,7 +121,8 @@ def _split(n: int = 3000, classes: int = 3) -> TensorData:
     return TensorData(
         tracks=torch.zeros(n, 2, 1), valid=torch.ones(n, 2, dtype=torch.bool),
         jets=torch.zeros(n, 0), labels=labels, weights=torch.ones(n),
-        track_origin=torch.full((n, 2), -1, dtype=torch.int8), event_number=torch.arange(n),
+        track_origin=torch.full((n, 2), -1, dtype=torch.int8),
+        track_vertex=torch.full((n, 2), -1, dtype=torch.int16), event_number=torch.arange(n),
     )  # fmt: skip
 
 

@@ -141,6 +141,53 @@ def test_track_origin_task_learns_origins(tmp_path, config, prepared):
     predict("dips", prepared / "test.h5", [tmp_path / "best.pt"], "network", tmp_path / "p.h5")
 
 
+def test_vertexing_task_learns_which_tracks_share_a_vertex(tmp_path, config, prepared):
+    model = dataclasses.replace(
+        cfg.model_config(config, "dips"),
+        architecture="transformer",
+        transformer=dataclasses.replace(
+            cfg.model_config(config, "dips").transformer, embed_dim=32, num_layers=2
+        ),
+    )
+    model = dataclasses.replace(
+        model,
+        training=dataclasses.replace(
+            model.training, epochs=6, track_origin_weight=0.5, track_vertex_weight=1.5
+        ),
+    )
+    history = train_model("gn2", model, prepared, tmp_path, seed=1)
+    train_losses = [row["train_track_vertex_loss"] for row in history]
+    val_losses = [row["val_track_vertex_loss"] for row in history]
+    assert train_losses[-1] < train_losses[0] and val_losses[-1] < val_losses[0]
+    # the class-balanced loss of a constant guess is log(2) = 0.693 at best
+    assert val_losses[-1] < np.log(2) - 0.2
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert any(k.startswith("pair_head.") for k in best["model_state"])
+    assert "train_track_vertex_loss" in (tmp_path / "history.csv").read_text().splitlines()[0]
+
+    # the vertexing stage on the test split: its pair counts against a count by hand
+    from jettag.evaluation.track_tasks import evaluate_vertexing
+
+    bins = [0.0, 50.0, 100.0, 1e4]
+    result = evaluate_vertexing("gn2", tmp_path / "best.pt", prepared / "test.h5", bins)
+    with h5py.File(prepared / "test.h5") as f:
+        jets, tracks = f["jets"][:], f["tracks"][:]
+    truth_same = 0
+    for k in range(len(jets)):
+        index = tracks["ftagTruthVertexIndex"][k][tracks["valid"][k]]
+        truth_same += sum(
+            int(a == b and a >= 0) for i, a in enumerate(index) for b in index[i + 1 :]
+        )
+    assert sum(result.pairs[c]["all"]["truth_same"] for c in result.classes) == truth_same
+    n_jets = [sum(result.counts[c]["n_jets"]) for c in result.classes]
+    assert n_jets == [int((jets["flavour_label"] == i).sum()) for i in range(3)]
+    # a trained head finds most same-vertex pairs, and most pairs it joins are right
+    pairs = {key: sum(result.pairs[c]["all"][key] for c in result.classes)
+             for key in ("truth_same", "predicted_same", "both")}  # fmt: skip
+    assert pairs["both"] > 0.5 * pairs["truth_same"]
+    assert pairs["both"] > 0.5 * pairs["predicted_same"]
+
+
 def test_track_origin_task_needs_the_origin_field(tmp_path, prepared):
     import shutil
 

@@ -27,7 +27,10 @@ from jettag.config import (
     reading_settings,
     tagger_dataset,
     tagger_label,
+    tagger_source,
+    taggers,
     test_only_event_number,
+    train_dataset,
 )
 from jettag.config.jobs import (
     feature_groups,
@@ -55,6 +58,20 @@ def _section(config: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
     if name not in config[kind]:
         raise ConfigError(f"'{name}' is not in {kind} (have {sorted(config[kind])})")
     return config[kind][name]
+
+
+def _dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A sample's section, or a dataset's (made of samples) with the label and sqrt(s) its
+    figures show: its own label or its components' joined, its first component's sqrt(s)."""
+    if name in config["datasets"]:
+        section = config["datasets"][name]
+        samples = [config["samples"][c["sample"]] for c in section["components"]]
+        label = section.get("label") or " + ".join(s["label"] for s in samples)
+        return {**section, "label": label, "sqrt_s_gev": samples[0]["sqrt_s_gev"]}
+    if name not in config["samples"]:
+        known = sorted([*config["samples"], *config["datasets"]])
+        raise ConfigError(f"'{name}' is not in samples or datasets (have {known})")
+    return config["samples"][name]
 
 
 def _evaluation(config: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -113,13 +130,49 @@ def ingest_part_files(config: dict[str, Any], sample: str) -> list[str]:
 
 
 def prepare(config: dict[str, Any], dataset: str) -> Settings:
-    """Seed (splits), the preprocessing section and where test-only events start."""
-    sample = _section(config, "samples", dataset)
-    return {
+    """Seed (splits), the preprocessing section and where test-only events start; for a
+    dataset made of samples, its components (parts, pT cuts per class) and resampling."""
+    settings = {
         "seed": config["seed"],
         "prepare": {**config["prepare"], "label_variable": class_set(config).label_variable},
-        "test_only_event_number": test_only_event_number(sample),
     }
+    if dataset not in config["datasets"]:
+        sample = _dataset(config, dataset)
+        return {**settings, "test_only_event_number": test_only_event_number(sample)}
+    section = config["datasets"][dataset]
+    classes = [c["name"] for c in config["prepare"]["classes"]]
+    components = []
+    for component in section["components"]:
+        sample = component["sample"]
+        cuts = {}
+        for key in ("pt_min_gev", "pt_max_gev"):
+            value = component[key]
+            cuts[key] = (
+                {} if value is None else dict(value) if isinstance(value, dict)
+                else dict.fromkeys(classes, value)
+            )  # fmt: skip
+        components.append({
+            "sample": sample,
+            "n_parts": len(ingest_part_files(config, sample)),
+            **cuts,
+            "test_only_event_number": test_only_event_number(config["samples"][sample]),
+        })  # fmt: skip
+    return {
+        **settings,
+        "test_only_event_number": None,
+        "components": components,
+        "resample": section["resample"],
+    }
+
+
+def dataset_parts(config: dict[str, Any], dataset: str) -> list[tuple[str, int]]:
+    """(sample, part) of each ingested part a dataset is prepared from, in order."""
+    samples = (
+        [c["sample"] for c in config["datasets"][dataset]["components"]]
+        if dataset in config["datasets"]
+        else [_dataset(config, dataset) and dataset]
+    )
+    return [(s, k) for s in samples for k in range(len(ingest_part_files(config, s)))]
 
 
 def sample_histograms(config: dict[str, Any], sample: str) -> Settings:
@@ -134,7 +187,7 @@ def sample_histograms(config: dict[str, Any], sample: str) -> Settings:
 
 def input_histograms(config: dict[str, Any], dataset: str) -> Settings:
     """Nothing: the histograms depend on the prepared files alone."""
-    _section(config, "samples", dataset)
+    _dataset(config, dataset)
     return {}
 
 
@@ -165,7 +218,8 @@ def export_onnx(config: dict[str, Any]) -> Settings:
 
 def predict(config: dict[str, Any], tagger: str) -> Settings:
     """What scores the jets: a network's members, or a baseline's kind."""
-    if tagger in config["models"]:
+    tagger_dataset(config, tagger)  # an unknown tagger, or test dataset, fails here
+    if tagger_source(tagger) in config["models"]:
         return {"kind": "network"}
     return {"kind": _section(config, "baselines", tagger)["kind"]}
 
@@ -211,6 +265,17 @@ def working_points(config: dict[str, Any], dataset: str) -> Settings:
 def performance(config: dict[str, Any]) -> Settings:
     """The discriminant, working points, the pT bins and the working point of the pT dependence."""
     return _evaluation(config, "discriminant", "working_points", "pt_bins_gev", "pt_working_point")
+
+
+def vertexing(config: dict[str, Any], model: str) -> Settings:
+    """The jet-pT bins of a vertexing model's performance (its pair head's vertices)."""
+    section = _section(config, "models", model)
+    if section["training"]["track_vertex_weight"] <= 0:
+        raise ConfigError(
+            f"model '{model}' has no track-pair head to evaluate: set"
+            f" models.{model}.training.track_vertex_weight > 0"
+        )
+    return _evaluation(config, "pt_bins_gev")
 
 
 def saliency(config: dict[str, Any]) -> Settings:
@@ -307,7 +372,7 @@ def transfer_summary(config: dict[str, Any], model: str) -> Settings:
 def _figure(config: dict[str, Any], sample: str) -> Settings:
     """What every figure of a sample shows: experiment label, formats, sample text, sqrt(s),
     and the colour and legend text of each class of the config's class set."""
-    section = _section(config, "samples", sample)
+    section = _dataset(config, sample)
     plots = config["plots"]
     classes = class_set(config).classes.values()
     return {
@@ -324,13 +389,15 @@ def ratio_reference(config: dict[str, Any], dataset: str) -> str:
     if not taggers:
         raise ConfigError(f"no tagger is evaluated on dataset '{dataset}'")
     reference = config["plots"]["reference"]
-    return reference if reference in taggers else taggers[0]
+    for name in (reference, f"{reference}@{dataset}"):
+        if name in taggers:
+            return name
+    return taggers[0]
 
 
 def _dataset_taggers(config: dict[str, Any], dataset: str) -> list[str]:
-    """Baselines then models evaluated on a dataset, in config order."""
-    names = [*config["baselines"], *config["models"]]
-    return [n for n in names if tagger_dataset(config, n) == dataset]
+    """Baselines then models scored on a dataset, in config order (jettag.config.taggers)."""
+    return [n for n in taggers(config) if tagger_dataset(config, n) == dataset]
 
 
 def tagger_figure(config: dict[str, Any], tagger: str) -> Settings:
@@ -373,14 +440,14 @@ def plot_transfer(config: dict[str, Any], model: str) -> Settings:
     transfer = config["transfer"]
     if transfer["model"] != model:
         raise ConfigError(f"plot-transfer: transfer.model is {transfer['model']!r}, not '{model}'")
-    dataset = tagger_dataset(config, model)
-    source = _section(config, "samples", dataset)
+    dataset = train_dataset(config, model)
+    source = _dataset(config, dataset)
     return {
         **_figure(config, transfer["target"]),
         "labels": {model: tagger_label(config, model)},
         # a generated source is named by its process, as physicists write it
         "source": {"name": dataset}
-        | ({"process": source["process"]} if source["source"] == "generate" else {}),
+        | ({"process": source["process"]} if source.get("source") == "generate" else {}),
     }
 
 

@@ -119,7 +119,7 @@ rule learning_curve:
         "results/learning_curve/{model}.json",
     params:
         settings=lambda w: settings("learning-curve", model=w.model),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
+        data_dir=lambda w: f"data/prepared/{train_dataset(w.model)}",
     log:
         "logs/learning_curve/{model}.log",
     shell:
@@ -204,3 +204,44 @@ rule plot_importance:
     shell:
         "jettag plot-importance --config {CONFIG_FILE} --model {wildcards.model} --importance"
         " {input} --output-stem results/plots/{wildcards.kind}_{wildcards.model}" + TO_LOG
+
+
+# models trained with the vertexing task (GN2's track-pair head)
+VERTEXING_MODELS = [
+    m for m, section in CONFIG["models"].items() if section["training"]["track_vertex_weight"] > 0
+]
+
+
+rule vertexing:
+    """Vertices of the pair head (member 0) on the test split, matched to the truth vertices."""
+    input:
+        checkpoint="results/models/{model}/0/best.pt",
+        test=lambda w: prepared(w.model, "test.h5"),
+    output:
+        "results/vertexing/{model}.json",
+    params:
+        settings=lambda w: settings("vertexing", model=w.model),
+    benchmark:
+        "results/benchmarks/vertexing/{model}.tsv"
+    log:
+        "logs/vertexing/{model}.log",
+    shell:
+        "jettag vertexing --config {CONFIG_FILE} --model {wildcards.model}"
+        " --checkpoint {input.checkpoint} --test {input.test} --output {output}" + TO_LOG
+
+
+rule plot_vertexing:
+    """Vertex-finding efficiency and fake rate vs jet pT; exclusive vertex efficiency."""
+    input:
+        "results/vertexing/{model}.json",
+    output:
+        plot_files(
+            "results/plots/vertexing_{model}", "vertexing", "Diagnostics", ["_inclusive", "_exclusive"]
+        ),
+    params:
+        settings=lambda w: settings("plot-vertexing", model=w.model),
+    log:
+        "logs/plots/vertexing_{model}.log",
+    shell:
+        "jettag plot-vertexing --config {CONFIG_FILE} --model {wildcards.model} --result {input}"
+        " --output-prefix results/plots/vertexing_{wildcards.model}" + TO_LOG

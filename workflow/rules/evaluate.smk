@@ -1,6 +1,6 @@
 def tagger_members(wildcards):
-    """best.pt of every member of a model, or the templates of a baseline."""
-    name = wildcards.tagger
+    """best.pt of every member of a model (also scored elsewhere), or a baseline's templates."""
+    name = jcfg.tagger_source(wildcards.tagger)
     if name in CONFIG["models"]:
         return expand(
             "results/models/{model}/{member}/best.pt",

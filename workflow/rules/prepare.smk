@@ -1,10 +1,15 @@
 PREPARED = ["train.h5", "val.h5", "test.h5", "norm.yaml", "weights.yaml"]
 
 
+def dataset_parts(dataset):
+    """The ingested parts a dataset is prepared from: its sample's, or its components'."""
+    return [f"data/ingested/{s}/{k}.h5" for s, k in jettag_dataset_parts(CONFIG, dataset)]
+
+
 rule prepare:
     """Splits, derived variables, normalisation and weights, fitted on train only."""
     input:
-        lambda w: ingest_parts(w.dataset),
+        lambda w: dataset_parts(w.dataset),
     output:
         expand("data/prepared/{{dataset}}/{name}", name=PREPARED),
     params:

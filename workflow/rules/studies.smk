@@ -101,7 +101,7 @@ rule lr_finder:
         "results/lr_finder/{model}.json",
     params:
         settings=lambda w: settings("lr-finder", model=w.model),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.model)}",
+        data_dir=lambda w: f"data/prepared/{train_dataset(w.model)}",
     threads: ALL_CORES
     log:
         "logs/lr_finder/{model}.log",

@@ -7,8 +7,12 @@ TRAIN_FILES = ["train.h5", "val.h5", "norm.yaml", "weights.yaml"]
 
 
 def prepared(name, *files):
-    """Prepared files of the dataset a tagger uses."""
-    return [f"data/prepared/{tagger_dataset(name)}/{f}" for f in files]
+    """Prepared files of a tagger: its test split from the dataset it is scored on, the
+    others (train, val, norm, weights) from the dataset it is trained on."""
+    return [
+        f"data/prepared/{tagger_dataset(name) if f == 'test.h5' else train_dataset(name)}/{f}"
+        for f in files
+    ]
 
 
 def job_dataset(model, variant):
@@ -102,7 +106,7 @@ rule fit_baseline:
         "results/models/{tagger}/templates.json",
     params:
         settings=lambda w: settings("fit-baseline", baseline=w.tagger),
-        data_dir=lambda w: f"data/prepared/{tagger_dataset(w.tagger)}",
+        data_dir=lambda w: f"data/prepared/{train_dataset(w.tagger)}",
     benchmark:
         "results/benchmarks/fit_baseline/{tagger}.tsv"
     log:

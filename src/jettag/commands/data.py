@@ -53,8 +53,14 @@ def prepare(args: argparse.Namespace, settings: JobSettings) -> None:
     """Split, derive, normalise and weight a dataset."""
     from jettag.features.prepare import prepare_dataset
 
+    components = resample = None
+    if "components" in settings.as_dict():
+        components = [cfg.ComponentConfig(**c) for c in settings.components]
+        if settings.resample is not None:
+            resample = cfg.section(cfg.ResampleConfig, settings.resample)
     prepare_dataset(args.input, settings.prepare, settings.seed, args.output_dir,
-                    settings.test_only_event_number)  # fmt: skip
+                    settings.test_only_event_number, components, resample,
+                    args.dataset)  # fmt: skip
 
 
 @command(

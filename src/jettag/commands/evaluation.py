@@ -126,6 +126,28 @@ def performance(args: argparse.Namespace, settings: JobSettings) -> None:
                      evaluation.working_points).write(args.output_scores)  # fmt: skip
 
 
+@command("vertexing", "vertex finding of a model's track-pair head", stages.vertexing,
+         path("--checkpoint", "best.pt of the model's first member"), path("--test"),
+         path("--output", "JSON"), needs_torch=True, sections=EVALUATION)  # fmt: skip
+def vertexing(args: argparse.Namespace, settings: JobSettings) -> None:
+    """Vertices found by a model's pair head on the test split, matched to the truth."""
+    from jettag.evaluation.track_tasks import evaluate_vertexing
+
+    result = evaluate_vertexing(
+        args.model, args.checkpoint, args.test, settings.evaluation.pt_bins_gev
+    )
+    result.write(args.output)
+    for name in result.classes:
+        found = sum(result.counts[name]["n_inclusive_found"])
+        with_truth = sum(result.counts[name]["n_jets_with_truth"])
+        log.info(
+            "vertexing %s, %s jets: pair efficiency %.3f, purity %.3f; inclusive vertex found"
+            " in %d of %d jets with one", args.model, name,
+            float(result.pair_efficiency(name).value), float(result.pair_purity(name).value),
+            found, with_truth,
+        )  # fmt: skip
+
+
 @command("saliency", "saliency maps of a trained model", stages.saliency,
          path("--checkpoint"), path("--test"), path("--output"), needs_torch=True,
          sections=EVALUATION)  # fmt: skip

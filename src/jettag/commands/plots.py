@@ -199,6 +199,17 @@ def plot_multiclass(args: argparse.Namespace, settings: JobSettings, figure: Fig
                    figure.formats)  # fmt: skip
 
 
+@plot("plot-vertexing", "vertex-finding efficiency and fake rate vs jet pT", stages.model_figure,
+      path("--result", "results/vertexing/<model>.json"), path("--output-prefix"),
+      results="result", owner="model",
+      kind="jettag.evaluation.vertexing:VertexingPerformance")  # fmt: skip
+def plot_vertexing(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
+    """Vertex-finding efficiency, reco-vertex rate and exclusive vertex efficiency vs jet pT."""
+    from jettag.plotting.vertexing import plot_vertexing
+
+    plot_vertexing(figure.result, figure.label, args.output_prefix, figure.text, figure.formats)
+
+
 @plot("plot-loss", "loss curves of a model", stages.model_figure, _stem(),
       path("--diagnosis", "write each member's loss-curve diagnosis here (JSON)", default=None),
       paths("histories"))  # fmt: skip

@@ -112,6 +112,15 @@ def _resolve_classes(config: dict[str, Any], source: str) -> None:
     jet_keys = [k for k in _source_keys() if k.startswith("jet_")]
     if prepare["reweight"]["target"] is None:
         prepare["reweight"]["target"] = trained[0]
+    for dataset_name, dataset in config["datasets"].items():
+        for component in dataset["components"]:
+            for key in ("pt_min_gev", "pt_max_gev"):
+                for name in component[key] if isinstance(component[key], dict) else ():
+                    known(name, f"datasets.{dataset_name}.components[{component['sample']}].{key}")
+        if dataset["resample"] is not None:
+            if dataset["resample"]["target"] is None:
+                dataset["resample"]["target"] = prepare["reweight"]["target"]
+            known(dataset["resample"]["target"], f"datasets.{dataset_name}.resample.target")
     for sample_name, sample in config["samples"].items():
         labels = sample["labels"]
         if labels["values"] is None:
@@ -234,17 +243,35 @@ def _check_references(config: dict[str, Any], source: str) -> None:
         )
     track_names = [t["name"] for t in config["prepare"]["track_inputs"]]
     jet_names = [t["name"] for t in config["prepare"]["jet_inputs"]]
+    datasets = config["datasets"]
+    clash = set(samples) & set(datasets)
+    if clash:
+        raise ConfigError(f"{source}: names used by both samples and datasets: {sorted(clash)}")
+    for name, dataset in datasets.items():
+        for component in dataset["components"]:
+            if component["sample"] not in samples:
+                raise ConfigError(
+                    f"{source}: datasets.{name}.components: sample '{component['sample']}' is"
+                    f" not in samples ({sorted(samples)})"
+                )
+    known_datasets = {**samples, **datasets}
     taggers = {**config["models"], **config["baselines"]}
     clash = set(config["models"]) & set(config["baselines"])
     if clash:
         raise ConfigError(f"{source}: names used by both models and baselines: {sorted(clash)}")
     for name, entry in taggers.items():
         kind = "models" if name in config["models"] else "baselines"
-        if entry["dataset"] not in samples:
+        if entry["dataset"] not in known_datasets:
             raise ConfigError(
-                f"{source}: {kind}.{name}.dataset '{entry['dataset']}' is not in samples"
-                f" ({sorted(samples)})"
+                f"{source}: {kind}.{name}.dataset '{entry['dataset']}' is not in samples or"
+                f" datasets ({sorted(known_datasets)})"
             )
+        for test in entry.get("test_datasets") or []:
+            if test not in known_datasets:
+                raise ConfigError(
+                    f"{source}: {kind}.{name}.test_datasets: '{test}' is not in samples or"
+                    f" datasets ({sorted(known_datasets)})"
+                )
         for group, available in (("track_inputs", track_names), ("jet_inputs", jet_names)):
             for var in entry.get(group) or []:
                 if var not in available:
@@ -257,6 +284,12 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             raise ConfigError(
                 f"{source}: models.{name}.kfold needs members >= 2 (K = members), got"
                 f" {model['members']}"
+            )
+        if model["training"]["track_vertex_weight"] > 0 and model["architecture"] != "transformer":
+            raise ConfigError(
+                f"{source}: models.{name}.training.track_vertex_weight > 0 needs the"
+                f" transformer's track-pair head; architecture '{model['architecture']}' has"
+                " none (set it to 0)"
             )
     check_training_jobs(config, source)
     evaluation = config["evaluation"]
@@ -338,19 +371,56 @@ def resolve_extends(raw: dict[str, Any], path: str | Path) -> dict[str, Any]:
 
 
 def tagger_label(config: dict[str, Any], name: str) -> str:
-    """Legend text of a model or baseline."""
-    entry = config["models"].get(name) or config["baselines"].get(name)
+    """Legend text of a tagger: its model's or baseline's."""
+    entry = _tagger_entry(config, name)
+    return entry.get("label") or tagger_source(name)
+
+
+TEST_SEPARATOR = "@"  # '<model>@<dataset>': a model scored on another dataset's test split
+
+
+def taggers(config: dict[str, Any]) -> list[str]:
+    """Every tagger: baselines, models (on their first test dataset), then the models scored
+    on their further test datasets ('<model>@<dataset>')."""
+    names = [*config["baselines"], *config["models"]]
+    for model, entry in config["models"].items():
+        names += [f"{model}{TEST_SEPARATOR}{d}" for d in (entry["test_datasets"] or [])[1:]]
+    return names
+
+
+def tagger_source(name: str) -> str:
+    """The model or baseline behind a tagger ('dips@zprime' -> 'dips')."""
+    return name.partition(TEST_SEPARATOR)[0]
+
+
+def _tagger_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The model or baseline section behind a tagger."""
+    source = tagger_source(name)
+    entry = config["models"].get(source) or config["baselines"].get(source)
     if entry is None:
-        raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
-    return entry.get("label") or name
+        raise ConfigError(f"'{source}' is neither a model nor a baseline in the config")
+    return entry
 
 
 def tagger_dataset(config: dict[str, Any], name: str) -> str:
-    """The dataset a model or baseline is trained and evaluated on."""
-    entry = config["models"].get(name) or config["baselines"].get(name)
-    if entry is None:
-        raise ConfigError(f"'{name}' is neither a model nor a baseline in the config")
-    return entry["dataset"]
+    """The dataset whose test split scores a tagger: a model's first test dataset (default:
+    its own), the one after '@' for a model scored elsewhere, a baseline's own."""
+    entry = _tagger_entry(config, name)
+    source, separator, dataset = name.partition(TEST_SEPARATOR)
+    tests = entry.get("test_datasets") or [entry["dataset"]]
+    if separator:
+        if source not in config["models"] or dataset not in tests[1:]:
+            raise ConfigError(
+                f"tagger '{name}': '{dataset}' is not among models.{source}.test_datasets"
+                f" after the first ({tests})"
+            )
+        return dataset
+    return tests[0]
+
+
+def train_dataset(config: dict[str, Any], name: str) -> str:
+    """The dataset a model or baseline is trained (or fitted) on."""
+    return _tagger_entry(config, name)["dataset"]
 
 
 def model_config(config: dict[str, Any], name: str) -> ModelConfig:

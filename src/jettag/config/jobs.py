@@ -168,6 +168,7 @@ def training_job(config: dict[str, Any], model: str, variant: TrainingVariant) -
                 section["training"]["epochs"] = epochs
         elif variant.kind != "member":
             raise ConfigError(f"unknown training variant kind '{variant.kind}'")
+    section.pop("test_datasets", None)  # where the model is scored, not how it is trained
     if not section["kfold"]:
         section["members"] = 1  # the ensemble size sets only the K folds: more members retrain none
     if variant.kind != "member":

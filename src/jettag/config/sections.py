@@ -23,6 +23,7 @@ __all__ = [
     "AssociationCone",
     "BaselineConfig",
     "ClassConfig",
+    "ComponentConfig",
     "DeepSetsConfig",
     "DenseConfig",
     "EfficiencyConfig",
@@ -50,6 +51,7 @@ __all__ = [
     "PrepareConfig",
     "PtResolution",
     "ReadingConfig",
+    "ResampleConfig",
     "Resolution",
     "ReweightConfig",
     "RocGrid",
@@ -398,6 +400,29 @@ class InputConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResampleConfig:
+    """Resampling of the train and val splits to a target class's pT x |eta| distribution."""
+
+    method: str  # importance | countup
+    target: str
+    pt_bins_gev: tuple[float, ...]
+    abs_eta_bins: tuple[float, ...]
+    max_factor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentConfig:
+    """One sample of a dataset: how many ingested parts it has, and the jet-pT range it gives
+    to each class (a class not named: no cut), and where its test-only events start."""
+
+    sample: str
+    n_parts: int
+    pt_min_gev: dict[str, float]
+    pt_max_gev: dict[str, float]
+    test_only_event_number: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PrepareConfig:
     """Preprocessing: classes, splits, reweighting and model inputs."""
 
@@ -475,6 +500,7 @@ class TrainingConfig:
     compile: bool = False
     data_on_device: str = "auto"
     input_transforms: InputTransformsConfig = InputTransformsConfig()
+    track_vertex_weight: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -503,6 +529,7 @@ class TransformerConfig:
     activation: str
     dropout: float
     norm_placement: str
+    pairwise_features: bool = False  # default: checkpoints from before the key still load
 
 
 @dataclasses.dataclass(frozen=True)
@@ -519,6 +546,7 @@ class ModelConfig:
     label: str | None = None
     track_inputs: tuple[str, ...] | None = None
     jet_inputs: tuple[str, ...] | None = None
+    test_datasets: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -142,6 +142,15 @@ def input_histograms(prepared_dir: Path, split: str = "train", bins: int = 50) -
         }
     pt = pt_hist.to_dict(classes, with_sumw2=True)
     target = reweighting["target"]
+    balance = "reweight"
+    if "resampling" in weights_info and split == "train":
+        # a resampled split: its jets (weight 1) are the 'after'; 'before' is the training
+        # split as it was before resampling, which prepare counted in the reweighting's bins
+        balance = "resample"
+        target = weights_info["resampling"]["target"]
+        for index, name in enumerate(classes):
+            before = [float(v) for v in reweighting["train_counts"][index]]
+            pt[name]["counts"], pt[name]["counts_flow"] = before, [0.0, 0.0]
     result = {
         "prepared_dir": str(prepared_dir),
         "split": split,
@@ -152,6 +161,7 @@ def input_histograms(prepared_dir: Path, split: str = "train", bins: int = 50) -
         "jet_pt": {
             **pt,
             "target": target,
+            "balance": balance,
             "factors": reweighting["factors"],
             "ratio_before": {c: _shape_ratio(pt[c], pt[target], "counts") for c in classes},
             "ratio_after": {c: _shape_ratio(pt[c], pt[target], "weighted") for c in classes},

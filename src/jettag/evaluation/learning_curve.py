@@ -26,7 +26,7 @@ EVAL_BATCH = 8192
 def mean_loss(model: torch.nn.Module, data: TensorData, class_weights: torch.Tensor) -> float:
     """Weighted cross-entropy of a model over a whole split (per-jet and class weights)."""
     loss_sum = weight_sum = 0.0
-    for tracks, valid, jets, labels, weights, _ in data.batches(EVAL_BATCH):
+    for tracks, valid, jets, labels, weights, *_ in data.batches(EVAL_BATCH):
         loss, total = weighted_cross_entropy(model(tracks, valid, jets), labels, weights,
                                              class_weights)  # fmt: skip
         loss_sum += float(loss) * float(total)

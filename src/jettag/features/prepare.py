@@ -6,22 +6,32 @@ split only and then applied to all three.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from jettag.atomic import atomic_path, write_yaml
-from jettag.config import PrepareConfig
+from jettag.config import ComponentConfig, PrepareConfig, ResampleConfig
 from jettag.errors import InputError
-from jettag.features.reweight import HistogramAccumulator, class_weights, fit_reweighting
+from jettag.features.reweight import (
+    GridHistogram,
+    HistogramAccumulator,
+    Resampling,
+    class_weights,
+    fit_resampling,
+    fit_reweighting,
+)
 from jettag.features.split import SPLITS, assign_split
 from jettag.features.variables import add_derived_track_fields
 from jettag.io.canonical import (
+    ABSENT_FIELDS_ATTR,
     CanonicalFiles,
     CanonicalWriter,
     absent_fields,
@@ -47,6 +57,7 @@ log = logging.getLogger(__name__)
 BLOCK_JETS = 200_000
 SCRATCH_PREFIX = ".prepare-"  # pass-1 bucket files, beside the outputs
 JET_FIELD_PREFIX = "jet_"
+UNNAMED_SAMPLE = "*"  # what ingest records when it is not told the sample's name
 
 
 def check_inputs_available(path: Path, attrs: Mapping, config: PrepareConfig) -> None:
@@ -94,12 +105,86 @@ def _with_jet_fields(jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Component:
+    """The parts of one sample of a dataset and the jet-pT range each class takes from them."""
+
+    paths: list[Path]
+    pt_min: np.ndarray  # (n_classes,) GeV, -inf: no cut
+    pt_max: np.ndarray  # (n_classes,) GeV, +inf: no cut
+    test_only_event_number: int | None
+
+    def selects(self, pt: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Which jets (of a known class) this component gives the dataset."""
+        return (pt >= self.pt_min[labels]) & (pt < self.pt_max[labels])
+
+
+def _components(
+    inputs: list[Path],
+    config: PrepareConfig,
+    components: Sequence[ComponentConfig] | None,
+    test_only_event_number: int | None,
+) -> list[_Component]:
+    """The inputs cut into their components (one without cuts for a plain sample).
+
+    Each part must hold the sample its component names (its jets' `sample` attribute).
+    """
+    n = len(config.classes)
+    if components is None:
+        return [_Component(inputs, np.full(n, -np.inf), np.full(n, np.inf),
+                           test_only_event_number)]  # fmt: skip
+    expected = sum(c.n_parts for c in components)
+    if expected != len(inputs):
+        raise InputError(
+            f"{describe_files(inputs)}: {len(inputs)} input files for the dataset's components"
+            f" {[c.sample for c in components]}, which have {expected} parts"
+        )
+    out, start = [], 0
+    for component in components:
+        paths = inputs[start : start + component.n_parts]
+        start += component.n_parts
+        for path in paths:
+            found = sample_name(merged_attrs([path]), path)
+            if found not in (component.sample, UNNAMED_SAMPLE):
+                raise InputError(
+                    f"{path}: holds sample '{found}', but its place in the inputs is a part of"
+                    f" component '{component.sample}'; give the components' parts in order"
+                )
+        cuts = []
+        for bound, fill in ((component.pt_min_gev, -np.inf), (component.pt_max_gev, np.inf)):
+            unknown = sorted(set(bound) - set(config.class_names))
+            if unknown:
+                raise InputError(f"component '{component.sample}': pT cuts of unknown classes"
+                                 f" {unknown} (classes: {config.class_names})")  # fmt: skip
+            cuts.append(np.array([bound.get(name, fill) for name in config.class_names]))
+        out.append(_Component(paths, *cuts, component.test_only_event_number))
+    return out
+
+
+def _combined_attrs(components: list[_Component]) -> dict:
+    """The jets attributes of a dataset: its first component's (a plain sample's are its own),
+    with the fields absent from any component's sample absent from the dataset."""
+    merged = [merged_attrs(c.paths) for c in components]
+    attrs = dict(merged[0])
+    if len(merged) > 1:
+        absent = sorted(
+            set().union(
+                *(absent_fields(a, c.paths[0]) for a, c in zip(merged, components, strict=True))
+            )
+        )
+        attrs[ABSENT_FIELDS_ATTR] = json.dumps(absent)
+    return attrs
+
+
 def prepare_dataset(
     input_path: CanonicalFiles,
     config: PrepareConfig,
     seed: int,
     output_dir: Path,
     test_only_event_number: int | None = None,
+    components: Sequence[ComponentConfig] | None = None,
+    resample: ResampleConfig | None = None,
+    name: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """Split, derive, fit on train, weight, shuffle and write one dataset, in bounded memory.
 
@@ -114,9 +199,17 @@ def prepare_dataset(
     each bucket in memory and appends it to the split's file: random buckets, then a random
     order inside each, is a uniformly random order of the whole split. Peak memory is a few
     blocks of BLOCK_JETS jets, whatever the size of the dataset.
+
+    A dataset of several samples (components) takes from each sample's parts the jets of its
+    pT range per class (each sample's test-only events still go to test); with resample, the
+    train and val splits are resampled to the target class's pT x |eta| distribution (fitted
+    on train) and their sample_weight is 1. name: the dataset's, recorded in its files.
     """
     inputs = as_paths(input_path)
-    attrs = merged_attrs(inputs)
+    parts = _components(list(inputs), config, components, test_only_event_number)
+    attrs = _combined_attrs(parts)
+    if name is not None and components is not None:
+        attrs["sample"] = name
     n_input = count_jets(inputs)
     where = Path(describe_files(inputs))  # the file (or first part) named in messages
     check_inputs_available(where, attrs, config)
@@ -127,6 +220,10 @@ def prepare_dataset(
     domains = _DomainCheck(config, where, n_input)
     edges = np.asarray(config.reweight.pt_bins_gev, dtype=np.float64)
     pt_histogram = HistogramAccumulator(edges, n_classes)
+    grid = None
+    if resample is not None:
+        grid = GridHistogram(np.asarray(resample.pt_bins_gev), np.asarray(resample.abs_eta_bins),
+                             n_classes)  # fmt: skip
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     dropped = 0
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -135,32 +232,45 @@ def prepare_dataset(
         shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=SCRATCH_PREFIX) as scratch:
         buckets = _Buckets(Path(scratch))
-        for jets, tracks in iterate_blocks(inputs, BLOCK_JETS):
+        for part, jets, tracks in _blocks(parts):
             n_read = len(jets)
             labels = flavour_labels(_truth_label(jets, config, where), config)
             keep = labels >= 0
             dropped += int((~keep).sum())
+            keep[keep] = part.selects(jets["pt"][keep], labels[keep])
             jets, tracks, labels = jets[keep], tracks[keep], labels[keep]
             tracks = add_derived_track_fields(jets, tracks)
             jets = _with_jet_fields(jets, labels)
             domains.update(jets, tracks, n_read)  # all splits: pass 2 transforms them all
-            split = assign_split(jets["eventNumber"], vars(config.split), test_only_event_number)
-            for index, name in enumerate(SPLITS):
+            split = assign_split(jets["eventNumber"], vars(config.split),
+                                 part.test_only_event_number)  # fmt: skip
+            for index, split_name in enumerate(SPLITS):
                 sel = split == index
                 part_jets, part_tracks = jets[sel], tracks[sel]
-                counts[name] += np.bincount(part_jets["flavour_label"], minlength=n_classes)
-                if name == "train":
+                counts[split_name] += np.bincount(part_jets["flavour_label"], minlength=n_classes)
+                if split_name == "train":
                     norm.update(part_jets, part_tracks)
                     pt_histogram.update(part_jets["pt"], part_jets["flavour_label"])
+                    if grid is not None:
+                        grid.update(part_jets["pt"], part_jets["eta"], part_jets["flavour_label"])
                 bucket = rng.integers(n_buckets, size=len(part_jets))
                 for b in np.unique(bucket):
-                    buckets.append(name, int(b), part_jets[bucket == b],
+                    buckets.append(split_name, int(b), part_jets[bucket == b],
                                    part_tracks[bucket == b])  # fmt: skip
         _check_classes(counts, config, where)
         reweighting = fit_reweighting(
             pt_histogram.result(), edges, config.class_names.index(config.reweight.target),
             config.reweight,
         )  # fmt: skip
+        resampling = None
+        if grid is not None:
+            resampling = fit_resampling(
+                grid.result(), grid.pt_edges, grid.eta_edges,
+                config.class_names.index(resample.target), resample.method, resample.max_factor,
+            )  # fmt: skip
+        # a stream of its own: the shuffles of a dataset without resampling stay as they were
+        resample_rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+        resampled_counts = {}
         normalisation = norm.result()
         track_norms = normalisation_from_dict(normalisation["tracks"]).values()
         jet_norms = normalisation_from_dict(normalisation["jets"]).values()
@@ -175,11 +285,20 @@ def prepare_dataset(
                 for b in range(n_buckets):
                     jets, tracks = buckets.read(name, b)
                     jets["sample_weight"] = reweighting.weights(jets["pt"], jets["flavour_label"])
+                    order = rng.permutation(len(jets))
+                    if resampling is not None and name in RESAMPLED_SPLITS:
+                        # the shuffle stream draws as without resampling: the test split is
+                        # the same either way
+                        jets, tracks = _resampled(jets[order], tracks[order], resampling,
+                                                  resample_rng)  # fmt: skip
+                        order = resample_rng.permutation(len(jets))
+                        resampled_counts[name] = resampled_counts.get(
+                            name, np.zeros(n_classes, np.int64)
+                        ) + np.bincount(jets["flavour_label"], minlength=n_classes)
                     if name == "train":
                         weight_sums += np.bincount(jets["flavour_label"],
                                                    weights=jets["sample_weight"],
                                                    minlength=n_classes)  # fmt: skip
-                    order = rng.permutation(len(jets))
                     writer.append(jets[order], tracks[order])
                     inputs.append(jets[order], tracks[order])
                 writer.jets.attrs["flavour_label"] = config.class_names
@@ -196,6 +315,13 @@ def prepare_dataset(
         "reweighting": {**reweighting.to_dict(), "target": config.reweight.target,
                         "train_counts": pt_histogram.result().tolist()},
     }  # fmt: skip
+    if resampling is not None:
+        weight_info["resampling"] = {
+            **resampling.to_dict(), "target": resample.target,
+            "train_counts": grid.result().tolist(),
+            "counts": {split: dict(zip(config.class_names, c.tolist(), strict=True))
+                       for split, c in resampled_counts.items()},
+        }  # fmt: skip
     write_yaml(output_dir / "norm.yaml", normalisation)
     write_yaml(
         output_dir / "weights.yaml",
@@ -204,6 +330,27 @@ def prepare_dataset(
     log.info("prepared %s: %s (dropped %d jets outside the classes)", output_dir, split_counts,
              dropped)  # fmt: skip
     return split_counts
+
+
+RESAMPLED_SPLITS = ("train", "val")  # the test split keeps every jet once
+
+
+def _resampled(
+    jets: np.ndarray, tracks: np.ndarray, resampling: Resampling, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A bucket's jets, each repeated as often as the resampling draws; sample_weight 1."""
+    copies = resampling.copies(jets["pt"], jets["eta"], jets["flavour_label"], rng)
+    index = np.repeat(np.arange(len(jets)), copies)
+    jets, tracks = jets[index], tracks[index]
+    jets["sample_weight"] = 1.0
+    return jets, tracks
+
+
+def _blocks(parts: list[_Component]):
+    """(component, jets, tracks) blocks of every component's parts, in order."""
+    for part in parts:
+        for jets, tracks in iterate_blocks(part.paths, BLOCK_JETS):
+            yield part, jets, tracks
 
 
 class _Buckets:

@@ -48,6 +48,9 @@ TRACK_DTYPE = np.dtype(
         ("deta", "f4"),  # eta_trk - eta_jet
         ("dphi", "f4"),  # phi_trk - phi_jet, in [-pi, pi)
         ("ftagTruthOriginLabel", "i4"),  # -1 on padding and where unknown
+        # per jet: 0 primary vertex, 1.. displaced truth vertices, -1 none (fake, pile-up),
+        # padding and where unknown
+        ("ftagTruthVertexIndex", "i4"),
         # silicon hit counts; -1 where the input does not have them
         ("numberOfPixelHits", "i1"),
         ("numberOfSCTHits", "i1"),

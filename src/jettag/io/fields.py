@@ -50,6 +50,7 @@ TRACK_KEYS = (
     "pz",
     "energy",
     "ftagTruthOriginLabel",
+    "ftagTruthVertexIndex",
     *HIT_FIELDS,
 )
 SOURCE_KEYS = tuple(f"jet_{k}" for k in JET_KEYS) + tuple(f"trk_{k}" for k in TRACK_KEYS)
@@ -77,6 +78,7 @@ OPTIONAL = (
     "jet_mass",
     "trk_phi",
     "trk_ftagTruthOriginLabel",
+    "trk_ftagTruthVertexIndex",
     *(f"trk_{h}" for h in HIT_FIELDS),
 )
 

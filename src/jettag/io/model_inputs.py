@@ -15,13 +15,16 @@ Layout (n = jets, t = max_tracks):
   model_inputs/labels        (n,) int32 flavour_label
   model_inputs/weights       (n,) float32 sample_weight
   model_inputs/track_origin  (n, t) int8 ftagTruthOriginLabel, -1 on padding and unknown
+  model_inputs/track_vertex  (n, t) int16 ftagTruthVertexIndex, -1 on padding and unknown
+                             (absent from files prepared before it existed: read as -1)
   model_inputs/event_number  (n,) int64
 The `norm` attributes hold the JSON of norm.yaml's group (name -> transform, mean, std), in
 feature order, so a reader can check (or correct) the normalisation a model expects.
 
 Arrays come back as numpy, in the model's feature order (training wraps them in tensors):
   tracks (n, t, f) float32, valid (n, t) bool, jets (n, j) float32, labels (n,) int32,
-  weights (n,) float32, track_origin (n, t) int8, event_number (n,) int64.
+  weights (n,) float32, track_origin (n, t) int8, track_vertex (n, t) int16,
+  event_number (n,) int64.
 """
 
 from __future__ import annotations
@@ -40,10 +43,14 @@ from jettag.transforms import Normalisation, normalisation_from_dict
 
 GROUP = "model_inputs"
 ORIGIN_FIELD = "ftagTruthOriginLabel"
+VERTEX_FIELD = "ftagTruthVertexIndex"
 CHUNK_JETS = 1024
 STORED_ARRAYS = (
-    "tracks", "valid", "jets", "labels", "weights", "track_origin", "event_number",
+    "tracks", "valid", "jets", "labels", "weights", "track_origin", "track_vertex",
+    "event_number",
 )  # fmt: skip
+# arrays a file prepared before they existed lacks: read as this fill value
+LATER_ARRAYS = {"track_vertex": -1}
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,16 @@ def track_origin(tracks: np.ndarray) -> np.ndarray:
     return np.where(tracks["valid"], tracks[ORIGIN_FIELD], -1).astype(np.int8)
 
 
+def track_vertex(tracks: np.ndarray) -> np.ndarray:
+    """(n, t) int16 truth vertex index of real tracks, -1 on padding and without the field."""
+    if VERTEX_FIELD not in (tracks.dtype.names or ()):
+        return np.full(tracks.shape, -1, dtype=np.int16)
+    index = tracks[VERTEX_FIELD]
+    if index.size and index.max() > np.iinfo(np.int16).max:
+        raise InputError(f"'{VERTEX_FIELD}' above {np.iinfo(np.int16).max} in one jet")
+    return np.where(tracks["valid"], index, -1).astype(np.int16)
+
+
 def norm_attribute(norms: Sequence[Normalisation]) -> str:
     """The JSON stored in a dataset's `norm` attribute (feature order kept)."""
     return json.dumps({n.name: n.to_dict() for n in norms})
@@ -163,6 +180,7 @@ class ModelInputWriter:
                 ("labels", (), np.int32),
                 ("weights", (), np.float32),
                 ("track_origin", (t,), np.int8),
+                ("track_vertex", (t,), np.int16),
                 ("event_number", (), np.int64),
             )
         }
@@ -179,9 +197,11 @@ class ModelInputWriter:
             "labels": jets["flavour_label"],
             "weights": jets["sample_weight"],
             "track_origin": track_origin(tracks),
+            "track_vertex": track_vertex(tracks),
             "event_number": jets["eventNumber"],
         }
         self.group.attrs["has_track_origin"] = ORIGIN_FIELD in (tracks.dtype.names or ())
+        self.group.attrs["has_track_vertex"] = VERTEX_FIELD in (tracks.dtype.names or ())
         n0 = self.datasets["labels"].shape[0]
         n1 = n0 + len(jets)
         for name, values in columns.items():
@@ -264,17 +284,24 @@ class ModelInputReader:
     def read(self, start: int, stop: int, keep: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Rows [start, stop) (those where keep is True, when given), in the model's layout."""
         try:
-            arrays = {name: self.group[name][start:stop] for name in STORED_ARRAYS}
+            arrays = {name: self._dataset(name)[start:stop] for name in STORED_ARRAYS}
         except (OSError, KeyError) as err:
             raise InputError(f"{self.path}: failed reading rows {start}-{stop} ({err})") from err
         if keep is not None:
             arrays = {name: values[keep] for name, values in arrays.items()}
         return self.to_model(arrays)
 
+    def _dataset(self, name: str) -> h5py.Dataset | _Filled:
+        """A stored array, or its fill value where the file predates it."""
+        if name in LATER_ARRAYS and name not in self.group:
+            valid = self.group["valid"]
+            return _Filled(valid.shape, np.int16, LATER_ARRAYS[name])
+        return self.group[name]
+
     def empty_like(self, n_rows: int) -> dict[str, np.ndarray]:
         """Arrays for n_rows jets in the file's stored layout (to refill with read_into)."""
         return {
-            name: np.empty((n_rows, *self.group[name].shape[1:]), self.group[name].dtype)
+            name: np.empty((n_rows, *self._dataset(name).shape[1:]), self._dataset(name).dtype)
             for name in STORED_ARRAYS
         }
 
@@ -286,7 +313,7 @@ class ModelInputReader:
         n = stop - start if keep is None else int(np.count_nonzero(keep))
         try:
             for name in STORED_ARRAYS:
-                dataset, target = self.group[name], out[name][offset : offset + n]
+                dataset, target = self._dataset(name), out[name][offset : offset + n]
                 if target.size == 0:
                     continue
                 if keep is None:  # straight from the file into the buffer: no temporary
@@ -318,6 +345,23 @@ class ModelInputReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _Filled:
+    """A constant array standing in for a dataset (the subset of h5py's interface used)."""
+
+    shape: tuple[int, ...]
+    dtype: type
+    value: int
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        n = len(range(*rows.indices(self.shape[0])))
+        return np.full((n, *self.shape[1:]), self.value, self.dtype)
+
+    def read_direct(self, target: np.ndarray, _rows) -> None:
+        """Fill target as h5py's read_direct would copy into it."""
+        target[...] = self.value
 
 
 @dataclass(frozen=True)
@@ -379,5 +423,6 @@ def read_model_inputs_from_tables(
         "labels": jets["flavour_label"].astype(np.int32),
         "weights": jets["sample_weight"].astype(np.float32),
         "track_origin": track_origin(tracks),
+        "track_vertex": track_vertex(tracks),
         "event_number": jets["eventNumber"].astype(np.int64),
     }

@@ -209,6 +209,7 @@ def sort_and_pad(
         out[field] = ak.to_numpy(padded)
     out["valid"] = np.arange(max_tracks)[None, :] < n_tracks[:, None]
     out["ftagTruthOriginLabel"][~out["valid"]] = -1
+    out["ftagTruthVertexIndex"][~out["valid"]] = -1
     return out, n_tracks
 
 

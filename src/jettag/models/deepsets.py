@@ -90,11 +90,12 @@ class DeepSets(nn.Module):
 
     def forward_with_tracks(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(class logits (batch, n_classes), origin logits (n_valid_tracks, n_track_classes))."""
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """(class logits (batch, n_classes), origin logits (n_valid_tracks, n_track_classes),
+        None: a Deep Sets model has no pair head)."""
         if self.track_head is None:
             raise RuntimeError("this model was built without a track-origin head")
         per_track, pooled = self._pool(tracks, valid, jets)
         jet_index = valid.nonzero(as_tuple=True)[0]
         track_logits = self.track_head(torch.cat([per_track, pooled[jet_index]], dim=1))
-        return self.classifier(self.jet_network(pooled)), track_logits
+        return self.classifier(self.jet_network(pooled)), track_logits, None

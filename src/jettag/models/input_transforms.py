@@ -117,8 +117,8 @@ class WithInputTransform(nn.Module):
 
     def forward_with_tracks(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's (class logits, track-origin logits) of the mapped inputs."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The network's (class logits, origin logits, pair logits) of the mapped inputs."""
         return self.network.forward_with_tracks(*self.inputs(tracks, valid, jets))
 
     def track_encoder(self) -> tuple[list[nn.Module], list[nn.Parameter]]:

@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from jettag.evaluation.search import SearchSummary
-from jettag.io.history import read_history
+from jettag.io.history import AUXILIARY_TASKS, auxiliary_losses, read_history
 from jettag.io.results import LearningCurve
 from jettag.plotting.style import (
     FigureText,
@@ -19,6 +19,7 @@ from jettag.plotting.style import (
     experiment_label,
     finish,
     new_figure,
+    ratio_figure,
     save_figure,
 )
 
@@ -34,9 +35,14 @@ def plot_loss(
     """Training and validation loss vs epoch for each member, best epoch marked.
 
     verdicts: a legend text per member (its loss-curve diagnosis); the best epoch without.
+    Auxiliary tasks (track origin, vertexing) trained beside the jet loss get a lower panel.
     """
-    fig, ax = new_figure()
     histories = [read_history(Path(path)) for path in history_files]
+    tasks = [t for t in AUXILIARY_TASKS if all(t in auxiliary_losses(h) for h in histories)]
+    if tasks:
+        fig, (ax, lower) = ratio_figure(1, (8, 8), main_height=2.2, ratio_height=1.0)
+    else:
+        fig, ax = new_figure()
     member_handles = []
     for k, h in enumerate(histories):
         epoch = h["epoch"] + 1
@@ -56,13 +62,36 @@ def plot_loss(
     ]
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.5, max(len(h["epoch"]) for h in histories) + 0.5)
-    ax.set_xlabel("Epoch")
+    if tasks:
+        _auxiliary_panel(lower, histories, tasks)
+    else:
+        ax.set_xlabel("Epoch")
     ax.set_ylabel("Weighted cross-entropy loss")
     # under the experiment label; the curves keep the lower 45 % of the axes
     ax.legend(handles=styles + member_handles, loc="upper right", bbox_to_anchor=(1.0, 0.8),
               fontsize="x-small")  # fmt: skip
     data_in_lower(ax, *ax.get_ylim(), 0.45)
     return finish(fig, ax, text, stem, formats, label)
+
+
+AUXILIARY_LABELS = {"track_origin": "Track origin", "track_vertex": "Vertexing (pairs)"}
+
+
+def _auxiliary_panel(ax, histories: Sequence[dict], tasks: Sequence[str]) -> None:
+    """Auxiliary-task losses per epoch (training solid, validation dashed), one colour each."""
+    for k, task in enumerate(tasks):
+        train_column, val_column = AUXILIARY_TASKS[task]
+        colour = f"C{k + 5}"  # clear of the members' C0, C1, ..
+        for m, h in enumerate(histories):
+            epoch = h["epoch"] + 1
+            label = AUXILIARY_LABELS[task] if m == 0 else None
+            ax.plot(epoch, h[train_column], "-", lw=1.5, color=colour, label=label)
+            ax.plot(epoch, h[val_column], "--", lw=1.5, color=colour)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Aux. task loss", fontsize="small")
+    ax.legend(loc="upper right", fontsize="x-small", ncol=len(tasks))
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.45 * (high - low))  # room for the legend
 
 
 def plot_learning_curve(

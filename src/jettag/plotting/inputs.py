@@ -255,9 +255,10 @@ def _plot_jet_pt(data: dict, label: _Label, stem: Path) -> list[Path]:
     _set_y_range(main, [h[shown] for h in heights], log=True, top_fraction=0.5)
     main.set_ylabel("$1/N\\;dN/dp_{\\mathrm{T}}$ [GeV$^{-1}$]")
     handles, _ = main.get_legend_handles_labels()
+    how = "resampling" if pt.get("balance") == "resample" else "reweighting"
     handles += [
-        Line2D([], [], color="grey", lw=1.8, label="After reweighting"),
-        Line2D([], [], color="grey", lw=1.5, ls="--", label="Before reweighting"),
+        Line2D([], [], color="grey", lw=1.8, label=f"After {how}"),
+        Line2D([], [], color="grey", lw=1.5, ls="--", label=f"Before {how}"),
     ]
     main.legend(handles=handles, loc="upper right", fontsize="small")
     label.draw(main, f", target {target_text}")

@@ -62,6 +62,16 @@ LIMIT_MARKER = MarkerPath.make_compound_path(
 PT_TICKS_GEV = (20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 
 
+def pt_axis(ax, low: float, high: float, log_x: bool) -> None:
+    """A jet-pT x axis from low to high GeV; on a log scale, plain-number ticks."""
+    ax.set_xlim(low, high)
+    if log_x:
+        ax.set_xscale("log")
+        ax.set_xticks([t for t in PT_TICKS_GEV if low <= t <= high])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _array(values: list) -> np.ndarray:
     """JSON list (None = no value) -> float array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -171,12 +181,7 @@ def plot_efficiency_vs_pt(
             )
         if log:
             ax.set_yscale("log")
-        ax.set_xlim(edges[0], x_max)
-        if log_x:
-            ax.set_xscale("log")
-            ax.set_xticks([t for t in PT_TICKS_GEV if edges[0] <= t <= x_max])
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_formatter(NullFormatter())
+        pt_axis(ax, edges[0], x_max, log_x)
         ax.set_xlabel("Jet $p_{T}$ [GeV]")
         ax.set_ylabel(ylabel)
         handles = [

@@ -34,16 +34,21 @@ from jettag.simulate.pythia import (
     zprime_settings,
 )
 from jettag.simulate.tracker import Tracks, fake_tracks, reconstruct_tracks
-from jettag.simulate.truth import labelling_particles, prompt_isolated_leptons, truth_origin
+from jettag.simulate.truth import (
+    labelling_particles,
+    prompt_isolated_leptons,
+    truth_origin,
+    truth_vertex_index,
+)
 
 log = logging.getLogger(__name__)
 
 EVENTS_PER_CLUSTERING_BATCH = 250
 TRACK_FIELDS = (
     "pt", "eta", "phi", "charge", "d0", "z0SinTheta", "d0Uncertainty",
-    "z0SinThetaUncertainty", "ftagTruthOriginLabel", *HIT_FIELDS,
+    "z0SinThetaUncertainty", "ftagTruthOriginLabel", "ftagTruthVertexIndex", *HIT_FIELDS,
 )  # fmt: skip
-INT_TRACK_FIELDS = ("ftagTruthOriginLabel", *HIT_FIELDS)
+INT_TRACK_FIELDS = ("ftagTruthOriginLabel", "ftagTruthVertexIndex", *HIT_FIELDS)
 
 
 @dataclass
@@ -312,6 +317,9 @@ def _fill_jets(
         out.tracks["d0Uncertainty"].append(tracks.d0_uncertainty)
         out.tracks["z0SinThetaUncertainty"].append(tracks.z0_sin_theta_uncertainty)
         out.tracks["ftagTruthOriginLabel"].append(tracks.origin)
+        out.tracks["ftagTruthVertexIndex"].append(
+            truth_vertex_index(tracks.truth_vertex, tracks.origin)
+        )
         for name in HIT_FIELDS:
             out.tracks[name].append(tracks.hits[name])
 

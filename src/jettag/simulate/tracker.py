@@ -120,6 +120,9 @@ class Tracks:
     d0_uncertainty: np.ndarray
     z0_sin_theta_uncertainty: np.ndarray
     hits: dict[str, np.ndarray]  # HIT_FIELDS -> (n_tracks,) int32
+    # (n_tracks, 3) production vertex of the truth particle, mm from the hard scatter; NaN
+    # for fakes (no truth particle)
+    truth_vertex: np.ndarray
 
     def __len__(self) -> int:
         return self.pt.size
@@ -288,6 +291,7 @@ def reconstruct_tracks(
         d0_uncertainty=d0_sigma[keep],
         z0_sin_theta_uncertainty=z0_sigma[keep],
         hits={k: v[keep] for k, v in hit_columns.items()},
+        truth_vertex=np.stack([p.x, p.y, p.z], axis=1)[keep],
     )
 
 
@@ -334,6 +338,7 @@ def fake_tracks(
         d0_uncertainty=d0_sigma,
         z0_sin_theta_uncertainty=z0_sigma,
         hits=hits.columns(n_shared),
+        truth_vertex=np.full((n, 3), np.nan),
     )
     # the same acceptance as real tracks: a fake outside it would be recognisable by eta alone
     return tracks.select(passes & (np.abs(eta) < tracker.abs_eta_max))
@@ -408,4 +413,5 @@ def _random_hit_fakes(pt, eta, phi, theta, tracker: TrackerConfig, rng) -> Track
             "numberOfPixelSharedHits": rng.integers(0, 3, n).astype(np.int32),
             "numberOfPixelHoles": (rng.random(n) < 0.3).astype(np.int32),
         },
+        truth_vertex=np.full((n, 3), np.nan),
     )

@@ -87,3 +87,48 @@ def prompt_isolated_leptons(
                  record.eta[None, visible], record.phi[None, visible])  # fmt: skip
     around = np.where((dr < cone) & (visible[None, :] != prompt[:, None]), record.pt[visible], 0.0)
     return prompt[around.sum(axis=1) < max_fraction * record.pt[prompt]]
+
+
+# Truth vertices closer than this are one vertex, as the FTAG truth decorators merge them
+VERTEX_MERGE_DISTANCE_MM = 0.1
+PRIMARY_VERTEX_INDEX = 0
+NO_TRUTH_VERTEX = -1
+
+
+def truth_vertex_index(
+    production: np.ndarray, origin: np.ndarray, merge_distance_mm: float = VERTEX_MERGE_DISTANCE_MM
+) -> np.ndarray:
+    """ftagTruthVertexIndex of one jet's tracks: 0 primary, 1, 2, .. displaced, -1 none.
+
+    production: (n_tracks, 3) production vertex of each track's truth particle, mm from the
+    hard-scatter vertex (NaN for fakes); origin: (n_tracks,) ftagTruthOriginLabel.
+    Tracks produced within merge_distance_mm of the hard scatter share index 0; the other
+    production points are grouped by single linkage at the same distance (a chain of close
+    points is one vertex), numbered 1, 2, .. in the order of their first track. Fakes and
+    pile-up tracks have no vertex of the hard scatter: -1.
+    """
+    index = np.full(origin.size, NO_TRUTH_VERTEX, dtype=np.int32)
+    has_vertex = (
+        np.isfinite(production).all(axis=1)
+        & (origin != pdg.ORIGIN_FAKE)
+        & (origin != pdg.ORIGIN_PILEUP)
+    )
+    primary = has_vertex & (np.linalg.norm(production, axis=1) < merge_distance_mm)
+    index[primary] = PRIMARY_VERTEX_INDEX
+    displaced = np.flatnonzero(has_vertex & ~primary)
+    if displaced.size == 0:
+        return index
+    points = production[displaced]
+    close = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2) < merge_distance_mm
+    group = np.arange(displaced.size)
+    # single linkage: each point takes the smallest group among its neighbours until stable;
+    # at most n passes, and vertices hold a handful of tracks
+    while True:
+        merged = np.where(close, group[None, :], displaced.size).min(axis=1)
+        if np.array_equal(merged, group):
+            break
+        group = merged
+    # groups are named by their first member, so first appearance orders them
+    _, numbered = np.unique(group, return_inverse=True)
+    index[displaced] = PRIMARY_VERTEX_INDEX + 1 + numbered
+    return index

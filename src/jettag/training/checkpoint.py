@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from jettag.atomic import atomic_path
-from jettag.config import model_from_dict
+from jettag.config import ModelConfig, model_from_dict
 from jettag.io.model_inputs import InputSpec
 from jettag.models.registry import build_model
 
@@ -29,6 +29,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a loadable jettag checkpoint ({err})") from err
 
 
+def model_for_spec(model_config: ModelConfig, spec: InputSpec) -> nn.Module:
+    """build_model for the inputs and classes of an input spec (freshly initialised)."""
+    return build_model(
+        model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes),
+        (spec.track_norms, spec.jet_norms),
+    )  # fmt: skip
+
+
 def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
     """A trained network in eval mode and the inputs it expects, from best.pt."""
     return trained_model_from_state(load_checkpoint(path))
@@ -39,7 +47,7 @@ def trained_model_from_state(state: dict) -> tuple[nn.Module, InputSpec]:
     # a checkpoint written before a config key existed still loads, with that key's default
     model_config = model_from_dict(state["model_config"])
     spec = InputSpec.from_dict(state["inputs"])
-    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model = model_for_spec(model_config, spec)
     model.load_state_dict(state["model_state"])
     model.eval()
     return model, spec

@@ -35,7 +35,8 @@ class TensorData:
     valid: (n_jets, max_tracks) bool, True = real track; jets: (n_jets, n_jet_features);
     labels: (n_jets,) int64; weights: (n_jets,) float32; track_origin: (n_jets, max_tracks)
     int8 truth origin of each track (ftagTruthOriginLabel), -1 on padding and where unknown;
-    event_number: (n_jets,) int64, for K-fold assignment.
+    track_vertex: (n_jets, max_tracks) int16 truth vertex index (ftagTruthVertexIndex), -1 on
+    padding and where unknown; event_number: (n_jets,) int64, for K-fold assignment.
     """
 
     tracks: torch.Tensor
@@ -44,6 +45,7 @@ class TensorData:
     labels: torch.Tensor
     weights: torch.Tensor
     track_origin: torch.Tensor
+    track_vertex: torch.Tensor
     event_number: torch.Tensor
 
     def subset(self, rows: torch.Tensor) -> TensorData:
@@ -80,6 +82,7 @@ class TensorData:
             labels=torch.from_numpy(arrays["labels"].astype(np.int64)),
             weights=torch.from_numpy(arrays["weights"]),
             track_origin=torch.from_numpy(arrays["track_origin"]),
+            track_vertex=torch.from_numpy(arrays["track_vertex"]),
             event_number=torch.from_numpy(arrays["event_number"]),
         )
 
@@ -103,7 +106,9 @@ class TensorData:
         start_batch: int = 0,
         bucket: bool = False,
     ) -> Iterator[tuple[torch.Tensor, ...]]:
-        """(tracks, valid, jets, labels, weights, track_origin) batches; shuffled with a generator.
+        """(tracks, valid, jets, labels, weights, track_origin, track_vertex) batches.
+
+        Shuffled with a generator.
 
         start_batch skips the first batches of the same order (resuming an epoch).
         """
@@ -111,8 +116,11 @@ class TensorData:
             yield self.batch(index)
 
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, ...]:
-        """(tracks, valid, jets, labels, weights, track_origin) of the jets at index."""
-        fields = (self.tracks, self.valid, self.jets, self.labels, self.weights, self.track_origin)
+        """The batches' tensors (see batches) of the jets at index."""
+        fields = (
+            self.tracks, self.valid, self.jets, self.labels, self.weights, self.track_origin,
+            self.track_vertex,
+        )  # fmt: skip
         if isinstance(index, slice):
             return tuple(t[index] for t in fields)
         if self.tracks.device.type != "cpu":  # gathered where the split lives
@@ -227,59 +235,84 @@ def load_split_from_tables(
     return TensorData.from_arrays(arrays)
 
 
+@dataclass(frozen=True)
+class TrackTask:
+    """An auxiliary per-track task: the truth field it learns and the key that weights it."""
+
+    name: str  # in messages: 'the track-origin task'
+    field: str  # canonical track field
+    array: str  # model_inputs array
+    weight: str  # training key
+
+    def weight_key(self, model_name: str) -> str:
+        """The config key that turns a model's task off."""
+        return f"models.{model_name}.training.{self.weight}"
+
+
+TRACK_ORIGIN_TASK = TrackTask("track-origin", ORIGIN_FIELD, "track_origin", "track_origin_weight")
+TRACK_VERTEX_TASK = TrackTask(
+    "track-vertexing", model_inputs.VERTEX_FIELD, "track_vertex", "track_vertex_weight"
+)
+
+
 def origin_weight_key(model_name: str) -> str:
     """The config key that turns a model's track-origin task off."""
-    return f"models.{model_name}.training.track_origin_weight"
+    return TRACK_ORIGIN_TASK.weight_key(model_name)
 
 
-def check_track_origins(paths: Sequence[Path], model_name: str) -> None:
-    """Refuse the track-origin task on prepared files whose tracks have no truth origin.
+def check_track_labels(paths: Sequence[Path], model_name: str, task: TrackTask) -> None:
+    """Refuse an auxiliary track task on prepared files whose tracks lack its truth label.
 
-    Such a file's origins are placeholders (-1): the task would have no labelled track and
+    Such a file's labels are placeholders (-1): the task would have no labelled track and
     its loss no value. A file says so in its jets attribute `absent_fields`; a file from
-    before that attribute has no valid track with an origin >= 0.
+    before that attribute has no valid track with a label >= 0.
     """
-    key = origin_weight_key(model_name)
+    key = task.weight_key(model_name)
     for path in paths:
         try:
             with h5py.File(path, "r") as f:
                 attrs = dict(f["jets"].attrs)
-                absent = ORIGIN_FIELD in absent_fields(attrs, path)
-                labelled, n_valid = (False, 0) if absent else _any_labelled_track(f)
+                absent = task.field in absent_fields(attrs, path)
+                labelled, n_valid = (False, 0) if absent else _any_labelled_track(f, task)
         except (OSError, KeyError) as err:
             raise InputError(f"{path}: cannot read prepared split ({err})") from err
         if absent:
             # a split file's stem is 'train', not the sample: name it only when recorded
             sample = f"sample '{sample_name(attrs, path)}'" if "sample" in attrs else "its sample"
             raise InputError(
-                f"{path}: the track-origin task (track_origin_weight > 0) learns each track's"
-                f" '{ORIGIN_FIELD}', which {sample} does not provide (absent from its input"
+                f"{path}: the {task.name} task ({task.weight} > 0) learns each track's"
+                f" '{task.field}', which {sample} does not provide (absent from its input"
                 f" files); set {key} to 0"
             )
         if not labelled:
             raise InputError(
-                f"{path}: the track-origin task (track_origin_weight > 0) has no labelled track:"
-                f" '{ORIGIN_FIELD}' is -1 (unknown) on all {n_valid} valid tracks; set {key}"
-                " to 0, or ingest inputs that provide the truth origin"
+                f"{path}: the {task.name} task ({task.weight} > 0) has no labelled track:"
+                f" '{task.field}' is -1 (unknown) on all {n_valid} valid tracks; set {key}"
+                f" to 0, or ingest inputs that provide '{task.field}'"
             )
 
 
-def _any_labelled_track(f: h5py.File) -> tuple[bool, int]:
-    """(whether a valid track has an origin >= 0, valid tracks scanned); stops at the first."""
-    if model_inputs.GROUP in f:
+def check_track_origins(paths: Sequence[Path], model_name: str) -> None:
+    """check_track_labels for the track-origin task."""
+    check_track_labels(paths, model_name, TRACK_ORIGIN_TASK)
+
+
+def _any_labelled_track(f: h5py.File, task: TrackTask) -> tuple[bool, int]:
+    """(whether a valid track has a label >= 0, valid tracks scanned); stops at the first."""
+    if model_inputs.GROUP in f and task.array in f[model_inputs.GROUP]:
         group = f[model_inputs.GROUP]
-        valid, origin = group["valid"], group["track_origin"]
+        valid, label = group["valid"], group[task.array]
 
         def read(rows: slice) -> tuple[np.ndarray, np.ndarray]:
-            return valid[rows], origin[rows]
+            return valid[rows], label[rows]
     else:
         tracks = f["tracks"]
-        if ORIGIN_FIELD not in (tracks.dtype.names or ()):
+        if task.field not in (tracks.dtype.names or ()):
             return False, int(np.count_nonzero(tracks.fields("valid")[:]))
 
         def read(rows: slice) -> tuple[np.ndarray, np.ndarray]:
-            block = tracks.fields(["valid", ORIGIN_FIELD])[rows]
-            return block["valid"], block[ORIGIN_FIELD]
+            block = tracks.fields(["valid", task.field])[rows]
+            return block["valid"], block[task.field]
 
     n_valid = 0
     for start in range(0, f["jets"].shape[0], SCAN_JETS):

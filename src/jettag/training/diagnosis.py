@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jettag.io.history import read_history
+from jettag.io.history import auxiliary_losses, read_history
 
 CASES = ("diverging", "not_learning", "slow_start", "overfitting", "not_converged", "healthy")
 FLAT = 0.01  # relative change below which a loss counts as not moving
@@ -88,7 +88,12 @@ def diagnose(history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, floa
         "gap_end": _number((val[-1] - train[-1]) / abs(train[-1])) if finite else None,
     }
     case = _case(train, val, best, finite, evidence)
-    return {"case": case, "evidence": evidence, "advice": ADVICE[case]}
+    result = {"case": case, "evidence": evidence, "advice": ADVICE[case]}
+    # the jet loss alone decides the case; a head whose loss does not fall is a finding too
+    auxiliary = auxiliary_losses(history)
+    if auxiliary:
+        result["auxiliary"] = auxiliary
+    return result
 
 
 def _case(train: np.ndarray, val: np.ndarray, best: int, finite: bool, evidence: dict) -> str:

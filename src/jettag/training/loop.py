@@ -29,7 +29,9 @@ from jettag.signals import on_sigterm
 from jettag.training.augment import AxisRotation
 from jettag.training.checkpoint import load_checkpoint, save_checkpoint
 from jettag.training.data import (
+    TRACK_VERTEX_TASK,
     TensorData,
+    check_track_labels,
     check_track_origins,
     class_weight_tensor,
     origin_weight_key,
@@ -39,7 +41,12 @@ from jettag.training.data import (
 from jettag.training.diagnosis import diagnose
 from jettag.training.diagnosis import summary as diagnosis_summary
 from jettag.training.distributed import Ranks, process_group
-from jettag.training.losses import weighted_cross_entropy_sum
+from jettag.training.losses import (
+    balanced_pair_loss,
+    pair_loss_sums,
+    same_vertex_pairs,
+    weighted_cross_entropy_sum,
+)
 from jettag.training.network import build_network
 from jettag.training.schedules import cycle_ends, make_scheduler
 from jettag.training.stream import StreamingSplit, training_data
@@ -98,6 +105,11 @@ class EpochProgress:
     jets: int = 0
     origin_loss_sum: float = 0.0
     origin_tracks: int = 0
+    # the vertexing task's binary cross-entropy summed over same-vertex and other pairs
+    vertex_same_loss: float = 0.0
+    vertex_other_loss: float = 0.0
+    vertex_same_pairs: int = 0
+    vertex_other_pairs: int = 0
     seconds: float = 0.0  # wall time spent in the epoch before an interruption
 
     def result(self) -> tuple[float, float]:
@@ -108,6 +120,15 @@ class EpochProgress:
         """Mean track-origin cross-entropy per labelled track; NaN without the auxiliary task."""
         return self.origin_loss_sum / self.origin_tracks if self.origin_tracks else math.nan
 
+    def vertex_loss(self) -> float:
+        """Class-balanced track-pair (same vertex) loss; NaN without the auxiliary task."""
+        if self.vertex_same_pairs + self.vertex_other_pairs == 0:
+            return math.nan
+        return float(
+            balanced_pair_loss(self.vertex_same_loss, self.vertex_other_loss,
+                               self.vertex_same_pairs, self.vertex_other_pairs)
+        )  # fmt: skip
+
 
 def _l1_penalty(model: nn.Module) -> torch.Tensor:
     """Sum of |w| over weight matrices (biases and norm scales are not penalised)."""
@@ -115,7 +136,7 @@ def _l1_penalty(model: nn.Module) -> torch.Tensor:
 
 
 class _Network(nn.Module):
-    """One forward giving (class logits, track-origin logits or None), for DDP to wrap.
+    """One forward giving (class logits, origin logits or None, pair logits or None).
 
     DistributedDataParallel synchronises gradients only through its module's forward, so the
     auxiliary-task path must be that forward, not a second method called beside it.
@@ -127,11 +148,12 @@ class _Network(nn.Module):
 
     def forward(
         self, tracks: torch.Tensor, valid: torch.Tensor, jets: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(logits (batch, n_classes), origin logits (n_valid_tracks, n_origins) or None)."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(logits (batch, n_classes), origin logits (n_valid_tracks, n_origins) or None,
+        same-vertex logits (n_pairs,) or None); DDP wraps this, so it is one forward."""
         if self.with_tracks:
             return self.model.forward_with_tracks(tracks, valid, jets)
-        return self.model(tracks, valid, jets), None
+        return self.model(tracks, valid, jets), None, None
 
 
 @dataclass
@@ -206,8 +228,11 @@ class Trainer:
             spec = start.spec
         else:
             spec = input_spec(data_dir, model_config.track_inputs, model_config.jet_inputs)
-        if config.track_origin_weight > 0:  # k-fold members train on both files
-            check_track_origins([data_dir / "train.h5", data_dir / "val.h5"], model_name)
+        splits = [data_dir / "train.h5", data_dir / "val.h5"]  # k-fold members use both
+        if config.track_origin_weight > 0:
+            check_track_origins(splits, model_name)
+        if config.track_vertex_weight > 0:
+            check_track_labels(splits, model_name, TRACK_VERTEX_TASK)
         self.train_data, self.val_data = self._data(spec, model_config)
         self.class_weights = class_weight_tensor(
             data_dir, config.use_class_weights, len(spec.classes), device
@@ -220,7 +245,9 @@ class Trainer:
             if freeze_track_encoder:
                 self.frozen = freeze_encoder(model)
         model.to(device)
-        network = _Network(model, with_tracks=config.track_origin_weight > 0)
+        network = _Network(
+            model, with_tracks=config.track_origin_weight > 0 or config.track_vertex_weight > 0
+        )
         self.trained = network
         if ranks.distributed:
             self.trained = nn.parallel.DistributedDataParallel(
@@ -373,19 +400,19 @@ class Trainer:
             bucket=config.bucket_by_multiplicity,
         )  # fmt: skip
         with torch.set_grad_enabled(training):
-            for tracks, valid, jets, labels, weights, origin in batches:
+            for tracks, valid, jets, labels, weights, origin, vertex in batches:
                 if augment is not None:
                     # one stream per batch, so a resumed epoch rotates its batches the same way
                     batch_generator = torch.Generator().manual_seed(
                         augment_seed + progress.batches_done
                     )
                     tracks = augment(tracks, valid, batch_generator)
-                batch = ranks.shard((tracks, valid, jets, labels, weights, origin))
-                tracks, valid, jets, labels, weights, origin = to_device(batch, device)
+                batch = ranks.shard((tracks, valid, jets, labels, weights, origin, vertex))
+                tracks, valid, jets, labels, weights, origin, vertex = to_device(batch, device)
                 if not config.use_sample_weights:
                     weights = torch.ones_like(weights)
                 with autocast:
-                    logits, origin_logits = network(tracks, valid, jets)
+                    logits, origin_logits, pair_logits = network(tracks, valid, jets)
                 loss_sum, local_total = weighted_cross_entropy_sum(
                     logits, labels, weights, self.class_weights
                 )
@@ -394,9 +421,17 @@ class Trainer:
                     local_labelled = float((origin >= 0).sum())
                 else:
                     local_labelled = 0.0
-                total, n_labelled, stop = ranks.sum(
-                    [float(local_total), local_labelled, float(training and stop_requested())]
-                )
+                same_sum = other_sum = torch.zeros((), device=device)
+                local_same = local_other = 0.0
+                if config.track_vertex_weight > 0:
+                    same = same_vertex_pairs(vertex, valid)
+                    same_sum, other_sum = pair_loss_sums(pair_logits, same)
+                    local_same = float(same.sum())
+                    local_other = same.numel() - local_same
+                total, n_labelled, n_same, n_other, stop = ranks.sum(
+                    [float(local_total), local_labelled, local_same, local_other,
+                     float(training and stop_requested())]
+                )  # fmt: skip
                 objective = loss_sum * (ranks.world / max(total, 1e-12))
                 origin_sum = torch.zeros((), device=device)
                 if n_labelled:  # with the auxiliary task only; no labelled track, no term
@@ -406,11 +441,16 @@ class Trainer:
                     objective = objective + config.track_origin_weight * origin_sum * (
                         ranks.world / n_labelled
                     )
+                if n_same + n_other:  # the vertexing task; a batch of 1-track jets has no pair
+                    objective = objective + config.track_vertex_weight * ranks.world * (
+                        balanced_pair_loss(same_sum, other_sum, n_same, n_other)
+                    )
                 if training:
                     self._step(network, objective, epoch)
-                loss_total, correct, n_jets, origin_total = ranks.sum(
+                loss_total, correct, n_jets, origin_total, same_total, other_total = ranks.sum(
                     [float(loss_sum.detach()), float((logits.argmax(dim=1) == labels).sum()),
-                     labels.shape[0], float(origin_sum.detach())]
+                     labels.shape[0], float(origin_sum.detach()), float(same_sum.detach()),
+                     float(other_sum.detach())]
                 )  # fmt: skip
                 progress.batches_done += 1
                 progress.loss_sum += loss_total
@@ -419,6 +459,10 @@ class Trainer:
                 progress.jets += int(n_jets)
                 progress.origin_loss_sum += origin_total
                 progress.origin_tracks += int(n_labelled)
+                progress.vertex_same_loss += same_total
+                progress.vertex_other_loss += other_total
+                progress.vertex_same_pairs += int(n_same)
+                progress.vertex_other_pairs += int(n_other)
                 if stop:
                     break
         return progress
@@ -455,6 +499,8 @@ class Trainer:
                 "epoch_seconds": epoch_seconds,
                 "train_track_origin_loss": state.progress.origin_loss(),
                 "val_track_origin_loss": val.origin_loss(),
+                "train_track_vertex_loss": state.progress.vertex_loss(),
+                "val_track_vertex_loss": val.vertex_loss(),
                 "wall_seconds": _wall_seconds(state.history) + epoch_seconds,
             }
         )

@@ -107,7 +107,7 @@ def lr_range_test(
         rate = min_lr * factor**step
         for group in optimizer.param_groups:
             group["lr"] = rate
-        tracks, valid, jets, labels, weights, _ = next(batches)
+        tracks, valid, jets, labels, weights, *_ = next(batches)
         loss, _ = weighted_cross_entropy(model(tracks, valid, jets), labels, weights,
                                          class_weights)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)

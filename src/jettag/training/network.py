@@ -19,7 +19,7 @@ from jettag.config import ModelConfig
 from jettag.errors import ConfigError
 from jettag.io.model_inputs import InputSpec, ModelInputReader
 from jettag.models.input_transforms import ColumnMap, WithInputTransform, column_plan
-from jettag.models.registry import build_model
+from jettag.training.checkpoint import model_for_spec
 from jettag.transforms import MeanVarianceAccumulator
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ FIT_BLOCK_JETS = 16384
 
 def build_network(model_config: ModelConfig, spec: InputSpec, data_dir: Path) -> nn.Module:
     """build_model for spec's inputs, its input-transform layer (if any) fitted on data_dir."""
-    model = build_model(model_config, len(spec.track_norms), len(spec.jet_norms), len(spec.classes))
+    model = model_for_spec(model_config, spec)
     if not isinstance(model, WithInputTransform):
         return model
     config = model_config.training.input_transforms
