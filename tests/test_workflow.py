@@ -193,14 +193,19 @@ PLOTS_OF_DIPS = {
     "plot_roc": 1, "plot_pt": 1, "plot_loss": 1, "plot_learning_curve": 1, "plot_search": 1,
     "plot_saliency": 1, "plot_importance": 2, "plot_transfer": 1, "plot_fraction_scan": 1,
 }  # fmt: skip
+# the CI analysis scores on ttbar and Z' (the transformer, trained on the hybrid, on both)
 EVERY_PLOT = {
-    "plot_roc": 1, "plot_pt": 1, "plot_loss": 2, "plot_scores": 3, "plot_learning_curve": 1,
-    "plot_search": 1, "plot_saliency": 2, "plot_importance": 3, "plot_transfer": 1,
-    "plot_sample": 2, "plot_inputs": 1, "plot_fraction_scan": 1,
+    "plot_roc": 1, "plot_roc_dataset": 1, "plot_pt": 2, "plot_loss": 2, "plot_scores": 4,
+    "plot_learning_curve": 1, "plot_search": 1, "plot_saliency": 2, "plot_importance": 3,
+    "plot_transfer": 1, "plot_sample": 2, "plot_inputs": 2, "plot_fraction_scan": 2,
+    "plot_vertexing": 1,
 }  # fmt: skip
+# what shows the ttbar sample: not the Z' figures (the hybrid's input plots do show it)
+TTBAR_PLOTS = {**EVERY_PLOT, "plot_roc_dataset": 0, "plot_pt": 1, "plot_scores": 3,
+               "plot_fraction_scan": 1, "plot_sample": 1, "plot_transfer": 0}  # fmt: skip
 EVALUATION = {
-    "evaluate": 3, "working_points": 1, "performance": 3, "saliency": 2, "importance": 2,
-    "ablation": 1, "transfer_summary": 1, "fraction_scan": 1,
+    "evaluate": 4, "working_points": 2, "performance": 4, "saliency": 2, "importance": 2,
+    "ablation": 1, "transfer_summary": 1, "fraction_scan": 2,
 }  # fmt: skip
 DOWNSTREAM_OF_DIPS_MEMBER = {
     "export_onnx": 1, "predict": 1, "evaluate": 1, "working_points": 1, "performance": 1,
@@ -212,14 +217,14 @@ DOWNSTREAM_OF_DIPS_MEMBER = {
 # (edit, value, the jobs per rule `snakemake -n` plans after it on the finished CI analysis)
 EDIT_TABLE = [
     ("models.dips.label", "DIPS renamed", {**PLOTS_OF_DIPS, "plot_scores": 1}),
-    ("samples.ttbar.label", "$t\\bar{t}$ renamed",
-     {**EVERY_PLOT, "plot_sample": 1, "plot_transfer": 0}),
+    ("samples.ttbar.label", "$t\\bar{t}$ renamed", TTBAR_PLOTS),
     ("plots.formats", ["png", "svg"], EVERY_PLOT),
     ("plots.experiment_label", {"experiment": "CMS", "status": "Simulation Preliminary"},
      EVERY_PLOT),
     ("evaluation.discriminant", {"signal": "b", "fractions": {"c": 0.05, "light": 0.95}},
      {**EVALUATION, **EVERY_PLOT, "plot_loss": 0,
-     "plot_learning_curve": 0, "plot_search": 0, "plot_sample": 0, "plot_inputs": 0}),
+     "plot_learning_curve": 0, "plot_search": 0, "plot_sample": 0, "plot_inputs": 0,
+     "plot_vertexing": 0}),
     # dips's own trainings: the member, the nominal search trial (the trials draw their own
     # learning rate), ablation and learning-curve retrainings, and the transfer runs (scratch
     # and frozen read it; finetune has its own rate but starts from the retrained member)
@@ -230,11 +235,12 @@ EDIT_TABLE = [
     # everything made from the ttbar events; the Z' sample and the transfer runs from scratch
     # on it stay
     ("samples.ttbar.events_per_shard", 401, {
-        "generate": 3, "ingest": 3, "prepare": 1, "sample_histograms": 1,  # 2 + 1 test shard
-        "input_histograms": 1, "fit_baseline": 1, "train": 3, "train_trial": 4,
+        "generate": 3, "ingest": 3, "sample_histograms": 1,  # 2 + 1 test shard
+        "prepare": 2, "input_histograms": 2,  # ttbar and the hybrid made with it
+        "fit_baseline": 1, "train": 3, "train_trial": 4,
         "search_summary": 1, "train_ablation": 2, "predict_ablation": 2,
         "train_learning_curve": 2, "learning_curve": 1, "train_transfer": 4, "export_onnx": 3,
-        "predict": 3, "predict_ablation_nominal": 1, **EVALUATION, **EVERY_PLOT,
+        "predict": 4, "predict_ablation_nominal": 1, "vertexing": 1, **EVALUATION, **EVERY_PLOT,
         "plot_sample": 1}),
 ]  # fmt: skip
 
