@@ -428,10 +428,18 @@ def model_figure(config: dict[str, Any], model: str) -> Settings:
     return tagger_figure(config, model)
 
 
+def training_figure(config: dict[str, Any], model: str) -> Settings:
+    """A figure of one model's training (losses, scans): its label and the figure settings of
+    the dataset it trains on (a hybrid, say, where it is scored on its samples apart)."""
+    _section(config, "models", model)
+    label = tagger_label(config, model)
+    return {**_figure(config, train_dataset(config, model)), "labels": {model: label}}
+
+
 def plot_study(config: dict[str, Any], study: str) -> Settings:
     """The studied model's figure settings and the study's title."""
     section = _section(config, "studies", study)
-    return {**model_figure(config, section["model"]), "model": section["model"],
+    return {**training_figure(config, section["model"]), "model": section["model"],
             "title": section.get("label") or study}  # fmt: skip
 
 

@@ -210,7 +210,7 @@ def plot_vertexing(args: argparse.Namespace, settings: JobSettings, figure: Figu
     plot_vertexing(figure.result, figure.label, args.output_prefix, figure.text, figure.formats)
 
 
-@plot("plot-loss", "loss curves of a model", stages.model_figure, _stem(),
+@plot("plot-loss", "loss curves of a model", stages.training_figure, _stem(),
       path("--diagnosis", "write each member's loss-curve diagnosis here (JSON)", default=None),
       paths("histories"))  # fmt: skip
 def plot_loss(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
@@ -227,7 +227,7 @@ def plot_loss(args: argparse.Namespace, settings: JobSettings, figure: Figure) -
               figure.formats, [summary(d) for d in diagnoses])  # fmt: skip
 
 
-@plot("plot-learning-curve", "draw loss vs training-set size", stages.model_figure,
+@plot("plot-learning-curve", "draw loss vs training-set size", stages.training_figure,
       path("--curve"), _stem(), results="curve", owner="model",
       kind="jettag.io.results:LearningCurve")  # fmt: skip
 def plot_learning_curve(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
@@ -238,7 +238,7 @@ def plot_learning_curve(args: argparse.Namespace, settings: JobSettings, figure:
                         figure.formats)  # fmt: skip
 
 
-@plot("plot-lr-finder", "draw a learning-rate range test", stages.model_figure,
+@plot("plot-lr-finder", "draw a learning-rate range test", stages.training_figure,
       path("--result", "results/lr_finder/<model>.json"), _stem(), results="result",
       owner="model", kind="jettag.io.results:LrRangeTest")  # fmt: skip
 def plot_lr_finder(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:
@@ -263,7 +263,7 @@ def plot_study(args: argparse.Namespace, settings: JobSettings, figure: Figure) 
                figure.text, figure.formats)  # fmt: skip
 
 
-@plot("plot-search", "validation loss vs each hyper-parameter", stages.model_figure,
+@plot("plot-search", "validation loss vs each hyper-parameter", stages.training_figure,
       path("--search"), _stem(), results="search", owner="model",
       kind="jettag.evaluation.search:SearchSummary")  # fmt: skip
 def plot_search(args: argparse.Namespace, settings: JobSettings, figure: Figure) -> None:

@@ -69,11 +69,13 @@ def _pt_axis(ax: Axes, result: VertexingPerformance, log_x: bool) -> None:
     pt_axis(ax, edges[0], x_max, log_x)
 
 
-def _lines(result: VertexingPerformance, label: str) -> tuple[str, str]:
-    """The figure's own text: the model, the pair threshold and the matching requirements."""
+def _lines(result: VertexingPerformance, label: str) -> tuple[str, str, str]:
+    """The figure's own text: the model, the pair threshold and the matching requirements
+    (one line each: a model's legend text is often long)."""
     cleaning = ", origin-cleaned" if result.reco_cleaned_with_origins else ""
     return (
-        f"{label}: vertices from track pairs (score > {result.threshold:g}{cleaning})",
+        label,
+        f"Vertices from track pairs (score > {result.threshold:g}{cleaning})",
         f"Match: $\\geq${100 * result.match_efficiency:g}% of truth, "
         f"$\\geq${100 * result.match_purity:g}% of reco tracks",
     )
