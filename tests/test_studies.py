@@ -87,6 +87,31 @@ def test_the_studies_config_is_the_default_analysis_plus_studies():
     assert studies["models"]["dips"]["members"] == 5
 
 
+def test_the_gn2_parity_config_adds_two_transformers_to_the_default_analysis():
+    parity = cfg.load_config(REPO / "workflow/configs/gn2_parity.yaml")
+    default = cfg.load_config(REPO / "config.yaml")
+    changed = ("models", "datasets")
+    assert {k: v for k, v in parity.items() if k not in changed} == {
+        k: v for k, v in default.items() if k not in changed
+    }
+    # the default's models and hybrid as they are: where the default ran, they do not retrain
+    for name in ("dips", "transformer"):
+        assert parity["models"][name] == default["models"][name]
+    assert parity["datasets"]["hybrid"] == default["datasets"]["hybrid"]
+    resampled = parity["datasets"]["hybrid_resampled"]
+    assert resampled["components"] == default["datasets"]["hybrid"]["components"]
+    assert resampled["resample"]["method"] == "importance"
+    # the two new ones are the default transformer on another dataset, nothing else
+    for name, dataset in (("transformer_ttbar", "ttbar"),
+                          ("transformer_resampled", "hybrid_resampled")):  # fmt: skip
+        model = dict(parity["models"][name])
+        assert model.pop("dataset") == dataset
+        expected = {k: v for k, v in default["models"]["transformer"].items() if k != "dataset"}
+        assert {k: v for k, v in model.items() if k != "label"} == {
+            k: v for k, v in expected.items() if k != "label"
+        }
+
+
 def test_a_study_point_is_the_model_changed_as_the_point_says():
     config = cfg.validate_config(minimal_config(studies={"lr": _study()}))
     variant = parse_variant("study/lr/b128")
