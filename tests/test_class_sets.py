@@ -192,6 +192,7 @@ def four_class_run(tmp_path_factory) -> Path:
     for key in ("search", "transfer"):
         config.pop(key, None)
     config["samples"].pop("zprime")
+    config.pop("datasets")  # the ttbar + Z' hybrid
     config["evaluation"] = {"ablation": None}
     config["models"].pop("transformer")
     _run(workdir, config)
