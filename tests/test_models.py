@@ -90,6 +90,51 @@ def test_track_origin_head_is_per_track_and_equivariant(architecture):
         _model(architecture=architecture).forward_with_tracks(tracks, valid, jets)
 
 
+def test_pair_head_is_symmetric_equivariant_and_matches_its_formula():
+    raw = minimal_config()
+    raw["models"]["dips"]["architecture"] = "transformer"
+    raw["models"]["dips"].setdefault("training", {})["track_vertex_weight"] = 1.5
+    raw["models"]["dips"]["transformer"] = {"embed_dim": 16, "num_heads": 2, "num_layers": 2}
+    torch.manual_seed(0)
+    model = build_model(cfg.model_config(cfg.validate_config(raw), "dips"), 5, 2, 3).eval()
+    tracks, valid, jets = _batch()
+    _, _, pair_logits = model.forward_with_tracks(tracks, valid, jets)
+    n_tracks = valid.sum(dim=1)
+    assert pair_logits.shape == (int((n_tracks * (n_tracks - 1) // 2).sum()),)
+
+    def by_pair(tracks, valid, slot_of):
+        """{(jet, {track ids}): logit} with the tracks named by their original slot."""
+        _, _, logits = model.forward_with_tracks(tracks, valid, jets)
+        out, k = {}, 0
+        for jet in range(valid.shape[0]):
+            slots = valid[jet].nonzero()[:, 0].tolist()
+            for i, a in enumerate(slots):
+                for b in slots[i + 1 :]:
+                    out[(jet, frozenset((slot_of[a], slot_of[b])))] = logits[k]
+                    k += 1
+        assert k == logits.shape[0]
+        return out
+
+    plain = by_pair(tracks, valid, list(range(8)))
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(4))
+    permuted = by_pair(tracks[:, perm], valid[:, perm], perm.tolist())
+    assert plain.keys() == permuted.keys()
+    for key, logit in plain.items():
+        torch.testing.assert_close(permuted[key], logit, rtol=1e-5, atol=1e-6)
+
+    # one pair by hand from the head's weights: s(a) + s(b) + u(a) u(b) + j(jet), then out
+    x, mask, _ = model._encode(tracks, valid, jets)
+    pooled = model.pooling(x, mask)
+    head, jet, a, b = model.pair_head, 3, 2, 6
+    w, bias = head.track.weight, head.track.bias
+    h = w.shape[0] // 2
+    s = [x[jet, t] @ w[:h].T + bias[:h] for t in (a, b)]
+    u = [x[jet, t] @ w[h:].T + bias[h:] for t in (a, b)]
+    hidden = torch.relu(s[0] + s[1] + u[0] * u[1] + pooled[jet] @ head.jet.weight.T)
+    expected = hidden @ head.out.weight[0] + head.out.bias[0]
+    torch.testing.assert_close(plain[(jet, frozenset((a, b)))], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_ip3d_baseline_separates_b_from_light(prepared):
     import h5py
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from jettag import config as cfg
-from jettag.errors import TrainingInterruptedError
+from jettag.errors import InputError, TrainingInterruptedError
 from jettag.evaluation.predict import predict
 from jettag.training import loop
 from jettag.training.checkpoint import load_checkpoint, load_trained_model
@@ -141,19 +141,22 @@ def test_track_origin_task_learns_origins(tmp_path, config, prepared):
     predict("dips", prepared / "test.h5", [tmp_path / "best.pt"], "network", tmp_path / "p.h5")
 
 
-def test_vertexing_task_learns_which_tracks_share_a_vertex(tmp_path, config, prepared):
-    model = dataclasses.replace(
-        cfg.model_config(config, "dips"),
+def _vertexing_transformer(config, embed_dim: int, num_layers: int, **training):
+    """The test config's model as a small transformer with the given training settings."""
+    base = cfg.model_config(config, "dips")
+    return dataclasses.replace(
+        base,
         architecture="transformer",
         transformer=dataclasses.replace(
-            cfg.model_config(config, "dips").transformer, embed_dim=32, num_layers=2
+            base.transformer, embed_dim=embed_dim, num_layers=num_layers
         ),
+        training=dataclasses.replace(base.training, **training),
     )
-    model = dataclasses.replace(
-        model,
-        training=dataclasses.replace(
-            model.training, epochs=6, track_origin_weight=0.5, track_vertex_weight=1.5
-        ),
+
+
+def test_vertexing_task_learns_which_tracks_share_a_vertex(tmp_path, config, prepared):
+    model = _vertexing_transformer(
+        config, 32, 2, epochs=6, track_origin_weight=0.5, track_vertex_weight=1.5
     )
     history = train_model("gn2", model, prepared, tmp_path, seed=1)
     train_losses = [row["train_track_vertex_loss"] for row in history]
@@ -186,6 +189,30 @@ def test_vertexing_task_learns_which_tracks_share_a_vertex(tmp_path, config, pre
              for key in ("truth_same", "predicted_same", "both")}  # fmt: skip
     assert pairs["both"] > 0.5 * pairs["truth_same"]
     assert pairs["both"] > 0.5 * pairs["predicted_same"]
+
+
+def test_vertexing_epoch_without_a_track_pair_stops_with_the_key_to_turn_it_off(
+    tmp_path, config, prepared
+):
+    # one valid track per jet: the labels are there, but no pair is, so the pair loss has no
+    # value; the loop refuses before writing a NaN into the history
+    import shutil
+
+    data = tmp_path / "prepared"
+    shutil.copytree(prepared, data)
+    for split in ("train.h5", "val.h5"):
+        with h5py.File(data / split, "r+") as f:
+            valid = f["model_inputs/valid"][:]
+            valid[:, 1:] = False
+            f["model_inputs/valid"][...] = valid
+    model = _vertexing_transformer(config, 16, 1, epochs=1, track_vertex_weight=1.5)
+    out = tmp_path / "model"
+    with pytest.raises(InputError) as info:
+        train_model("gn2", model, data, out, seed=1)
+    message = str(info.value)
+    assert message.startswith(f"{data}: the training jets have no pair of valid tracks")
+    assert "set models.gn2.training.track_vertex_weight to 0" in message
+    assert not (out / "history.csv").exists()
 
 
 def test_track_origin_task_needs_the_origin_field(tmp_path, prepared):

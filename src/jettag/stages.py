@@ -167,11 +167,11 @@ def prepare(config: dict[str, Any], dataset: str) -> Settings:
 
 def dataset_parts(config: dict[str, Any], dataset: str) -> list[tuple[str, int]]:
     """(sample, part) of each ingested part a dataset is prepared from, in order."""
-    samples = (
-        [c["sample"] for c in config["datasets"][dataset]["components"]]
-        if dataset in config["datasets"]
-        else [_dataset(config, dataset) and dataset]
-    )
+    _dataset(config, dataset)  # a sample or a dataset, else a ConfigError naming both
+    if dataset in config["datasets"]:
+        samples = [c["sample"] for c in config["datasets"][dataset]["components"]]
+    else:
+        samples = [dataset]
     return [(s, k) for s in samples for k in range(len(ingest_part_files(config, s)))]
 
 

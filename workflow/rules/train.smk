@@ -70,6 +70,14 @@ def train_launcher(w):
     return f"torchrun --standalone --nproc-per-node {processes} --no-python "
 
 
+def member_threads(w):
+    """Cores of a member's training: the model's training.num_threads, so that members of
+    an ensemble can train side by side (two small models on one core each get more done
+    than one after the other on two), else every core of the run."""
+    threads = CONFIG["models"][w.model]["training"]["num_threads"]
+    return min(threads, ALL_CORES) if threads else ALL_CORES
+
+
 def member_variant(w):
     """The variant of the train rule: the model as configured."""
     return "member"
@@ -84,7 +92,7 @@ rule train:
         history="results/models/{model}/{member}/history.csv",
     params:
         **training_params(member_variant, member_of=lambda w: w.member, launcher_of=train_launcher),
-    threads: ALL_CORES
+    threads: member_threads
     benchmark:
         "results/benchmarks/train/{model}/{member}.tsv"
     log:

@@ -162,14 +162,17 @@ def valid_pairs(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 class PairHead(nn.Module):
     """Same-vertex logit of a pair of tracks from their embeddings and the pooled jet.
 
-    The first layer sees x_a + x_b and x_a * x_b (and the jet): symmetric in the pair, as
-    'same vertex' is, and linear per track, so it runs per track before the pairs are formed.
+    Each hidden unit k sees s_k(a) + s_k(b) + u_k(a) u_k(b) + j_k(jet), with s and u linear
+    maps of a track's embedding: symmetric in the pair, as 'same vertex' is, and bilinear in
+    it, so the product term can say whether two tracks point the same way. Both maps run per
+    track, before the pairs are formed: the per-pair work is a few (n_pairs, hidden)
+    elementwise operations, where a matrix product per pair cost 2.5 times more.
     """
 
     def __init__(self, dim: int, hidden: int, activation: str) -> None:
         super().__init__()
-        self.track = nn.Linear(dim, hidden)
-        self.product = nn.Linear(dim, hidden, bias=False)
+        self.hidden = hidden
+        self.track = nn.Linear(dim, 2 * hidden)  # [s | u]
         self.jet = nn.Linear(dim, hidden, bias=False)
         self.activation = ACTIVATIONS[activation]()
         self.out = nn.Linear(hidden, 1)
@@ -180,12 +183,9 @@ class PairHead(nn.Module):
         """tokens: (batch, t, dim); pooled: (batch, dim); pairs: valid_pairs. (n_pairs,) logits."""
         jet, first, second = pairs
         per_track = self.track(tokens)
-        hidden = (
-            per_track[jet, first]
-            + per_track[jet, second]
-            + self.product(tokens[jet, first] * tokens[jet, second])
-            + self.jet(pooled)[jet]
-        )
+        a, b = per_track[jet, first], per_track[jet, second]
+        h = self.hidden
+        hidden = a[:, :h] + b[:, :h] + a[:, h:] * b[:, h:] + self.jet(pooled)[jet]
         return self.out(self.activation(hidden)).squeeze(-1)
 
 
@@ -235,7 +235,7 @@ class TransformerTagger(nn.Module):
             if n_track_classes > 0
             else None
         )
-        self.pair_head = PairHead(dim, dim, config.activation) if vertex_head else None
+        self.pair_head = PairHead(dim, max(dim // 2, 1), config.activation) if vertex_head else None
         self.pair_kinematics = self.pairwise_bias = None
         if config.pairwise_features:  # Particle Transformer's interaction terms
             if inputs is None:

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from jettag.atomic import write_text
-from jettag.config import ModelConfig
+from jettag.config import ModelConfig, TrainingConfig
 from jettag.errors import InputError, TrainingInterruptedError
 from jettag.io.history import history_csv
 from jettag.io.model_inputs import InputSpec, input_spec
@@ -486,8 +486,7 @@ class Trainer:
         state, config = self.state, self.config
         train_loss, train_acc = state.progress.result()
         val_loss, val_acc = val.result()
-        if config.track_origin_weight > 0:
-            _check_origin_losses(state.progress, val, self.data_dir, self.name)
+        _check_track_task_losses(config, state.progress, val, self.data_dir, self.name)
         state.history.append(
             {
                 "epoch": epoch,
@@ -615,16 +614,32 @@ def _report_diagnosis(history: list[dict], run: str) -> None:
     log.info("%s loss curves: %s%s", run, diagnosis_summary(result), advice)
 
 
-def _check_origin_losses(
-    train: EpochProgress, val: EpochProgress, data_dir: Path, model_name: str
+def _check_track_task_losses(
+    config: TrainingConfig,
+    train: EpochProgress,
+    val: EpochProgress,
+    data_dir: Path,
+    model_name: str,
 ) -> None:
-    """An epoch of the track-origin task without a labelled track has no loss: stop, not NaN."""
+    """An epoch of an auxiliary track task with nothing to learn has no loss: stop, not NaN.
+
+    The track-origin task needs a labelled track, the vertexing task a pair of valid tracks
+    (a split of one-track jets has none).
+    """
     for name, progress in (("training", train), ("validation", val)):
-        if progress.origin_tracks == 0:
+        if config.track_origin_weight > 0 and progress.origin_tracks == 0:
             raise InputError(
                 f"{data_dir}: the {name} jets have no track with a truth origin (all"
                 " 'ftagTruthOriginLabel' -1), so the track-origin loss is undefined; set"
                 f" {origin_weight_key(model_name)} to 0"
+            )
+        if config.track_vertex_weight > 0 and not (
+            progress.vertex_same_pairs + progress.vertex_other_pairs
+        ):
+            raise InputError(
+                f"{data_dir}: the {name} jets have no pair of valid tracks (no jet with two"
+                " tracks), so the track-vertexing loss is undefined; set"
+                f" {TRACK_VERTEX_TASK.weight_key(model_name)} to 0"
             )
 
 
