@@ -403,3 +403,17 @@ def test_class_weight_tensor_reads_weights_yaml_or_gives_ones(tmp_path):
         class_weight_tensor(tmp_path, True, 2)
     with pytest.raises(InputError, match=r"weights\.yaml"):
         class_weight_tensor(tmp_path / "missing", True, 3)
+
+
+def test_checkpoint_whose_layers_differ_is_refused_naming_it(tmp_path, config, prepared):
+    # a checkpoint of an older jettag whose layers differ (the transformer's pair head
+    # changed shape at 65a6b93) is refused with its path, not a bare load_state_dict error
+    train_model("dips", _model_config(config, 1), prepared, tmp_path, seed=1)
+    state = load_checkpoint(tmp_path / "best.pt")
+    state["model_state"]["pair_head.product.weight"] = torch.zeros(4, 4)
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    with pytest.raises(ValueError, match="do not fit the network") as info:
+        load_trained_model(old)
+    assert str(info.value).startswith(f"{old}: ")
+    assert "pair_head.product.weight" in str(info.value)

@@ -39,7 +39,15 @@ def model_for_spec(model_config: ModelConfig, spec: InputSpec) -> nn.Module:
 
 def load_trained_model(path: Path) -> tuple[nn.Module, InputSpec]:
     """A trained network in eval mode and the inputs it expects, from best.pt."""
-    return trained_model_from_state(load_checkpoint(path))
+    state = load_checkpoint(path)
+    try:
+        return trained_model_from_state(state)
+    except RuntimeError as err:  # load_state_dict: the layers the network has differ
+        raise ValueError(
+            f"{path}: its weights do not fit the network this jettag builds for its config"
+            " (written by a jettag whose layers differ, e.g. the transformer's pair head"
+            f" before 65a6b93); delete it and rerun its training ({err})"
+        ) from err
 
 
 def trained_model_from_state(state: dict) -> tuple[nn.Module, InputSpec]:
