@@ -29,7 +29,7 @@ from jettag.evaluation.working_points import (
 )
 from jettag.io.results import SaliencyMaps
 from jettag.plotting.performance import plot_efficiency_vs_pt, plot_score_histograms
-from jettag.plotting.roc import plot_roc
+from jettag.plotting.roc import ensemble_legend, plot_roc
 from jettag.plotting.saliency import plot_saliency
 from jettag.plotting.style import FigureText
 from tests.conftest import d_b
@@ -112,3 +112,10 @@ def test_figure_matches_its_reference(figures, name):
     assert reference.exists(), f"no reference image {reference}: redraw them (module docstring)"
     difference = compare_images(str(reference), str(figures[name]), tol=TOLERANCE)
     assert difference is None, difference
+
+
+def test_ensemble_band_legend_says_how_many_members():
+    # the default analysis draws a 5-member DIPS beside a 2-member transformer
+    assert ensemble_legend({5}) == "Ensemble std (5 members)"
+    assert ensemble_legend({2, 5}) == "Ensemble std (2-5 members)"
+    assert ensemble_legend({5, 3, 2}) == "Ensemble std (2-5 members)"

@@ -166,7 +166,8 @@ class PairHead(nn.Module):
     maps of a track's embedding: symmetric in the pair, as 'same vertex' is, and bilinear in
     it, so the product term can say whether two tracks point the same way. Both maps run per
     track, before the pairs are formed: the per-pair work is a few (n_pairs, hidden)
-    elementwise operations, where a matrix product per pair cost 2.5 times more.
+    elementwise operations, where a matrix product per pair cost up to twice as much
+    (benchmarks/pair_head.py).
     """
 
     def __init__(self, dim: int, hidden: int, activation: str) -> None:

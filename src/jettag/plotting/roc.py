@@ -41,6 +41,13 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
+def ensemble_legend(member_counts: set[int]) -> str:
+    """Legend text of the ensembles' hatched bands: how many members each band is the std of."""
+    low, high = min(member_counts), max(member_counts)
+    counts = f"{low}" if low == high else f"{low}-{high}"
+    return f"Ensemble std ({counts} members)"
+
+
 def plot_roc(
     metrics: Sequence[Metrics],
     labels: Sequence[str],
@@ -76,7 +83,7 @@ def plot_roc(
         if not np.array_equal(roc.signal_efficiency, grid):
             raise ValueError(f"the ROC grid of {tagger} differs from the paired ratios'")
     ratio_range: dict[int, list[float]] = {k: [1.0] for k in range(1, n_panels + 1)}
-    n_members = 0
+    member_counts: set[int] = set()
     any_few = False
     for k, (curve, roc) in enumerate(zip(metrics, rocs, strict=True)):
         eff = roc.signal_efficiency
@@ -114,7 +121,7 @@ def plot_roc(
                     ax.fill_between(eff, np.maximum(mean - std, 1.0) / scale, (mean + std) / scale,
                                     facecolor="none", edgecolor=colour, hatch="////", lw=0,
                                     alpha=0.6)  # fmt: skip
-                n_members = max(n_members, ensemble["n_members"])
+                member_counts.add(int(ensemble["n_members"]))
     main.set_yscale("log")
     main.set_ylabel("Background rejection")
     ymax = np.nanmax([np.nanmax(_finite(r.rejection[name])) for r in rocs
@@ -130,9 +137,9 @@ def plot_roc(
     if any_few:
         bkg_handles.append(Line2D([], [], color="grey", alpha=0.35, lw=1.4,
                                   label=f"< {FEW_PASSING} jets pass"))  # fmt: skip
-    if n_members:
+    if member_counts:
         bkg_handles.append(Patch(facecolor="none", edgecolor="grey", hatch="////",
-                                 label=f"Ensemble std ({n_members})"))  # fmt: skip
+                                 label=ensemble_legend(member_counts)))  # fmt: skip
     legend = main.legend(handles=tagger_handles, loc="upper right", title="Tagger")
     main.add_artist(legend)
     # under the tagger legend (title + one row per tagger), where the curves have fallen
