@@ -499,6 +499,10 @@ def test_the_studies_config_plans_the_default_analysis_and_its_studies(tmp_path)
     config = yaml.safe_load((REPO / "workflow/configs/studies.yaml").read_text())
     studies, snapshots = config["studies"], config["snapshot_ensembles"]
     assert counts["train_study"] == sum(len(s["points"]) * s["seeds"] for s in studies.values())
-    assert counts["plot_study"] == len(studies) and counts["train"] == 7
+    # every member of the default analysis's models: DIPS's 5, DIPS + jet, the transformer's 2
+    default_models = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
+    members = sum(section.get("members", 1) for section in default_models.values())
+    assert members == 8
+    assert counts["plot_study"] == len(studies) and counts["train"] == members
     assert counts["ensemble_comparison"] == len(snapshots) == 2
     assert all(counts[f"train_snapshot_{name}"] == 1 for name in snapshots)
